@@ -1,0 +1,63 @@
+import { performance } from 'node:perf_hooks';
+import { type Config } from '../config/schema';
+import { ConfigError, loadConfig, usage } from '../config/load';
+import { createLogger } from '../log';
+import { Payload } from '../protocol/payload';
+import { Gateway } from '../server/gateway';
+
+const DEMO_TOPIC = 'demo';
+const DEMO_INTERVAL_MS = 2000;
+
+/** Publishes a small notification every couple of seconds, so a fresh gateway shows life. */
+function startDemo(gateway: Gateway): NodeJS.Timeout {
+  const payload = new Payload();
+  let n = 0;
+  return setInterval(() => {
+    n++;
+    const data = { kind: 'notification', n, text: `demo notification #${n}`, at: new Date().toISOString() };
+    gateway.broker.publish(DEMO_TOPIC, payload.setValue(data, false), 'demo', performance.now());
+  }, DEMO_INTERVAL_MS);
+}
+
+export async function serve(argv: readonly string[]): Promise<void> {
+  if (argv.includes('--help')) {
+    console.log(`Usage: wsgate serve [options]\n\n${usage()}`);
+    return;
+  }
+  let config: Config;
+  try {
+    config = loadConfig({ argv, env: process.env });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`wsgate: ${e.message}`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const log = createLogger(config.logLevel);
+  const gateway = new Gateway(config, log);
+  await gateway.start();
+  const demo = config.demo ? startDemo(gateway) : null;
+
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    signalled = true;
+    if (demo !== null) clearInterval(demo);
+    log.info({ signal, drainWindowMs: config.drainWindow, deadlineMs: config.drainTimeout }, 'draining');
+    const deadline = setTimeout(() => {
+      log.warn({ connections: gateway.stats.connections }, 'drain deadline reached: cutting remaining connections');
+      gateway.close().finally(() => process.exit(0));
+    }, config.drainTimeout);
+    gateway.drain().then(() => {
+      clearTimeout(deadline);
+      log.info('drained');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

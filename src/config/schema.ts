@@ -1,0 +1,107 @@
+/** Every setting, its bounds and default. Flags are the kebab-case names, env vars WSGATE_<UPPER_SNAKE>. */
+export interface Config {
+  host: string;
+  port: number;
+  wsPath: string;
+  maxPayload: number;
+  maxTopicsPerConn: number;
+  maxTopicLength: number;
+  maxConnections: number;
+  maxBackpressure: number;
+  slowConsumer: 'disconnect' | 'drop';
+  idleTimeout: number;
+  clientPublish: boolean;
+  apiKey: string;
+  maxBatch: number;
+  maxBody: number;
+  jwtSecret: string;
+  jwtPublicKey: string;
+  drainWindow: number;
+  drainTimeout: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  broker: string;
+  brokerRequiredForReady: boolean;
+  historySize: number;
+  historyTtl: number;
+  historyMaxBytes: number;
+  demo: boolean;
+  page: boolean;
+}
+
+export type ConfigKey = keyof Config;
+
+interface IntSpec {
+  kind: 'int';
+  def: number;
+  min: number;
+  max: number;
+  /** Extra rule beyond min/max, with the text that explains it. */
+  check?: { ok: (v: number) => boolean; rule: string };
+}
+interface StringSpec {
+  kind: 'string';
+  def: string;
+  /** Extra rule, with the text that explains it. */
+  check?: { ok: (v: string) => boolean; rule: string };
+}
+interface EnumSpec {
+  kind: 'enum';
+  def: string;
+  values: readonly string[];
+}
+interface BoolSpec {
+  kind: 'bool';
+  def: boolean;
+}
+export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec) & { help: string; secret?: boolean };
+
+const MiB = 1024 * 1024;
+
+export const schema: { readonly [K in ConfigKey]: Spec } = {
+  host: { kind: 'string', def: '0.0.0.0', help: 'address to listen on' },
+  port: { kind: 'int', def: 8080, min: 0, max: 65535, help: 'port to listen on (0 = any free port)' },
+  wsPath: {
+    kind: 'string',
+    def: '/ws',
+    help: 'WebSocket upgrade path',
+    check: { ok: (v) => /^\/[A-Za-z0-9._\-/]*$/.test(v), rule: 'a path starting with /' },
+  },
+  maxPayload: { kind: 'int', def: 64 * 1024, min: 64, max: 16 * MiB, help: 'largest client message in bytes (larger: close 1009)' },
+  maxTopicsPerConn: { kind: 'int', def: 256, min: 1, max: 100_000, help: 'subscriptions one connection may hold' },
+  maxTopicLength: { kind: 'int', def: 128, min: 1, max: 255, help: 'longest topic name in bytes' },
+  maxConnections: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'open connections before upgrades get 503' },
+  maxBackpressure: { kind: 'int', def: 1 * MiB, min: 1024, max: 1024 * MiB, help: 'bytes buffered for one slow client before the slow-consumer policy applies' },
+  slowConsumer: { kind: 'enum', def: 'disconnect', values: ['disconnect', 'drop'], help: 'slow-consumer policy: close with 4008, or drop messages and notify' },
+  idleTimeout: {
+    kind: 'int',
+    def: 120,
+    min: 0,
+    max: 960,
+    help: 'seconds without traffic before a connection is closed; pings are sent automatically (0 = never)',
+    // uWS aborts the process for 1..8.
+    check: { ok: (v) => v === 0 || v >= 9, rule: '0 or 9..960' },
+  },
+  clientPublish: { kind: 'bool', def: false, help: 'allow clients to publish over the socket' },
+  apiKey: { kind: 'string', def: '', secret: true, help: 'bearer key required by POST /publish (empty = open)' },
+  maxBatch: { kind: 'int', def: 1000, min: 1, max: 100_000, help: 'items in one POST /publish batch' },
+  maxBody: { kind: 'int', def: 1 * MiB, min: 1024, max: 256 * MiB, help: 'bytes in one POST /publish body' },
+  jwtSecret: { kind: 'string', def: '', secret: true, help: 'HS256 secret: require a JWT to connect' },
+  jwtPublicKey: { kind: 'string', def: '', help: 'PEM public key file (RS256/ES256): require a JWT to connect' },
+  drainWindow: { kind: 'int', def: 10_000, min: 0, max: 600_000, help: 'ms over which connections are closed with 1012 on SIGTERM' },
+  drainTimeout: { kind: 'int', def: 25_000, min: 100, max: 3_600_000, help: 'ms after SIGTERM by which the process exits' },
+  logLevel: { kind: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },
+  broker: {
+    kind: 'string',
+    def: 'memory',
+    help: 'memory (single node), nats://host:port or redis://host:port',
+    check: { ok: (v) => v === 'memory' || /^(nats|redis|rediss|tls):\/\/\S+$/.test(v), rule: 'memory, nats://host:port or redis://host:port' },
+  },
+  brokerRequiredForReady: { kind: 'bool', def: true, help: '/readyz answers 503 while the broker is down' },
+  historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
+  historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
+  historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
+  demo: { kind: 'bool', def: false, help: 'publish a notification to topic "demo" every 2 s' },
+  page: { kind: 'bool', def: false, help: 'serve the built-in web page at /' },
+};
+
+export const configKeys = Object.keys(schema) as ConfigKey[];

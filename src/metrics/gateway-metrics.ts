@@ -1,0 +1,63 @@
+import { FixedHistogram, LATENCY_BOUNDS } from './histogram';
+import { AllocationPerPublish, HeapAllocationMeter } from './heap-allocation';
+import { MetricsRegistry } from './registry';
+import type { Stats } from './stats';
+
+const entries = <K extends string>(r: Record<K, number>) => () => Object.entries(r) as [string, number][];
+
+/** Every wsgate metric (docs/metrics.md), read from Stats at scrape time. */
+export class GatewayMetrics {
+  readonly metrics = new MetricsRegistry();
+  readonly fanoutDuration = new FixedHistogram(LATENCY_BOUNDS);
+  readonly brokerRoundtrip = new FixedHistogram(LATENCY_BOUNDS);
+  private readonly heap = new HeapAllocationMeter();
+  private readonly perPublish: AllocationPerPublish;
+
+  constructor(
+    readonly stats: Stats,
+    maxConnections: number,
+    readiness: () => boolean,
+    allocationWindowMs = 5000,
+  ) {
+    const s = stats;
+    const totalPublishes = () => s.publishes.socket + s.publishes.http + s.publishes.broker + s.publishes.demo;
+    this.perPublish = new AllocationPerPublish(this.heap, totalPublishes, allocationWindowMs);
+    const m = this.metrics;
+    m.gauge('wsgate_connections', 'Open WebSocket connections.', () => s.connections);
+    m.gauge('wsgate_max_connections', 'Configured connection limit.', () => maxConnections);
+    m.labeled('wsgate_connections_total', 'Upgrade attempts by outcome.', 'counter', 'result', entries(s.upgrades));
+    m.labeled('wsgate_disconnects_total', 'Closed connections by reason.', 'counter', 'reason', entries(s.disconnects));
+    m.gauge('wsgate_subscriptions', 'Subscriptions held by local connections.', () => s.subscriptions);
+    m.gauge('wsgate_topics', 'Topics with at least one local subscriber.', () => s.topics);
+    m.labeled('wsgate_messages_received_total', 'Client commands received by op.', 'counter', 'op', entries(s.received));
+    m.labeled('wsgate_publishes_total', 'Messages fanned out by this node, by source.', 'counter', 'source', entries(s.publishes));
+    m.counter('wsgate_deliveries_total', 'Local subscribers reached, summed over publishes.', () => s.deliveries);
+    m.counter('wsgate_received_bytes_total', 'WebSocket payload bytes received from clients.', () => s.receivedBytes);
+    m.counter('wsgate_sent_bytes_total', 'WebSocket payload bytes sent; a fanned-out frame counts once per subscriber.', () => s.sentBytes);
+    m.labeled('wsgate_errors_total', 'Error replies sent, by code.', 'counter', 'code', () => s.errors.entries());
+    m.counter('wsgate_slow_consumer_drops_total', 'Messages not delivered because a client send buffer was full.', () => s.slowConsumerDrops);
+    m.counter('wsgate_slow_consumer_disconnects_total', 'Connections closed with 4008 (policy disconnect).', () => s.slowConsumerDisconnects);
+    m.histogram('wsgate_publish_fanout_duration_seconds', 'From a publish entering the node to the native fan-out call returning.', this.fanoutDuration);
+    m.labeled('wsgate_http_publish_requests_total', 'POST /publish requests by result.', 'counter', 'result', entries(s.httpPublish));
+    m.counter('wsgate_heap_allocated_bytes_total', 'JS heap bytes allocated by the process, measured from V8 GC statistics.', () => this.heap.sample());
+    m.gauge('wsgate_heap_allocated_bytes_per_publish', 'JS heap bytes allocated per publish over the last window.', () => this.perPublish.value);
+    m.gauge('wsgate_draining', '1 while the node drains.', () => (s.draining ? 1 : 0));
+    m.gauge('wsgate_ready', '1 when /readyz answers 200.', () => (readiness() ? 1 : 0));
+    m.gauge('wsgate_history_entries', 'Messages retained in history.', () => s.historyEntries);
+    m.gauge('wsgate_history_bytes', 'Bytes retained in history.', () => s.historyBytes);
+    m.labeled('wsgate_recoveries_total', 'Subscriptions with since, by outcome.', 'counter', 'outcome', entries(s.recoveries));
+    m.counter('wsgate_replayed_messages_total', 'Messages replayed from history.', () => s.replayed);
+    m.gauge('wsgate_broker_up', '1 while the broker connection is up.', () => (s.brokerUp ? 1 : 0));
+    m.counter('wsgate_broker_published_total', 'Messages sent to the broker.', () => s.brokerPublished);
+    m.counter('wsgate_broker_received_total', 'Messages received from the broker.', () => s.brokerReceived);
+    m.labeled('wsgate_broker_bytes_total', 'Bytes through the broker.', 'counter', 'direction', () => [['out', s.brokerBytesOut], ['in', s.brokerBytesIn]]);
+    m.counter('wsgate_broker_failures_total', 'Messages that could not be forwarded to the broker.', () => s.brokerFailures);
+    m.gauge('wsgate_broker_subscriptions', 'Topic interests held at the broker.', () => s.brokerSubscriptions);
+    m.histogram('wsgate_broker_roundtrip_seconds', 'Publish to own receipt through the broker.', this.brokerRoundtrip);
+  }
+
+  stop(): void {
+    this.perPublish.stop();
+    this.heap.stop();
+  }
+}

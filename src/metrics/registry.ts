@@ -1,0 +1,71 @@
+import { Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import type { FixedHistogram } from './histogram';
+
+type MetricType = 'counter' | 'gauge' | 'histogram';
+interface Sample {
+  value: number;
+  labels?: Record<string, string | number>;
+  metricName?: string;
+}
+
+/**
+ * A metric whose samples are read from plain numbers at scrape time. prom-client accepts any object
+ * with name/help/type/get(); this keeps the hot path free of prom-client calls.
+ */
+class ScrapedMetric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: MetricType,
+    private readonly read: () => Sample[],
+  ) {}
+
+  get() {
+    return { name: this.name, help: this.help, type: this.type, values: this.read(), aggregator: 'sum' as const };
+  }
+}
+
+/** Builds the registry the /metrics route serves. */
+export class MetricsRegistry {
+  readonly registry = new Registry();
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  private add(name: string, help: string, type: MetricType, read: () => Sample[]): void {
+    this.registry.registerMetric(new ScrapedMetric(name, help, type, read) as unknown as Metric);
+  }
+
+  counter(name: string, help: string, read: () => number): void {
+    this.add(name, help, 'counter', () => [{ value: read() }]);
+  }
+
+  gauge(name: string, help: string, read: () => number): void {
+    this.add(name, help, 'gauge', () => [{ value: read() }]);
+  }
+
+  /** One sample per label value; `values` is read at scrape time. */
+  labeled(name: string, help: string, type: MetricType, label: string, values: () => Iterable<[string, number]>): void {
+    this.add(name, help, type, () => Array.from(values(), ([l, value]) => ({ value, labels: { [label]: l } })));
+  }
+
+  histogram(name: string, help: string, h: FixedHistogram): void {
+    this.add(name, help, 'histogram', () => {
+      const cumulative = h.cumulative();
+      const samples: Sample[] = h.bounds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: cumulative[i] as number }));
+      samples.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: h.count });
+      samples.push({ metricName: `${name}_sum`, value: h.sum });
+      samples.push({ metricName: `${name}_count`, value: h.count });
+      return samples;
+    });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,44 @@
+/** Stable error codes sent in `err` replies and refused-upgrade bodies. Clients match on these. */
+export const ErrorCode = {
+  BadFrame: 'bad_frame',
+  UnknownOp: 'unknown_op',
+  BadRequest: 'bad_request',
+  InvalidTopic: 'invalid_topic',
+  TooManyTopics: 'too_many_topics',
+  Forbidden: 'forbidden',
+  BadSince: 'bad_since',
+  Unavailable: 'unavailable',
+  // Upgrade / HTTP only
+  Unauthorized: 'unauthorized',
+  TooManyConnections: 'too_many_connections',
+  Draining: 'draining',
+  UnsupportedSubprotocol: 'unsupported_subprotocol',
+  PayloadTooLarge: 'payload_too_large',
+  UnsupportedMediaType: 'unsupported_media_type',
+  NotFound: 'not_found',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** WebSocket close codes the gateway sends (docs/protocol.md, "Close codes"). */
+export const CloseCode = {
+  Normal: 1000,
+  PolicyViolation: 1008,
+  TooBig: 1009,
+  InternalError: 1011,
+  ServiceRestart: 1012,
+  SlowConsumer: 4008,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** An error as a value: a stable code plus human text, optionally tied to a command id. */
+export class GatewayError {
+  constructor(
+    readonly code: ErrorCode,
+    readonly reason: string,
+    readonly id?: number,
+  ) {}
+
+  withId(id: number | undefined): GatewayError {
+    return id === undefined || id === this.id ? this : new GatewayError(this.code, this.reason, id);
+  }
+}

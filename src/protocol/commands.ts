@@ -1,0 +1,64 @@
+import { ErrorCode, GatewayError } from './codes';
+import { checkTopic } from './topic';
+
+/** A position in a topic's stream, as remembered by a client. */
+export interface StreamPosition {
+  readonly seq: number;
+  readonly epoch: string;
+}
+
+export type Command =
+  | { readonly op: 'sub'; readonly topic: string; readonly id: number | undefined; readonly since: StreamPosition | undefined }
+  | { readonly op: 'unsub'; readonly topic: string; readonly id: number | undefined }
+  | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown }
+  | { readonly op: 'ping'; readonly id: number | undefined };
+
+export type Op = Command['op'];
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function isSeq(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function parseSince(v: unknown, id: number | undefined): StreamPosition | GatewayError | undefined {
+  if (v === undefined) return undefined;
+  if (!isRecord(v) || !isSeq(v.seq) || typeof v.epoch !== 'string' || v.epoch.length > 64) {
+    return new GatewayError(ErrorCode.BadSince, 'since must be {"seq":<integer >= 0>,"epoch":<string>}', id);
+  }
+  return { seq: v.seq, epoch: v.epoch };
+}
+
+/** Validates a decoded client frame into a command, or the error to reply with. */
+export function parseCommand(frame: unknown, maxTopicLength: number): Command | GatewayError {
+  if (!isRecord(frame)) return new GatewayError(ErrorCode.BadFrame, 'a command must be an object');
+  const rawId = frame.id;
+  if (rawId !== undefined && !isSeq(rawId)) {
+    return new GatewayError(ErrorCode.BadRequest, 'id must be an integer between 0 and 2^53-1');
+  }
+  const id = rawId;
+  const op = frame.op;
+  if (op === 'ping') return { op, id };
+  if (op !== 'sub' && op !== 'unsub' && op !== 'pub') {
+    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping', id);
+  }
+  const topicError = checkTopic(frame.topic, maxTopicLength);
+  if (topicError !== null) return topicError.withId(id);
+  const topic = frame.topic as string;
+  switch (op) {
+    case 'sub': {
+      const since = parseSince(frame.since, id);
+      if (since instanceof GatewayError) return since;
+      return { op, topic, id, since };
+    }
+    case 'unsub':
+      return { op, topic, id };
+    case 'pub':
+      if (!('data' in frame) || frame.data === undefined) {
+        return new GatewayError(ErrorCode.BadRequest, 'pub needs data', id);
+      }
+      return { op, topic, id, data: frame.data };
+  }
+}

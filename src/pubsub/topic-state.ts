@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import type { CodecName } from '../protocol/codec';
+import type { TopicHistory } from './history';
+
+/** A fresh epoch: it changes whenever a topic's sequence restarts, so stale positions are detectable. */
+export const newEpoch = (): string => randomBytes(6).toString('base64url');
+
+/** Everything the node knows about one topic. */
+export class TopicState {
+  seq = 0;
+  jsonSubs = 0;
+  packSubs = 0;
+  /** uWS topic names per codec: subscribers of each codec get frames in their own encoding. */
+  readonly jsonKey: string;
+  readonly packKey: string;
+
+  constructor(
+    readonly name: string,
+    public epoch: string,
+    readonly history: TopicHistory | null,
+  ) {
+    // A space cannot occur in a valid topic, so these keys never collide with each other.
+    this.jsonKey = 'j ' + name;
+    this.packKey = 'm ' + name;
+  }
+
+  key(codec: CodecName): string {
+    return codec === 'json' ? this.jsonKey : this.packKey;
+  }
+
+  get subscribers(): number {
+    return this.jsonSubs + this.packSubs;
+  }
+
+  /** No subscribers and nothing retained: the state can go, its position is unrecoverable anyway. */
+  get idle(): boolean {
+    return this.subscribers === 0 && (this.history === null || this.history.count === 0);
+  }
+}

@@ -1,0 +1,23 @@
+import type { Codec } from '../protocol/codec';
+import type { Grant } from '../auth/token-verifier';
+import type { DisconnectReason } from '../metrics/stats';
+
+/** Per-connection state, stored as the uWS socket's user data. */
+export interface Connection {
+  readonly codec: Codec;
+  readonly grant: Grant;
+  /** Topics this connection subscribed to (bounded by maxTopicsPerConn). */
+  readonly topics: Set<string>;
+  /** Topics from `?topics=` to subscribe on open. */
+  readonly initialTopics: readonly string[];
+  /** Messages dropped since the last `dropped` notice (policy drop). */
+  dropped: number;
+  /** Set when the gateway itself closes the connection, so close() counts the right reason. */
+  closeReason: DisconnectReason | null;
+  closed: boolean;
+  expiry: NodeJS.Timeout | null;
+}
+
+export function newConnection(codec: Codec, grant: Grant, initialTopics: readonly string[]): Connection {
+  return { codec, grant, topics: new Set(), initialTopics, dropped: 0, closeReason: null, closed: false, expiry: null };
+}

@@ -1,0 +1,127 @@
+import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_listen_socket_close, us_socket_local_port } from 'uWebSockets.js';
+import { TokenVerifier } from '../auth/token-verifier';
+import type { Broker } from '../broker/broker';
+import { createBroker } from '../broker/create-broker';
+import type { Config } from '../config/schema';
+import type { Logger } from '../log';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { Stats } from '../metrics/stats';
+import { ErrorCode, GatewayError } from '../protocol/codes';
+import { Hub } from '../pubsub/hub';
+import { closeSpread } from './drain';
+import { sendError, sendText, watchAbort } from './http-reply';
+import { publishRoute } from './publish-route';
+import { type Socket, socketBehavior } from './socket-behavior';
+
+/** One wsgate node: the uWS app, its hub, broker, metrics and lifecycle. */
+export class Gateway {
+  readonly stats = new Stats();
+  readonly metrics: GatewayMetrics;
+  readonly hub: Hub;
+  readonly broker: Broker;
+  private readonly app: TemplatedApp;
+  private readonly sockets = new Set<Socket>();
+  private listenSocket: us_listen_socket | null = null;
+  private draining = false;
+  private closed = false;
+
+  constructor(
+    readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    this.app = App();
+    this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
+    const app = this.app;
+    this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, {
+      history: { size: config.historySize, ttlMs: config.historyTtl * 1000, maxBytes: config.historyMaxBytes },
+    });
+    this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
+    const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
+
+    app.ws(
+      config.wsPath,
+      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, verifier, log, sockets: this.sockets, isDraining: () => this.draining }),
+    );
+    // A plain GET on the WebSocket path (no upgrade headers) lands here.
+    app.get(config.wsPath, (res) => {
+      this.stats.upgrades.bad_request++;
+      res
+        .writeStatus('426 Upgrade Required')
+        .writeHeader('sec-websocket-version', '13')
+        .writeHeader('content-type', 'application/json')
+        .end(JSON.stringify({ code: ErrorCode.BadRequest, reason: 'this path accepts WebSocket upgrades only' }));
+    });
+    app.post('/publish', publishRoute(config, this.broker, this.stats));
+    app.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
+    app.get('/readyz', (res) => {
+      const reason = this.notReadyReason();
+      sendText(res, reason === null ? '200 OK' : '503 Service Unavailable', reason ?? 'ready');
+    });
+    app.get('/metrics', (res) => {
+      const abort = watchAbort(res);
+      this.metrics.metrics.text().then(
+        (text) => sendText(res, '200 OK', text, this.metrics.metrics.contentType, abort),
+        (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
+      );
+    });
+    app.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
+  }
+
+  /** Registers extra HTTP routes (the built-in page) before listen. */
+  get uwsApp(): TemplatedApp {
+    return this.app;
+  }
+
+  private notReadyReason(): string | null {
+    if (this.listenSocket === null) return 'not listening';
+    if (this.draining) return 'draining';
+    if (this.config.brokerRequiredForReady && !this.broker.ready()) return 'broker not ready';
+    return null;
+  }
+
+  ready(): boolean {
+    return this.notReadyReason() === null;
+  }
+
+  /** Starts the broker and listens; resolves with the bound port. */
+  async start(): Promise<number> {
+    await this.broker.start();
+    const socket = await new Promise<us_listen_socket | false>((resolve) => this.app.listen(this.config.host, this.config.port, resolve));
+    if (socket === false) throw new Error(`cannot listen on ${this.config.host}:${this.config.port}`);
+    this.listenSocket = socket;
+    const port = us_socket_local_port(socket as unknown as us_socket);
+    this.log.info({ host: this.config.host, port, broker: this.broker.kind }, 'listening');
+    return port;
+  }
+
+  /**
+   * Graceful drain: readiness goes false, no new connections, clients closed with 1012 over the drain
+   * window, then the broker and timers stop.
+   */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.stats.draining = true;
+    this.stopListening();
+    await closeSpread(this.sockets, this.config.drainWindow, this.log);
+    await this.close();
+  }
+
+  private stopListening(): void {
+    if (this.listenSocket !== null) {
+      us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+    }
+  }
+
+  /** Immediate shutdown: cuts remaining connections and releases everything. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopListening();
+    this.app.close();
+    await this.broker.close();
+    this.hub.close();
+    this.metrics.stop();
+  }
+}

@@ -1,0 +1,63 @@
+import type { HttpResponse } from 'uWebSockets.js';
+import type { GatewayError } from '../protocol/codes';
+
+/** Tracks whether the client went away, as uWS requires for any reply sent after the handler returns. */
+export interface Aborted {
+  aborted: boolean;
+}
+
+/** Registers onAborted (without it uWS aborts the process when the client leaves mid-request). */
+export function watchAbort(res: HttpResponse): Aborted {
+  const state = { aborted: false };
+  res.onAborted(() => {
+    state.aborted = true;
+  });
+  return state;
+}
+
+export function sendJson(res: HttpResponse, status: string, body: unknown, abort?: Aborted): void {
+  if (abort?.aborted) return;
+  res.cork(() => {
+    res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+  });
+}
+
+export function sendText(res: HttpResponse, status: string, body: string, contentType = 'text/plain; charset=utf-8', abort?: Aborted): void {
+  if (abort?.aborted) return;
+  res.cork(() => {
+    res.writeStatus(status).writeHeader('content-type', contentType).end(body);
+  });
+}
+
+export function sendError(res: HttpResponse, status: string, error: GatewayError, abort?: Aborted): void {
+  sendJson(res, status, { code: error.code, reason: error.reason }, abort);
+}
+
+/** Extracts the token from `Authorization: Bearer <token>`; '' when absent. */
+export function bearer(header: string): string {
+  return header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+}
+
+/**
+ * Collects a request body up to `limit` bytes. uWS hands chunks that are only valid during the
+ * callback, so each is copied; past the limit the request is answered 413 at once.
+ */
+export function readBody(res: HttpResponse, limit: number, abort: Aborted, onBody: (body: Buffer) => void, onTooLarge: () => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  res.onData((chunk, isLast) => {
+    if (done) return;
+    size += chunk.byteLength;
+    if (size > limit) {
+      done = true;
+      onTooLarge();
+      return;
+    }
+    chunks.push(Buffer.from(chunk.slice(0)));
+    if (isLast) {
+      done = true;
+      if (!abort.aborted) onBody(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    }
+  });
+}

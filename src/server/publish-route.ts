@@ -1,0 +1,101 @@
+import { timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { Broker, PublishOutcome } from '../broker/broker';
+import type { Config } from '../config/schema';
+import type { HttpPublishResult, Stats } from '../metrics/stats';
+import { ErrorCode, GatewayError } from '../protocol/codes';
+import { unpackr } from '../protocol/msgpack';
+import { Payload } from '../protocol/payload';
+import { checkTopic } from '../protocol/topic';
+import { bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
+
+interface Item {
+  readonly topic: string;
+  readonly data: unknown;
+}
+
+type ItemResult = { topic: string; seq: number } | { topic: string; code: string; reason: string };
+
+const STATUS: Record<Exclude<HttpPublishResult, 'ok'>, string> = {
+  bad_request: '400 Bad Request',
+  unauthorized: '401 Unauthorized',
+  too_large: '413 Payload Too Large',
+  unsupported_media_type: '415 Unsupported Media Type',
+  unavailable: '503 Service Unavailable',
+};
+
+function keyMatches(given: string, expected: Buffer): boolean {
+  const g = Buffer.from(given);
+  return g.length === expected.length && timingSafeEqual(g, expected);
+}
+
+/** Validates a decoded body into publish items (all of them before any is published). */
+function parseItems(body: unknown, config: Config): Item[] | GatewayError {
+  const list = Array.isArray(body) ? body : [body];
+  if (list.length === 0 || list.length > config.maxBatch) return new GatewayError(ErrorCode.BadRequest, `a batch holds 1..${config.maxBatch} items`);
+  for (let i = 0; i < list.length; i++) {
+    const item: unknown = list[i];
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return new GatewayError(ErrorCode.BadRequest, `item ${i}: expected {"topic":…,"data":…}`);
+    const { topic, data } = item as Record<string, unknown>;
+    const err = checkTopic(topic, config.maxTopicLength);
+    if (err !== null) return new GatewayError(err.code, `item ${i}: ${err.reason}`);
+    if (data === undefined) return new GatewayError(ErrorCode.BadRequest, `item ${i}: data is required`);
+  }
+  return list as Item[];
+}
+
+/** POST /publish: how backends push messages to the edge. */
+export function publishRoute(config: Config, broker: Broker, stats: Stats) {
+  const apiKey = config.apiKey === '' ? null : Buffer.from(config.apiKey);
+  const payload = new Payload();
+
+  return (res: HttpResponse, req: HttpRequest): void => {
+    const startedAt = performance.now();
+    const contentType = req.getHeader('content-type');
+    const authorization = req.getHeader('authorization');
+    const abort = watchAbort(res);
+    const refuse = (result: Exclude<HttpPublishResult, 'ok'>, error: GatewayError) => {
+      stats.httpPublish[result]++;
+      sendError(res, STATUS[result], error, abort);
+    };
+    if (apiKey !== null && !keyMatches(bearer(authorization), apiKey)) {
+      return refuse('unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
+    }
+    const msgpack = contentType.startsWith('application/msgpack') || contentType.startsWith('application/x-msgpack');
+    if (!msgpack && !contentType.startsWith('application/json')) {
+      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json or application/msgpack'));
+    }
+    readBody(
+      res,
+      config.maxBody,
+      abort,
+      (body) => {
+        let decoded: unknown;
+        try {
+          decoded = msgpack ? unpackr.unpack(body) : JSON.parse(body.toString('utf8'));
+        } catch {
+          return refuse('bad_request', new GatewayError(ErrorCode.BadFrame, `body is not valid ${msgpack ? 'msgpack' : 'JSON'}`));
+        }
+        const items = parseItems(decoded, config);
+        if (items instanceof GatewayError) return refuse('bad_request', items);
+        const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
+          broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt),
+        );
+        const finish = (settled: PublishOutcome[]) => {
+          const results: ItemResult[] = settled.map((o, i) => {
+            const topic = (items[i] as Item).topic;
+            return typeof o === 'number' ? { topic, seq: o } : { topic, code: o.code, reason: o.reason };
+          });
+          const failed = settled.some((o) => typeof o !== 'number');
+          stats.httpPublish[failed ? 'unavailable' : 'ok']++;
+          sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
+        };
+        if (outcomes.some((o) => o instanceof Promise)) {
+          Promise.all(outcomes).then(finish, () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
+        } else finish(outcomes as PublishOutcome[]);
+      },
+      () => refuse('too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
+    );
+  };
+}

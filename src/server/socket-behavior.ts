@@ -1,0 +1,275 @@
+import { performance } from 'node:perf_hooks';
+import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
+import { type Grant, openGrant, type TokenVerifier } from '../auth/token-verifier';
+import type { Broker } from '../broker/broker';
+import type { Config } from '../config/schema';
+import type { Logger } from '../log';
+import type { Stats, UpgradeResult } from '../metrics/stats';
+import { type Codec, type Reply, negotiateCodec } from '../protocol/codec';
+import { CloseCode, ErrorCode, GatewayError } from '../protocol/codes';
+import { type Command, parseCommand } from '../protocol/commands';
+import { Payload } from '../protocol/payload';
+import { checkTopic } from '../protocol/topic';
+import type { Hub } from '../pubsub/hub';
+import { canRecover, replayAfter } from '../pubsub/replay';
+import { type Connection, newConnection } from './connection';
+import { bearer, sendError, watchAbort } from './http-reply';
+
+export type Socket = WebSocket<Connection>;
+
+export interface SocketDeps {
+  readonly config: Config;
+  readonly hub: Hub;
+  readonly broker: Broker;
+  readonly stats: Stats;
+  readonly verifier: TokenVerifier | null;
+  readonly log: Logger;
+  /** Open sockets, for drain. */
+  readonly sockets: Set<Socket>;
+  readonly isDraining: () => boolean;
+}
+
+const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
+  unauthorized: '401 Unauthorized',
+  forbidden: '403 Forbidden',
+  bad_request: '400 Bad Request',
+  limit: '503 Service Unavailable',
+  draining: '503 Service Unavailable',
+};
+
+// Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
+export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
+  const { config, hub, broker, stats, verifier, log, sockets } = deps;
+  // One reused Payload for socket publishes: commands are handled one at a time.
+  const payload = new Payload();
+  let pendingUpgrades = 0;
+
+  const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: { aborted: boolean }) => {
+    stats.upgrades[result]++;
+    sendError(res, UPGRADE_STATUS[result], error, abort);
+  };
+
+  const reply = (ws: Socket, conn: Connection, r: Reply) => {
+    if (conn.closed) return;
+    ws.send(conn.codec.encodeReply(r), conn.codec.binary);
+  };
+
+  const fail = (ws: Socket, conn: Connection, e: GatewayError) => {
+    stats.countError(e.code);
+    reply(ws, conn, e.id === undefined ? { op: 'err', code: e.code, reason: e.reason } : { op: 'err', id: e.id, code: e.code, reason: e.reason });
+  };
+
+  const ok = (ws: Socket, conn: Connection, id: number | undefined, extra?: Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>) => {
+    if (id !== undefined) reply(ws, conn, { op: 'ok', id, ...extra });
+  };
+
+  /** Subscribes; returns the error to send, or null. Idempotent for topics already held. */
+  const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>): GatewayError | null => {
+    const { topic, id } = cmd;
+    if (!conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
+    if (conn.topics.has(topic)) {
+      const state = hub.acquire(topic);
+      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+      return null;
+    }
+    if (conn.topics.size >= config.maxTopicsPerConn) {
+      return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
+    }
+    const state = hub.acquire(topic);
+    if (cmd.since === undefined) {
+      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+    } else {
+      // Reply, replay and subscribe in one synchronous step: no publish can fall between them.
+      const since = cmd.since;
+      const recovered = canRecover(state, since);
+      stats.recoveries[recovered ? 'recovered' : 'gap']++;
+      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch, recovered });
+      if (recovered && !conn.closed) {
+        ws.cork(() => {
+          stats.replayed += replayAfter(state, since.seq, conn.codec.name, hub.deliveryEncoder, (f, binary) => {
+            ws.send(f, binary);
+            stats.sentBytes += f.length;
+          });
+        });
+      }
+    }
+    conn.topics.add(topic);
+    ws.subscribe(state.key(conn.codec.name));
+    hub.addSubscriber(topic, conn.codec.name);
+    return null;
+  };
+
+  const unsubscribe = (ws: Socket, conn: Connection, topic: string) => {
+    if (!conn.topics.delete(topic)) return;
+    const state = hub.get(topic);
+    if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
+    hub.removeSubscriber(topic, conn.codec.name);
+  };
+
+  const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
+    if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', cmd.id));
+    if (!conn.grant.publish.allows(cmd.topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', cmd.id));
+    const outcome = broker.publish(cmd.topic, payload.setValue(cmd.data, conn.codec.binary), 'socket', startedAt);
+    const settle = (o: number | GatewayError) => (typeof o === 'number' ? ok(ws, conn, cmd.id, { seq: o }) : fail(ws, conn, o.withId(cmd.id)));
+    if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', cmd.id)));
+    else settle(outcome);
+  };
+
+  const handle = (ws: Socket, conn: Connection, cmd: Command, startedAt: number) => {
+    stats.received[cmd.op]++;
+    switch (cmd.op) {
+      case 'sub': {
+        const err = subscribe(ws, conn, cmd);
+        if (err !== null) fail(ws, conn, err);
+        return;
+      }
+      case 'unsub':
+        unsubscribe(ws, conn, cmd.topic);
+        return ok(ws, conn, cmd.id);
+      case 'pub':
+        return publish(ws, conn, cmd, startedAt);
+      case 'ping':
+        return ok(ws, conn, cmd.id);
+    }
+  };
+
+  const accept = (res: HttpResponse, key: string, protocol: string, extensions: string, context: us_socket_context_t, codec: Codec, grant: Grant, topics: string[]) => {
+    res.cork(() => res.upgrade(newConnection(codec, grant, topics), key, protocol === '' ? '' : codec.subprotocol, extensions, context));
+  };
+
+  return {
+    // The transport's hard cut: above it uWS drops the connection without a close frame (1006).
+    // Between maxPayload and this, message() answers with a proper 1009.
+    maxPayloadLength: config.maxPayload * 4,
+    idleTimeout: config.idleTimeout,
+    sendPingsAutomatically: true,
+    maxBackpressure: config.maxBackpressure,
+    closeOnBackpressureLimit: false,
+
+    upgrade: (res, req: HttpRequest, context) => {
+      const key = req.getHeader('sec-websocket-key');
+      const version = req.getHeader('sec-websocket-version');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const authorization = req.getHeader('authorization');
+      const query = new URLSearchParams(req.getQuery() ?? '');
+      if (key.length !== 24 || version !== '13') {
+        return refuse(res, 'bad_request', new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
+      }
+      if (deps.isDraining()) return refuse(res, 'draining', new GatewayError(ErrorCode.Draining, 'node is draining; connect to another'));
+      if (stats.connections + pendingUpgrades >= config.maxConnections) {
+        return refuse(res, 'limit', new GatewayError(ErrorCode.TooManyConnections, `node holds its limit of ${config.maxConnections} connections`));
+      }
+      const codec = negotiateCodec(protocol);
+      if (codec === null) {
+        return refuse(res, 'bad_request', new GatewayError(ErrorCode.UnsupportedSubprotocol, 'Sec-WebSocket-Protocol must offer wsgate.json or wsgate.msgpack'));
+      }
+      const topics = (query.get('topics') ?? '').split(',').filter((t) => t !== '');
+      if (topics.length > config.maxTopicsPerConn) {
+        return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`));
+      }
+      for (const t of topics) {
+        const err = checkTopic(t, config.maxTopicLength);
+        if (err !== null) return refuse(res, 'bad_request', err);
+      }
+      if (verifier === null) return accept(res, key, protocol, extensions, context, codec, openGrant, topics);
+
+      // Token verification is async: the request must be guarded against the client leaving meanwhile.
+      const abort = watchAbort(res);
+      const token = bearer(authorization) || (query.get('token') ?? '');
+      pendingUpgrades++;
+      verifier.verify(token).then((grant) => {
+        pendingUpgrades--;
+        if (abort.aborted) return;
+        if (grant instanceof GatewayError) return refuse(res, 'unauthorized', grant, abort);
+        const denied = topics.find((t) => !grant.subscribe.allows(t));
+        if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `token does not allow subscribing to ${denied}`), abort);
+        accept(res, key, protocol, extensions, context, codec, grant, topics);
+      });
+    },
+
+    open: (ws) => {
+      const conn = ws.getUserData();
+      stats.upgrades.accepted++;
+      stats.connections++;
+      sockets.add(ws);
+      for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
+      const exp = conn.grant.expiresAt;
+      if (exp !== undefined) {
+        const ms = exp * 1000 - Date.now();
+        if (ms < MAX_TIMER_MS) {
+          conn.expiry = setTimeout(() => {
+            if (conn.closed) return;
+            conn.closeReason = 'token_expired';
+            ws.end(CloseCode.PolicyViolation, 'token expired');
+          }, Math.max(ms, 0));
+        }
+      }
+    },
+
+    message: (ws, message, isBinary) => {
+      const startedAt = performance.now();
+      const conn = ws.getUserData();
+      stats.receivedBytes += message.byteLength;
+      if (message.byteLength > config.maxPayload) {
+        conn.closeReason = 'too_big';
+        ws.end(CloseCode.TooBig, 'message too big');
+        return;
+      }
+      if (isBinary !== conn.codec.binary) {
+        stats.received.invalid++;
+        return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, conn.codec.binary ? 'expected a binary msgpack frame' : 'expected a text JSON frame'));
+      }
+      let frame: unknown;
+      try {
+        frame = conn.codec.decode(message);
+      } catch {
+        stats.received.invalid++;
+        return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, `frame is not valid ${conn.codec.name}`));
+      }
+      const cmd = parseCommand(frame, config.maxTopicLength);
+      if (cmd instanceof GatewayError) {
+        stats.received.invalid++;
+        return fail(ws, conn, cmd);
+      }
+      handle(ws, conn, cmd, startedAt);
+    },
+
+    dropped: (ws) => {
+      const conn = ws.getUserData();
+      stats.slowConsumerDrops++;
+      if (config.slowConsumer === 'drop') {
+        conn.dropped++;
+        return;
+      }
+      if (conn.closeReason === null && !conn.closed) {
+        conn.closeReason = 'slow_consumer';
+        stats.slowConsumerDisconnects++;
+        ws.end(CloseCode.SlowConsumer, 'slow consumer');
+      }
+    },
+
+    drain: (ws) => {
+      const conn = ws.getUserData();
+      if (conn.dropped > 0 && ws.getBufferedAmount() < config.maxBackpressure / 2) {
+        const n = conn.dropped;
+        conn.dropped = 0;
+        reply(ws, conn, { op: 'dropped', n });
+      }
+    },
+
+    close: (ws, code) => {
+      const conn = ws.getUserData();
+      conn.closed = true;
+      sockets.delete(ws);
+      stats.connections--;
+      stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
+      if (conn.expiry !== null) clearTimeout(conn.expiry);
+      for (const topic of conn.topics) hub.removeSubscriber(topic, conn.codec.name);
+      log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
+    },
+  };
+}

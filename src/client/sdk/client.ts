@@ -1,0 +1,395 @@
+import { type BackoffOptions, backoffDelay, defaultBackoff, promptDelay } from './backoff';
+import { Emitter } from './emitter';
+import { ClientCode, WsgateError } from './errors';
+import { defaultSocketFactory, type SocketFactory, type SocketHandle } from './socket';
+import { type CodecName, type Command, type ServerFrame, type StreamPosition, type WireCodec, wireCodec } from './wire';
+
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface ClientOptions {
+  /** `ws://host:port/ws` or `wss://…`. */
+  readonly url: string | URL;
+  /** Wire codec; default `json`. */
+  readonly codec?: CodecName;
+  /**
+   * Called before every (re)connect for a fresh JWT; `undefined` connects without one. Browsers send it
+   * as `token=`, Node (ws package) as `Authorization: Bearer`.
+   */
+  readonly token?: () => string | undefined | Promise<string | undefined>;
+  readonly backoff?: Partial<BackoffOptions>;
+  /** How often a ping goes out; default 20 s. */
+  readonly pingIntervalMs?: number;
+  /** How long after a ping without any frame from the server the connection counts as dead; default 10 s. */
+  readonly pingTimeoutMs?: number;
+  /** Transport override (tests, custom sockets); default: native WebSocket, else the `ws` package. */
+  readonly socket?: SocketFactory;
+}
+
+export interface MessageEvent {
+  readonly topic: string;
+  readonly seq: number;
+  readonly epoch: string;
+  readonly data: unknown;
+}
+
+/**
+ * Messages were missed for certain. `not_recovered`: the server's history could not cover the resume
+ * position (too old, or the epoch changed); `skipped`: a sequence jumped within an epoch (the server
+ * dropped messages under `--slow-consumer drop`).
+ */
+export interface GapEvent {
+  readonly topic: string;
+  readonly reason: 'not_recovered' | 'skipped';
+  /** The last position the client had. */
+  readonly expected: StreamPosition;
+  /** Where the stream is now; delivery continues after it. */
+  readonly server: StreamPosition;
+}
+
+export interface StateEvent {
+  readonly state: ConnectionState;
+  /** Close code (or HTTP status of a refused upgrade) that caused a `reconnecting`/`closed` state. */
+  readonly code?: number;
+  /** Delay before the next attempt, for `reconnecting`. */
+  readonly delayMs?: number;
+  /** Failed attempts since the last open connection. */
+  readonly attempt: number;
+}
+
+export interface ClientEvents {
+  message: MessageEvent;
+  gap: GapEvent;
+  state: StateEvent;
+  error: WsgateError;
+}
+
+export interface SubscribeResult {
+  readonly topic: string;
+  /** The topic's current sequence and epoch at the server when the subscription took effect. */
+  readonly seq: number;
+  readonly epoch: string;
+  /** Present when the subscription resumed from a position. */
+  readonly recovered?: boolean;
+}
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: WsgateError): void;
+}
+
+/** A topic the application wants, and the last position it has seen of it. */
+interface Subscription {
+  readonly topic: string;
+  position: StreamPosition | null;
+  /** A `sub` is in flight, or has been answered, on the current connection. */
+  sent: boolean;
+  active: boolean;
+  readonly waiters: Waiter<SubscribeResult>[];
+}
+
+type Pending = { readonly kind: 'sub'; readonly sub: Subscription } | { readonly kind: 'ping' } | { readonly kind: 'cmd'; readonly waiter: Waiter<ServerOk> };
+type ServerOk = Extract<ServerFrame, { kind: 'ok' }>;
+type Outgoing = Extract<Command, { op: 'unsub' | 'pub' }>;
+type OutgoingWithoutId = { op: 'unsub'; topic: string } | { op: 'pub'; topic: string; data: unknown };
+
+// 1008: policy (token expired); 1009: frame too big; 1012: drain; 4008: slow consumer.
+const CLOSE_POLICY = 1008;
+const CLOSE_TOO_BIG = 1009;
+const PROMPT_CLOSES: ReadonlySet<number> = new Set([1012, 4008]);
+const AUTH_STATUSES: ReadonlySet<number> = new Set([401, 403]);
+
+/**
+ * A wsgate client that keeps a set of subscriptions alive across reconnects: it resumes every topic
+ * from the last sequence it saw (`since`), drops duplicates, and reports a `gap` when the server
+ * cannot fill one. One instance serves browsers and Node alike.
+ */
+export class WsgateClient extends Emitter<ClientEvents> {
+  private readonly url: URL;
+  private readonly wire: WireCodec;
+  private readonly backoff: BackoffOptions;
+  private readonly pingIntervalMs: number;
+  private readonly pingTimeoutMs: number;
+  private state: ConnectionState = 'closed';
+  private socket: SocketHandle | null = null;
+  private isOpen = false;
+  /** Bumped for every socket and on close(): events of an older socket are ignored. */
+  private generation = 0;
+  private attempt = 0;
+  private nextId = 1;
+  private readonly subs = new Map<string, Subscription>();
+  private readonly pending = new Map<number, Pending>();
+  /** Commands issued while not open, sent after the next open. */
+  private queued: { cmd: OutgoingWithoutId; waiter: Waiter<ServerOk> }[] = [];
+  private lastToken: string | undefined;
+  /** A token the provider gave after an auth failure, used by the next dial. */
+  private freshToken: string | undefined;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private lastReceivedAt = 0;
+
+  constructor(private readonly options: ClientOptions) {
+    super();
+    this.url = new URL(options.url);
+    this.wire = wireCodec(options.codec ?? 'json');
+    this.backoff = { ...defaultBackoff, ...options.backoff };
+    this.pingIntervalMs = options.pingIntervalMs ?? 20_000;
+    this.pingTimeoutMs = options.pingTimeoutMs ?? 10_000;
+  }
+
+  get connectionState(): ConnectionState {
+    return this.state;
+  }
+
+  /** Topics the client holds (or will hold after reconnecting) and the last position seen of each. */
+  positions(): Map<string, StreamPosition | null> {
+    return new Map([...this.subs.values()].map((s) => [s.topic, s.position]));
+  }
+
+  /** Starts connecting; the connection then stays up until close() or an auth failure. */
+  connect(): void {
+    if (this.state !== 'closed') return;
+    this.attempt = 0;
+    void this.dial('connecting');
+  }
+
+  /** Closes for good: pending commands reject with `closed`. Subscriptions and positions are kept for a later connect(). */
+  close(): void {
+    this.stop(new WsgateError(ClientCode.Closed, 'client closed'), 1000);
+  }
+
+  /**
+   * Subscribes (now, or on the next connect) and resolves with the server's reply. The subscription
+   * survives reconnects until unsubscribe(). A server error (forbidden, invalid_topic, …) rejects and
+   * forgets the topic.
+   */
+  subscribe(topic: string): Promise<SubscribeResult> {
+    let sub = this.subs.get(topic);
+    if (sub?.active === true && sub.position !== null) return Promise.resolve({ topic, ...sub.position });
+    if (sub === undefined) {
+      sub = { topic, position: null, sent: false, active: false, waiters: [] };
+      this.subs.set(topic, sub);
+    }
+    const s = sub;
+    const result = new Promise<SubscribeResult>((resolve, reject) => s.waiters.push({ resolve, reject }));
+    if (this.isOpen && !s.sent) this.sendSub(s);
+    return result;
+  }
+
+  /** Stops a subscription and forgets its position. */
+  async unsubscribe(topic: string): Promise<void> {
+    const sub = this.subs.get(topic);
+    if (sub === undefined) return;
+    this.subs.delete(topic);
+    for (const w of sub.waiters.splice(0)) w.reject(new WsgateError(ClientCode.Closed, 'unsubscribed'));
+    if (this.isOpen) await this.command({ op: 'unsub', topic });
+  }
+
+  /** Publishes (needs `--client-publish`); resolves with the assigned sequence. Never resent after a lost connection. */
+  async publish(topic: string, data: unknown): Promise<{ seq: number }> {
+    const ok = await this.command({ op: 'pub', topic, data });
+    return { seq: ok.seq ?? 0 };
+  }
+
+  private command(cmd: OutgoingWithoutId): Promise<ServerOk> {
+    if (this.state === 'closed') return Promise.reject(new WsgateError(ClientCode.Closed, 'client is not connected; call connect()'));
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
+      if (this.isOpen) this.send({ ...cmd, id: this.register({ kind: 'cmd', waiter }) } as Outgoing);
+      else this.queued.push({ cmd, waiter });
+    });
+  }
+
+  private register(p: Pending): number {
+    const id = this.nextId++;
+    this.pending.set(id, p);
+    return id;
+  }
+
+  private send(cmd: Command): void {
+    this.socket?.send(this.wire.encode(cmd));
+  }
+
+  private sendSub(sub: Subscription): void {
+    sub.sent = true;
+    const id = this.register({ kind: 'sub', sub });
+    this.send(sub.position === null ? { op: 'sub', topic: sub.topic, id } : { op: 'sub', topic: sub.topic, id, since: sub.position });
+  }
+
+  private setState(state: ConnectionState, extra: Omit<StateEvent, 'state' | 'attempt'> = {}): void {
+    this.state = state;
+    this.emit('state', { state, attempt: this.attempt, ...extra });
+  }
+
+  private async dial(state: 'connecting' | 'reconnecting'): Promise<void> {
+    const gen = ++this.generation;
+    if (state !== this.state) this.setState(state);
+    let token: string | undefined;
+    try {
+      token = this.freshToken ?? (await this.options.token?.());
+    } catch (e) {
+      if (gen !== this.generation) return;
+      this.emit('error', new WsgateError(ClientCode.TokenProvider, e instanceof Error ? e.message : String(e)));
+      return this.retry(undefined, backoffDelay(this.attempt++, this.backoff));
+    }
+    this.freshToken = undefined;
+    this.lastToken = token;
+    const factory = this.options.socket ?? (await defaultSocketFactory());
+    if (gen !== this.generation) return;
+    this.socket = factory(new URL(this.url), this.wire.subprotocol, token, {
+      open: () => gen === this.generation && this.onOpen(),
+      frame: (data) => gen === this.generation && this.onFrame(data),
+      close: (code, _reason, status) => gen === this.generation && this.onClose(code, status),
+    });
+  }
+
+  private onOpen(): void {
+    this.isOpen = true;
+    this.attempt = 0;
+    this.lastReceivedAt = Date.now();
+    this.setState('open');
+    this.pingTimer = setInterval(() => this.ping(), this.pingIntervalMs);
+    for (const sub of this.subs.values()) this.sendSub(sub);
+    const queued = this.queued;
+    this.queued = [];
+    for (const { cmd, waiter } of queued) this.send({ ...cmd, id: this.register({ kind: 'cmd', waiter }) } as Outgoing);
+  }
+
+  /** Liveness: any frame counts as an answer, so a busy connection is never cut for a slow pong. */
+  private ping(): void {
+    const sentAt = Date.now();
+    this.send({ op: 'ping', id: this.register({ kind: 'ping' }) });
+    const gen = this.generation;
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      if (gen === this.generation && this.lastReceivedAt < sentAt) this.dropDeadSocket();
+    }, this.pingTimeoutMs);
+  }
+
+  private dropDeadSocket(): void {
+    const socket = this.socket;
+    this.generation++;
+    socket?.abort();
+    this.onClose(1006, undefined);
+  }
+
+  private onFrame(data: string | Uint8Array): void {
+    this.lastReceivedAt = Date.now();
+    const frame = this.wire.decode(data);
+    if (frame === null) return this.emit('error', new WsgateError(ClientCode.BadServerFrame, 'undecodable or unknown frame from server'));
+    switch (frame.kind) {
+      case 'delivery':
+        return this.onDelivery(frame.topic, frame.seq, frame.data);
+      case 'dropped':
+        return this.emit('error', new WsgateError('dropped', `the server dropped ${frame.n} messages (slow consumer)`));
+      case 'ok':
+      case 'err': {
+        const p = frame.id === undefined ? undefined : this.pending.get(frame.id);
+        if (p === undefined) {
+          if (frame.kind === 'err') this.emit('error', new WsgateError(frame.code, frame.reason));
+          return;
+        }
+        this.pending.delete(frame.id as number);
+        return this.settle(p, frame);
+      }
+    }
+  }
+
+  private settle(p: Pending, frame: Extract<ServerFrame, { kind: 'ok' | 'err' }>): void {
+    if (p.kind === 'ping') return;
+    if (p.kind === 'cmd') return frame.kind === 'ok' ? p.waiter.resolve(frame) : p.waiter.reject(new WsgateError(frame.code, frame.reason));
+    const sub = p.sub;
+    if (this.subs.get(sub.topic) !== sub) return; // unsubscribed meanwhile
+    if (frame.kind === 'err') {
+      this.subs.delete(sub.topic);
+      const error = new WsgateError(frame.code, frame.reason);
+      for (const w of sub.waiters.splice(0)) w.reject(error);
+      return;
+    }
+    const server = { seq: frame.seq ?? 0, epoch: frame.epoch ?? '' };
+    const had = sub.position;
+    // recovered:true: the replay that follows fills (had, server]; keep `had` so it is not dropped as duplicate.
+    if (had !== null && frame.recovered === false) this.emit('gap', { topic: sub.topic, reason: 'not_recovered', expected: had, server });
+    if (had === null || frame.recovered !== true) sub.position = server;
+    sub.active = true;
+    const result: SubscribeResult = frame.recovered === undefined ? { topic: sub.topic, ...server } : { topic: sub.topic, ...server, recovered: frame.recovered };
+    for (const w of sub.waiters.splice(0)) w.resolve(result);
+  }
+
+  private onDelivery(topic: string, seq: number, data: unknown): void {
+    const sub = this.subs.get(topic);
+    // Not (or no longer) wanted, or its position is unknown because the sub reply is still to come.
+    if (sub === undefined || sub.position === null) return;
+    const last = sub.position;
+    if (seq <= last.seq) return; // already delivered: the overlap of a replay and live delivery
+    if (seq > last.seq + 1) this.emit('gap', { topic, reason: 'skipped', expected: last, server: { seq: seq - 1, epoch: last.epoch } });
+    sub.position = { seq, epoch: last.epoch };
+    this.emit('message', { topic, seq, epoch: last.epoch, data });
+  }
+
+  private onClose(code: number, refusedStatus: number | undefined): void {
+    this.clearConnection(code === CLOSE_TOO_BIG ? new WsgateError(ClientCode.MessageTooBig, 'the server refused a frame over its max payload (1009); not resent', code) : undefined);
+    if (this.state === 'closed') return;
+    const status = refusedStatus ?? code;
+    if (code === CLOSE_POLICY || (refusedStatus !== undefined && AUTH_STATUSES.has(refusedStatus))) {
+      void this.onAuthFailure(status);
+      return;
+    }
+    const delay = PROMPT_CLOSES.has(code) ? promptDelay(this.backoff) : backoffDelay(this.attempt++, this.backoff);
+    this.retry(status, delay);
+  }
+
+  private retry(code: number | undefined, delayMs: number): void {
+    this.setState('reconnecting', code === undefined ? { delayMs } : { code, delayMs });
+    const gen = this.generation;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (gen === this.generation && this.state === 'reconnecting') void this.dial('reconnecting');
+    }, delayMs);
+  }
+
+  /**
+   * Reconnecting with the token that was just refused would only hammer the server: ask the provider
+   * once for a new one, and stop unless it yields a different token.
+   */
+  private async onAuthFailure(status: number): Promise<void> {
+    const gen = this.generation;
+    let token: string | undefined;
+    try {
+      token = await this.options.token?.();
+    } catch {
+      token = undefined;
+    }
+    if (gen !== this.generation || this.state === 'closed') return;
+    if (token !== undefined && token !== this.lastToken) {
+      this.freshToken = token;
+      return this.retry(status, backoffDelay(this.attempt++, this.backoff));
+    }
+    const error = new WsgateError(ClientCode.Unauthorized, status === CLOSE_POLICY ? 'token expired (1008) and no new token' : `upgrade refused with HTTP ${status}`, status);
+    this.emit('error', error);
+    this.stop(error, status);
+  }
+
+  /** Tears down the current socket's state; in-flight commands reject, subscriptions wait for the next open. */
+  private clearConnection(reason: WsgateError | undefined): void {
+    this.isOpen = false;
+    this.socket = null;
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const lost = reason ?? new WsgateError(ClientCode.ConnectionLost, 'connection lost before the reply; the command may or may not have taken effect');
+    for (const p of this.pending.values()) if (p.kind === 'cmd') p.waiter.reject(lost);
+    this.pending.clear();
+    for (const sub of this.subs.values()) sub.sent = sub.active = false;
+  }
+
+  private stop(error: WsgateError, code: number): void {
+    const socket = this.socket;
+    this.generation++;
+    this.clearConnection(error);
+    socket?.close(1000, 'client closed');
+    for (const { waiter } of this.queued.splice(0)) waiter.reject(error);
+    for (const sub of this.subs.values()) for (const w of sub.waiters.splice(0)) w.reject(error);
+    if (this.state !== 'closed') this.setState('closed', { code });
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Codes the SDK itself produces, next to the server's stable codes (docs/protocol.md, "Errors"),
+ * which are passed through unchanged in `WsgateError.code`.
+ */
+export const ClientCode = {
+  /** The upgrade was refused with 401/403 or the server closed with 1008, and no new token came. */
+  Unauthorized: 'unauthorized',
+  /** The connection dropped before a command's reply arrived; a `pub` may or may not have happened. */
+  ConnectionLost: 'connection_lost',
+  /** The client was closed by `close()` (or stopped after an auth failure) while the command waited. */
+  Closed: 'closed',
+  /** The server closed with 1009: the frame was over its max payload. It is not resent. */
+  MessageTooBig: 'message_too_big',
+  /** The token provider threw or rejected. */
+  TokenProvider: 'token_provider_failed',
+  /** A frame from the server did not decode or had an unexpected shape. */
+  BadServerFrame: 'bad_server_frame',
+  /** The transport reported an error (connection refused, reset, ...). */
+  Transport: 'transport_error',
+} as const;
+export type ClientCode = (typeof ClientCode)[keyof typeof ClientCode];
+
+/** An error with a stable `code`: the server's (`forbidden`, `invalid_topic`, ...) or a `ClientCode`. */
+export class WsgateError extends Error {
+  override readonly name = 'WsgateError';
+  constructor(
+    readonly code: string,
+    readonly reason: string,
+    /** HTTP status of a refused upgrade or WebSocket close code, when the error came from one. */
+    readonly status?: number,
+  ) {
+    super(`${code}: ${reason}`);
+  }
+}

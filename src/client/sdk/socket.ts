@@ -1,0 +1,73 @@
+/** What a transport reports about one socket. `close` is called exactly once, also when it never opened. */
+export interface SocketEvents {
+  open(): void;
+  /** A text frame as a string, a binary frame as bytes. */
+  frame(data: string | Uint8Array): void;
+  /** `refusedStatus`: the HTTP status of a refused upgrade, when the transport can see it (not browsers). */
+  close(code: number, reason: string, refusedStatus: number | undefined): void;
+}
+
+export interface SocketHandle {
+  send(data: string | Uint8Array): void;
+  /** Closing handshake. */
+  close(code: number, reason: string): void;
+  /** Drops the connection without a handshake, for a peer that stopped answering. */
+  abort(): void;
+}
+
+export type SocketFactory = (url: URL, subprotocol: string, token: string | undefined, events: SocketEvents) => SocketHandle;
+
+/**
+ * The WHATWG WebSocket (browsers, Node >= 22). It cannot set headers, so the token goes in `token=`,
+ * and it hides the status of a refused upgrade: that looks like a 1006 close before open.
+ */
+export const nativeSocket =
+  (Native: typeof WebSocket): SocketFactory =>
+  (url, subprotocol, token, events) => {
+    if (token !== undefined) url.searchParams.set('token', token);
+    const ws = new Native(url, subprotocol);
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => events.open();
+    ws.onmessage = (e: MessageEvent<string | ArrayBuffer>) => events.frame(typeof e.data === 'string' ? e.data : new Uint8Array(e.data));
+    ws.onclose = (e: CloseEvent) => events.close(e.code, e.reason, undefined);
+    return {
+      send: (data) => ws.send(data),
+      close: (code, reason) => ws.close(code, reason),
+      // The browser API has no way to cut a socket; close() and stop listening is the closest.
+      abort: () => {
+        ws.onopen = ws.onmessage = ws.onclose = null;
+        ws.close();
+      },
+    };
+  };
+
+/**
+ * The `ws` package for Node without a global WebSocket (Node 20). Loaded on first use only, so a
+ * browser bundle never contains it (the bundler marks it external). Sends the token as a header.
+ */
+export async function wsPackageSocket(): Promise<SocketFactory> {
+  const { default: WS } = await import('ws');
+  return (url, subprotocol, token, events) => {
+    const ws = new WS(url, subprotocol, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+    let refusedStatus: number | undefined;
+    ws.on('open', () => events.open());
+    ws.on('message', (data: Buffer, isBinary: boolean) => events.frame(isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString('utf8')));
+    // Without an 'unexpected-response' listener ws reports a refused upgrade as this error, then closes.
+    ws.on('error', (e: Error) => {
+      const m = /Unexpected server response: (\d+)/.exec(e.message);
+      if (m !== null) refusedStatus = Number(m[1]);
+    });
+    ws.on('close', (code: number, reason: Buffer) => events.close(code, reason.toString('utf8'), refusedStatus));
+    return {
+      send: (data) => ws.send(data),
+      close: (code, reason) => ws.close(code, reason),
+      abort: () => ws.terminate(),
+    };
+  };
+}
+
+/** The native WebSocket where there is one, else the `ws` package. */
+export function defaultSocketFactory(): Promise<SocketFactory> {
+  const Native = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
+  return Native !== undefined ? Promise.resolve(nativeSocket(Native)) : wsPackageSocket();
+}

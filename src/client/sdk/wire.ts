@@ -1,0 +1,87 @@
+import { Packr, Unpackr } from 'msgpackr';
+
+export type CodecName = 'json' | 'msgpack';
+
+/** A position in a topic's stream: the last sequence seen within an epoch. */
+export interface StreamPosition {
+  readonly seq: number;
+  readonly epoch: string;
+}
+
+/** What the server sends: a delivery, a reply, or a notice (docs/protocol.md). */
+export type ServerFrame =
+  | { readonly kind: 'delivery'; readonly topic: string; readonly seq: number; readonly data: unknown }
+  | { readonly kind: 'ok'; readonly id: number | undefined; readonly seq: number | undefined; readonly epoch: string | undefined; readonly recovered: boolean | undefined }
+  | { readonly kind: 'err'; readonly id: number | undefined; readonly code: string; readonly reason: string }
+  | { readonly kind: 'dropped'; readonly n: number };
+
+export type Command =
+  | { op: 'sub'; topic: string; id: number; since?: StreamPosition }
+  | { op: 'unsub'; topic: string; id: number }
+  | { op: 'pub'; topic: string; id: number; data: unknown }
+  | { op: 'ping'; id: number };
+
+/** Encodes commands and decodes server frames for one codec. */
+export interface WireCodec {
+  readonly name: CodecName;
+  readonly subprotocol: string;
+  encode(cmd: Command): string | Uint8Array;
+  /** Decodes a frame (string for text frames, bytes for binary ones); null when it is not a known shape. */
+  decode(frame: string | Uint8Array): ServerFrame | null;
+}
+
+// Plain maps, no record extension: the same options as the server's msgpackr instances.
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+const utf8 = new TextDecoder();
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const optNumber = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+
+/** Turns a decoded map into a typed frame; a shape this SDK does not know gives null. */
+function classify(v: unknown): ServerFrame | null {
+  if (!isRecord(v)) return null;
+  if (typeof v.t === 'string' && typeof v.s === 'number') return { kind: 'delivery', topic: v.t, seq: v.s, data: v.d };
+  switch (v.op) {
+    case 'ok':
+      return {
+        kind: 'ok',
+        id: optNumber(v.id),
+        seq: optNumber(v.seq),
+        epoch: typeof v.epoch === 'string' ? v.epoch : undefined,
+        recovered: typeof v.recovered === 'boolean' ? v.recovered : undefined,
+      };
+    case 'err':
+      return { kind: 'err', id: optNumber(v.id), code: String(v.code), reason: String(v.reason) };
+    case 'dropped':
+      return { kind: 'dropped', n: optNumber(v.n) ?? 0 };
+    default:
+      return null;
+  }
+}
+
+const safely = (f: () => unknown): ServerFrame | null => {
+  try {
+    return classify(f());
+  } catch {
+    return null;
+  }
+};
+
+export const jsonWire: WireCodec = {
+  name: 'json',
+  subprotocol: 'wsgate.json',
+  encode: (cmd) => JSON.stringify(cmd),
+  decode: (frame) => safely(() => JSON.parse(typeof frame === 'string' ? frame : utf8.decode(frame))),
+};
+
+export const msgpackWire: WireCodec = {
+  name: 'msgpack',
+  subprotocol: 'wsgate.msgpack',
+  // pack() returns a view of a shared buffer: copy it, because a transport may send asynchronously.
+  // (new Uint8Array copies; Node's Buffer#slice would not.)
+  encode: (cmd) => new Uint8Array(packr.pack(cmd)),
+  decode: (frame) => (typeof frame === 'string' ? null : safely(() => unpackr.unpack(frame))),
+};
+
+export const wireCodec = (name: CodecName): WireCodec => (name === 'msgpack' ? msgpackWire : jsonWire);

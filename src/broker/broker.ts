@@ -1,9 +1,27 @@
 import type { GatewayError } from '../protocol/codes';
 import type { Payload } from '../protocol/payload';
 import type { PublishSource } from '../metrics/stats';
+import type { StreamPosition } from '../protocol/commands';
 
 /** A publish's outcome: the sequence it got, or why it could not be taken. */
 export type PublishOutcome = number | GatewayError;
+
+/** One retained message served from the broker's history. `data` is msgpack, valid during the callback. */
+export interface RetainedMessage {
+  readonly seq: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * A topic's cluster-wide position, taken at a cut of the broker's live stream: every message up to
+ * `seq` has reached this node's hub already or never will, every later one arrives live.
+ */
+export interface TopicSnapshot {
+  readonly seq: number;
+  readonly epoch: string;
+  /** With `since`: the messages after it up to `seq`, in order; null when they cannot all be served. */
+  readonly replay: readonly RetainedMessage[] | null;
+}
 
 /**
  * Carries publishes to every node's Hub (this node's included). The memory broker is the embedded
@@ -20,4 +38,15 @@ export interface Broker {
    */
   publish(topic: string, payload: Payload, source: PublishSource, startedAt: number): PublishOutcome | Promise<PublishOutcome>;
   close(): Promise<void>;
+  /**
+   * Only on brokers that number topics cluster-wide. Whether a new subscriber of `topic` can be served
+   * from the local state (the node holds live interest in it and is in step with the broker).
+   */
+  inStep?(topic: string): boolean;
+  /**
+   * Only on brokers that number topics cluster-wide. Brings the local topic state to the broker's position
+   * and calls `done` synchronously at the cut (see TopicSnapshot), so the caller can reply, replay and
+   * subscribe with no gap and no duplicate. The caller has already added its subscriber (interest).
+   */
+  snapshot?(topic: string, since: StreamPosition | undefined, done: (s: TopicSnapshot | GatewayError) => void): void;
 }

@@ -21,6 +21,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   broker: string;
   brokerRequiredForReady: boolean;
+  brokerLinger: number;
+  brokerMaxPending: number;
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
@@ -93,10 +95,12 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   broker: {
     kind: 'string',
     def: 'memory',
-    help: 'memory (single node), nats://host:port or redis://host:port',
+    help: 'memory (single node), nats://[user:pass@]host:port, tls://host:port (NATS over TLS), redis://[user:pass@]host:port[/db] or rediss://…',
     check: { ok: (v) => v === 'memory' || /^(nats|redis|rediss|tls):\/\/\S+$/.test(v), rule: 'memory, nats://host:port or redis://host:port' },
   },
   brokerRequiredForReady: { kind: 'bool', def: true, help: '/readyz answers 503 while the broker is down' },
+  brokerLinger: { kind: 'int', def: 2000, min: 0, max: 600_000, help: 'ms a topic stays subscribed at the broker after its last local subscriber left' },
+  brokerMaxPending: { kind: 'int', def: 10_000, min: 1, max: 1_000_000, help: 'publishes awaiting the broker before more are refused with unavailable' },
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },

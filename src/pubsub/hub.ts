@@ -100,6 +100,9 @@ export class Hub {
       if (epoch !== undefined && epoch !== state.epoch) {
         state.history?.clear();
         state.epoch = epoch;
+      } else if (seq !== state.seq + 1) {
+        // Messages this node never received (no interest, or a broker outage): history must not claim them.
+        state.history?.clear();
       }
       state.seq = seq;
     }
@@ -128,6 +131,34 @@ export class Hub {
     this.fanoutDuration.observe((performance.now() - startedAt) / 1000);
     if (state.idle) this.topics.delete(topic);
     return seq;
+  }
+
+  /**
+   * Starts `topic` over with a fresh epoch and no history: for a broker that numbers on receipt and
+   * cannot know what it missed while it held no interest.
+   */
+  restart(topic: string): void {
+    const state = this.topics.get(topic);
+    if (state === undefined) return;
+    state.history?.clear();
+    state.epoch = newEpoch();
+    state.seq = 0;
+    this.syncHistoryStats();
+  }
+
+  /**
+   * Moves `topic` to a cluster-wide position taken at a cut of the broker stream (nothing before it is
+   * still in flight to this node). History that would have a hole before it is dropped.
+   */
+  adopt(topic: string, seq: number, epoch: string): TopicState {
+    const state = this.acquire(topic);
+    if (epoch !== state.epoch || seq !== state.seq) {
+      state.history?.clear();
+      state.epoch = epoch;
+      state.seq = seq;
+      this.syncHistoryStats();
+    }
+    return state;
   }
 
   /** Re-encodes a retained frame into the other codec (history replay to a codec nobody had at publish). */

@@ -3,6 +3,7 @@ import type { StreamPosition } from '../protocol/commands';
 import type { DeliveryEncoder } from '../protocol/delivery';
 import { packr, unpackr } from '../protocol/msgpack';
 import { Payload } from '../protocol/payload';
+import type { RetainedMessage } from '../broker/broker';
 import type { HistoryFrames } from './history';
 import type { TopicState } from './topic-state';
 
@@ -44,4 +45,13 @@ export function replayAfter(state: TopicState, since: number, codec: CodecName, 
     replayed++;
   });
   return replayed;
+}
+
+/** Sends messages served from a cluster broker's history (msgpack data, framed without a decode). */
+export function replayRetained(topic: string, messages: readonly RetainedMessage[], codec: CodecName, encoder: DeliveryEncoder, send: SendFrame): number {
+  for (const m of messages) {
+    if (codec === 'msgpack') send(encoder.msgpack(topic, m.seq, m.data), true);
+    else send(encoder.json(topic, m.seq, scratch.setPacked(m.data).json()), false);
+  }
+  return messages.length;
 }

@@ -7,11 +7,12 @@ import type { Logger } from '../log';
 import type { Stats, UpgradeResult } from '../metrics/stats';
 import { type Codec, type Reply, negotiateCodec } from '../protocol/codec';
 import { CloseCode, ErrorCode, GatewayError } from '../protocol/codes';
-import { type Command, parseCommand } from '../protocol/commands';
+import { type Command, type StreamPosition, parseCommand } from '../protocol/commands';
 import { Payload } from '../protocol/payload';
 import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
-import { canRecover, replayAfter } from '../pubsub/replay';
+import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
+import type { TopicState } from '../pubsub/topic-state';
 import { type Connection, newConnection } from './connection';
 import { bearer, sendError, watchAbort } from './http-reply';
 
@@ -39,6 +40,8 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
 
 // Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
 const MAX_TIMER_MS = 2 ** 31 - 1;
+// How long a slow consumer may stay stuck before it is cut without waiting for room for a close frame.
+const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
@@ -46,6 +49,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   let pendingUpgrades = 0;
+  let snapshotRequests = 0;
 
   const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: { aborted: boolean }) => {
     stats.upgrades[result]++;
@@ -66,9 +70,49 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (id !== undefined) reply(ws, conn, { op: 'ok', id, ...extra });
   };
 
+  /** Replies to a `sub` and replays what `replay` sends, corked, before the caller subscribes the socket. */
+  const answerSub = (ws: Socket, conn: Connection, id: number | undefined, state: TopicState, since: StreamPosition | undefined, recovered: boolean, replay: (send: SendFrame) => number) => {
+    if (since === undefined) return ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+    stats.recoveries[recovered ? 'recovered' : 'gap']++;
+    ok(ws, conn, id, { seq: state.seq, epoch: state.epoch, recovered });
+    if (recovered && !conn.closed) {
+      ws.cork(() => {
+        stats.replayed += replay((f, binary) => {
+          ws.send(f, binary);
+          stats.sentBytes += f.length;
+        });
+      });
+    }
+  };
+
+  /**
+   * Cluster brokers that number topics cluster-wide: the reply, replay and socket subscription wait for the
+   * broker's snapshot and then happen in one synchronous step at its cut, so nothing falls between them.
+   */
+  const subscribeAtCut = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined, snapshot: NonNullable<Broker['snapshot']>) => {
+    const token = ++snapshotRequests;
+    (conn.pendingSubs ??= new Map()).set(topic, token);
+    snapshot.call(broker, topic, since, (snap) => {
+      // Closed, unsubscribed or re-subscribed meanwhile: this answer is stale.
+      if (conn.closed || conn.pendingSubs?.get(topic) !== token) return;
+      conn.pendingSubs.delete(topic);
+      const state = hub.acquire(topic);
+      if (snap instanceof GatewayError) {
+        // The broker cannot say where the topic is: serve from what this node knows (it keeps serving).
+        log.debug({ topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
+        const recovered = since !== undefined && canRecover(state, since);
+        answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
+      } else {
+        const replay = snap.replay;
+        answerSub(ws, conn, id, state, since, replay !== null, (send) => replayRetained(topic, replay ?? [], conn.codec.name, hub.deliveryEncoder, send));
+      }
+      ws.subscribe(state.key(conn.codec.name));
+    });
+  };
+
   /** Subscribes; returns the error to send, or null. Idempotent for topics already held. */
   const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>): GatewayError | null => {
-    const { topic, id } = cmd;
+    const { topic, id, since } = cmd;
     if (!conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
     if (conn.topics.has(topic)) {
       const state = hub.acquire(topic);
@@ -78,32 +122,24 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (conn.topics.size >= config.maxTopicsPerConn) {
       return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
     }
-    const state = hub.acquire(topic);
-    if (cmd.since === undefined) {
-      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
-    } else {
-      // Reply, replay and subscribe in one synchronous step: no publish can fall between them.
-      const since = cmd.since;
-      const recovered = canRecover(state, since);
-      stats.recoveries[recovered ? 'recovered' : 'gap']++;
-      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch, recovered });
-      if (recovered && !conn.closed) {
-        ws.cork(() => {
-          stats.replayed += replayAfter(state, since.seq, conn.codec.name, hub.deliveryEncoder, (f, binary) => {
-            ws.send(f, binary);
-            stats.sentBytes += f.length;
-          });
-        });
-      }
-    }
     conn.topics.add(topic);
+    // Counted before the reply: a broker gaining interest may restart the topic's numbering.
+    const state = hub.addSubscriber(topic, conn.codec.name);
+    const snapshot = broker.snapshot;
+    if (snapshot !== undefined && (broker.inStep?.(topic) !== true || (since !== undefined && !canRecover(state, since)))) {
+      subscribeAtCut(ws, conn, topic, id, since, snapshot);
+      return null;
+    }
+    // Reply, replay and subscribe in one synchronous step: no publish can fall between them.
+    const recovered = since !== undefined && canRecover(state, since);
+    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
     ws.subscribe(state.key(conn.codec.name));
-    hub.addSubscriber(topic, conn.codec.name);
     return null;
   };
 
   const unsubscribe = (ws: Socket, conn: Connection, topic: string) => {
     if (!conn.topics.delete(topic)) return;
+    conn.pendingSubs?.delete(topic);
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
     hub.removeSubscriber(topic, conn.codec.name);
@@ -248,12 +284,21 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       if (conn.closeReason === null && !conn.closed) {
         conn.closeReason = 'slow_consumer';
         stats.slowConsumerDisconnects++;
-        ws.end(CloseCode.SlowConsumer, 'slow consumer');
+        // A close frame sent now would itself be dropped (the buffer is full) and the client would see
+        // 1006; closing inside dropped() also crashes uWS (it runs within the publish loop). So 4008 is
+        // sent from drain() once the client reads again, or after a grace period at the latest.
+        conn.closeTimer = setTimeout(() => {
+          if (!conn.closed) ws.end(CloseCode.SlowConsumer, 'slow consumer');
+        }, SLOW_CONSUMER_GRACE_MS);
       }
     },
 
     drain: (ws) => {
       const conn = ws.getUserData();
+      if (conn.closeReason === 'slow_consumer') {
+        if (!conn.closed && ws.getBufferedAmount() < config.maxBackpressure) ws.end(CloseCode.SlowConsumer, 'slow consumer');
+        return;
+      }
       if (conn.dropped > 0 && ws.getBufferedAmount() < config.maxBackpressure / 2) {
         const n = conn.dropped;
         conn.dropped = 0;
@@ -268,6 +313,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.connections--;
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
+      if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
       for (const topic of conn.topics) hub.removeSubscriber(topic, conn.codec.name);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },

@@ -5,9 +5,15 @@ import type { Stats } from '../metrics/stats';
 import type { Hub } from '../pubsub/hub';
 import type { Broker } from './broker';
 import { MemoryBroker } from './memory-broker';
+import { NatsBroker } from './nats-broker';
+import { RedisBroker } from './redis-broker';
 
-/** Picks the broker from config.broker ("memory", nats://…, redis://…). */
-export function createBroker(config: Config, hub: Hub, stats: Stats, _metrics: GatewayMetrics, _log: Logger): Broker {
-  if (config.broker === 'memory') return new MemoryBroker(hub, stats);
-  throw new Error(`broker ${config.broker} is not available in this build`);
+/** Picks the broker from config.broker ("memory", nats:// or tls://, redis:// or rediss://). */
+export function createBroker(config: Config, hub: Hub, stats: Stats, metrics: GatewayMetrics, log: Logger): Broker {
+  const url = config.broker;
+  if (url === 'memory') return new MemoryBroker(hub, stats);
+  if (url.startsWith('nats://') || url.startsWith('tls://')) return new NatsBroker(url, config, hub, stats, metrics, log);
+  // Credentials, database and TLS (rediss://) are read from the URL by ioredis itself.
+  if (url.startsWith('redis://') || url.startsWith('rediss://')) return new RedisBroker(url, config, hub, stats, metrics, log);
+  throw new Error(`unsupported broker ${url}`);
 }

@@ -1,0 +1,204 @@
+import type { PublishSource } from '../metrics/stats';
+
+/**
+ * What crosses the broker: a msgpack array `[topic, seq, epoch, ts, origin, source, data]`.
+ *
+ * - `seq`/`epoch`: the cluster-wide position (Redis assigns them in its script); 0/"" when each node
+ *   numbers on receipt (NATS).
+ * - `ts`: performance.timeOrigin + performance.now() at publish, ms; gives the round-trip histogram on
+ *   the publishing node and the age of retained messages.
+ * - `origin`: the publishing node's id, so a node recognises its own echo.
+ * - `data`: the publish's data, already msgpack-encoded. It is written as one byte string, so a receiving
+ *   node frames it for msgpack subscribers without decoding it (Redis's Lua msgpack writes it as `str`,
+ *   this encoder as `bin`; the reader takes either as bytes).
+ *
+ * Written and read by hand: the layout is fixed, and a generic decoder would turn `str` data into a JS
+ * string (breaking binary data) and allocate an array per message.
+ */
+export const ENVELOPE_FIELDS = 7;
+
+export const SOURCES: readonly PublishSource[] = ['socket', 'http', 'broker', 'demo'];
+
+export function isPublishSource(s: string): s is PublishSource {
+  return (SOURCES as readonly string[]).includes(s);
+}
+
+/** Encodes an envelope into a fresh buffer (the broker client keeps a reference until it is written). */
+export function encodeEnvelope(topic: string, seq: number, epoch: string, ts: number, origin: string, source: PublishSource, data: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafe(48 + topic.length + epoch.length + origin.length + source.length + data.length);
+  let p = 0;
+  b[p++] = 0x90 | ENVELOPE_FIELDS;
+  p = writeAscii(b, p, topic);
+  p = writeUint(b, p, seq);
+  p = writeAscii(b, p, epoch);
+  b[p++] = 0xcb;
+  b.writeDoubleBE(ts, p);
+  p += 8;
+  p = writeAscii(b, p, origin);
+  p = writeAscii(b, p, source);
+  const n = data.length;
+  if (n < 0x100) {
+    b[p++] = 0xc4;
+    b[p++] = n;
+  } else if (n < 0x10000) {
+    b[p++] = 0xc5;
+    b.writeUInt16BE(n, p);
+    p += 2;
+  } else {
+    b[p++] = 0xc6;
+    b.writeUInt32BE(n, p);
+    p += 4;
+  }
+  b.set(data, p);
+  return b.subarray(0, p + n);
+}
+
+/** Topics, epochs, node ids and sources are ASCII by construction: one byte per char. */
+function writeAscii(b: Buffer, p: number, s: string): number {
+  const n = s.length;
+  if (n < 32) b[p++] = 0xa0 | n;
+  else {
+    b[p++] = 0xd9;
+    b[p++] = n;
+  }
+  return p + b.write(s, p, 'latin1');
+}
+
+function writeUint(b: Buffer, p: number, v: number): number {
+  if (v < 0x80) {
+    b[p] = v;
+    return p + 1;
+  }
+  b[p] = 0xcf;
+  b.writeBigUInt64BE(BigInt(v), p + 1);
+  return p + 9;
+}
+
+/** A malformed broker message (another producer on our channel, or a version mismatch). */
+export class EnvelopeError extends Error {}
+
+/** Reads the msgpack subset the envelope and Redis's Lua replies use, without copying byte strings. */
+export class MsgpackCursor {
+  buf: Buffer = Buffer.alloc(0);
+  pos = 0;
+
+  reset(buf: Buffer): this {
+    this.buf = buf;
+    this.pos = 0;
+    return this;
+  }
+
+  /** The length of the array (or map: Redis's msgpack writes an empty table as either) that starts here. */
+  arrayLength(): number {
+    const t = this.byte();
+    if ((t & 0xf0) === 0x90 || (t & 0xf0) === 0x80) return t & 0x0f;
+    if (t === 0xdc) return this.u16();
+    if (t === 0xdd) return this.u32();
+    throw new EnvelopeError(`expected an array, got 0x${t.toString(16)}`);
+  }
+
+  /** A str or bin as a view of the buffer. */
+  bytes(): Buffer {
+    const t = this.byte();
+    let n: number;
+    if ((t & 0xe0) === 0xa0) n = t & 0x1f;
+    else if (t === 0xd9 || t === 0xc4) n = this.byte();
+    else if (t === 0xda || t === 0xc5) n = this.u16();
+    else if (t === 0xdb || t === 0xc6) n = this.u32();
+    else throw new EnvelopeError(`expected bytes, got 0x${t.toString(16)}`);
+    const start = this.pos;
+    this.pos += n;
+    if (this.pos > this.buf.length) throw new EnvelopeError('truncated');
+    return this.buf.subarray(start, this.pos);
+  }
+
+  ascii(): string {
+    const v = this.bytes();
+    return v.toString('latin1');
+  }
+
+  number(): number {
+    const b = this.buf;
+    const t = this.byte();
+    if (t < 0x80) return t;
+    if (t >= 0xe0) return t - 0x100;
+    const p = this.pos;
+    switch (t) {
+      case 0xcc:
+        this.pos += 1;
+        return b.readUInt8(p);
+      case 0xcd:
+        this.pos += 2;
+        return b.readUInt16BE(p);
+      case 0xce:
+        this.pos += 4;
+        return b.readUInt32BE(p);
+      case 0xcf:
+        this.pos += 8;
+        return Number(b.readBigUInt64BE(p));
+      case 0xd0:
+        this.pos += 1;
+        return b.readInt8(p);
+      case 0xd1:
+        this.pos += 2;
+        return b.readInt16BE(p);
+      case 0xd2:
+        this.pos += 4;
+        return b.readInt32BE(p);
+      case 0xd3:
+        this.pos += 8;
+        return Number(b.readBigInt64BE(p));
+      case 0xca:
+        this.pos += 4;
+        return b.readFloatBE(p);
+      case 0xcb:
+        this.pos += 8;
+        return b.readDoubleBE(p);
+      default:
+        throw new EnvelopeError(`expected a number, got 0x${t.toString(16)}`);
+    }
+  }
+
+  private byte(): number {
+    if (this.pos >= this.buf.length) throw new EnvelopeError('truncated');
+    return this.buf[this.pos++] as number;
+  }
+
+  private u16(): number {
+    const v = this.buf.readUInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  private u32(): number {
+    const v = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+}
+
+/** One decoded envelope; a single instance is refilled per message on the receive path. */
+export class Envelope {
+  topic = '';
+  seq = 0;
+  epoch = '';
+  ts = 0;
+  origin = '';
+  source: PublishSource = 'broker';
+  /** View of the received buffer: valid while that buffer is. */
+  data: Buffer = Buffer.alloc(0);
+
+  /** Fills this from the cursor's position. Throws EnvelopeError on anything but an envelope. */
+  read(c: MsgpackCursor): this {
+    if (c.arrayLength() !== ENVELOPE_FIELDS) throw new EnvelopeError('not a wsgate envelope');
+    this.topic = c.ascii();
+    this.seq = c.number();
+    this.epoch = c.ascii();
+    this.ts = c.number();
+    this.origin = c.ascii();
+    const source = c.ascii();
+    this.source = isPublishSource(source) ? source : 'broker';
+    this.data = c.bytes();
+    return this;
+  }
+}

@@ -1,0 +1,176 @@
+import { type ConnectionOptions, type NatsConnection, type Subscription, connect } from 'nats';
+import type { Config } from '../config/schema';
+import type { Logger } from '../log';
+import type { GatewayMetrics } from '../metrics/gateway-metrics';
+import type { PublishSource, Stats } from '../metrics/stats';
+import { ErrorCode, GatewayError } from '../protocol/codes';
+import type { Payload } from '../protocol/payload';
+import type { Hub } from '../pubsub/hub';
+import { newEpoch } from '../pubsub/topic-state';
+import type { Broker, PublishOutcome } from './broker';
+import { encodeEnvelope } from './envelope';
+import { InterestTable, type InterestTarget } from './interest';
+import { Backoff, raceTimeout } from './lifecycle';
+import { EnvelopeReceiver } from './receiver';
+
+const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
+
+/** `nats://[user:pass@|token@]host:port` or `tls://…` (TLS required) into nats.js options. */
+export function natsOptions(url: string): ConnectionOptions {
+  const u = new URL(url);
+  const options: ConnectionOptions = { servers: `${u.hostname}:${u.port || '4222'}` };
+  if (u.protocol === 'tls:') options.tls = {};
+  const user = decodeURIComponent(u.username);
+  const pass = decodeURIComponent(u.password);
+  if (user !== '' && pass !== '') {
+    options.user = user;
+    options.pass = pass;
+  } else if (user !== '') options.token = user;
+  return options;
+}
+
+/**
+ * A topic's subject. Topics may hold "." (a NATS token separator, where "a..b" would be an invalid
+ * subject); "%" cannot occur in a topic, so replacing "." with it is injective and keeps one token.
+ */
+const subjectOf = (topic: string): string => 'wsgate.t.' + topic.replaceAll('.', '%');
+
+/**
+ * Core NATS fan-out. NATS core has no sequencer, so each node numbers a topic's messages as they arrive
+ * (epoch per node and per interest period): delivery is exactly-once and in each publisher's order,
+ * recovery works on the node that served the client, and a client moving to another node gets
+ * `recovered:false` with that node's position. docs/cluster.md explains why not JetStream.
+ */
+export class NatsBroker implements Broker, InterestTarget {
+  readonly kind = 'nats';
+  private readonly nodeId = newEpoch();
+  private readonly interest: InterestTable;
+  private readonly receiver: EnvelopeReceiver;
+  private readonly subs = new Map<string, Subscription>();
+  private readonly backoff = new Backoff(100, 5000);
+  private nc: NatsConnection | null = null;
+  private up = false;
+  private closed = false;
+  private retry: NodeJS.Timeout | null = null;
+  private firstConnect: (() => void) | null = null;
+
+  constructor(
+    private readonly url: string,
+    config: Config,
+    private readonly hub: Hub,
+    private readonly stats: Stats,
+    metrics: GatewayMetrics,
+    private readonly log: Logger,
+  ) {
+    this.interest = new InterestTable(this, config.brokerLinger, stats);
+    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, this.interest, this.nodeId, false, log);
+    hub.setInterestListener(this.interest);
+  }
+
+  /** Connects in the background: a node whose broker is down still starts and serves local clients. */
+  async start(): Promise<void> {
+    const connected = new Promise<void>((resolve) => (this.firstConnect = resolve));
+    this.dial();
+    await raceTimeout(connected, 2000);
+  }
+
+  ready(): boolean {
+    return this.up;
+  }
+
+  publish(topic: string, payload: Payload, source: PublishSource, startedAt: number): PublishOutcome {
+    const nc = this.nc;
+    if (!this.up || nc === null) {
+      // Refused rather than queued: nothing buffers while the broker is away.
+      this.stats.brokerFailures++;
+      return UNAVAILABLE;
+    }
+    const env = encodeEnvelope(topic, 0, '', performance.timeOrigin + startedAt, this.nodeId, source, payload.msgpack());
+    try {
+      nc.publish(subjectOf(topic), env);
+    } catch {
+      this.stats.brokerFailures++;
+      return UNAVAILABLE;
+    }
+    this.stats.brokerPublished++;
+    this.stats.brokerBytesOut += env.length;
+    // Sequences are assigned per node on receipt: there is no cluster-wide number to report.
+    return 0;
+  }
+
+  subscribeTopic(topic: string): void {
+    // The node may have missed messages while it held no interest: its old numbering cannot recover.
+    this.hub.restart(topic);
+    const nc = this.nc;
+    if (nc === null || nc.isClosed()) return; // subscribed on connect
+    this.subs.set(
+      topic,
+      nc.subscribe(subjectOf(topic), { callback: (err, msg) => err === null && this.receiver.receive(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength)) }),
+    );
+  }
+
+  unsubscribeTopic(topic: string): void {
+    this.subs.get(topic)?.unsubscribe();
+    this.subs.delete(topic);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retry !== null) clearTimeout(this.retry);
+    this.interest.close();
+    this.subs.clear();
+    this.up = false;
+    this.stats.brokerUp = false;
+    const nc = this.nc;
+    this.nc = null;
+    // Bounded: a broker that does not answer must not hold up shutdown.
+    if (nc !== null) await raceTimeout(nc.close(), 2000);
+  }
+
+  /**
+   * First connection, retried with backoff. Once connected, nats.js reconnects by itself (forever) and
+   * restores every subscription, so later outages are only watched through status events.
+   */
+  private dial(): void {
+    if (this.closed) return;
+    connect({ ...natsOptions(this.url), name: `wsgate-${this.nodeId}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, pingInterval: 5000, maxPingOut: 2 }).then(
+      (nc) => {
+        if (this.closed) {
+          void nc.close();
+          return;
+        }
+        this.nc = nc;
+        this.setUp(true);
+        for (const topic of this.interest.topics()) this.subscribeTopic(topic);
+        this.firstConnect?.();
+        void this.watch(nc);
+      },
+      (e: Error) => {
+        this.log.warn({ err: e.message, broker: 'nats' }, 'broker unreachable; retrying');
+        this.retry = setTimeout(() => this.dial(), this.backoff.next()).unref();
+      },
+    );
+  }
+
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') this.setUp(false);
+      else if (s.type === 'reconnect') this.setUp(true);
+    }
+    // The status stream ends when the connection closes for good (not by us: nats.js retries forever).
+    if (!this.closed) {
+      this.setUp(false);
+      this.nc = null;
+      this.subs.clear();
+      this.dial();
+    }
+  }
+
+  private setUp(up: boolean): void {
+    if (up === this.up) return;
+    this.up = up;
+    this.stats.brokerUp = up;
+    if (up) this.backoff.reset();
+    this.log[up ? 'info' : 'warn']({ broker: 'nats' }, up ? 'broker connected' : 'broker disconnected');
+  }
+}

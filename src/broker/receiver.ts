@@ -1,0 +1,62 @@
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../log';
+import type { FixedHistogram } from '../metrics/histogram';
+import type { Stats } from '../metrics/stats';
+import { Payload } from '../protocol/payload';
+import type { Hub } from '../pubsub/hub';
+import { Envelope, EnvelopeError, MsgpackCursor } from './envelope';
+import type { InterestTable } from './interest';
+
+/** Wall-clock-anchored milliseconds with sub-ms resolution, comparable between nodes on one host. */
+export const absoluteNow = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * Turns a message from the broker into one local fan-out. The envelope is read in place and its data
+ * handed to the hub as msgpack bytes, so msgpack subscribers get it without a decode; one reused
+ * cursor, envelope and payload serve every message.
+ */
+export class EnvelopeReceiver {
+  private readonly cursor = new MsgpackCursor();
+  private readonly envelope = new Envelope();
+  private readonly payload = new Payload();
+  private warned = false;
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly stats: Stats,
+    private readonly roundtrip: FixedHistogram,
+    private readonly interest: InterestTable,
+    private readonly nodeId: string,
+    /** True when the broker numbers messages cluster-wide (the envelope's seq/epoch are authoritative). */
+    private readonly brokerSequenced: boolean,
+    private readonly log: Logger,
+  ) {}
+
+  receive(buf: Buffer): void {
+    this.stats.brokerReceived++;
+    this.stats.brokerBytesIn += buf.length;
+    let env: Envelope;
+    try {
+      env = this.envelope.read(this.cursor.reset(buf));
+    } catch (e) {
+      if (!(e instanceof EnvelopeError)) throw e;
+      // Someone else publishing on our subjects: say so once, never crash the receive path.
+      if (!this.warned) this.log.warn({ err: e.message }, 'ignoring a broker message that is not a wsgate envelope');
+      this.warned = true;
+      return;
+    }
+    // A message still in flight after the interest was dropped has nobody to reach.
+    if (!this.interest.has(env.topic)) return;
+    const now = performance.now();
+    const own = env.origin === this.nodeId;
+    if (own) this.roundtrip.observe(Math.max(0, performance.timeOrigin + now - env.ts) / 1000);
+    this.hub.deliver(
+      env.topic,
+      this.payload.setPacked(env.data),
+      own ? env.source : 'broker',
+      now,
+      this.brokerSequenced ? env.seq : 0,
+      this.brokerSequenced ? env.epoch : undefined,
+    );
+  }
+}

@@ -1,0 +1,301 @@
+import { createHash } from 'node:crypto';
+import Redis from 'ioredis';
+import type { Config } from '../config/schema';
+import type { Logger } from '../log';
+import type { GatewayMetrics } from '../metrics/gateway-metrics';
+import type { PublishSource, Stats } from '../metrics/stats';
+import { ErrorCode, GatewayError } from '../protocol/codes';
+import type { StreamPosition } from '../protocol/commands';
+import type { Payload } from '../protocol/payload';
+import type { Hub } from '../pubsub/hub';
+import { newEpoch } from '../pubsub/topic-state';
+import type { Broker, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
+import { Envelope, MsgpackCursor } from './envelope';
+import { InterestTable, type InterestTarget } from './interest';
+import { Backoff, raceTimeout } from './lifecycle';
+import { EnvelopeReceiver, absoluteNow } from './receiver';
+import { META_TTL_MS, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, logKey, metaKey, nodeChannel } from './redis-scripts';
+
+const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
+const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
+const SNAPSHOT_TIMEOUT_MS = 3000;
+
+const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
+const PUBLISH_SHA = sha1(PUBLISH_LUA);
+const SNAPSHOT_SHA = sha1(SNAPSHOT_LUA);
+
+interface PendingSnapshot {
+  readonly topic: string;
+  readonly since: StreamPosition | undefined;
+  readonly done: (s: TopicSnapshot | GatewayError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * Redis fan-out with cluster-wide sequences: a Lua script assigns seq, appends to the topic's stream and
+ * PUBLISHes in one atomic step; nodes SUBSCRIBE per topic of interest and deliver in Redis's order.
+ * Recovery that misses this node's history is served from the stream (see snapshot()).
+ *
+ * Two connections: commands (scripts) and a subscriber. Neither queues while down (enableOfflineQueue
+ * off): publishes are refused with `unavailable` and counted, and in-flight ones are capped.
+ */
+export class RedisBroker implements Broker, InterestTarget {
+  readonly kind = 'redis';
+  private readonly nodeId = newEpoch();
+  private readonly replyChannel: string;
+  private readonly replyChannelBuf: Buffer;
+  private readonly interest: InterestTable;
+  private readonly receiver: EnvelopeReceiver;
+  private readonly cmd: Redis;
+  private readonly sub: Redis;
+  /** Topics whose local state is in step with Redis since the last snapshot (cleared on any outage). */
+  private readonly stepped = new Set<string>();
+  /** Per topic, the SUBSCRIBE in flight or done, so a snapshot runs only after it took effect. */
+  private readonly subscribed = new Map<string, Promise<unknown>>();
+  private readonly snapshots = new Map<string, PendingSnapshot>();
+  private readonly cursor = new MsgpackCursor();
+  private cmdUp = false;
+  private subUp = false;
+  private inflight = 0;
+  private nextRequest = 0;
+  private epochs = 0;
+  private closed = false;
+
+  constructor(
+    url: string,
+    private readonly config: Config,
+    private readonly hub: Hub,
+    private readonly stats: Stats,
+    metrics: GatewayMetrics,
+    private readonly log: Logger,
+  ) {
+    this.replyChannel = nodeChannel(this.nodeId);
+    this.replyChannelBuf = Buffer.from(this.replyChannel);
+    this.interest = new InterestTable(this, config.brokerLinger, stats);
+    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, this.interest, this.nodeId, true, log);
+    hub.setInterestListener(this.interest);
+    this.cmd = this.connection(url, 'commands');
+    this.sub = this.connection(url, 'subscriber');
+    this.cmd.on('ready', () => this.loadScripts());
+    this.sub.on('ready', () => this.resubscribe());
+    this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      if (channel.equals(this.replyChannelBuf)) this.snapshotReply(message);
+      else this.receiver.receive(message);
+    });
+  }
+
+  private connection(url: string, role: string): Redis {
+    const backoff = new Backoff(100, 5000);
+    const r = new Redis(url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      autoResubscribe: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 2000,
+      retryStrategy: () => backoff.next(),
+      connectionName: `wsgate-${this.nodeId}-${role}`,
+    });
+    let warned = false;
+    r.on('error', (e: Error) => {
+      if (!warned) this.log.warn({ err: e.message, broker: 'redis', role }, 'broker connection error; retrying');
+      warned = true;
+    });
+    r.on('ready', () => {
+      warned = false;
+      backoff.reset();
+    });
+    r.on('close', () => this.down(role));
+    return r;
+  }
+
+  /** Connects in the background: a node whose broker is down still starts and serves local clients. */
+  async start(): Promise<void> {
+    const ready = Promise.all([this.cmd.connect(), this.sub.connect()]);
+    ready.catch(() => undefined); // retried by ioredis; readiness reports it
+    await raceTimeout(ready, 2000);
+  }
+
+  ready(): boolean {
+    return this.cmdUp && this.subUp;
+  }
+
+  publish(topic: string, payload: Payload, source: PublishSource, startedAt: number): PublishOutcome | Promise<PublishOutcome> {
+    if (!this.cmdUp) {
+      this.stats.brokerFailures++;
+      return UNAVAILABLE;
+    }
+    if (this.inflight >= this.config.brokerMaxPending) {
+      this.stats.brokerFailures++;
+      return BUSY;
+    }
+    // A copy: the payload's msgpack bytes are a view of a buffer the next publish reuses.
+    const data = Buffer.from(payload.msgpack());
+    this.inflight++;
+    return this.cmd
+      .evalsha(
+        PUBLISH_SHA,
+        2,
+        metaKey(topic),
+        logKey(topic),
+        channelOf(topic),
+        topic,
+        String(performance.timeOrigin + startedAt),
+        this.nodeId,
+        source,
+        data,
+        this.config.historySize,
+        this.config.historyTtl * 1000,
+        this.candidateEpoch(),
+        META_TTL_MS,
+      )
+      .then(
+        (seq) => {
+          this.inflight--;
+          this.stats.brokerPublished++;
+          this.stats.brokerBytesOut += data.length + topic.length * 3 + 64;
+          return Number(seq);
+        },
+        (e: Error) => {
+          this.inflight--;
+          this.stats.brokerFailures++;
+          this.log.debug({ err: e.message, broker: 'redis' }, 'publish failed');
+          return UNAVAILABLE;
+        },
+      );
+  }
+
+  inStep(topic: string): boolean {
+    return this.stepped.has(topic);
+  }
+
+  snapshot(topic: string, since: StreamPosition | undefined, done: (s: TopicSnapshot | GatewayError) => void): void {
+    const id = String(++this.nextRequest);
+    const timer = setTimeout(() => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, 'broker did not answer in time')), SNAPSHOT_TIMEOUT_MS);
+    this.snapshots.set(id, { topic, since, done, timer });
+    const subscribing = this.subscribed.get(topic) ?? Promise.reject(new Error('not subscribed'));
+    subscribing
+      .then(() =>
+        this.cmd.evalsha(SNAPSHOT_SHA, 2, metaKey(topic), logKey(topic), this.replyChannel, id, since?.seq ?? -1, this.config.historySize, this.candidateEpoch(), META_TTL_MS),
+      )
+      .catch((e: Error) => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, `broker: ${e.message}`)));
+  }
+
+  subscribeTopic(topic: string): void {
+    const p = this.subUp ? this.sub.subscribe(channelOf(topic)) : Promise.reject(new Error('broker down'));
+    p.catch(() => undefined); // restored by resubscribe() on the next ready
+    this.subscribed.set(topic, p);
+  }
+
+  unsubscribeTopic(topic: string): void {
+    this.subscribed.delete(topic);
+    this.stepped.delete(topic);
+    if (this.subUp) this.sub.unsubscribe(channelOf(topic)).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.interest.close();
+    for (const id of [...this.snapshots.keys()]) this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, 'node is shutting down'));
+    // quit() lets in-flight publishes finish; bounded so a dead broker cannot hold up shutdown.
+    await raceTimeout(Promise.all([this.cmd.quit(), this.sub.quit()]), 2000);
+    this.cmd.disconnect();
+    this.sub.disconnect();
+    this.stats.brokerUp = false;
+  }
+
+  private candidateEpoch(): string {
+    return this.nodeId + (++this.epochs).toString(36);
+  }
+
+  private loadScripts(): void {
+    Promise.all([this.cmd.script('LOAD', PUBLISH_LUA), this.cmd.script('LOAD', SNAPSHOT_LUA)]).then(
+      () => {
+        this.cmdUp = true;
+        this.syncUp();
+      },
+      (e: Error) => this.log.warn({ err: e.message, broker: 'redis' }, 'cannot load scripts'),
+    );
+  }
+
+  /** After (re)connecting: our reply channel and every topic of interest, in one SUBSCRIBE. */
+  private resubscribe(): void {
+    const topics = [...this.interest.topics()];
+    const p = this.sub.subscribe(this.replyChannel, ...topics.map(channelOf));
+    p.catch(() => undefined);
+    for (const t of topics) this.subscribed.set(t, p);
+    p.then(() => {
+      this.subUp = true;
+      this.syncUp();
+    });
+  }
+
+  private down(role: string): void {
+    if (role === 'commands') this.cmdUp = false;
+    else {
+      this.subUp = false;
+      // Messages may be lost while the subscriber is away: every topic needs a fresh snapshot.
+      this.stepped.clear();
+    }
+    this.syncUp();
+  }
+
+  private syncUp(): void {
+    const up = this.ready();
+    if (up === this.stats.brokerUp || this.closed) return;
+    this.stats.brokerUp = up;
+    this.log[up ? 'info' : 'warn']({ broker: 'redis' }, up ? 'broker connected' : 'broker disconnected');
+  }
+
+  /** The snapshot script's reply, arriving at the cut in the subscriber stream. */
+  private snapshotReply(message: Buffer): void {
+    const c = this.cursor.reset(message);
+    let id: string;
+    let seq: number;
+    let epoch: string;
+    try {
+      c.arrayLength();
+      id = c.ascii();
+      seq = c.number();
+      epoch = c.ascii();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'malformed snapshot reply');
+      return;
+    }
+    const pending = this.snapshots.get(id);
+    if (pending === undefined) return; // timed out meanwhile
+    if (!this.interest.has(pending.topic)) return this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, 'interest dropped'));
+    this.hub.adopt(pending.topic, seq, epoch);
+    this.stepped.add(pending.topic);
+    let replay: RetainedMessage[] | null = null;
+    const since = pending.since;
+    if (since !== undefined && since.epoch === epoch && since.seq <= seq) replay = this.retained(c, since.seq, seq);
+    this.finishSnapshot(id, { seq, epoch, replay });
+  }
+
+  /** The entries after `since` up to `seq` if all are there and not older than the history TTL; else null. */
+  private retained(c: MsgpackCursor, since: number, seq: number): RetainedMessage[] | null {
+    const oldest = absoluteNow() - this.config.historyTtl * 1000;
+    const inner = new MsgpackCursor();
+    const out: RetainedMessage[] = [];
+    try {
+      const n = c.arrayLength();
+      if (n !== seq - since) return null;
+      for (let i = 0; i < n; i++) {
+        const env = new Envelope().read(inner.reset(c.bytes()));
+        if (env.seq !== since + 1 + i || env.ts < oldest) return null;
+        out.push({ seq: env.seq, data: env.data });
+      }
+    } catch {
+      return null;
+    }
+    return out;
+  }
+
+  private finishSnapshot(id: string, result: TopicSnapshot | GatewayError): void {
+    const pending = this.snapshots.get(id);
+    if (pending === undefined) return;
+    this.snapshots.delete(id);
+    clearTimeout(pending.timer);
+    pending.done(result);
+  }
+}

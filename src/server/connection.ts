@@ -16,10 +16,12 @@ export interface Connection {
   closeReason: DisconnectReason | null;
   closed: boolean;
   expiry: NodeJS.Timeout | null;
+  /** Deadline for a slow consumer's 4008 close. */
+  closeTimer: NodeJS.Timeout | null;
   /** Subscriptions waiting for a cluster broker's snapshot, by topic → request token (created on first use). */
   pendingSubs: Map<string, number> | null;
 }
 
 export function newConnection(codec: Codec, grant: Grant, initialTopics: readonly string[]): Connection {
-  return { codec, grant, topics: new Set(), initialTopics, dropped: 0, closeReason: null, closed: false, expiry: null, pendingSubs: null };
+  return { codec, grant, topics: new Set(), initialTopics, dropped: 0, closeReason: null, closed: false, expiry: null, closeTimer: null, pendingSubs: null };
 }

@@ -112,11 +112,11 @@ export class BrokerServer {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** NATS only: how many subscriptions the server holds (monitoring endpoint). */
-  async natsSubscriptions(): Promise<number> {
-    const res = await fetch(`http://127.0.0.1:${this.monitorPort}/subsz`);
-    const body = (await res.json()) as { num_subscriptions: number };
-    return body.num_subscriptions;
+  /** NATS only: how many subscriptions the server holds on `subject` (monitoring endpoint). */
+  async natsSubscriptions(subject: string): Promise<number> {
+    const res = await fetch(`http://127.0.0.1:${this.monitorPort}/subsz?subs=1&limit=100000`);
+    const body = (await res.json()) as { subscriptions_list?: { subject: string }[] };
+    return (body.subscriptions_list ?? []).filter((s) => s.subject === subject).length;
   }
 }
 

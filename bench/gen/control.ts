@@ -1,0 +1,73 @@
+/** Messages between the orchestrator (bench/run.ts) and the generator process (gen/main.ts). */
+import { PublishMode, TargetSpec } from './messages';
+import { LatencySummary } from '../lib/histogram';
+
+export interface GenInit {
+  cmd: 'init';
+  target: TargetSpec;
+  /** Worker threads: one publisher thread plus the rest for subscribers (1 = everything in one). */
+  threads: number;
+}
+
+export interface GenConnect {
+  cmd: 'connect';
+  subs: number;
+  numTopics: number;
+  publishers: number;
+  /** Size of each subscriber's per-publisher sequence table. */
+  publisherIds: number;
+  concurrency: number;
+  timeoutMs: number;
+}
+
+export interface GenRun {
+  cmd: 'run';
+  mode: PublishMode;
+  rate: number;
+  warmupMs: number;
+  durationMs: number;
+  drainMs: number;
+  payloadBytes: number;
+  numTopics: number;
+  fanout: number;
+  windowPerSub: number;
+  totalSubs: number;
+  httpConnections: number;
+}
+
+export type GenCmd = GenInit | GenConnect | GenRun | { cmd: 'close' };
+
+export interface ConnectResult {
+  ok: number;
+  failed: number;
+  seconds: number;
+  perSecond: number;
+  errors: string[];
+}
+
+export interface RunResult {
+  mode: PublishMode;
+  offeredRate: number;
+  seconds: number;
+  published: number;
+  publishesPerSec: number;
+  deliveriesPerSec: number;
+  expected: number;
+  received: number;
+  lost: number;
+  gaps: number;
+  reordered: number;
+  unexpected: number;
+  disconnects: number;
+  latencyMs: LatencySummary;
+  httpLatencyMs: LatencySummary | null;
+  httpOk: number;
+  httpFailed: number;
+  errors: string[];
+}
+
+export type GenReply =
+  | { type: 'ready' }
+  | { type: 'connected'; result: ConnectResult }
+  | { type: 'ran'; result: RunResult }
+  | { type: 'error'; message: string };

@@ -1,0 +1,22 @@
+import * as v8 from 'node:v8';
+
+/**
+ * JS heap bytes allocated while `fn` runs, from V8's own GC statistics: the heap grows only by
+ * allocation between collections, so allocated = Σ(used before GC i − used after GC i−1) plus the
+ * growth since the last GC.
+ */
+export function allocatedDuring(fn: () => void): number {
+  const profiler = new v8.GCProfiler();
+  const start = v8.getHeapStatistics().used_heap_size;
+  profiler.start();
+  fn();
+  const end = v8.getHeapStatistics().used_heap_size;
+  const stats = profiler.stop()?.statistics ?? [];
+  let total = 0;
+  let after = start;
+  for (const s of stats) {
+    total += Math.max(0, s.beforeGC.heapStatistics.usedHeapSize - after);
+    after = s.afterGC.heapStatistics.usedHeapSize;
+  }
+  return total + Math.max(0, end - after);
+}

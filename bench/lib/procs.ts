@@ -1,0 +1,90 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+
+/** Cores for the server and the generator; null when the machine has a single core (no pinning). */
+export function pinning(): { server: number; generator: number } | null {
+  return os.cpus().length >= 2 ? { server: 0, generator: 1 } : null;
+}
+
+/** Spawns `node <args>` pinned to `cpu` with taskset (taskset execs node, so the PID is node's). */
+export function spawnNode(cpu: number | null, args: readonly string[], ipc: boolean): ChildProcess {
+  const stdio: ('ignore' | 'inherit' | 'pipe' | 'ipc')[] = ['ignore', 'inherit', 'pipe'];
+  if (ipc) stdio.push('ipc');
+  const child =
+    cpu === null
+      ? spawn(process.execPath, args, { stdio })
+      : spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { stdio });
+  // Keep the tail of stderr for error reports; servers log little at warn level.
+  let tail = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    tail = (tail + d.toString()).slice(-2000);
+  });
+  stderrTails.set(child, () => tail);
+  return child;
+}
+
+const stderrTails = new WeakMap<ChildProcess, () => string>();
+
+export function stderrOf(child: ChildProcess): string {
+  return stderrTails.get(child)?.() ?? '';
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves when a TCP connect to the port succeeds; rejects when the child dies or on timeout. */
+export async function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`server exited (${child.exitCode ?? child.signalCode}): ${stderrOf(child)}`);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`port ${port} not listening after ${timeoutMs} ms: ${stderrOf(child)}`);
+}
+
+/** SIGTERM by PID, then SIGKILL if it has not exited within `graceMs`. */
+export async function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  process.kill(child.pid, 'SIGTERM');
+  const timer = setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+  }, graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Resident set size of a process in bytes (from /proc). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** The soft open-files limit of this process (children inherit it). */
+export function openFilesLimit(): number {
+  const m = /Max open files\s+(\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+  return m ? Number(m[1]) : 1024;
+}

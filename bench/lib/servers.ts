@@ -1,0 +1,80 @@
+import { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DialectName } from './dialect';
+import { freePort, pinning, spawnNode, stopProcess, waitForPort } from './procs';
+
+export type ServerName = 'wsgate' | 'uws' | 'ws' | 'socketio';
+export const ALL_SERVERS: readonly ServerName[] = ['wsgate', 'uws', 'ws', 'socketio'];
+
+/** dist/ root: this file is dist/bench/lib/servers.js. */
+const DIST = path.resolve(__dirname, '..', '..');
+export const WSGATE_MAIN = path.join(DIST, 'src', 'cli', 'main.js');
+
+export interface ServerDef {
+  name: ServerName;
+  label: string;
+  dialect: DialectName;
+  /** node arguments (script first) for a given port. */
+  args(port: number): string[];
+}
+
+const baseline = (file: string) => (port: number) => [path.join(DIST, 'bench', 'baselines', file), '--port', String(port)];
+
+export const SERVERS: Record<ServerName, ServerDef> = {
+  wsgate: {
+    name: 'wsgate',
+    label: 'wsgate',
+    dialect: 'plain',
+    args: (port) => [
+      WSGATE_MAIN,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--client-publish',
+      '--log-level',
+      'warn',
+      '--max-connections',
+      '200000',
+      '--max-backpressure',
+      String(1024 * 1024),
+    ],
+  },
+  uws: { name: 'uws', label: 'raw uWS', dialect: 'plain', args: baseline('uws.js') },
+  ws: { name: 'ws', label: 'ws', dialect: 'plain', args: baseline('ws.js') },
+  socketio: { name: 'socketio', label: 'Socket.IO', dialect: 'socketio', args: baseline('socketio.js') },
+};
+
+export function wsgateAvailable(): boolean {
+  return fs.existsSync(WSGATE_MAIN);
+}
+
+export interface RunningServer {
+  def: ServerDef;
+  port: number;
+  pid: number;
+  child: ChildProcess;
+}
+
+/** Node flags for servers, e.g. `--cpu-prof` (set by `--cpu-prof` on the bench command line). */
+export const serverNodeFlags: string[] = [];
+
+/** Starts a server pinned to the server core and waits until it accepts TCP connections. */
+export async function startServer(def: ServerDef, extraArgs: readonly string[] = []): Promise<RunningServer> {
+  const port = await freePort();
+  const child = spawnNode(pinning()?.server ?? null, [...serverNodeFlags, ...def.args(port), ...extraArgs], false);
+  try {
+    await waitForPort(port, child, 15000);
+  } catch (err) {
+    await stopProcess(child);
+    throw err;
+  }
+  if (child.pid === undefined) throw new Error(`${def.name}: no pid`);
+  return { def, port, pid: child.pid, child };
+}
+
+export async function stopServer(s: RunningServer): Promise<void> {
+  await stopProcess(s.child);
+}

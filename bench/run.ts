@@ -1,0 +1,81 @@
+/**
+ * `npm run bench [-- --scenario <name>[,<name>]] [--quick] [--servers wsgate,uws,ws,socketio]
+ *                [--threads N] [--idle-conns N | --idle-100k] [--cpu-prof] [--out <dir>]`
+ * Runs the benchmark scenarios and writes bench/results/<date>-<host>.{json,md,svg}.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { argFlag, argNumber, argValue } from './lib/cli';
+import { ALL_SERVERS, ServerName, serverNodeFlags, wsgateAvailable } from './lib/servers';
+import { openFilesLimit, pinning } from './lib/procs';
+import { writeReport } from './report/write';
+import { SCENARIOS } from './scenarios';
+import { BenchOptions, Context, ScenarioResult } from './scenarios/types';
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const quick = argFlag(argv, 'quick');
+  const wanted = argValue(argv, 'scenario')?.split(',');
+  const unknown = wanted?.filter((w) => !SCENARIOS.some((s) => s.name === w)) ?? [];
+  if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  let servers = (argValue(argv, 'servers')?.split(',') as ServerName[] | undefined) ?? [...ALL_SERVERS];
+  const notes: string[] = [];
+  if (servers.includes('wsgate') && !wsgateAvailable()) {
+    servers = servers.filter((s) => s !== 'wsgate');
+    notes.push('wsgate was not built (dist/src/cli/main.js missing): baselines only.');
+  }
+  if (argFlag(argv, 'cpu-prof')) {
+    const dir = path.resolve(argValue(argv, 'out') ?? path.join(__dirname, '..', '..', 'bench', 'results'), 'prof');
+    serverNodeFlags.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
+  }
+  const opts: BenchOptions = {
+    quick,
+    servers,
+    threads: argNumber(argv, 'threads', 3),
+    idleConns: argFlag(argv, 'idle-100k') ? 100_000 : argNumber(argv, 'idle-conns', quick ? 200 : 20_000),
+  };
+  const ctx: Context = {
+    opts,
+    generatorCapacity: null,
+    log: (m) => console.log(m),
+  };
+  const selected = SCENARIOS.filter((s) => (wanted ? wanted.includes(s.name) : s.inDefault));
+  const started = new Date();
+  const results: ScenarioResult[] = [];
+  for (const s of selected) {
+    console.log(`▶ ${s.name}: ${s.title}`);
+    const t0 = Date.now();
+    const r = await s.run(ctx);
+    console.log(`  done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    results.push(r);
+  }
+  const pin = pinning();
+  const files = writeReport(argValue(argv, 'out') ?? path.join(__dirname, '..', '..', 'bench', 'results'), {
+    version: 1,
+    date: started.toISOString(),
+    host: os.hostname(),
+    command: `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
+    quick,
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      memoryBytes: os.totalmem(),
+      kernel: `${os.type()} ${os.release()}`,
+      node: process.version,
+      openFilesLimit: openFilesLimit(),
+    },
+    pinning: pin ? `server on core ${pin.server}, generator on core ${pin.generator} (taskset)` : 'single core: not pinned',
+    generatorThreads: opts.threads,
+    generatorCapacity: ctx.generatorCapacity,
+    servers,
+    notes,
+    durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+    scenarios: results,
+  });
+  console.log(`results: ${files.join(', ')}`);
+}
+
+main().catch((err: Error) => {
+  console.error(err.stack ?? err.message);
+  process.exit(1);
+});

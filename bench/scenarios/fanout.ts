@@ -1,0 +1,40 @@
+import { RunResult } from '../gen/control';
+import { Scenario } from './types';
+import { perServer, requireConnected, result, row, session } from './common';
+
+/** 1 topic × 1,000 subscribers, 1 publisher, 64-byte payloads, as fast as the server delivers. */
+export const fanout: Scenario = {
+  name: 'fanout',
+  title: 'Fan-out at max rate (1 topic, 1 publisher, 64 B)',
+  inDefault: true,
+  async run(ctx) {
+    const q = ctx.opts.quick;
+    const p = { subscribers: q ? 20 : 1000, payloadBytes: 64, windowPerSub: 16, warmupMs: q ? 300 : 2000, durationMs: q ? 1000 : 5000 };
+    const outcomes = await perServer(ctx, ctx.opts.servers, (name) =>
+      session(ctx, name, async (_s, gen): Promise<RunResult> => {
+        const c = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 });
+        requireConnected(c, p.subscribers + 1);
+        return gen.run({
+          mode: 'max',
+          rate: 0,
+          warmupMs: p.warmupMs,
+          durationMs: p.durationMs,
+          drainMs: 3000,
+          payloadBytes: p.payloadBytes,
+          numTopics: 1,
+          fanout: p.subscribers,
+          windowPerSub: p.windowPerSub,
+          totalSubs: p.subscribers,
+          httpConnections: 0,
+        });
+      }),
+    );
+    return result('fanout', this.title, p, outcomes, [
+      row(outcomes, 'deliveries/s', '/s', 'higher', (r) => r.deliveriesPerSec),
+      row(outcomes, 'latency p50', 'ms', 'lower', (r) => r.latencyMs.p50),
+      row(outcomes, 'latency p99', 'ms', 'lower', (r) => r.latencyMs.p99),
+      row(outcomes, 'latency p99.9', 'ms', 'lower', (r) => r.latencyMs.p999),
+      row(outcomes, 'lost', 'msgs', 'lower', (r) => r.lost + r.gaps),
+    ], [`Closed loop: at most ${p.windowPerSub} deliveries per subscriber in flight, so queues stay bounded and latency is meaningful.`]);
+  },
+};

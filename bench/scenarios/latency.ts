@@ -1,0 +1,107 @@
+import { Generator } from '../gen/handle';
+import { RunResult } from '../gen/control';
+import { Context, Scenario } from './types';
+import { perServer, requireConnected, result, row, session } from './common';
+
+/** p99 target of the sweep. */
+const P99_LIMIT_MS = 50;
+/** Offered publishes/s, stepped until a server misses the target (× subscribers = deliveries/s). */
+const SWEEP = [50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000];
+
+export interface SweepPoint {
+  offeredPublishesPerSec: number;
+  offeredDeliveriesPerSec: number;
+  deliveriesPerSec: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  lost: number;
+  ok: boolean;
+  /** Offered load above 80 % of the generator's measured receive capacity. */
+  generatorBound: boolean;
+}
+
+export interface LatencyOutcome {
+  fixed: RunResult[];
+  sweep: SweepPoint[];
+  /** Highest offered publishes/s with p99 < 50 ms and no loss. */
+  maxRateP99Under50ms: number;
+}
+
+function fixedRun(gen: Generator, subs: number, rate: number, durationMs: number, warmupMs: number): Promise<RunResult> {
+  return gen.run({
+    mode: 'rate',
+    rate,
+    warmupMs,
+    durationMs,
+    drainMs: 3000,
+    payloadBytes: 64,
+    numTopics: 1,
+    fanout: subs,
+    windowPerSub: 0,
+    totalSubs: subs,
+    httpConnections: 0,
+  });
+}
+
+async function sweep(ctx: Context, gen: Generator, subs: number): Promise<SweepPoint[]> {
+  const q = ctx.opts.quick;
+  const points: SweepPoint[] = [];
+  for (const rate of q ? SWEEP.slice(0, 2) : SWEEP) {
+    const r = await fixedRun(gen, subs, rate, q ? 500 : 3000, q ? 200 : 500);
+    const ok = r.latencyMs.p99 < P99_LIMIT_MS && r.lost === 0 && r.gaps === 0 && r.disconnects === 0;
+    const offered = rate * subs;
+    points.push({
+      offeredPublishesPerSec: rate,
+      offeredDeliveriesPerSec: offered,
+      deliveriesPerSec: r.deliveriesPerSec,
+      p50: r.latencyMs.p50,
+      p99: r.latencyMs.p99,
+      p999: r.latencyMs.p999,
+      lost: r.lost + r.gaps,
+      ok,
+      generatorBound: ctx.generatorCapacity !== null && offered > 0.8 * ctx.generatorCapacity,
+    });
+    ctx.log(`    ${rate}/s → p99 ${r.latencyMs.p99} ms, lost ${r.lost + r.gaps}${ok ? '' : ' (stop)'}`);
+    if (!ok) break;
+  }
+  return points;
+}
+
+/**
+ * Latency under a fixed, open-loop offered load (each message is stamped with its scheduled send
+ * time, so a stalled server cannot hide its backlog: no coordinated omission), at 100 and 500
+ * publishes/s to 1,000 subscribers, then a stepped sweep to each server's highest rate with p99 < 50 ms.
+ */
+export const latency: Scenario = {
+  name: 'latency',
+  title: 'Latency at fixed offered load (1 topic, 1,000 subscribers, 64 B, open loop)',
+  inDefault: true,
+  async run(ctx) {
+    const q = ctx.opts.quick;
+    const p = { subscribers: q ? 20 : 1000, rates: q ? '100' : '100,500', durationMs: q ? 1000 : 5000, p99LimitMs: P99_LIMIT_MS };
+    const outcomes = await perServer(ctx, ctx.opts.servers, (name) =>
+      session(ctx, name, async (_s, gen): Promise<LatencyOutcome> => {
+        const c = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 });
+        requireConnected(c, p.subscribers + 1);
+        const fixed: RunResult[] = [];
+        for (const rate of p.rates.split(',').map(Number)) fixed.push(await fixedRun(gen, p.subscribers, rate, p.durationMs, 1000));
+        const points = await sweep(ctx, gen, p.subscribers);
+        const passed = points.filter((x) => x.ok);
+        return { fixed, sweep: points, maxRateP99Under50ms: passed.length ? passed[passed.length - 1].offeredPublishesPerSec : 0 };
+      }),
+    );
+    const rows = [];
+    for (const [i, rate] of p.rates.split(',').entries()) {
+      rows.push(row(outcomes, `${rate} pub/s: p50`, 'ms', 'lower', (r: LatencyOutcome) => r.fixed[i].latencyMs.p50));
+      rows.push(row(outcomes, `${rate} pub/s: p99`, 'ms', 'lower', (r: LatencyOutcome) => r.fixed[i].latencyMs.p99));
+      rows.push(row(outcomes, `${rate} pub/s: p99.9`, 'ms', 'lower', (r: LatencyOutcome) => r.fixed[i].latencyMs.p999));
+    }
+    rows.push(row(outcomes, 'max pub/s with p99 < 50 ms', '/s', 'higher', (r: LatencyOutcome) => r.maxRateP99Under50ms));
+    rows.push(row(outcomes, '… as deliveries/s', '/s', 'higher', (r: LatencyOutcome) => r.maxRateP99Under50ms * p.subscribers));
+    return result('latency', this.title, p, outcomes, rows, [
+      `Sweep steps (publishes/s): ${SWEEP.join(', ')}; a step fails on p99 ≥ ${P99_LIMIT_MS} ms or any loss.`,
+      'Points whose offered deliveries/s exceed 80 % of the generator capacity are marked generatorBound.',
+    ]);
+  },
+};

@@ -1,0 +1,55 @@
+import { RunResult } from '../gen/control';
+import { Scenario } from './types';
+import { perServer, requireConnected, result, row, session } from './common';
+
+/** 10,000 subscribers over 1,000 topics (10 each), 10 publishers on random topics, 256-byte payloads. */
+export const manytopics: Scenario = {
+  name: 'manytopics',
+  title: 'Many topics at max rate (10,000 subs over 1,000 topics, 10 publishers, 256 B)',
+  inDefault: true,
+  async run(ctx) {
+    const q = ctx.opts.quick;
+    const p = {
+      subscribers: q ? 100 : 10000,
+      topics: q ? 10 : 1000,
+      publishers: 10,
+      payloadBytes: 256,
+      windowPerSub: 16,
+      warmupMs: q ? 300 : 2000,
+      durationMs: q ? 1000 : 5000,
+    };
+    const outcomes = await perServer(ctx, ctx.opts.servers, (name) =>
+      session(ctx, name, async (_s, gen): Promise<RunResult> => {
+        const c = await gen.connect({
+          subs: p.subscribers,
+          numTopics: p.topics,
+          publishers: p.publishers,
+          publisherIds: p.publishers,
+          concurrency: 200,
+          timeoutMs: 120000,
+        });
+        requireConnected(c, p.subscribers + p.publishers);
+        return gen.run({
+          mode: 'max',
+          rate: 0,
+          warmupMs: p.warmupMs,
+          durationMs: p.durationMs,
+          drainMs: 3000,
+          payloadBytes: p.payloadBytes,
+          numTopics: p.topics,
+          fanout: p.subscribers / p.topics,
+          windowPerSub: p.windowPerSub,
+          totalSubs: p.subscribers,
+          httpConnections: 0,
+        });
+      }),
+    );
+    return result('manytopics', this.title, p, outcomes, [
+      row(outcomes, 'deliveries/s', '/s', 'higher', (r) => r.deliveriesPerSec),
+      row(outcomes, 'publishes/s', '/s', 'higher', (r) => r.publishesPerSec),
+      row(outcomes, 'latency p50', 'ms', 'lower', (r) => r.latencyMs.p50),
+      row(outcomes, 'latency p99', 'ms', 'lower', (r) => r.latencyMs.p99),
+      row(outcomes, 'lost', 'msgs', 'lower', (r) => r.lost + r.gaps),
+    ]);
+  },
+};

@@ -1,0 +1,43 @@
+import { ServerName } from '../lib/servers';
+
+export interface BenchOptions {
+  quick: boolean;
+  servers: ServerName[];
+  /** Generator worker threads. */
+  threads: number;
+  /** Idle-connection count requested (clamped to the open-files limit). */
+  idleConns: number;
+}
+
+/** One line of a results table: a metric measured on each server. */
+export interface Row {
+  metric: string;
+  unit: string;
+  better: 'higher' | 'lower';
+  values: Partial<Record<ServerName, number | null>>;
+}
+
+export interface ScenarioResult {
+  name: string;
+  title: string;
+  params: Record<string, number | string | boolean>;
+  /** Raw per-server measurements (or `{ error }`). */
+  servers: Partial<Record<ServerName | 'generator', unknown>>;
+  rows: Row[];
+  notes: string[];
+}
+
+export interface Context {
+  opts: BenchOptions;
+  /** Generator receive capacity (deliveries/s) from the self-test, when it ran. */
+  generatorCapacity: number | null;
+  log(msg: string): void;
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  /** Part of the default suite (the others run only with --scenario). */
+  inDefault: boolean;
+  run(ctx: Context): Promise<ScenarioResult>;
+}

@@ -73,8 +73,8 @@ export class Gateway {
   }
 
   private notReadyReason(): string | null {
-    if (this.listenSocket === null) return 'not listening';
     if (this.draining) return 'draining';
+    if (this.listenSocket === null) return 'not listening';
     if (this.config.brokerRequiredForReady && !this.broker.ready()) return 'broker not ready';
     return null;
   }

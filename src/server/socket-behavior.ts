@@ -58,7 +58,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   const reply = (ws: Socket, conn: Connection, r: Reply) => {
     if (conn.closed) return;
-    ws.send(conn.codec.encodeReply(r), conn.codec.binary);
+    const encoded = conn.codec.encodeReply(r);
+    stats.sentBytes += typeof encoded === 'string' ? Buffer.byteLength(encoded) : encoded.length;
+    ws.send(encoded, conn.codec.binary);
   };
 
   const fail = (ws: Socket, conn: Connection, e: GatewayError) => {

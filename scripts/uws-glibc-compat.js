@@ -146,7 +146,7 @@ function patchBuffer(original) {
 
 /** @param {string} file @returns {string} empty when it loads */
 function loadError(file) {
-  const r = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', file], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', 'process.dlopen({ exports: {} }, process.argv[1])', file], { encoding: 'utf8' });
   return r.status === 0 ? '' : (r.stderr || `exit ${r.status}`);
 }
 

@@ -101,6 +101,10 @@ export class NatsBroker implements Broker, InterestTarget {
   subscribeTopic(topic: string): void {
     // The node may have missed messages while it held no interest: its old numbering cannot recover.
     this.hub.restart(topic);
+    this.subscribeSubject(topic);
+  }
+
+  private subscribeSubject(topic: string): void {
     const nc = this.nc;
     if (nc === null || nc.isClosed()) return; // subscribed on connect
     this.subs.set(
@@ -141,7 +145,7 @@ export class NatsBroker implements Broker, InterestTarget {
         }
         this.nc = nc;
         this.setUp(true);
-        for (const topic of this.interest.topics()) this.subscribeTopic(topic);
+        for (const topic of this.interest.topics()) this.subscribeSubject(topic);
         this.firstConnect?.();
         void this.watch(nc);
       },

@@ -7,6 +7,7 @@ import type { Logger } from '../log';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
+import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
@@ -64,6 +65,7 @@ export class Gateway {
         (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
       );
     });
+    if (config.page) registerPage(app, config, log);
     app.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
   }
 

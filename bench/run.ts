@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { argFlag, argNumber, argValue } from './lib/cli';
 import { ALL_SERVERS, ServerName, serverNodeFlags, wsgateAvailable } from './lib/servers';
-import { openFilesLimit, pinning } from './lib/procs';
+import { killAllChildren, openFilesLimit, pinning } from './lib/procs';
 import { writeReport } from './report/write';
 import { SCENARIOS } from './scenarios';
 import { BenchOptions, Context, ScenarioResult } from './scenarios/types';
@@ -75,7 +75,15 @@ async function main(): Promise<void> {
   console.log(`results: ${files.join(', ')}`);
 }
 
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAllChildren();
+    process.exit(130);
+  });
+}
+
 main().catch((err: Error) => {
+  killAllChildren();
   console.error(err.stack ?? err.message);
   process.exit(1);
 });

@@ -22,7 +22,16 @@ export function spawnNode(cpu: number | null, args: readonly string[], ipc: bool
     tail = (tail + d.toString()).slice(-2000);
   });
   stderrTails.set(child, () => tail);
+  live.add(child);
+  child.once('exit', () => live.delete(child));
   return child;
+}
+
+/** Every child still running, so an interrupted run can stop them (by PID) before exiting. */
+const live = new Set<ChildProcess>();
+
+export function killAllChildren(): void {
+  for (const c of live) if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) process.kill(c.pid, 'SIGKILL');
 }
 
 const stderrTails = new WeakMap<ChildProcess, () => string>();

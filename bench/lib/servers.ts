@@ -40,6 +40,9 @@ export const SERVERS: Record<ServerName, ServerDef> = {
       '200000',
       '--max-backpressure',
       String(1024 * 1024),
+      // Exit promptly on SIGTERM (the default drains connections over 10 s).
+      '--drain-window',
+      '0',
     ],
   },
   uws: { name: 'uws', label: 'raw uWS', dialect: 'plain', args: baseline('uws.js') },

@@ -1,7 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScenarioResult } from '../scenarios/types';
-import { ServerName } from '../lib/servers';
+import { SERVERS, ServerName } from '../lib/servers';
+import type { LatencyOutcome } from '../scenarios/latency';
+import { renderMarkdown } from './markdown';
+import { Series, latencyChart } from './svg';
 
 export interface BenchReport {
   version: 1;
@@ -19,12 +22,36 @@ export interface BenchReport {
   scenarios: ScenarioResult[];
 }
 
-/** Writes `<date>-<host>.json` (atomically, via a .tmp file); returns the paths written. */
+const COLORS: Record<ServerName, string> = { wsgate: '#1f77b4', uws: '#2ca02c', ws: '#ff7f0e', socketio: '#9467bd' };
+
+/** Sweep points of the latency scenario: measured deliveries/s against p99. */
+function chart(report: BenchReport): string {
+  const lat = report.scenarios.find((s) => s.name === 'latency');
+  if (!lat) return '';
+  const series: Series[] = [];
+  for (const [name, outcome] of Object.entries(lat.servers) as [ServerName, LatencyOutcome | { error: string }][]) {
+    if ('error' in outcome) continue;
+    series.push({ name: SERVERS[name].label, color: COLORS[name], points: outcome.sweep.map((p) => [p.deliveriesPerSec, p.p99]) });
+  }
+  return latencyChart('p99 latency vs throughput (1 topic, 1,000 subscribers, open loop)', series, 50);
+}
+
+function writeAtomic(file: string, text: string): void {
+  fs.writeFileSync(`${file}.tmp`, text);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+/** Writes `<date>-<host>.json`, `.md` and `.svg` (the chart only when the latency scenario ran). */
 export function writeReport(dir: string, report: BenchReport): string[] {
   fs.mkdirSync(dir, { recursive: true });
   const base = path.join(dir, `${report.date.slice(0, 10)}-${report.host}${report.quick ? '-quick' : ''}`);
-  const json = `${base}.json`;
-  fs.writeFileSync(`${json}.tmp`, JSON.stringify(report, null, 2));
-  fs.renameSync(`${json}.tmp`, json);
-  return [json];
+  const written = [`${base}.json`, `${base}.md`];
+  writeAtomic(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
+  const svg = chart(report);
+  if (svg !== '') {
+    writeAtomic(`${base}.svg`, svg + '\n');
+    written.push(`${base}.svg`);
+  }
+  writeAtomic(`${base}.md`, renderMarkdown(report, svg !== '' ? path.basename(`${base}.svg`) : null));
+  return written;
 }

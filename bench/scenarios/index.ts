@@ -1,9 +1,12 @@
+import { alloc } from './alloc';
 import { fanout } from './fanout';
 import { idle } from './idle';
 import { latency } from './latency';
 import { manytopics } from './manytopics';
+import { micro } from './micro';
+import { publishapi } from './publishapi';
 import { selftest } from './selftest';
 import { Scenario } from './types';
 
-/** In suite order. */
-export const SCENARIOS: readonly Scenario[] = [selftest, fanout, latency, manytopics, idle];
+/** In suite order: the generator's own figures first, so every report carries them. */
+export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc];

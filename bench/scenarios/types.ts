@@ -14,7 +14,8 @@ export interface Row {
   metric: string;
   unit: string;
   better: 'higher' | 'lower';
-  values: Partial<Record<ServerName, number | null>>;
+  /** Keyed by server (or by variant for in-process benchmarks). */
+  values: Record<string, number | null>;
 }
 
 export interface ScenarioResult {

@@ -77,6 +77,7 @@ function addRow(m: MessageEvent): void {
 
 client.on('message', (m) => {
   received++;
+  total.textContent = String(received);
   if (kept.length < MAX_KEPT) kept.push({ topic: m.topic, seq: m.seq });
   addRow(m);
 });
@@ -99,7 +100,6 @@ setInterval(() => {
   smoothed = smoothed * 0.5 + (received - lastCount) * 0.5;
   lastCount = received;
   rate.textContent = smoothed.toFixed(1);
-  total.textContent = String(received);
   renderSubs();
 }, 1000);
 

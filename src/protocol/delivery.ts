@@ -71,8 +71,9 @@ function writeUint(b: Buffer, p: number, v: number): number {
     b.writeUInt32BE(v, p + 1);
     return p + 5;
   }
-  b[p] = 0xcf;
-  b.writeUInt32BE(Math.floor(v / 0x100000000), p + 1);
-  b.writeUInt32BE(v >>> 0, p + 5);
+  // Above 2^32 a float64 holds every sequence exactly (they stay below 2^53) and decodes as a plain
+  // number everywhere, where many decoders turn uint64 into a BigInt.
+  b[p] = 0xcb;
+  b.writeDoubleBE(v, p + 1);
   return p + 9;
 }

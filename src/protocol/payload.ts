@@ -1,8 +1,10 @@
 import { packr, unpackr } from './msgpack';
 
-// Binary values (msgpack bin) have no JSON form; JSON subscribers get them as base64 strings.
-function binaryAsBase64(_key: string, value: unknown): unknown {
-  return value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') : value;
+// Binary values (msgpack bin) have no JSON form; JSON subscribers get them as base64 strings. The raw
+// value is read from the holder: for a Buffer, `value` is already the result of Buffer#toJSON.
+function binaryAsBase64(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') : value;
 }
 
 /**

@@ -286,12 +286,18 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       if (conn.closeReason === null && !conn.closed) {
         conn.closeReason = 'slow_consumer';
         stats.slowConsumerDisconnects++;
-        // A close frame sent now would itself be dropped (the buffer is full) and the client would see
-        // 1006; closing inside dropped() also crashes uWS (it runs within the publish loop). So 4008 is
-        // sent from drain() once the client reads again, or after a grace period at the latest.
-        conn.closeTimer = setTimeout(() => {
-          if (!conn.closed) ws.end(CloseCode.SlowConsumer, 'slow consumer');
-        }, SLOW_CONSUMER_GRACE_MS);
+        // dropped() runs inside uWS's publish loop, where closing or unsubscribing the socket crashes the
+        // process (seen: SIGSEGV); so both wait until the publish has returned. Unsubscribing then keeps
+        // what the client already has a gap-free prefix it can resume from with `since`. The 4008 close
+        // is sent from drain() once the client reads again (a close frame sent into a full buffer would be
+        // dropped: the client would see 1006), or after a grace period at the latest.
+        queueMicrotask(() => {
+          if (conn.closed) return;
+          for (const topic of [...conn.topics]) unsubscribe(ws, conn, topic);
+          conn.closeTimer = setTimeout(() => {
+            if (!conn.closed) ws.end(CloseCode.SlowConsumer, 'slow consumer');
+          }, SLOW_CONSUMER_GRACE_MS);
+        });
       }
     },
 

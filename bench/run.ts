@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --scenario <name>[,<name>]] [--quick] [--servers wsgate,uws,ws,socketio]
- *                [--threads N] [--idle-conns N | --idle-100k] [--cpu-prof] [--out <dir>]`
+ *                [--threads N] [--window N] [--idle-conns N | --idle-100k] [--cpu-prof] [--out <dir>]`
  * Runs the benchmark scenarios and writes bench/results/<date>-<host>.{json,md,svg}.
  */
 import * as os from 'node:os';
@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     quick,
     servers,
     threads: argNumber(argv, 'threads', 3),
+    window: argNumber(argv, 'window', 16),
     idleConns: argFlag(argv, 'idle-100k') ? 100_000 : argNumber(argv, 'idle-conns', quick ? 200 : 20_000),
   };
   const ctx: Context = {

@@ -8,7 +8,7 @@
 import * as net from 'node:net';
 import { acceptFor } from '../lib/handshake';
 import { argNumber, argValue } from '../lib/cli';
-import { writePayload } from '../lib/stamp';
+import { nowUs, writePayload, writeStamp } from '../lib/stamp';
 
 const host = argValue(process.argv, 'host') ?? '127.0.0.1';
 const port = argNumber(process.argv, 'port', 9009);
@@ -17,20 +17,28 @@ const conns = argNumber(process.argv, 'conns', 1);
 const upgraded: net.Socket[] = [];
 
 /** Unmasked server text frames `{"t":"t0","s":N,"d":"<stamped payload>"}` packed into ~64 KiB. */
-function preframed(): Buffer {
+function preframed(): { block: Buffer; stamps: number[] } {
   const frames: Buffer[] = [];
+  const stamps: number[] = [];
   let size = 0;
   for (let s = 1; size < 64 * 1024; s++) {
     const body = Buffer.from(`{"t":"t0","s":${s},"d":"${'x'.repeat(payloadBytes)}"}`);
-    writePayload(body, body.indexOf('"d":"') + 5, payloadBytes, 0, s, 0);
+    const at = body.indexOf('"d":"') + 5;
+    writePayload(body, at, payloadBytes, 0, s, 0);
     const head = body.length < 126 ? Buffer.from([0x81, body.length]) : Buffer.from([0x81, 126, body.length >> 8, body.length & 0xff]);
     frames.push(head, body);
+    stamps.push(size + head.length + at);
     size += head.length + body.length;
   }
-  return Buffer.concat(frames);
+  return { block: Buffer.concat(frames), stamps };
 }
 
-const block = preframed();
+const { block, stamps } = preframed();
+// Refresh the send times every few ms so the generator records realistic latencies (its fast path).
+setInterval(() => {
+  const now = nowUs();
+  stamps.forEach((at, i) => writeStamp(block, at, 0, i + 1, now));
+}, 5);
 
 function blast(socket: net.Socket): void {
   while (!socket.destroyed && socket.write(block));

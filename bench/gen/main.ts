@@ -49,7 +49,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 function sumReceived(): number {
   let s = 0;
-  for (let i = 0; i < received.length; i++) s += received[i];
+  for (let i = 0; i < received.length - 1; i++) s += received[i];
   return s;
 }
 
@@ -161,7 +161,7 @@ async function handle(cmd: GenCmd): Promise<void> {
     case 'init': {
       const n = Math.max(1, cmd.threads);
       const shared: SharedState = {
-        received: new SharedArrayBuffer(8 * n),
+        received: new SharedArrayBuffer(8 * (n + 1)),
         control: new SharedArrayBuffer(8),
       };
       received = new Float64Array(shared.received);

@@ -77,7 +77,10 @@ export type WorkerMsg = ConnectDone | PublishDone | WorkerReport | { type: 'clos
 
 /** Shared between the generator's threads. */
 export interface SharedState {
-  /** Float64 per worker: total deliveries received (single writer each). */
+  /**
+   * Float64 per worker: total deliveries received (single writer each); one more slot after them:
+   * the total at which a waiting publisher wants to be woken.
+   */
   received: SharedArrayBuffer;
   /** Int32 [0] wake-up counter, [1] 1 while the publisher waits for its window. */
   control: SharedArrayBuffer;

@@ -24,6 +24,7 @@ const init = workerData as WorkerInit;
 const port = parentPort;
 if (port === null) throw new Error('worker.ts must run as a worker thread');
 const received = new Float64Array(init.shared.received);
+const WAKE_AT = received.length - 1;
 const control = new Int32Array(init.shared.control);
 const target: ClientTarget = { host: init.target.host, port: init.target.port, dialect: dialect(init.target.dialect) };
 const readBuffer = Buffer.allocUnsafe(256 * 1024);
@@ -48,7 +49,8 @@ const events: ClientEvents = {
   },
   onChunkDone(): void {
     received[init.slot] = rec.total;
-    if (Atomics.load(control, 1) === 1) {
+    // Wake a waiting publisher once, when its window has drained to the level it asked for.
+    if (Atomics.load(control, 1) === 1 && sumReceived() >= received[WAKE_AT] && Atomics.compareExchange(control, 1, 1, 0) === 1) {
       Atomics.add(control, 0, 1);
       Atomics.notify(control, 0);
     }
@@ -161,7 +163,7 @@ const suffix = target.dialect.pubSuffix;
 
 function sumReceived(): number {
   let s = 0;
-  for (let i = 0; i < received.length; i++) s += received[i];
+  for (let i = 0; i < WAKE_AT; i++) s += received[i];
   return s;
 }
 
@@ -176,12 +178,19 @@ function topicPicker(numTopics: number): (k: number) => number {
 type WaitAsync = (a: Int32Array, i: number, v: number, t: number) => { async: boolean; value: Promise<string> | string };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
-/** Parks the publisher until a subscriber thread reports progress (or 5 ms). */
-async function waitForProgress(): Promise<void> {
-  Atomics.store(control, 1, 1);
+/**
+ * Parks the publisher until the subscriber threads have received `target` deliveries in total (or
+ * 20 ms pass). Waking once per half window, not per read, keeps cross-thread signalling cheap and
+ * lets the publisher send in batches.
+ */
+async function waitForDeliveries(target: number): Promise<void> {
+  received[WAKE_AT] = target;
   const seen = Atomics.load(control, 0);
-  const r = waitAsync(control, 0, seen, 5);
-  if (r.async) await r.value;
+  Atomics.store(control, 1, 1);
+  if (sumReceived() < target) {
+    const r = waitAsync(control, 0, seen, 20);
+    if (r.async) await r.value;
+  }
   Atomics.store(control, 1, 0);
 }
 
@@ -196,10 +205,10 @@ async function publishMax(cmd: PublishCmd): Promise<number> {
   const deadline = Date.now() + cmd.durationMs;
   let k = 0;
   while (Date.now() < deadline) {
-    const inflight = k * cmd.fanout - (sumReceived() - base);
-    const allowed = Math.min(Math.floor((window - inflight) / cmd.fanout), 512);
-    if (allowed <= 0) {
-      await waitForProgress();
+    const free = window - (k * cmd.fanout - (sumReceived() - base));
+    const allowed = Math.min(Math.floor(free / cmd.fanout), 512);
+    if (allowed <= 0 || free < window / 2) {
+      await waitForDeliveries(base + k * cmd.fanout - window / 2);
       continue;
     }
     const ts = nowUs();

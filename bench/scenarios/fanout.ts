@@ -9,7 +9,7 @@ export const fanout: Scenario = {
   inDefault: true,
   async run(ctx) {
     const q = ctx.opts.quick;
-    const p = { subscribers: q ? 20 : 1000, payloadBytes: 64, windowPerSub: 16, warmupMs: q ? 300 : 2000, durationMs: q ? 1000 : 5000 };
+    const p = { subscribers: q ? 20 : 1000, payloadBytes: 64, windowPerSub: ctx.opts.window, warmupMs: q ? 300 : 2000, durationMs: q ? 1000 : 5000 };
     const outcomes = await perServer(ctx, ctx.opts.servers, (name) =>
       session(ctx, name, async (_s, gen): Promise<RunResult> => {
         const c = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 });

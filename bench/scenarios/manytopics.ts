@@ -14,7 +14,7 @@ export const manytopics: Scenario = {
       topics: q ? 10 : 1000,
       publishers: 10,
       payloadBytes: 256,
-      windowPerSub: 16,
+      windowPerSub: ctx.opts.window,
       warmupMs: q ? 300 : 2000,
       durationMs: q ? 1000 : 5000,
     };

@@ -5,6 +5,8 @@ export interface BenchOptions {
   servers: ServerName[];
   /** Generator worker threads. */
   threads: number;
+  /** Max-rate runs: deliveries per subscriber allowed in flight. */
+  window: number;
   /** Idle-connection count requested (clamped to the open-files limit). */
   idleConns: number;
 }

@@ -22,7 +22,8 @@ describe('built-in page in headless Chromium', () => {
 
   before(async () => {
     await buildPage();
-    node = await ChildGateway.start(await freePort(), ['--demo', '--page', '--client-publish']);
+    // History deep enough that a slow reconnect on a loaded machine still resumes (the default 100 is ~0.5 s here).
+    node = await ChildGateway.start(await freePort(), ['--demo', '--page', '--client-publish', '--history-size', '20000']);
     // The browser reaches the gateway through a proxy the test can cut: an abrupt server-side disconnect.
     proxy = await TcpProxy.start(node.port);
     plain = await startGateway(['--page']);

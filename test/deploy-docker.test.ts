@@ -77,7 +77,7 @@ describe('deploy/Dockerfile', () => {
     assert.ok(copies.includes('--from=deps /app/node_modules ./node_modules'));
     assert.ok(copies.includes('--from=build /app/dist ./dist'));
     const scripts = rec(rec(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')), 'package.json').scripts, 'scripts');
-    assert.equal(scripts.build, 'tsc -p .', 'the build stage relies on "npm run build" compiling the project');
+    assert.match(String(scripts.build), /^tsc -p \. /, 'the build stage relies on "npm run build" compiling the project');
   });
 
   it('runs as a numeric non-root user', () => {

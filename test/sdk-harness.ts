@@ -1,53 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket, connect } from 'node:net';
+import { sleep, waitFor } from './helpers/gateway';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type ClientOptions, type GapEvent, type MessageEvent, type StateEvent, WsgateClient, type WsgateError } from '../src/client/sdk';
-import { loadConfig } from '../src/config/load';
-import { createLogger } from '../src/log';
 import { Payload } from '../src/protocol/payload';
-import { Gateway } from '../src/server/gateway';
+import type { Gateway } from '../src/server/gateway';
 
 // Helpers of the SDK and browser tests, self-contained so they do not depend on other suites' helpers.
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `check` until it returns true or `ms` passes. */
-export async function waitFor(check: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-/** A gateway in this process on a free loopback port. */
-export interface InProcessGateway {
-  readonly gw: Gateway;
-  readonly port: number;
-  readonly ws: string;
-  readonly http: string;
-  stop(): Promise<void>;
-}
-
-export async function startGateway(flags: readonly string[] = []): Promise<InProcessGateway> {
-  const config = loadConfig({ argv: ['--host', '127.0.0.1', '--port', '0', '--log-level', 'silent', ...flags], env: {} });
-  const gw = new Gateway(config, createLogger('silent'));
-  const port = await gw.start();
-  return { gw, port, ws: `ws://127.0.0.1:${port}/ws`, http: `http://127.0.0.1:${port}`, stop: () => gw.close() };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
+export { freePort, sleep, startGateway, waitFor } from './helpers/gateway';
+export type { TestGateway as InProcessGateway } from './helpers/gateway';
 
 /** A gateway as a child process on a given port (`node dist/src/cli/main.js serve`); killed by PID. */
 export class ChildGateway {

@@ -17,6 +17,10 @@ export class Generator {
     });
   }
 
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
   static async start(cpu: number | null, target: TargetSpec, threads: number): Promise<Generator> {
     const g = new Generator(spawnNode(cpu, [path.join(__dirname, 'main.js')], true));
     await g.ask({ cmd: 'init', target, threads });

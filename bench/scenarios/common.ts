@@ -1,6 +1,6 @@
 import { Generator } from '../gen/handle';
-import { ConnectResult } from '../gen/control';
-import { pinning } from '../lib/procs';
+import { ConnectResult, GenRun, RunResult } from '../gen/control';
+import { cpuSeconds, pinning } from '../lib/procs';
 import { RunningServer, SERVERS, ServerName, startServer, stopServer } from '../lib/servers';
 import { Context, Row, ScenarioResult } from './types';
 
@@ -75,4 +75,21 @@ export function result(
   notes: string[] = [],
 ): ScenarioResult {
   return { name, title, params, servers, rows, notes };
+}
+
+export interface MeasuredRun extends RunResult {
+  /** CPU used by the server and by the generator during the run, % of one core: who was the bottleneck. */
+  serverCpuPercent: number;
+  generatorCpuPercent: number;
+}
+
+/** `gen.run` plus the CPU both sides used meanwhile. */
+export async function measuredRun(server: RunningServer, gen: Generator, cmd: Omit<GenRun, 'cmd'>): Promise<MeasuredRun> {
+  const t0 = performance.now();
+  const s0 = cpuSeconds(server.pid);
+  const g0 = cpuSeconds(gen.pid);
+  const r = await gen.run(cmd);
+  const wall = (performance.now() - t0) / 1000;
+  const pct = (c: number): number => Math.round((c / wall) * 100);
+  return { ...r, serverCpuPercent: pct(cpuSeconds(server.pid) - s0), generatorCpuPercent: pct(cpuSeconds(gen.pid) - g0) };
 }

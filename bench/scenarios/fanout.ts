@@ -1,6 +1,5 @@
-import { RunResult } from '../gen/control';
 import { Scenario } from './types';
-import { perServer, requireConnected, result, row, session } from './common';
+import { MeasuredRun, measuredRun, perServer, requireConnected, result, row, session } from './common';
 
 /** 1 topic × 1,000 subscribers, 1 publisher, 64-byte payloads, as fast as the server delivers. */
 export const fanout: Scenario = {
@@ -11,10 +10,10 @@ export const fanout: Scenario = {
     const q = ctx.opts.quick;
     const p = { subscribers: q ? 20 : 1000, payloadBytes: 64, windowPerSub: ctx.opts.window, warmupMs: q ? 300 : 2000, durationMs: q ? 1000 : 5000 };
     const outcomes = await perServer(ctx, ctx.opts.servers, (name) =>
-      session(ctx, name, async (_s, gen): Promise<RunResult> => {
+      session(ctx, name, async (server, gen): Promise<MeasuredRun> => {
         const c = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 });
         requireConnected(c, p.subscribers + 1);
-        return gen.run({
+        return measuredRun(server, gen, {
           mode: 'max',
           rate: 0,
           warmupMs: p.warmupMs,
@@ -35,6 +34,11 @@ export const fanout: Scenario = {
       row(outcomes, 'latency p99', 'ms', 'lower', (r) => r.latencyMs.p99),
       row(outcomes, 'latency p99.9', 'ms', 'lower', (r) => r.latencyMs.p999),
       row(outcomes, 'lost', 'msgs', 'lower', (r) => r.lost + r.gaps),
-    ], [`Closed loop: at most ${p.windowPerSub} deliveries per subscriber in flight, so queues stay bounded and latency is meaningful.`]);
+      row(outcomes, 'server CPU', '%', 'lower', (r) => r.serverCpuPercent),
+      row(outcomes, 'generator CPU', '%', 'lower', (r) => r.generatorCpuPercent),
+    ], [
+      `Closed loop: at most ${p.windowPerSub} deliveries per subscriber in flight, so queues stay bounded; latency at max rate is mostly that window divided by throughput (Little's law): compare latencies at fixed rates.`,
+      'CPU rows: % of one core used by each process during the run; the one near 100 % is the bottleneck.',
+    ]);
   },
 };

@@ -48,8 +48,13 @@ async function sweep(ctx: Context, gen: Generator, subs: number): Promise<SweepP
   const q = ctx.opts.quick;
   const points: SweepPoint[] = [];
   for (const rate of q ? SWEEP.slice(0, 2) : SWEEP) {
-    const r = await fixedRun(gen, subs, rate, q ? 500 : 3000, q ? 200 : 500);
-    const ok = r.latencyMs.p99 < P99_LIMIT_MS && r.lost === 0 && r.gaps === 0 && r.disconnects === 0;
+    const step = (): Promise<RunResult> => fixedRun(gen, subs, rate, q ? 500 : 3000, q ? 200 : 500);
+    const passes = (x: RunResult): boolean => x.latencyMs.p99 < P99_LIMIT_MS && x.lost === 0 && x.gaps === 0 && x.disconnects === 0;
+    let r = await step();
+    // A machine pause can spoil one step; a step fails only if a second try fails too. A try that
+    // lost messages left a backlog or dropped connections, so it is not retried.
+    if (!passes(r) && r.lost + r.gaps === 0 && r.disconnects === 0) r = await step();
+    const ok = passes(r);
     const offered = rate * subs;
     points.push({
       offeredPublishesPerSec: rate,
@@ -80,17 +85,22 @@ export const latency: Scenario = {
   async run(ctx) {
     const q = ctx.opts.quick;
     const p = { subscribers: q ? 20 : 1000, rates: q ? '100' : '100,500', durationMs: q ? 1000 : 5000, p99LimitMs: P99_LIMIT_MS };
-    const outcomes = await perServer(ctx, ctx.opts.servers, (name) =>
-      session(ctx, name, async (_s, gen): Promise<LatencyOutcome> => {
-        const c = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 });
-        requireConnected(c, p.subscribers + 1);
-        const fixed: RunResult[] = [];
-        for (const rate of p.rates.split(',').map(Number)) fixed.push(await fixedRun(gen, p.subscribers, rate, p.durationMs, 1000));
-        const points = await sweep(ctx, gen, p.subscribers);
-        const passed = points.filter((x) => x.ok);
-        return { fixed, sweep: points, maxRateP99Under50ms: passed.length ? passed[passed.length - 1].offeredPublishesPerSec : 0 };
-      }),
-    );
+    const connect = { subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 };
+    const outcomes = await perServer(ctx, ctx.opts.servers, async (name): Promise<LatencyOutcome> => {
+      const fixed = await session(ctx, name, async (_s, gen) => {
+        requireConnected(await gen.connect(connect), p.subscribers + 1);
+        const runs: RunResult[] = [];
+        for (const rate of p.rates.split(',').map(Number)) runs.push(await fixedRun(gen, p.subscribers, rate, p.durationMs, 1000));
+        return runs;
+      });
+      // The sweep gets a fresh server: an overloaded fixed-rate run may leave a backlog behind.
+      const points = await session(ctx, name, async (_s, gen) => {
+        requireConnected(await gen.connect(connect), p.subscribers + 1);
+        return sweep(ctx, gen, p.subscribers);
+      });
+      const passed = points.filter((x) => x.ok);
+      return { fixed, sweep: points, maxRateP99Under50ms: passed.length ? passed[passed.length - 1].offeredPublishesPerSec : 0 };
+    });
     const rows = [];
     for (const [i, rate] of p.rates.split(',').entries()) {
       rows.push(row(outcomes, `${rate} pub/s: p50`, 'ms', 'lower', (r: LatencyOutcome) => r.fixed[i].latencyMs.p50));
@@ -100,7 +110,7 @@ export const latency: Scenario = {
     rows.push(row(outcomes, 'max pub/s with p99 < 50 ms', '/s', 'higher', (r: LatencyOutcome) => r.maxRateP99Under50ms));
     rows.push(row(outcomes, '… as deliveries/s', '/s', 'higher', (r: LatencyOutcome) => r.maxRateP99Under50ms * p.subscribers));
     return result('latency', this.title, p, outcomes, rows, [
-      `Sweep steps (publishes/s): ${SWEEP.join(', ')}; a step fails on p99 ≥ ${P99_LIMIT_MS} ms or any loss.`,
+      `Sweep (on a fresh server) steps (publishes/s): ${SWEEP.join(', ')}, 3 s each; a step fails on p99 ≥ ${P99_LIMIT_MS} ms (twice in a row) or any loss.`,
       'Points whose offered deliveries/s exceed 80 % of the generator capacity are marked generatorBound.',
     ]);
   },

@@ -90,6 +90,14 @@ export const alloc: Scenario = {
         rows.push({ metric: `${pt.subscribers} subs: bytes/publish (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerPublish } });
         rows.push({ metric: `${pt.subscribers} subs: bytes/delivery (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerDelivery } });
       }
+      const first = w.points[0];
+      const last = w.points[w.points.length - 1];
+      rows.push({
+        metric: `marginal bytes per extra delivery (${first.subscribers} → ${last.subscribers} subs)`,
+        unit: 'B',
+        better: 'lower' as const,
+        values: { wsgate: Math.round(((last.bytesPerPublish - first.bytesPerPublish) / (last.subscribers - first.subscribers)) * 1000) / 1000 },
+      });
       for (const m of w.micro) {
         rows.push({ metric: `${m.subscribers} subs: bytes/publish (in-process codec+hub)`, unit: 'B', better: 'lower' as const, values: { wsgate: m.bytesPerPublish } });
       }

@@ -109,7 +109,16 @@ export const latency: Scenario = {
     }
     rows.push(row(outcomes, 'max pub/s with p99 < 50 ms', '/s', 'higher', (r: LatencyOutcome) => r.maxRateP99Under50ms));
     rows.push(row(outcomes, '… as deliveries/s', '/s', 'higher', (r: LatencyOutcome) => r.maxRateP99Under50ms * p.subscribers));
+    const stops: string[] = [];
+    for (const [name, o] of Object.entries(outcomes)) {
+      if ('error' in o) continue;
+      const last = o.sweep[o.sweep.length - 1];
+      if (last === undefined) continue;
+      const why = last.ok ? 'passed every step' : `failed at ${last.offeredPublishesPerSec}/s (p99 ${last.p99} ms, lost ${last.lost})`;
+      stops.push(`${name}: ${why}${!last.ok && last.generatorBound ? ', an offered load beyond 80 % of the generator capacity: the limit may be the generator' : ''}.`);
+    }
     return result('latency', this.title, p, outcomes, rows, [
+      ...stops,
       `Sweep (on a fresh server) steps (publishes/s): ${SWEEP.join(', ')}, 3 s each; a step fails on p99 ≥ ${P99_LIMIT_MS} ms (twice in a row) or any loss.`,
       'Points whose offered deliveries/s exceed 80 % of the generator capacity are marked generatorBound.',
     ]);

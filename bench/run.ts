@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     quick,
     servers,
     threads: argNumber(argv, 'threads', 3),
-    window: argNumber(argv, 'window', 16),
+    window: argNumber(argv, 'window', 32),
     idleConns: argFlag(argv, 'idle-100k') ? 100_000 : argNumber(argv, 'idle-conns', quick ? 200 : 20_000),
   };
   const ctx: Context = {

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { Generator } from '../gen/handle';
 import { RunResult } from '../gen/control';
-import { freePort, pinning, spawnNode, stopProcess, waitForPort } from '../lib/procs';
+import { cpuSeconds, freePort, pinning, spawnNode, stopProcess, waitForPort } from '../lib/procs';
 import { Scenario } from './types';
 import { requireConnected, result } from './common';
 
@@ -32,6 +32,9 @@ export const selftest: Scenario = {
         await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 0, publisherIds: 1, concurrency: 200, timeoutMs: 30000 }),
         p.subscribers,
       );
+      const t0 = performance.now();
+      const b0 = cpuSeconds(blaster.pid ?? 0);
+      const g0 = cpuSeconds(gen.pid);
       const r: RunResult = await gen.run({
         mode: 'listen',
         rate: 0,
@@ -45,9 +48,12 @@ export const selftest: Scenario = {
         totalSubs: p.subscribers,
         httpConnections: 0,
       });
+      const wall = (performance.now() - t0) / 1000;
+      const blasterCpu = Math.round(((cpuSeconds(blaster.pid ?? 0) - b0) / wall) * 100);
+      const generatorCpu = Math.round(((cpuSeconds(gen.pid) - g0) / wall) * 100);
       ctx.generatorCapacity = r.deliveriesPerSec;
-      ctx.log(`  generator receive capacity: ${r.deliveriesPerSec.toLocaleString('en-US')} msgs/s`);
-      return result('selftest', this.title, p, { generator: { messagesPerSec: r.deliveriesPerSec, unexpected: r.unexpected, errors: r.errors } }, [], [
+      ctx.log(`  generator receive capacity: ${r.deliveriesPerSec.toLocaleString('en-US')} msgs/s (CPU: generator ${generatorCpu} %, blaster ${blasterCpu} %)`);
+      return result('selftest', this.title, p, { generator: { messagesPerSec: r.deliveriesPerSec, generatorCpuPercent: generatorCpu, blasterCpuPercent: blasterCpu, errors: r.errors } }, [], [
         `The generator received ${r.deliveriesPerSec.toLocaleString('en-US')} msgs/s from a server doing no per-message work; server results near this figure are bounded by the generator.`,
       ]);
     } finally {

@@ -26,6 +26,7 @@ export interface GenRun {
   rate: number;
   warmupMs: number;
   durationMs: number;
+  /** After publishing: wait for missing deliveries until this long passes without progress (max 30 s). */
   drainMs: number;
   payloadBytes: number;
   numTopics: number;

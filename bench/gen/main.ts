@@ -128,8 +128,18 @@ async function run(cmd: GenRun): Promise<RunResult> {
   const pub = await done;
   const seconds = (performance.now() - t0) / 1000;
   const r1 = sumReceived();
-  const drainUntil = performance.now() + cmd.drainMs;
-  while (sumReceived() - base < pub.expected && performance.now() < drainUntil) await sleep(20);
+  // Wait for stragglers: `drainMs` without progress, 30 s at most, so a slow server's backlog is
+  // counted as late, not lost.
+  const drainStart = performance.now();
+  let lastProgress = drainStart;
+  let seen = sumReceived();
+  while (sumReceived() - base < pub.expected && performance.now() - lastProgress < cmd.drainMs && performance.now() - drainStart < 30000) {
+    await sleep(20);
+    if (sumReceived() !== seen) {
+      seen = sumReceived();
+      lastProgress = performance.now();
+    }
+  }
   const reports = await Promise.all(threads.map((t) => t.ask<WorkerReport>({ cmd: 'report' })));
   const got = sumReceived() - base;
   const http = reports.map((r) => r.httpLatency).filter((h) => h !== '');

@@ -35,10 +35,11 @@ export const fanout: Scenario = {
       row(outcomes, 'latency p99.9', 'ms', 'lower', (r) => r.latencyMs.p999),
       row(outcomes, 'lost', 'msgs', 'lower', (r) => r.lost + r.gaps),
       row(outcomes, 'server CPU', '%', 'lower', (r) => r.serverCpuPercent),
+      row(outcomes, 'server CPU per delivery', 'ns', 'lower', (r) => Math.round((r.serverCpuPercent * 1e7) / r.deliveriesPerSec)),
       row(outcomes, 'generator CPU', '%', 'lower', (r) => r.generatorCpuPercent),
     ], [
       `Closed loop: at most ${p.windowPerSub} deliveries per subscriber in flight, so queues stay bounded; latency at max rate is mostly that window divided by throughput (Little's law): compare latencies at fixed rates.`,
-      'CPU rows: % of one core used by each process during the run; the one near 100 % is the bottleneck.',
+      'CPU rows: % of one core used by each process during the run; the one near 100 % is the bottleneck. When it is the generator, compare servers by server CPU per delivery.',
     ]);
   },
 };

@@ -1,7 +1,7 @@
 import { Generator } from '../gen/handle';
-import { RunResult } from '../gen/control';
+import { RunningServer } from '../lib/servers';
 import { Context, Scenario } from './types';
-import { perServer, requireConnected, result, row, session } from './common';
+import { MeasuredRun, measuredRun, perServer, requireConnected, result, row, session } from './common';
 
 /** p99 target of the sweep. */
 const P99_LIMIT_MS = 50;
@@ -16,20 +16,23 @@ export interface SweepPoint {
   p99: number;
   p999: number;
   lost: number;
+  disconnects: number;
+  serverCpuPercent: number;
+  generatorCpuPercent: number;
   ok: boolean;
   /** Offered load above 80 % of the generator's measured receive capacity. */
   generatorBound: boolean;
 }
 
 export interface LatencyOutcome {
-  fixed: RunResult[];
+  fixed: MeasuredRun[];
   sweep: SweepPoint[];
   /** Highest offered publishes/s with p99 < 50 ms and no loss. */
   maxRateP99Under50ms: number;
 }
 
-function fixedRun(gen: Generator, subs: number, rate: number, durationMs: number, warmupMs: number): Promise<RunResult> {
-  return gen.run({
+function fixedRun(server: RunningServer, gen: Generator, subs: number, rate: number, durationMs: number, warmupMs: number): Promise<MeasuredRun> {
+  return measuredRun(server, gen, {
     mode: 'rate',
     rate,
     warmupMs,
@@ -44,12 +47,12 @@ function fixedRun(gen: Generator, subs: number, rate: number, durationMs: number
   });
 }
 
-async function sweep(ctx: Context, gen: Generator, subs: number): Promise<SweepPoint[]> {
+async function sweep(ctx: Context, server: RunningServer, gen: Generator, subs: number): Promise<SweepPoint[]> {
   const q = ctx.opts.quick;
   const points: SweepPoint[] = [];
   for (const rate of q ? SWEEP.slice(0, 2) : SWEEP) {
-    const step = (): Promise<RunResult> => fixedRun(gen, subs, rate, q ? 500 : 3000, q ? 200 : 500);
-    const passes = (x: RunResult): boolean => x.latencyMs.p99 < P99_LIMIT_MS && x.lost === 0 && x.gaps === 0 && x.disconnects === 0;
+    const step = (): Promise<MeasuredRun> => fixedRun(server, gen, subs, rate, q ? 500 : 3000, q ? 200 : 500);
+    const passes = (x: MeasuredRun): boolean => x.latencyMs.p99 < P99_LIMIT_MS && x.lost === 0 && x.gaps === 0 && x.disconnects === 0;
     let r = await step();
     // A machine pause can spoil one step; a step fails only if a second try fails too. A try that
     // lost messages left a backlog or dropped connections, so it is not retried.
@@ -64,10 +67,13 @@ async function sweep(ctx: Context, gen: Generator, subs: number): Promise<SweepP
       p99: r.latencyMs.p99,
       p999: r.latencyMs.p999,
       lost: r.lost + r.gaps,
+      disconnects: r.disconnects,
+      serverCpuPercent: r.serverCpuPercent,
+      generatorCpuPercent: r.generatorCpuPercent,
       ok,
       generatorBound: ctx.generatorCapacity !== null && offered > 0.8 * ctx.generatorCapacity,
     });
-    ctx.log(`    ${rate}/s → p99 ${r.latencyMs.p99} ms, lost ${r.lost + r.gaps}${ok ? '' : ' (stop)'}`);
+    ctx.log(`    ${rate}/s → p99 ${r.latencyMs.p99} ms, lost ${r.lost + r.gaps}, CPU server ${r.serverCpuPercent} % generator ${r.generatorCpuPercent} %${ok ? '' : ' (stop)'}`);
     if (!ok) break;
   }
   return points;
@@ -87,16 +93,16 @@ export const latency: Scenario = {
     const p = { subscribers: q ? 20 : 1000, rates: q ? '100' : '100,500', durationMs: q ? 1000 : 5000, p99LimitMs: P99_LIMIT_MS };
     const connect = { subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 };
     const outcomes = await perServer(ctx, ctx.opts.servers, async (name): Promise<LatencyOutcome> => {
-      const fixed = await session(ctx, name, async (_s, gen) => {
+      const fixed = await session(ctx, name, async (server, gen) => {
         requireConnected(await gen.connect(connect), p.subscribers + 1);
-        const runs: RunResult[] = [];
-        for (const rate of p.rates.split(',').map(Number)) runs.push(await fixedRun(gen, p.subscribers, rate, p.durationMs, 1000));
+        const runs: MeasuredRun[] = [];
+        for (const rate of p.rates.split(',').map(Number)) runs.push(await fixedRun(server, gen, p.subscribers, rate, p.durationMs, 1000));
         return runs;
       });
       // The sweep gets a fresh server: an overloaded fixed-rate run may leave a backlog behind.
-      const points = await session(ctx, name, async (_s, gen) => {
+      const points = await session(ctx, name, async (server, gen) => {
         requireConnected(await gen.connect(connect), p.subscribers + 1);
-        return sweep(ctx, gen, p.subscribers);
+        return sweep(ctx, server, gen, p.subscribers);
       });
       const passed = points.filter((x) => x.ok);
       return { fixed, sweep: points, maxRateP99Under50ms: passed.length ? passed[passed.length - 1].offeredPublishesPerSec : 0 };
@@ -114,7 +120,9 @@ export const latency: Scenario = {
       if ('error' in o) continue;
       const last = o.sweep[o.sweep.length - 1];
       if (last === undefined) continue;
-      const why = last.ok ? 'passed every step' : `failed at ${last.offeredPublishesPerSec}/s (p99 ${last.p99} ms, lost ${last.lost})`;
+      const why = last.ok
+        ? 'passed every step'
+        : `failed at ${last.offeredPublishesPerSec}/s (p99 ${last.p99} ms, lost ${last.lost}, ${last.disconnects} subscribers disconnected; CPU server ${last.serverCpuPercent} %, generator ${last.generatorCpuPercent} %)`;
       stops.push(`${name}: ${why}${!last.ok && last.generatorBound ? ', an offered load beyond 80 % of the generator capacity: the limit may be the generator' : ''}.`);
     }
     return result('latency', this.title, p, outcomes, rows, [

@@ -50,6 +50,7 @@ export const manytopics: Scenario = {
       row(outcomes, 'latency p99', 'ms', 'lower', (r) => r.latencyMs.p99),
       row(outcomes, 'lost', 'msgs', 'lower', (r) => r.lost + r.gaps),
       row(outcomes, 'server CPU', '%', 'lower', (r) => r.serverCpuPercent),
+      row(outcomes, 'server CPU per delivery', 'ns', 'lower', (r) => Math.round((r.serverCpuPercent * 1e7) / r.deliveriesPerSec)),
       row(outcomes, 'generator CPU', '%', 'lower', (r) => r.generatorCpuPercent),
     ], [
       `Closed loop with ${p.windowPerSub} deliveries per subscriber in flight (${p.windowPerSub * p.subscribers} in all): latency here is mostly queueing in that window.`,

@@ -1,7 +1,7 @@
 import * as hdr from 'hdr-histogram-js';
 
 /** Latencies are recorded in microseconds, clamped to [1 µs, 2 min]. */
-export const MAX_LATENCY_US = 120_000_000;
+const MAX_LATENCY_US = 120_000_000;
 
 export function newHistogram(): hdr.Histogram {
   return hdr.build({

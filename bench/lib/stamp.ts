@@ -12,8 +12,6 @@ const PID_W = 2;
 const SEQ_W = 5;
 const TS_W = 8;
 export const STAMP_LEN = 1 + PID_W + SEQ_W + TS_W;
-export const MAX_PUBLISHERS = 64 ** PID_W;
-export const MAX_SEQ = 64 ** SEQ_W - 1;
 /** 2025-01-01T00:00:00Z in µs: 8 base-64 digits of µs reach into 2033. */
 const EPOCH_US = 1735689600000000;
 

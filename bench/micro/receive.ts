@@ -25,7 +25,7 @@ export interface ReceiveVariant {
 }
 
 /** ~64 KiB of unmasked server text frames `{"t":"t0","s":N,"d":"<stamped payload>"}`. */
-export function framesBlock(payloadBytes: number): { block: Buffer; frames: number } {
+function framesBlock(payloadBytes: number): { block: Buffer; frames: number } {
   const parts: Buffer[] = [];
   let size = 0;
   let frames = 0;

@@ -2,8 +2,8 @@
 export interface Series {
   name: string;
   color: string;
-  /** [deliveries/s, p99 ms] */
-  points: [number, number][];
+  /** [deliveries/s, p99 ms, offered load beyond 80 % of the generator capacity] */
+  points: [number, number, boolean][];
 }
 
 const W = 760;
@@ -26,6 +26,7 @@ function tickLabel(exp: number, unit: string): string {
 
 export function latencyChart(title: string, series: Series[], limitMs: number): string {
   const all = series.flatMap((s) => s.points).filter(([x, y]) => x > 0 && y > 0);
+  const r1 = (v: number): string => v.toFixed(1);
   if (all.length === 0) return '';
   const [x0, x1] = decades(Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0])));
   const [y0, y1] = decades(Math.min(...all.map((p) => p[1]), limitMs), Math.max(...all.map((p) => p[1]), limitMs));
@@ -39,26 +40,32 @@ export function latencyChart(title: string, series: Series[], limitMs: number): 
     `<text x="${W / 2 - M.right / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
   ];
   for (let e = x0; e <= x1; e++) {
-    const x = sx(10 ** e);
+    const x = r1(sx(10 ** e));
     out.push(`<line x1="${x}" y1="${M.top}" x2="${x}" y2="${M.top + ph}" stroke="#ddd"/>`);
     out.push(`<text x="${x}" y="${M.top + ph + 18}" text-anchor="middle">${tickLabel(e, '')}</text>`);
   }
   for (let e = y0; e <= y1; e++) {
     const y = sy(10 ** e);
-    out.push(`<line x1="${M.left}" y1="${y}" x2="${M.left + pw}" y2="${y}" stroke="#ddd"/>`);
-    out.push(`<text x="${M.left - 6}" y="${y + 4}" text-anchor="end">${tickLabel(e, 'ms')}</text>`);
+    out.push(`<line x1="${M.left}" y1="${r1(y)}" x2="${M.left + pw}" y2="${r1(y)}" stroke="#ddd"/>`);
+    out.push(`<text x="${M.left - 6}" y="${r1(y + 4)}" text-anchor="end">${tickLabel(e, 'ms')}</text>`);
   }
-  const ly = sy(limitMs);
+  const ly = r1(sy(limitMs));
   out.push(`<line x1="${M.left}" y1="${ly}" x2="${M.left + pw}" y2="${ly}" stroke="#c00" stroke-dasharray="5,4"/>`);
-  out.push(`<text x="${M.left + pw - 4}" y="${ly - 5}" text-anchor="end" fill="#c00">p99 target ${limitMs} ms</text>`);
+  out.push(`<text x="${M.left + pw - 4}" y="${r1(sy(limitMs) - 5)}" text-anchor="end" fill="#c00">p99 target ${limitMs} ms</text>`);
   out.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   out.push(`<text x="${M.left + pw / 2}" y="${H - 14}" text-anchor="middle">delivered messages per second (log)</text>`);
   out.push(`<text transform="translate(18 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">p99 latency (log)</text>`);
+  const ny = M.top + 14 + series.length * 20 + 10;
+  out.push(`<circle cx="${M.left + pw + 27}" cy="${ny - 4}" r="3.5" fill="white" stroke="#333" stroke-width="1.5"/>`);
+  out.push(`<text x="${M.left + pw + 44}" y="${ny}">generator-bound</text>`);
   series.forEach((s, i) => {
     const pts = s.points.filter(([x, y]) => x > 0 && y > 0);
     if (pts.length > 0) {
       out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
-      for (const [x, y] of pts) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
+      for (const [x, y, bound] of pts) {
+        const fill = bound ? `fill="white" stroke="${s.color}" stroke-width="1.5"` : `fill="${s.color}"`;
+        out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3.5" ${fill}/>`);
+      }
     }
     const lx = M.left + pw + 16;
     const lyy = M.top + 14 + i * 20;

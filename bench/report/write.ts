@@ -31,7 +31,7 @@ function chart(report: BenchReport): string {
   const series: Series[] = [];
   for (const [name, outcome] of Object.entries(lat.servers) as [ServerName, LatencyOutcome | { error: string }][]) {
     if ('error' in outcome) continue;
-    series.push({ name: SERVERS[name].label, color: COLORS[name], points: outcome.sweep.map((p) => [p.deliveriesPerSec, p.p99]) });
+    series.push({ name: SERVERS[name].label, color: COLORS[name], points: outcome.sweep.map((p) => [p.deliveriesPerSec, p.p99, p.generatorBound]) });
   }
   return latencyChart('p99 latency vs throughput (1 topic, 1,000 subscribers, open loop)', series, 50);
 }

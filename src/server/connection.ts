@@ -8,8 +8,8 @@ export interface Connection {
   readonly grant: Grant;
   /** Topics this connection subscribed to (bounded by maxTopicsPerConn). */
   readonly topics: Set<string>;
-  /** Topics from `?topics=` to subscribe on open. */
-  readonly initialTopics: readonly string[];
+  /** Topics from `?topics=` to subscribe on open; emptied then, since idle connections are the bulk of memory. */
+  initialTopics: readonly string[];
   /** Messages dropped since the last `dropped` notice (policy drop). */
   dropped: number;
   /** Set when the gateway itself closes the connection, so close() counts the right reason. */

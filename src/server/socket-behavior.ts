@@ -38,6 +38,8 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   draining: '503 Service Unavailable',
 };
 
+const NO_TOPICS: readonly string[] = [];
+
 // Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 // How long a slow consumer may stay stuck before it is cut without waiting for room for a close frame.
@@ -235,6 +237,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.connections++;
       sockets.add(ws);
       for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
+      conn.initialTopics = NO_TOPICS;
       const exp = conn.grant.expiresAt;
       if (exp !== undefined) {
         const ms = exp * 1000 - Date.now();

@@ -68,6 +68,14 @@ describe('bench smoke (--quick)', () => {
         assert.ok(typeof row.metric === 'string' && (row.better === 'higher' || row.better === 'lower'));
         for (const v of Object.values(row.values)) assert.ok(isNumberOrNull(v), `${row.metric}: ${v}`);
       }
+      if (scenario.name === 'crossnode') {
+        // Real nats-server and redis-server: every column measured, nothing lost on the way through a broker.
+        assert.equal(s.ratioBase, 'single node (memory)');
+        assert.deepEqual(Object.keys(s.servers), ['single node (memory)', 'NATS A+B', 'Redis A+B', 'NATS A only', 'Redis A only']);
+        const lost = s.rows.find((r) => r.metric === 'lost');
+        assert.ok(lost !== undefined && Object.values(lost.values).every((v) => v === 0), JSON.stringify(lost));
+        assert.ok(s.rows.every((r) => Object.values(r.values).every((v) => v !== null)), 'a case produced no figures');
+      }
       if (scenario.name === 'latency') {
         const svg = fs.readFileSync(path.join(dir, json.replace('.json', '.svg')), 'utf8');
         assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*<\/svg>\n$/);

@@ -18,6 +18,8 @@ export interface GenConnect {
   publisherIds: number;
   concurrency: number;
   timeoutMs: number;
+  /** Subscriber i connects to subPorts[i % length] (nodes of a cluster); default: the target's port. */
+  subPorts?: number[];
 }
 
 export interface GenRun {

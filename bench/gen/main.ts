@@ -76,6 +76,7 @@ async function connect(cmd: GenConnect): Promise<ConnectResult> {
         numPublishers: cmd.publisherIds,
         concurrency: Math.max(1, Math.ceil(cmd.concurrency / subscriberThreads.length)),
         timeoutMs: cmd.timeoutMs,
+        ports: cmd.subPorts,
       }),
     );
     first += counts[i];

@@ -19,6 +19,8 @@ export interface ConnectCmd {
   numPublishers: number;
   concurrency: number;
   timeoutMs: number;
+  /** Connection i goes to ports[i % length] (subscribers spread over cluster nodes); default: the target's. */
+  ports?: number[];
 }
 
 /** `listen`: publish nothing, just receive (generator self-test against the blaster). */

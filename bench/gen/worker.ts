@@ -87,12 +87,13 @@ function connect(cmd: ConnectCmd): void {
     post({ type: 'connected', ok, failed: cmd.count - ok, errors: errs });
   };
   const timer = setTimeout(finish, cmd.timeoutMs);
+  const targets = cmd.ports !== undefined && cmd.ports.length > 0 ? cmd.ports.map((p) => ({ ...target, port: p })) : [target];
   const pump = (): void => {
     while (inflight < cmd.concurrency && next < cmd.count) {
       const i = cmd.first + next++;
       inflight++;
       const topics = cmd.role === 'sub' ? [topicName(i % cmd.numTopics)] : [];
-      started.push(new WsClient(i, target, topics, localAddressFor(i), readBuffer, events));
+      started.push(new WsClient(i, targets[i % targets.length], topics, localAddressFor(i), readBuffer, events));
     }
     if (ok + failed === cmd.count) finish();
   };

@@ -10,12 +10,15 @@ export function pinning(): { server: number; generator: number } | null {
 
 /** Spawns `node <args>` pinned to `cpu` with taskset (taskset execs node, so the PID is node's). */
 export function spawnNode(cpu: number | null, args: readonly string[], ipc: boolean): ChildProcess {
-  const stdio: ('ignore' | 'inherit' | 'pipe' | 'ipc')[] = ['ignore', 'inherit', 'pipe'];
-  if (ipc) stdio.push('ipc');
-  const child =
-    cpu === null
-      ? spawn(process.execPath, args, { stdio })
-      : spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { stdio });
+  return spawnPinned(cpu, process.execPath, args, ipc ? ['ignore', 'inherit', 'pipe', 'ipc'] : ['ignore', 'inherit', 'pipe']);
+}
+
+/**
+ * Spawns `command <args>` pinned to `cpu` with taskset (same PID), keeps the tail of its stderr
+ * (stdio[2] must be 'pipe' for that) and tracks it for killAllChildren.
+ */
+export function spawnPinned(cpu: number | null, command: string, args: readonly string[], stdio: ('ignore' | 'inherit' | 'pipe' | 'ipc')[]): ChildProcess {
+  const child = cpu === null ? spawn(command, args, { stdio }) : spawn('taskset', ['-c', String(cpu), command, ...args], { stdio });
   // Keep the tail of stderr for error reports; servers log little at warn level.
   let tail = '';
   child.stderr?.on('data', (d: Buffer) => {

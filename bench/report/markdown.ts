@@ -17,15 +17,21 @@ function ratio(a: number | null | undefined, b: number | null | undefined): stri
   return `${(a / b).toFixed(2)}×`;
 }
 
-function table(rows: Row[]): string {
+/** Ratio columns: each other column ÷ `base` when given, else wsgate ÷ each baseline server. */
+function table(rows: Row[], base: string | undefined): string {
   const keys: string[] = [];
   for (const r of rows) for (const k of Object.keys(r.values)) if (!keys.includes(k)) keys.push(k);
-  const others = keys.includes('wsgate') ? keys.filter((k) => k !== 'wsgate' && isServer(k)) : [];
-  const head = ['metric', ...keys.map(label), ...others.map((o) => `wsgate / ${label(o)}`)];
+  const pairs: [string, string][] =
+    base !== undefined
+      ? keys.filter((k) => k !== base).map((k) => [k, base])
+      : keys.includes('wsgate')
+        ? keys.filter((k) => k !== 'wsgate' && isServer(k)).map((k) => ['wsgate', k])
+        : [];
+  const head = ['metric', ...keys.map(label), ...pairs.map(([a, b]) => `${label(a)} / ${label(b)}`)];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const r of rows) {
     const unit = r.unit && r.unit !== '/s' ? ` (${r.unit})` : '';
-    const cells = [`${r.metric}${unit}`, ...keys.map((k) => fmt(r.values[k], r.unit)), ...others.map((o) => ratio(r.values.wsgate, r.values[o]))];
+    const cells = [`${r.metric}${unit}`, ...keys.map((k) => fmt(r.values[k], r.unit)), ...pairs.map(([a, b]) => ratio(r.values[a], r.values[b]))];
     lines.push(`| ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
@@ -38,7 +44,7 @@ function scenarioSection(s: ScenarioResult): string {
   const errors = Object.entries(s.servers)
     .filter(([, v]) => typeof v === 'object' && v !== null && 'error' in v)
     .map(([k, v]) => `- ${label(k)} failed: ${(v as { error: string }).error}`);
-  return [`### ${s.title}`, '', `Parameters: ${params}`, '', s.rows.length ? table(s.rows) : '', '', ...s.notes.map((n) => `- ${n}`), ...errors, ''].join('\n');
+  return [`### ${s.title}`, '', `Parameters: ${params}`, '', s.rows.length ? table(s.rows, s.ratioBase) : '', '', ...s.notes.map((n) => `- ${n}`), ...errors, ''].join('\n');
 }
 
 export function renderMarkdown(r: BenchReport, svgName: string | null): string {

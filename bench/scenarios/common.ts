@@ -27,13 +27,13 @@ export async function session<T>(
   }
 }
 
-/** Runs `fn` once per selected server, recording errors instead of aborting the scenario. */
-export async function perServer<T extends object>(
+/** Runs `fn` once per selected server (or variant), recording errors instead of aborting the scenario. */
+export async function perServer<T extends object, K extends string = ServerName>(
   ctx: Context,
-  servers: readonly ServerName[],
-  fn: (name: ServerName) => Promise<T>,
-): Promise<Partial<Record<ServerName, T | { error: string }>>> {
-  const out: Partial<Record<ServerName, T | { error: string }>> = {};
+  servers: readonly K[],
+  fn: (name: K) => Promise<T>,
+): Promise<Partial<Record<K, T | { error: string }>>> {
+  const out: Partial<Record<K, T | { error: string }>> = {};
   for (const name of servers) {
     ctx.log(`  ${name} …`);
     try {
@@ -51,16 +51,16 @@ export function requireConnected(c: ConnectResult, wanted: number): void {
   if (c.ok < wanted) throw new Error(`only ${c.ok}/${wanted} connections: ${c.errors.join('; ')}`);
 }
 
-/** Builds a row from per-server outcomes, skipping errors. */
-export function row<T extends object>(
-  outcomes: Partial<Record<ServerName, T | { error: string }>>,
+/** Builds a row from per-server (or per-variant) outcomes, skipping errors. */
+export function row<T extends object, K extends string = ServerName>(
+  outcomes: Partial<Record<K, T | { error: string }>>,
   metric: string,
   unit: string,
   better: Row['better'],
   pick: (r: T) => number | null,
 ): Row {
   const values: Row['values'] = {};
-  for (const [name, r] of Object.entries(outcomes) as [ServerName, T | { error: string }][]) {
+  for (const [name, r] of Object.entries(outcomes) as [K, T | { error: string }][]) {
     values[name] = 'error' in r ? null : pick(r as T);
   }
   return { metric, unit, better, values };
@@ -83,13 +83,15 @@ export interface MeasuredRun extends RunResult {
   generatorCpuPercent: number;
 }
 
-/** `gen.run` plus the CPU both sides used meanwhile. */
-export async function measuredRun(server: RunningServer, gen: Generator, cmd: Omit<GenRun, 'cmd'>): Promise<MeasuredRun> {
+/** `gen.run` plus the CPU both sides used meanwhile (server side: the sum over `server`'s processes). */
+export async function measuredRun(server: RunningServer | readonly number[], gen: Generator, cmd: Omit<GenRun, 'cmd'>): Promise<MeasuredRun> {
+  const pids = 'pid' in server ? [server.pid] : server;
+  const serverCpu = (): number => pids.reduce((s, pid) => s + cpuSeconds(pid), 0);
   const t0 = performance.now();
-  const s0 = cpuSeconds(server.pid);
+  const s0 = serverCpu();
   const g0 = cpuSeconds(gen.pid);
   const r = await gen.run(cmd);
   const wall = (performance.now() - t0) / 1000;
   const pct = (c: number): number => Math.round((c / wall) * 100);
-  return { ...r, serverCpuPercent: pct(cpuSeconds(server.pid) - s0), generatorCpuPercent: pct(cpuSeconds(gen.pid) - g0) };
+  return { ...r, serverCpuPercent: pct(serverCpu() - s0), generatorCpuPercent: pct(cpuSeconds(gen.pid) - g0) };
 }

@@ -24,10 +24,12 @@ export interface ScenarioResult {
   name: string;
   title: string;
   params: Record<string, number | string | boolean>;
-  /** Raw per-server measurements (or `{ error }`). */
-  servers: Partial<Record<ServerName | 'generator', unknown>>;
+  /** Raw measurements per server, per variant (e.g. crossnode's brokers) or of the generator (or `{ error }`). */
+  servers: Partial<Record<ServerName | 'generator' | (string & {}), unknown>>;
   rows: Row[];
   notes: string[];
+  /** Ratio columns are each other column ÷ this one (default: wsgate ÷ each baseline server). */
+  ratioBase?: string;
 }
 
 export interface Context {

@@ -1,0 +1,176 @@
+import { Generator } from '../gen/handle';
+import { GenRun } from '../gen/control';
+import { BrokerKind, BrokerServer } from '../lib/brokers';
+import { pinning } from '../lib/procs';
+import { RunningServer, SERVERS, startServer, stopServer } from '../lib/servers';
+import { Context, Scenario } from './types';
+import { MeasuredRun, measuredRun, perServer, requireConnected, result, row, sleep } from './common';
+
+/**
+ * Cross-node fan-out (issue 5): publish on node A, subscribers spread over nodes A and B through NATS
+ * and Redis, next to one node with the in-process memory broker; plus all subscribers on A, where
+ * A's own publishes come back through the broker (its echo is how it delivers them).
+ */
+const SINGLE = 'single node (memory)';
+const CASES = [
+  { key: SINGLE, broker: 'memory', nodes: 1 },
+  { key: 'NATS A+B', broker: 'nats', nodes: 2 },
+  { key: 'Redis A+B', broker: 'redis', nodes: 2 },
+  { key: 'NATS A only', broker: 'nats', nodes: 1 },
+  { key: 'Redis A only', broker: 'redis', nodes: 1 },
+] as const satisfies readonly { key: string; broker: BrokerKind | 'memory'; nodes: 1 | 2 }[];
+type CaseKey = (typeof CASES)[number]['key'];
+
+/** Goal of issue 5, on loopback. */
+const GOAL_THROUGHPUT_COST = 0.2;
+const GOAL_ADDED_P99_MS = 2;
+
+export interface CrossNodeOutcome {
+  broker: string;
+  nodes: number;
+  /** Priming runs needed until every subscriber's broker subscription was live. */
+  primingRuns: number;
+  fixed: MeasuredRun;
+  max: MeasuredRun;
+  /** Per run: lost + sequence gaps it caused (the generator's gap count is cumulative). */
+  fixedLost: number;
+  maxLost: number;
+}
+
+/** Polls `/readyz` (503 until the broker connection is up) for up to 15 s. */
+async function waitReady(port: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const status = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`node on port ${port} not ready after 15 s (last status ${status})`);
+    await sleep(50);
+  }
+}
+
+/** Starts `nodes` wsgate nodes on the server core (with `--broker` unless memory), then a generator aimed at node A. */
+async function clusterSession<T>(ctx: Context, broker: BrokerServer | null, nodes: number, fn: (servers: RunningServer[], gen: Generator) => Promise<T>): Promise<T> {
+  const servers: RunningServer[] = [];
+  let gen: Generator | null = null;
+  try {
+    for (let i = 0; i < nodes; i++) servers.push(await startServer(SERVERS.wsgate, broker === null ? [] : ['--broker', broker.url]));
+    for (const s of servers) await waitReady(s.port);
+    gen = await Generator.start(pinning()?.generator ?? null, { host: '127.0.0.1', port: servers[0].port, dialect: SERVERS.wsgate.dialect }, ctx.opts.threads);
+    return await fn(servers, gen);
+  } finally {
+    await gen?.close();
+    for (const s of servers) await stopServer(s);
+  }
+}
+
+export const crossnode: Scenario = {
+  name: 'crossnode',
+  title: 'Cross-node fan-out: publish on node A, subscribers on A and B, through NATS and Redis (1 topic, 64 B)',
+  inDefault: true,
+  async run(ctx) {
+    const q = ctx.opts.quick;
+    const p = {
+      subscribers: q ? 20 : 1000,
+      payloadBytes: 64,
+      fixedRate: 100,
+      fixedWarmupMs: q ? 200 : 500,
+      fixedDurationMs: q ? 500 : 3000,
+      windowPerSub: ctx.opts.window,
+      maxWarmupMs: q ? 300 : 1000,
+      maxDurationMs: q ? 1000 : 5000,
+    };
+    if (!ctx.opts.servers.includes('wsgate')) return result('crossnode', this.title, p, {}, [], ['Skipped: wsgate is not among the selected (or built) servers.']);
+    const serverCore = pinning()?.server ?? null;
+    const brokers = new Map<BrokerKind, BrokerServer>();
+    const brokerFor = async (kind: BrokerKind): Promise<BrokerServer> => {
+      const known = brokers.get(kind);
+      if (known !== undefined) return known;
+      const b = await BrokerServer.start(kind, serverCore);
+      brokers.set(kind, b);
+      return b;
+    };
+    const base = { payloadBytes: p.payloadBytes, numTopics: 1, fanout: p.subscribers, totalSubs: p.subscribers, httpConnections: 0 };
+    const fixedCmd: Omit<GenRun, 'cmd'> = { ...base, mode: 'rate', rate: p.fixedRate, warmupMs: p.fixedWarmupMs, durationMs: p.fixedDurationMs, drainMs: 3000, windowPerSub: 0 };
+    const maxCmd: Omit<GenRun, 'cmd'> = { ...base, mode: 'max', rate: 0, warmupMs: p.maxWarmupMs, durationMs: p.maxDurationMs, drainMs: 3000, windowPerSub: p.windowPerSub };
+    const primeCmd: Omit<GenRun, 'cmd'> = { ...base, mode: 'rate', rate: 50, warmupMs: 0, durationMs: 200, drainMs: 300, windowPerSub: 0 };
+
+    let outcomes: Partial<Record<CaseKey, CrossNodeOutcome | { error: string }>>;
+    try {
+      outcomes = await perServer<CrossNodeOutcome, CaseKey>(ctx, CASES.map((c) => c.key), async (key) => {
+        const c = CASES.find((x) => x.key === key) ?? CASES[0];
+        const broker = c.broker === 'memory' ? null : await brokerFor(c.broker);
+        return clusterSession(ctx, broker, c.nodes, async (servers, gen) => {
+          const conn = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000, subPorts: servers.map((s) => s.port) });
+          requireConnected(conn, p.subscribers + 1);
+          // Subscriptions at the broker complete asynchronously: publish a little until a run loses
+          // nothing, so the measured runs start with every subscriber reachable.
+          let primingRuns = 0;
+          let gaps = 0;
+          for (;;) {
+            const r = await gen.run(primeCmd);
+            primingRuns++;
+            gaps = r.gaps;
+            if (r.lost === 0) break;
+            if (primingRuns === 25) throw new Error(`subscribers still missing deliveries after ${primingRuns} priming runs (lost ${r.lost})`);
+          }
+          const pids = [...servers.map((s) => s.pid), ...(broker?.pid === undefined ? [] : [broker.pid])];
+          const fixed = await measuredRun(pids, gen, fixedCmd);
+          const fixedLost = fixed.lost + fixed.gaps - gaps;
+          const max = await measuredRun(pids, gen, maxCmd);
+          const maxLost = max.lost + max.gaps - fixed.gaps;
+          ctx.log(`    ${max.deliveriesPerSec} deliveries/s; ${p.fixedRate} pub/s p99 ${fixed.latencyMs.p99} ms; lost ${fixedLost + maxLost}; server-side CPU ${max.serverCpuPercent} %`);
+          return { broker: c.broker, nodes: c.nodes, primingRuns, fixed, max, fixedLost, maxLost };
+        });
+      });
+    } finally {
+      for (const b of brokers.values()) await b.stop();
+    }
+
+    const single = outcomes[SINGLE];
+    const verdicts: string[] = [];
+    if (single !== undefined && !('error' in single)) {
+      for (const c of CASES) {
+        const o = outcomes[c.key];
+        if (c.key === SINGLE || o === undefined || 'error' in o) continue;
+        const cost = 1 - o.max.deliveriesPerSec / single.max.deliveriesPerSec;
+        const added = o.fixed.latencyMs.p99 - single.fixed.latencyMs.p99;
+        const met = cost < GOAL_THROUGHPUT_COST && added < GOAL_ADDED_P99_MS;
+        verdicts.push(
+          `${c.key}: throughput ${cost >= 0 ? '−' : '+'}${Math.abs(cost * 100).toFixed(1)} %, p99 at ${p.fixedRate} pub/s ${added >= 0 ? '+' : '−'}${Math.abs(added).toFixed(2)} ms vs single node: goal ${met ? 'met' : 'not met'}.`,
+        );
+      }
+    }
+    const cpuPerDelivery = (r: MeasuredRun): number | null => (r.deliveriesPerSec > 0 ? Math.round((r.serverCpuPercent * 1e7) / r.deliveriesPerSec) : null);
+    return {
+      ...result(
+        'crossnode',
+        this.title,
+        p,
+        outcomes,
+        [
+          row(outcomes, 'deliveries/s (max rate)', '/s', 'higher', (r) => r.max.deliveriesPerSec),
+          row(outcomes, 'max rate: latency p50', 'ms', 'lower', (r) => r.max.latencyMs.p50),
+          row(outcomes, 'max rate: latency p99', 'ms', 'lower', (r) => r.max.latencyMs.p99),
+          row(outcomes, `${p.fixedRate} pub/s: p50`, 'ms', 'lower', (r) => r.fixed.latencyMs.p50),
+          row(outcomes, `${p.fixedRate} pub/s: p99`, 'ms', 'lower', (r) => r.fixed.latencyMs.p99),
+          row(outcomes, `${p.fixedRate} pub/s: p99.9`, 'ms', 'lower', (r) => r.fixed.latencyMs.p999),
+          row(outcomes, 'lost', 'msgs', 'lower', (r) => r.fixedLost + r.maxLost),
+          row(outcomes, 'server-side CPU (nodes + broker)', '%', 'lower', (r) => r.max.serverCpuPercent),
+          row(outcomes, 'server-side CPU per delivery', 'ns', 'lower', (r) => cpuPerDelivery(r.max)),
+          row(outcomes, 'generator CPU', '%', 'lower', (r) => r.max.generatorCpuPercent),
+        ],
+        [
+          `Goal (issue 5): cross-node fan-out costs < ${GOAL_THROUGHPUT_COST * 100} % throughput vs single node and adds < ${GOAL_ADDED_P99_MS} ms p99 on loopback. Throughput is the max-rate run; added p99 is taken at the fixed ${p.fixedRate} publishes/s (open loop), since max-rate latency is mostly the closed-loop window (see fan-out).`,
+          ...verdicts,
+          `Same generator, payload, window (${p.windowPerSub} per subscriber) and subscriber count as the fan-out table; the publisher is on node A, subscribers alternate between A and B in the A+B columns. "A only": all subscribers on A, so every delivery takes A's own publish back through the broker.`,
+          'All server processes (both gateway nodes and the broker) share the server core, the generator has its own: throughput compares the total server-side cost on the same hardware. When single node is generator-bound (generator CPU near 100 %), compare server-side CPU per delivery.',
+          'Nodes run with default options plus `--broker` (NATS: core pub/sub, no JetStream; Redis: one script per publish assigns the sequence, appends the history and PUBLISHes); each case gets fresh nodes, and runs after priming publishes showed every subscription live.',
+        ],
+      ),
+      ratioBase: SINGLE,
+    };
+  },
+};

@@ -1,5 +1,5 @@
 /** Messages between the orchestrator (bench/run.ts) and the generator process (gen/main.ts). */
-import { PublishMode, TargetSpec } from './messages';
+import { PublishMode, PublishPlan, TargetSpec } from './messages';
 import { LatencySummary } from '../lib/histogram';
 
 export interface GenInit {
@@ -22,20 +22,11 @@ export interface GenConnect {
   subPorts?: number[];
 }
 
-export interface GenRun {
+export interface GenRun extends PublishPlan {
   cmd: 'run';
-  mode: PublishMode;
-  rate: number;
   warmupMs: number;
-  durationMs: number;
   /** After publishing: wait for missing deliveries until this long passes without progress (max 30 s). */
   drainMs: number;
-  payloadBytes: number;
-  numTopics: number;
-  fanout: number;
-  windowPerSub: number;
-  totalSubs: number;
-  httpConnections: number;
 }
 
 export type GenCmd = GenInit | GenConnect | GenRun | { cmd: 'close' };

@@ -26,8 +26,8 @@ export interface ConnectCmd {
 /** `listen`: publish nothing, just receive (generator self-test against the blaster). */
 export type PublishMode = 'max' | 'rate' | 'http' | 'listen';
 
-export interface PublishCmd {
-  cmd: 'publish';
+/** What to publish and how: shared by the controller's run (GenRun) and the workers' publish command. */
+export interface PublishPlan {
   mode: PublishMode;
   /** Offered publishes/s over all publishers (mode `rate`). */
   rate: number;
@@ -41,6 +41,10 @@ export interface PublishCmd {
   totalSubs: number;
   /** Concurrent HTTP connections (mode `http`). */
   httpConnections: number;
+}
+
+export interface PublishCmd extends PublishPlan {
+  cmd: 'publish';
 }
 
 export type WorkerCmd = ConnectCmd | PublishCmd | { cmd: 'mark' } | { cmd: 'report' } | { cmd: 'close' };

@@ -84,6 +84,20 @@ export interface MeasuredRun extends RunResult {
 }
 
 /** `gen.run` plus the CPU both sides used meanwhile (server side: the sum over `server`'s processes). */
+/** The closed-loop max-rate run shared by the fan-out scenarios: only the topology differs. */
+export interface MaxRateShape {
+  readonly warmupMs: number;
+  readonly durationMs: number;
+  readonly payloadBytes: number;
+  readonly numTopics: number;
+  readonly totalSubs: number;
+  readonly windowPerSub: number;
+}
+
+export function maxRatePlan(s: MaxRateShape): Omit<GenRun, 'cmd'> {
+  return { ...s, mode: 'max', rate: 0, drainMs: 3000, fanout: s.totalSubs / s.numTopics, httpConnections: 0 };
+}
+
 export async function measuredRun(server: RunningServer | readonly number[], gen: Generator, cmd: Omit<GenRun, 'cmd'>): Promise<MeasuredRun> {
   const pids = 'pid' in server ? [server.pid] : server;
   const serverCpu = (): number => pids.reduce((s, pid) => s + cpuSeconds(pid), 0);

@@ -4,7 +4,7 @@ import { BrokerKind, BrokerServer } from '../lib/brokers';
 import { pinning } from '../lib/procs';
 import { RunningServer, SERVERS, startServer, stopServer } from '../lib/servers';
 import { Context, Scenario } from './types';
-import { MeasuredRun, measuredRun, perServer, requireConnected, result, row, sleep } from './common';
+import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, result, row, sleep } from './common';
 
 /**
  * Cross-node fan-out (issue 5): publish on node A, subscribers spread over nodes A and B through NATS
@@ -94,7 +94,7 @@ export const crossnode: Scenario = {
     };
     const base = { payloadBytes: p.payloadBytes, numTopics: 1, fanout: p.subscribers, totalSubs: p.subscribers, httpConnections: 0 };
     const fixedCmd: Omit<GenRun, 'cmd'> = { ...base, mode: 'rate', rate: p.fixedRate, warmupMs: p.fixedWarmupMs, durationMs: p.fixedDurationMs, drainMs: 3000, windowPerSub: 0 };
-    const maxCmd: Omit<GenRun, 'cmd'> = { ...base, mode: 'max', rate: 0, warmupMs: p.maxWarmupMs, durationMs: p.maxDurationMs, drainMs: 3000, windowPerSub: p.windowPerSub };
+    const maxCmd = maxRatePlan({ warmupMs: p.maxWarmupMs, durationMs: p.maxDurationMs, payloadBytes: p.payloadBytes, numTopics: 1, totalSubs: p.subscribers, windowPerSub: p.windowPerSub });
     const primeCmd: Omit<GenRun, 'cmd'> = { ...base, mode: 'rate', rate: 50, warmupMs: 0, durationMs: 200, drainMs: 300, windowPerSub: 0 };
 
     let outcomes: Partial<Record<CaseKey, CrossNodeOutcome | { error: string }>>;

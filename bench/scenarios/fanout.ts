@@ -1,5 +1,5 @@
 import { Scenario } from './types';
-import { MeasuredRun, measuredRun, perServer, requireConnected, result, row, session } from './common';
+import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, result, row, session } from './common';
 
 /** 1 topic × 1,000 subscribers, 1 publisher, 64-byte payloads, as fast as the server delivers. */
 export const fanout: Scenario = {
@@ -13,19 +13,7 @@ export const fanout: Scenario = {
       session(ctx, name, async (server, gen): Promise<MeasuredRun> => {
         const c = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 });
         requireConnected(c, p.subscribers + 1);
-        return measuredRun(server, gen, {
-          mode: 'max',
-          rate: 0,
-          warmupMs: p.warmupMs,
-          durationMs: p.durationMs,
-          drainMs: 3000,
-          payloadBytes: p.payloadBytes,
-          numTopics: 1,
-          fanout: p.subscribers,
-          windowPerSub: p.windowPerSub,
-          totalSubs: p.subscribers,
-          httpConnections: 0,
-        });
+        return measuredRun(server, gen, maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics: 1, totalSubs: p.subscribers, windowPerSub: p.windowPerSub }));
       }),
     );
     return result('fanout', this.title, p, outcomes, [

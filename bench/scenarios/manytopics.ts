@@ -1,5 +1,5 @@
 import { Scenario } from './types';
-import { MeasuredRun, measuredRun, perServer, requireConnected, result, row, session } from './common';
+import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, result, row, session } from './common';
 
 /** 10,000 subscribers over 1,000 topics (10 each), 10 publishers on random topics, 256-byte payloads. */
 export const manytopics: Scenario = {
@@ -28,19 +28,7 @@ export const manytopics: Scenario = {
           timeoutMs: 120000,
         });
         requireConnected(c, p.subscribers + p.publishers);
-        return measuredRun(server, gen, {
-          mode: 'max',
-          rate: 0,
-          warmupMs: p.warmupMs,
-          durationMs: p.durationMs,
-          drainMs: 3000,
-          payloadBytes: p.payloadBytes,
-          numTopics: p.topics,
-          fanout: p.subscribers / p.topics,
-          windowPerSub: p.windowPerSub,
-          totalSubs: p.subscribers,
-          httpConnections: 0,
-        });
+        return measuredRun(server, gen, maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics: p.topics, totalSubs: p.subscribers, windowPerSub: p.windowPerSub }));
       }),
     );
     return result('manytopics', this.title, p, outcomes, [

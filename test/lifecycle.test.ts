@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { once } from 'node:events';
 import { Agent, get } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +21,7 @@ describe('graceful drain on SIGTERM', () => {
       // New connections are refused from the start (listen socket closed).
       await sleep(100);
       await assert.rejects(RawClient.open(url));
-      const [code] = (await once(gw.child, 'exit')) as [number];
+      const code = await gw.exited;
       assert.equal(code, 0);
       assert.equal(closedAt.length, 30);
       for (const c of clients) assert.equal(c.closeCode, 1012);
@@ -53,7 +52,7 @@ describe('graceful drain on SIGTERM', () => {
       await waitFor(() => gw.output().includes('"msg":"draining connections"'), 3000);
       assert.deepEqual(await readyz(), { status: 503, body: 'draining' });
       await waitFor(() => clients.every((c) => c.closeCode === 1012), 6000, 'all closed with 1012');
-      await once(gw.child, 'exit');
+      await gw.exited;
     } finally {
       agent.destroy();
       await gw.stop();
@@ -68,7 +67,7 @@ describe('graceful drain on SIGTERM', () => {
       await waitFor(() => gw.output().includes('"msg":"draining connections"'), 3000);
       const t0 = Date.now();
       gw.child.kill('SIGINT');
-      const [code] = (await once(gw.child, 'exit')) as [number];
+      const code = await gw.exited;
       assert.equal(code, 130);
       assert.ok(Date.now() - t0 < 2000);
     } finally {

@@ -10,12 +10,17 @@ const TICK_MS = 50;
  */
 export function closeSpread(sockets: Set<Socket>, windowMs: number, log: Logger): Promise<void> {
   const queue = [...sockets];
+  const total = queue.length;
   const ticks = Math.max(1, Math.floor(windowMs / TICK_MS));
-  const perTick = Math.ceil(queue.length / ticks);
-  log.info({ connections: queue.length, windowMs }, 'draining connections');
+  log.info({ connections: total, windowMs }, 'draining connections');
   return new Promise((resolve) => {
+    let tick = 0;
     const step = () => {
-      for (let i = 0; i < perTick && queue.length > 0; i++) {
+      tick++;
+      // Closes due by this tick, proportional to elapsed time: few connections are spaced across the
+      // whole window rather than closed one per tick at its start.
+      const due = Math.ceil((total * tick) / ticks) - (total - queue.length);
+      for (let i = 0; i < due && queue.length > 0; i++) {
         const ws = queue.pop() as Socket;
         const conn = ws.getUserData();
         if (conn.closed) continue;

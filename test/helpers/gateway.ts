@@ -41,6 +41,8 @@ export interface ChildGateway {
   readonly child: ChildProcess;
   readonly port: number;
   readonly output: () => string;
+  /** Settles with the exit code when the process exits (recorded from spawn, so it is never missed). */
+  readonly exited: Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export async function spawnGateway(flags: readonly string[] = []): Promise<Child
   const child = spawn(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--log-level', 'info', ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -61,11 +64,10 @@ export async function spawnGateway(flags: readonly string[] = []): Promise<Child
     child,
     port,
     output: () => out,
+    exited,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await once(child, 'exit');
-      }
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
     },
   };
 }

@@ -88,9 +88,12 @@ export class RawClient {
   readonly messages: (string | Buffer)[] = [];
   closeCode: number | null = null;
   closeReason = '';
+  /** The client-side error, if any (explains a 1006). */
+  error = '';
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => this.messages.push(isBinary ? data : data.toString('utf8')));
+    ws.on('error', (e) => (this.error = e.message));
     ws.on('close', (code, reason) => {
       this.closeCode = code;
       this.closeReason = reason.toString();

@@ -39,6 +39,12 @@ export interface Broker {
   publish(topic: string, payload: Payload, source: PublishSource, startedAt: number): PublishOutcome | Promise<PublishOutcome>;
   close(): Promise<void>;
   /**
+   * Only on brokers whose subscriptions take effect asynchronously and that do not snapshot: null when
+   * the node's broker subscription to `topic` is live, else a promise that settles once it is (or
+   * cannot be). A `sub` is answered only then, so a publish on another node after the `ok` reaches it.
+   */
+  whenLive?(topic: string): Promise<void> | null;
+  /**
    * Only on brokers that number topics cluster-wide. Whether a new subscriber of `topic` can be served
    * from the local state (the node holds live interest in it and is in step with the broker).
    */

@@ -3,7 +3,6 @@ import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { PublishSource, Stats } from '../metrics/stats';
-import { ErrorCode, GatewayError } from '../protocol/codes';
 import type { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
@@ -13,7 +12,10 @@ import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver } from './receiver';
 
-const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
+/** Longest a `sub` waits for its broker subscription to be confirmed before it is answered anyway. */
+const LIVE_TIMEOUT_MS = 2000;
+/** How often the broker round trip (PING → PONG) is sampled; the node gets no echo of its own publishes. */
+const RTT_SAMPLE_MS = 1000;
 
 /** `nats://[user:pass@|token@]host:port` or `tls://…` (TLS required) into nats.js options. */
 export function natsOptions(url: string): ConnectionOptions {
@@ -36,10 +38,12 @@ export function natsOptions(url: string): ConnectionOptions {
 const subjectOf = (topic: string): string => 'wsgate.t.' + topic.replaceAll('.', '%');
 
 /**
- * Core NATS fan-out. NATS core has no sequencer, so each node numbers a topic's messages as they arrive
- * (epoch per node and per interest period): delivery is exactly-once and in each publisher's order,
- * recovery works on the node that served the client, and a client moving to another node gets
- * `recovered:false` with that node's position. docs/cluster.md explains why not JetStream.
+ * Core NATS fan-out. NATS core has no sequencer, so a node delivers its own publishes to its local
+ * subscribers at once (numbered like a single node) and forwards them with `noEcho`, and numbers other
+ * nodes' messages as they arrive (epoch per node and per interest period): delivery is exactly-once and
+ * in each publisher's order, recovery works on the node that served the client, and a client moving to
+ * another node gets `recovered:false` with that node's position. docs/cluster.md explains why not
+ * JetStream.
  */
 export class NatsBroker implements Broker, InterestTarget {
   readonly kind = 'nats';
@@ -47,11 +51,14 @@ export class NatsBroker implements Broker, InterestTarget {
   private readonly interest: InterestTable;
   private readonly receiver: EnvelopeReceiver;
   private readonly subs = new Map<string, Subscription>();
+  /** Broker subscriptions sent and not yet confirmed (a flush round trip), by topic. */
+  private readonly confirming = new Map<string, Promise<void>>();
   private readonly backoff = new Backoff(100, 5000);
   private nc: NatsConnection | null = null;
   private up = false;
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
+  private rttTimer: NodeJS.Timeout | null = null;
   private firstConnect: (() => void) | null = null;
 
   constructor(
@@ -63,8 +70,9 @@ export class NatsBroker implements Broker, InterestTarget {
     private readonly log: Logger,
   ) {
     this.interest = new InterestTable(this, config.brokerLinger, stats);
-    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, this.interest, this.nodeId, false, log);
+    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t), this.nodeId, false, log);
     hub.setInterestListener(this.interest);
+    this.rttTimer = setInterval(() => this.sampleRtt(metrics), RTT_SAMPLE_MS).unref();
   }
 
   /** Connects in the background: a node whose broker is down still starts and serves local clients. */
@@ -78,30 +86,38 @@ export class NatsBroker implements Broker, InterestTarget {
     return this.up;
   }
 
+  /**
+   * Local subscribers first, exactly as on a single node, then one envelope to the other nodes. With the
+   * broker away the local fan-out goes on and the message is counted as not forwarded: nothing is
+   * queued for later (nats.js would buffer while reconnecting, so it is not even handed over).
+   */
   publish(topic: string, payload: Payload, source: PublishSource, startedAt: number): PublishOutcome {
+    const seq = this.hub.deliver(topic, payload, source, startedAt);
     const nc = this.nc;
     if (!this.up || nc === null) {
-      // Refused rather than queued: nothing buffers while the broker is away.
       this.stats.brokerFailures++;
-      return UNAVAILABLE;
+      return seq;
     }
     const env = encodeEnvelope(topic, 0, '', performance.timeOrigin + startedAt, this.nodeId, source, payload.msgpack());
     try {
       nc.publish(subjectOf(topic), env);
     } catch {
       this.stats.brokerFailures++;
-      return UNAVAILABLE;
+      return seq;
     }
     this.stats.brokerPublished++;
     this.stats.brokerBytesOut += env.length;
-    // Sequences are assigned per node on receipt: there is no cluster-wide number to report.
-    return 0;
+    return seq;
   }
 
   subscribeTopic(topic: string): void {
     // The node may have missed messages while it held no interest: its old numbering cannot recover.
     this.hub.restart(topic);
     this.subscribeSubject(topic);
+  }
+
+  whenLive(topic: string): Promise<void> | null {
+    return this.confirming.get(topic) ?? null;
   }
 
   private subscribeSubject(topic: string): void {
@@ -111,16 +127,23 @@ export class NatsBroker implements Broker, InterestTarget {
       topic,
       nc.subscribe(subjectOf(topic), { callback: (err, msg) => err === null && this.receiver.receive(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength)) }),
     );
+    // The server has the SUB once it answers a PING sent after it.
+    const confirmed: Promise<void> = raceTimeout(nc.flush(), LIVE_TIMEOUT_MS).then(() => {
+      if (this.confirming.get(topic) === confirmed) this.confirming.delete(topic);
+    });
+    this.confirming.set(topic, confirmed);
   }
 
   unsubscribeTopic(topic: string): void {
     this.subs.get(topic)?.unsubscribe();
     this.subs.delete(topic);
+    this.confirming.delete(topic);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.retry !== null) clearTimeout(this.retry);
+    if (this.rttTimer !== null) clearInterval(this.rttTimer);
     this.interest.close();
     this.subs.clear();
     this.up = false;
@@ -137,7 +160,7 @@ export class NatsBroker implements Broker, InterestTarget {
    */
   private dial(): void {
     if (this.closed) return;
-    connect({ ...natsOptions(this.url), name: `wsgate-${this.nodeId}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, pingInterval: 5000, maxPingOut: 2 }).then(
+    connect({ ...natsOptions(this.url), name: `wsgate-${this.nodeId}`, noEcho: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, pingInterval: 5000, maxPingOut: 2 }).then(
       (nc) => {
         if (this.closed) {
           void nc.close();
@@ -168,6 +191,15 @@ export class NatsBroker implements Broker, InterestTarget {
       this.subs.clear();
       this.dial();
     }
+  }
+
+  private sampleRtt(metrics: GatewayMetrics): void {
+    const nc = this.nc;
+    if (!this.up || nc === null) return;
+    nc.rtt().then(
+      (ms) => metrics.brokerRoundtrip.observe(ms / 1000),
+      () => undefined, // a lost PONG shows as the disconnect nats.js reports
+    );
   }
 
   private setUp(up: boolean): void {

@@ -5,7 +5,6 @@ import type { Stats } from '../metrics/stats';
 import { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { Envelope, EnvelopeError, MsgpackCursor } from './envelope';
-import type { InterestTable } from './interest';
 
 /** Wall-clock-anchored milliseconds with sub-ms resolution, comparable between nodes on one host. */
 export const absoluteNow = (): number => performance.timeOrigin + performance.now();
@@ -25,7 +24,9 @@ export class EnvelopeReceiver {
     private readonly hub: Hub,
     private readonly stats: Stats,
     private readonly roundtrip: FixedHistogram,
-    private readonly interest: InterestTable,
+    private readonly lag: FixedHistogram,
+    /** Whether a message for `topic` is delivered now (the node holds interest and is not resyncing it). */
+    private readonly accepts: (topic: string) => boolean,
     private readonly nodeId: string,
     /** True when the broker numbers messages cluster-wide (the envelope's seq/epoch are authoritative). */
     private readonly brokerSequenced: boolean,
@@ -46,10 +47,10 @@ export class EnvelopeReceiver {
       return;
     }
     // A message still in flight after the interest was dropped has nobody to reach.
-    if (!this.interest.has(env.topic)) return;
+    if (!this.accepts(env.topic)) return;
     const now = performance.now();
     const own = env.origin === this.nodeId;
-    if (own) this.roundtrip.observe(Math.max(0, performance.timeOrigin + now - env.ts) / 1000);
+    (own ? this.roundtrip : this.lag).observe(Math.max(0, performance.timeOrigin + now - env.ts) / 1000);
     this.hub.deliver(
       env.topic,
       this.payload.setPacked(env.data),

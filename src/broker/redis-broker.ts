@@ -6,7 +6,7 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { PublishSource, Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import type { StreamPosition } from '../protocol/commands';
-import type { Payload } from '../protocol/payload';
+import { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
 import type { Broker, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
@@ -24,10 +24,13 @@ const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
 const PUBLISH_SHA = sha1(PUBLISH_LUA);
 const SNAPSHOT_SHA = sha1(SNAPSHOT_LUA);
 
+/** A snapshot script sent; its reply arrives at the cut in the subscriber stream. */
 interface PendingSnapshot {
   readonly topic: string;
   readonly since: StreamPosition | undefined;
-  readonly done: (s: TopicSnapshot | GatewayError) => void;
+  /** At the cut: the topic's position, and the cursor at the retained entries after `since`. */
+  readonly atCut: (seq: number, epoch: string, entries: MsgpackCursor) => void;
+  readonly fail: (e: GatewayError) => void;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -50,6 +53,9 @@ export class RedisBroker implements Broker, InterestTarget {
   private readonly sub: Redis;
   /** Topics whose local state is in step with Redis since the last snapshot (cleared on any outage). */
   private readonly stepped = new Set<string>();
+  /** Topics being refilled from the stream after the subscriber connection came back (live messages wait). */
+  private readonly resyncing = new Set<string>();
+  private readonly payload = new Payload();
   /** Per topic, the SUBSCRIBE in flight or done, so a snapshot runs only after it took effect. */
   private readonly subscribed = new Map<string, Promise<unknown>>();
   private readonly snapshots = new Map<string, PendingSnapshot>();
@@ -72,7 +78,7 @@ export class RedisBroker implements Broker, InterestTarget {
     this.replyChannel = nodeChannel(this.nodeId);
     this.replyChannelBuf = Buffer.from(this.replyChannel);
     this.interest = new InterestTable(this, config.brokerLinger, stats);
-    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, this.interest, this.nodeId, true, log);
+    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log);
     hub.setInterestListener(this.interest);
     this.cmd = this.connection(url, 'commands');
     this.sub = this.connection(url, 'subscriber');
@@ -169,9 +175,42 @@ export class RedisBroker implements Broker, InterestTarget {
   }
 
   snapshot(topic: string, since: StreamPosition | undefined, done: (s: TopicSnapshot | GatewayError) => void): void {
+    this.requestSnapshot(topic, since, done, (seq, epoch, entries) => {
+      this.hub.adopt(topic, seq, epoch);
+      this.stepped.add(topic);
+      const replay = since !== undefined && since.epoch === epoch && since.seq <= seq ? this.retained(entries, since.seq, seq) : null;
+      done({ seq, epoch, replay });
+    });
+  }
+
+  /**
+   * After the subscriber connection was away: fans out to the local subscribers what `topic` missed
+   * meanwhile, read from the stream at a cut, so they see no gap; live messages wait (are dropped as
+   * duplicates of the refill) until then. A gap is left only when the stream no longer holds them.
+   */
+  private resync(topic: string): void {
+    const state = this.hub.get(topic);
+    if (state === undefined || state.seq === 0) return;
+    const since = { seq: state.seq, epoch: state.epoch };
+    this.resyncing.add(topic);
+    const finish = () => this.resyncing.delete(topic);
+    this.requestSnapshot(topic, since, (e) => {
+      finish();
+      this.log.warn({ topic, err: e.reason, broker: 'redis' }, 'cannot refill a topic after reconnecting; its subscribers see a gap');
+    }, (seq, epoch, entries) => {
+      finish();
+      const missed = since.epoch === epoch && since.seq <= seq ? this.retained(entries, since.seq, seq) : null;
+      if (missed === null) this.hub.adopt(topic, seq, epoch);
+      else for (const m of missed) this.hub.deliver(topic, this.payload.setPacked(m.data), 'broker', performance.now(), m.seq, epoch);
+      this.stats.brokerRefilled += missed?.length ?? 0;
+      this.stepped.add(topic);
+    });
+  }
+
+  private requestSnapshot(topic: string, since: StreamPosition | undefined, fail: (e: GatewayError) => void, atCut: PendingSnapshot['atCut']): void {
     const id = String(++this.nextRequest);
     const timer = setTimeout(() => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, 'broker did not answer in time')), SNAPSHOT_TIMEOUT_MS);
-    this.snapshots.set(id, { topic, since, done, timer });
+    this.snapshots.set(id, { topic, since, atCut, fail, timer });
     const subscribing = this.subscribed.get(topic) ?? Promise.reject(new Error('not subscribed'));
     subscribing
       .then(() =>
@@ -189,6 +228,7 @@ export class RedisBroker implements Broker, InterestTarget {
   unsubscribeTopic(topic: string): void {
     this.subscribed.delete(topic);
     this.stepped.delete(topic);
+    this.resyncing.delete(topic);
     if (this.subUp) this.sub.unsubscribe(channelOf(topic)).catch(() => undefined);
   }
 
@@ -217,12 +257,17 @@ export class RedisBroker implements Broker, InterestTarget {
     );
   }
 
-  /** After (re)connecting: our reply channel and every topic of interest, in one SUBSCRIBE. */
+  /**
+   * After (re)connecting: our reply channel and every topic of interest, in one SUBSCRIBE; then each
+   * topic is refilled with what it missed while the connection was away.
+   */
   private resubscribe(): void {
     const topics = [...this.interest.topics()];
     const p = this.sub.subscribe(this.replyChannel, ...topics.map(channelOf));
     p.catch(() => undefined);
     for (const t of topics) this.subscribed.set(t, p);
+    // Synchronously, before any message of the new subscription can arrive.
+    for (const t of topics) this.resync(t);
     p.then(() => {
       this.subUp = true;
       this.syncUp();
@@ -264,12 +309,9 @@ export class RedisBroker implements Broker, InterestTarget {
     const pending = this.snapshots.get(id);
     if (pending === undefined) return; // timed out meanwhile
     if (!this.interest.has(pending.topic)) return this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, 'interest dropped'));
-    this.hub.adopt(pending.topic, seq, epoch);
-    this.stepped.add(pending.topic);
-    let replay: RetainedMessage[] | null = null;
-    const since = pending.since;
-    if (since !== undefined && since.epoch === epoch && since.seq <= seq) replay = this.retained(c, since.seq, seq);
-    this.finishSnapshot(id, { seq, epoch, replay });
+    this.snapshots.delete(id);
+    clearTimeout(pending.timer);
+    pending.atCut(seq, epoch, c);
   }
 
   /** The entries after `since` up to `seq` if all are there and not older than the history TTL; else null. */
@@ -291,11 +333,12 @@ export class RedisBroker implements Broker, InterestTarget {
     return out;
   }
 
-  private finishSnapshot(id: string, result: TopicSnapshot | GatewayError): void {
+  /** Ends a snapshot that will not reach its cut. */
+  private finishSnapshot(id: string, e: GatewayError): void {
     const pending = this.snapshots.get(id);
     if (pending === undefined) return;
     this.snapshots.delete(id);
     clearTimeout(pending.timer);
-    pending.done(result);
+    pending.fail(e);
   }
 }

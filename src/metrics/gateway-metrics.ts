@@ -10,6 +10,7 @@ export class GatewayMetrics {
   readonly metrics = new MetricsRegistry();
   readonly fanoutDuration = new FixedHistogram(LATENCY_BOUNDS);
   readonly brokerRoundtrip = new FixedHistogram(LATENCY_BOUNDS);
+  readonly brokerLag = new FixedHistogram(LATENCY_BOUNDS);
   private readonly heap = new HeapAllocationMeter();
   private readonly perPublish: AllocationPerPublish;
 
@@ -52,8 +53,10 @@ export class GatewayMetrics {
     m.counter('wsgate_broker_received_total', 'Messages received from the broker.', () => s.brokerReceived);
     m.labeled('wsgate_broker_bytes_total', 'Bytes through the broker.', 'counter', 'direction', () => [['out', s.brokerBytesOut], ['in', s.brokerBytesIn]]);
     m.counter('wsgate_broker_failures_total', 'Messages that could not be forwarded to the broker.', () => s.brokerFailures);
+    m.counter('wsgate_broker_refilled_total', 'Messages missed during a broker outage and fanned out from the broker\'s history after it (Redis).', () => s.brokerRefilled);
     m.gauge('wsgate_broker_subscriptions', 'Topic interests held at the broker.', () => s.brokerSubscriptions);
-    m.histogram('wsgate_broker_roundtrip_seconds', 'Publish to own receipt through the broker.', this.brokerRoundtrip);
+    m.histogram('wsgate_broker_roundtrip_seconds', 'Round trip to the broker: own publish to its echo (Redis), PING to PONG (NATS).', this.brokerRoundtrip);
+    m.histogram('wsgate_broker_lag_seconds', 'From a publish on another node to its receipt here (wall clocks of both nodes).', this.brokerLag);
   }
 
   stop(): void {

@@ -40,6 +40,8 @@ export class Stats {
   brokerBytesOut = 0;
   brokerBytesIn = 0;
   brokerFailures = 0;
+  /** Messages fanned out from the broker's history after a subscriber-connection outage (Redis). */
+  brokerRefilled = 0;
   brokerSubscriptions = 0;
 
   /** Error codes are a closed set (protocol/codes.ts), so the map stays small. */

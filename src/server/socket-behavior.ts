@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
 import { type Grant, openGrant, type TokenVerifier } from '../auth/token-verifier';
-import type { Broker } from '../broker/broker';
+import type { Broker, TopicSnapshot } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { Stats, UpgradeResult } from '../metrics/stats';
@@ -51,7 +51,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   let pendingUpgrades = 0;
-  let snapshotRequests = 0;
+  let pendingRequests = 0;
 
   const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: { aborted: boolean }) => {
     stats.upgrades[result]++;
@@ -90,28 +90,48 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   };
 
   /**
+   * Runs `step` later for a `sub` that must wait for the broker, unless the connection closed or the
+   * topic was unsubscribed or subscribed again meanwhile (that answer would be stale).
+   */
+  const later = <T>(conn: Connection, topic: string, step: (result: T) => void): ((result: T) => void) => {
+    const token = ++pendingRequests;
+    (conn.pendingSubs ??= new Map()).set(topic, token);
+    return (result) => {
+      if (conn.closed || conn.pendingSubs?.get(topic) !== token) return;
+      conn.pendingSubs.delete(topic);
+      step(result);
+    };
+  };
+
+  /** Reply, replay from local history and subscribe in one synchronous step: no publish can fall between them. */
+  const subscribeNow = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined) => {
+    const state = hub.acquire(topic);
+    const recovered = since !== undefined && canRecover(state, since);
+    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
+    ws.subscribe(state.key(conn.codec.name));
+  };
+
+  /**
    * Cluster brokers that number topics cluster-wide: the reply, replay and socket subscription wait for the
    * broker's snapshot and then happen in one synchronous step at its cut, so nothing falls between them.
    */
   const subscribeAtCut = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined, snapshot: NonNullable<Broker['snapshot']>) => {
-    const token = ++snapshotRequests;
-    (conn.pendingSubs ??= new Map()).set(topic, token);
-    snapshot.call(broker, topic, since, (snap) => {
-      // Closed, unsubscribed or re-subscribed meanwhile: this answer is stale.
-      if (conn.closed || conn.pendingSubs?.get(topic) !== token) return;
-      conn.pendingSubs.delete(topic);
-      const state = hub.acquire(topic);
-      if (snap instanceof GatewayError) {
-        // The broker cannot say where the topic is: serve from what this node knows (it keeps serving).
-        log.debug({ topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
-        const recovered = since !== undefined && canRecover(state, since);
-        answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
-      } else {
+    snapshot.call(
+      broker,
+      topic,
+      since,
+      later(conn, topic, (snap: TopicSnapshot | GatewayError) => {
+        if (snap instanceof GatewayError) {
+          // The broker cannot say where the topic is: serve from what this node knows (it keeps serving).
+          log.debug({ topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
+          return subscribeNow(ws, conn, topic, id, since);
+        }
+        const state = hub.acquire(topic);
         const replay = snap.replay;
         answerSub(ws, conn, id, state, since, replay !== null, (send) => replayRetained(topic, replay ?? [], conn.codec.name, hub.deliveryEncoder, send));
-      }
-      ws.subscribe(state.key(conn.codec.name));
-    });
+        ws.subscribe(state.key(conn.codec.name));
+      }),
+    );
   };
 
   /** Subscribes; returns the error to send, or null. Idempotent for topics already held. */
@@ -134,10 +154,13 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       subscribeAtCut(ws, conn, topic, id, since, snapshot);
       return null;
     }
-    // Reply, replay and subscribe in one synchronous step: no publish can fall between them.
-    const recovered = since !== undefined && canRecover(state, since);
-    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
-    ws.subscribe(state.key(conn.codec.name));
+    const live = broker.whenLive?.(topic) ?? null;
+    if (live !== null) {
+      // Settles, never rejects: a broker that cannot confirm still leaves local fan-out to serve.
+      void live.then(later(conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
+      return null;
+    }
+    subscribeNow(ws, conn, topic, id, since);
     return null;
   };
 

@@ -26,6 +26,13 @@ export function requireBinary(kind: BrokerKind): string {
   return path;
 }
 
+/** Server-side TLS (PEM files): the broker then accepts only TLS clients presenting a certificate signed by `ca`. */
+export interface BrokerServerTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
 export class BrokerServer {
   private proc: ChildProcess | null = null;
   private readonly dir: string;
@@ -37,13 +44,14 @@ export class BrokerServer {
     readonly monitorPort: number,
     /** Core to pin the server to with taskset (null: not pinned). */
     private readonly cpu: number | null,
+    private readonly tls: BrokerServerTls | null,
   ) {
     this.dir = mkdtempSync(join(tmpdir(), `wsgate-${kind}-`));
   }
 
-  static async start(kind: BrokerKind, cpu: number | null = null): Promise<BrokerServer> {
+  static async start(kind: BrokerKind, cpu: number | null = null, tls: BrokerServerTls | null = null): Promise<BrokerServer> {
     requireBinary(kind);
-    const s = new BrokerServer(kind, await freePort(), kind === 'nats' ? await freePort() : 0, cpu);
+    const s = new BrokerServer(kind, await freePort(), kind === 'nats' ? await freePort() : 0, cpu, tls);
     try {
       await s.spawn();
     } catch (err) {
@@ -54,7 +62,8 @@ export class BrokerServer {
   }
 
   get url(): string {
-    return `${this.kind}://127.0.0.1:${this.port}`;
+    const scheme = this.tls === null ? this.kind : this.kind === 'nats' ? 'tls' : 'rediss';
+    return `${scheme}://127.0.0.1:${this.port}`;
   }
 
   get pid(): number | undefined {
@@ -63,10 +72,14 @@ export class BrokerServer {
 
   /** Starts the server (again, after `kill`) on the same port and dir. */
   async spawn(): Promise<void> {
+    const t = this.tls;
     const args =
       this.kind === 'nats'
-        ? ['-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort), '--store_dir', this.dir]
-        : ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--protected-mode', 'no'];
+        ? ['-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort), '--store_dir', this.dir, ...(t === null ? [] : ['--tlsverify', '--tlscert', t.cert, '--tlskey', t.key, '--tlscacert', t.ca])]
+        : [
+            ...(t === null ? ['--port', String(this.port)] : ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', t.cert, '--tls-key-file', t.key, '--tls-ca-cert-file', t.ca, '--tls-auth-clients', 'yes']),
+            ...['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--protected-mode', 'no'],
+          ];
     const proc = spawnPinned(this.cpu, BINARIES[this.kind].path, args, ['ignore', 'ignore', 'pipe']);
     this.proc = proc;
     proc.once('exit', () => {

@@ -7,6 +7,7 @@ import type { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
 import type { Broker, PublishOutcome } from './broker';
+import { brokerTls, type BrokerTls } from './broker-tls';
 import { encodeEnvelope } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
@@ -17,11 +18,11 @@ const LIVE_TIMEOUT_MS = 2000;
 /** How often the broker round trip (PING → PONG) is sampled; the node gets no echo of its own publishes. */
 const RTT_SAMPLE_MS = 1000;
 
-/** `nats://[user:pass@|token@]host:port` or `tls://…` (TLS required) into nats.js options. */
-export function natsOptions(url: string): ConnectionOptions {
+/** `nats://[user:pass@|token@]host:port` or `tls://…` (TLS required, with optional CA and client certificate) into nats.js options. */
+export function natsOptions(url: string, tls: BrokerTls | null = null): ConnectionOptions {
   const u = new URL(url);
   const options: ConnectionOptions = { servers: `${u.hostname}:${u.port || '4222'}` };
-  if (u.protocol === 'tls:') options.tls = {};
+  if (u.protocol === 'tls:') options.tls = { ...tls };
   const user = decodeURIComponent(u.username);
   const pass = decodeURIComponent(u.password);
   if (user !== '' && pass !== '') {
@@ -63,7 +64,7 @@ export class NatsBroker implements Broker, InterestTarget {
 
   constructor(
     private readonly url: string,
-    config: Config,
+    private readonly config: Config,
     private readonly hub: Hub,
     private readonly stats: Stats,
     metrics: GatewayMetrics,
@@ -160,7 +161,7 @@ export class NatsBroker implements Broker, InterestTarget {
    */
   private dial(): void {
     if (this.closed) return;
-    connect({ ...natsOptions(this.url), name: `wsgate-${this.nodeId}`, noEcho: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, pingInterval: 5000, maxPingOut: 2 }).then(
+    connect({ ...natsOptions(this.url, brokerTls(this.config)), name: `wsgate-${this.nodeId}`, noEcho: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, pingInterval: 5000, maxPingOut: 2 }).then(
       (nc) => {
         if (this.closed) {
           void nc.close();

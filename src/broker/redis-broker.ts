@@ -10,6 +10,7 @@ import { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
 import type { Broker, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
+import { brokerTls } from './broker-tls';
 import { Envelope, MsgpackCursor } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
@@ -92,7 +93,10 @@ export class RedisBroker implements Broker, InterestTarget {
 
   private connection(url: string, role: string): Redis {
     const backoff = new Backoff(100, 5000);
+    const tls = brokerTls(this.config);
     const r = new Redis(url, {
+      // rediss:// turns TLS on by itself; the files add a private CA or a client certificate.
+      ...(tls === null ? {} : { tls }),
       lazyConnect: true,
       enableOfflineQueue: false,
       autoResubscribe: false,

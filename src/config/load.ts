@@ -1,4 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
+
+const readable = (path: string): boolean => {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
 import { type Config, type ConfigKey, type Spec, configKeys, schema } from './schema';
 
 /** A configuration mistake, naming the key, where it came from and what is accepted. */
@@ -112,6 +121,16 @@ export function loadConfig({ argv, env }: ConfigSources): Config {
   }
   if (config.jwtSecret !== '' && config.jwtPublicKey !== '') {
     throw new ConfigError('jwtSecret', 'config', 'either jwtSecret or jwtPublicKey, not both');
+  }
+  const tlsFiles = config.brokerTlsCa !== '' || config.brokerTlsCert !== '' || config.brokerTlsKey !== '';
+  if (tlsFiles && !/^(tls|rediss):\/\//.test(config.broker)) {
+    throw new ConfigError('brokerTlsCa', 'config', 'TLS files only with a TLS broker URL (tls://… for NATS, rediss://… for Redis)');
+  }
+  if ((config.brokerTlsCert === '') !== (config.brokerTlsKey === '')) {
+    throw new ConfigError('brokerTlsCert', 'config', 'brokerTlsCert and brokerTlsKey together');
+  }
+  for (const key of ['brokerTlsCa', 'brokerTlsCert', 'brokerTlsKey'] as const) {
+    if (config[key] !== '' && !readable(config[key])) throw new ConfigError(key, config[key], 'a readable PEM file');
   }
   return config;
 }

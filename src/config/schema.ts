@@ -23,6 +23,9 @@ export interface Config {
   brokerRequiredForReady: boolean;
   brokerLinger: number;
   brokerMaxPending: number;
+  brokerTlsCa: string;
+  brokerTlsCert: string;
+  brokerTlsKey: string;
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
@@ -101,6 +104,9 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   brokerRequiredForReady: { kind: 'bool', def: true, help: '/readyz answers 503 while the broker is down' },
   brokerLinger: { kind: 'int', def: 2000, min: 0, max: 600_000, help: 'ms a topic stays subscribed at the broker after its last local subscriber left' },
   brokerMaxPending: { kind: 'int', def: 10_000, min: 1, max: 1_000_000, help: 'publishes awaiting the broker before more are refused with unavailable' },
+  brokerTlsCa: { kind: 'string', def: '', help: 'PEM file of the CA(s) that signed the broker certificate (tls:// or rediss:// only)' },
+  brokerTlsCert: { kind: 'string', def: '', help: 'PEM client certificate file presented to the broker (with --broker-tls-key)' },
+  brokerTlsKey: { kind: 'string', def: '', help: 'PEM private key file of the client certificate' },
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },

@@ -8,8 +8,8 @@ import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, res
 
 /**
  * Cross-node fan-out (issue 5): publish on node A, subscribers spread over nodes A and B through NATS
- * and Redis, next to one node with the in-process memory broker; plus all subscribers on A, where
- * A's own publishes come back through the broker (its echo is how it delivers them).
+ * and Redis, next to one node with the in-process memory broker; plus all subscribers on A (what being
+ * in a cluster costs a node whose subscribers are all local).
  */
 const SINGLE = 'single node (memory)';
 const CASES = [
@@ -165,9 +165,9 @@ export const crossnode: Scenario = {
         [
           `Goal (issue 5): cross-node fan-out costs < ${GOAL_THROUGHPUT_COST * 100} % throughput vs single node and adds < ${GOAL_ADDED_P99_MS} ms p99 on loopback. Throughput is the max-rate run; added p99 is taken at the fixed ${p.fixedRate} publishes/s (open loop), since max-rate latency is mostly the closed-loop window (see fan-out).`,
           ...verdicts,
-          `Same generator, payload, window (${p.windowPerSub} per subscriber) and subscriber count as the fan-out table; the publisher is on node A, subscribers alternate between A and B in the A+B columns. "A only": all subscribers on A, so every delivery takes A's own publish back through the broker.`,
+          `Same generator, payload, window (${p.windowPerSub} per subscriber) and subscriber count as the fan-out table; the publisher is on node A, subscribers alternate between A and B in the A+B columns. "A only": all subscribers on A — with NATS, A delivers its own publishes locally and forwards one copy nobody wants (the cost of being in a cluster); with Redis, every delivery waits for A's own publish to come back from Redis (its cluster-wide order and numbering).`,
           'All server processes (both gateway nodes and the broker) share the server core, the generator has its own: throughput compares the total server-side cost on the same hardware. When single node is generator-bound (generator CPU near 100 %), compare server-side CPU per delivery.',
-          'Nodes run with default options plus `--broker` (NATS: core pub/sub, no JetStream; Redis: one script per publish assigns the sequence, appends the history and PUBLISHes); each case gets fresh nodes, and runs after priming publishes showed every subscription live.',
+          'Nodes run with default options plus `--broker` (NATS: core pub/sub, no JetStream, own publishes delivered locally and forwarded with noEcho; Redis: one script per publish assigns the sequence, appends the history and PUBLISHes, and every node delivers from the PUBLISH); each case gets fresh nodes, and runs after priming publishes showed every subscription live.',
         ],
       ),
       ratioBase: SINGLE,

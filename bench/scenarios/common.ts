@@ -83,7 +83,6 @@ export interface MeasuredRun extends RunResult {
   generatorCpuPercent: number;
 }
 
-/** `gen.run` plus the CPU both sides used meanwhile (server side: the sum over `server`'s processes). */
 /** The closed-loop max-rate run shared by the fan-out scenarios: only the topology differs. */
 export interface MaxRateShape {
   readonly warmupMs: number;
@@ -98,6 +97,7 @@ export function maxRatePlan(s: MaxRateShape): Omit<GenRun, 'cmd'> {
   return { ...s, mode: 'max', rate: 0, drainMs: 3000, fanout: s.totalSubs / s.numTopics, httpConnections: 0 };
 }
 
+/** `gen.run` plus the CPU both sides used meanwhile (server side: the sum over `server`'s processes). */
 export async function measuredRun(server: RunningServer | readonly number[], gen: Generator, cmd: Omit<GenRun, 'cmd'>): Promise<MeasuredRun> {
   const pids = 'pid' in server ? [server.pid] : server;
   const serverCpu = (): number => pids.reduce((s, pid) => s + cpuSeconds(pid), 0);

@@ -5,6 +5,7 @@ import { pinning } from '../lib/procs';
 import { RunningServer, SERVERS, startServer, stopServer } from '../lib/servers';
 import { Context, Scenario } from './types';
 import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, result, row, sleep } from './common';
+import { P99_LIMIT_MS, SweepPoint, sustainedRate, sweep } from './sweep';
 
 /**
  * Cross-node fan-out (issue 5): publish on node A, subscribers spread over nodes A and B through NATS
@@ -21,6 +22,9 @@ const CASES = [
 ] as const satisfies readonly { key: string; broker: BrokerKind | 'memory'; nodes: 1 | 2 }[];
 type CaseKey = (typeof CASES)[number]['key'];
 
+/** Open-loop steps (publishes/s to all subscribers) for the sustained-throughput sweep. */
+const SWEEP = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000];
+
 /** Goal of issue 5, on loopback. */
 const GOAL_THROUGHPUT_COST = 0.2;
 const GOAL_ADDED_P99_MS = 2;
@@ -32,6 +36,9 @@ export interface CrossNodeOutcome {
   primingRuns: number;
   fixed: MeasuredRun;
   max: MeasuredRun;
+  sweep: SweepPoint[];
+  /** Highest swept publishes/s with p99 < 50 ms and no loss. */
+  sustained: number;
   /** Per run: lost + sequence gaps it caused (the generator's gap count is cumulative). */
   fixedLost: number;
   maxLost: number;
@@ -122,7 +129,9 @@ export const crossnode: Scenario = {
           const max = await measuredRun(pids, gen, maxCmd);
           const maxLost = max.lost + max.gaps - fixed.gaps;
           ctx.log(`    ${max.deliveriesPerSec} deliveries/s; ${p.fixedRate} pub/s p99 ${fixed.latencyMs.p99} ms; lost ${fixedLost + maxLost}; server-side CPU ${max.serverCpuPercent} %`);
-          return { broker: c.broker, nodes: c.nodes, primingRuns, fixed, max, fixedLost, maxLost };
+          // Last: its final step is overload by design and may leave a backlog behind.
+          const points = await sweep(ctx, pids, gen, p.subscribers, SWEEP);
+          return { broker: c.broker, nodes: c.nodes, primingRuns, fixed, max, sweep: points, sustained: sustainedRate(points), fixedLost, maxLost };
         });
       });
     } finally {
@@ -136,10 +145,12 @@ export const crossnode: Scenario = {
         const o = outcomes[c.key];
         if (c.key === SINGLE || o === undefined || 'error' in o) continue;
         const cost = 1 - o.max.deliveriesPerSec / single.max.deliveriesPerSec;
+        const sustainedCost = single.sustained > 0 ? 1 - o.sustained / single.sustained : 0;
         const added = o.fixed.latencyMs.p99 - single.fixed.latencyMs.p99;
-        const met = cost < GOAL_THROUGHPUT_COST && added < GOAL_ADDED_P99_MS;
+        const pct = (x: number) => `${x > 0 ? '−' : '+'}${Math.abs(x * 100).toFixed(1)} %`;
+        const verdict = (ok: boolean) => (ok ? 'met' : 'not met');
         verdicts.push(
-          `${c.key}: throughput ${cost >= 0 ? '−' : '+'}${Math.abs(cost * 100).toFixed(1)} %, p99 at ${p.fixedRate} pub/s ${added >= 0 ? '+' : '−'}${Math.abs(added).toFixed(2)} ms vs single node: goal ${met ? 'met' : 'not met'}.`,
+          `${c.key}: throughput ${pct(cost)} closed loop (${verdict(cost < GOAL_THROUGHPUT_COST)}), ${pct(sustainedCost)} sustained open loop (${verdict(sustainedCost < GOAL_THROUGHPUT_COST)}); p99 at ${p.fixedRate} pub/s ${added >= 0 ? '+' : '−'}${Math.abs(added).toFixed(2)} ms (${verdict(added < GOAL_ADDED_P99_MS)}) vs single node.`,
         );
       }
     }
@@ -152,6 +163,7 @@ export const crossnode: Scenario = {
         outcomes,
         [
           row(outcomes, 'deliveries/s (max rate)', '/s', 'higher', (r) => r.max.deliveriesPerSec),
+          row(outcomes, `sustained deliveries/s (open loop, p99 < ${P99_LIMIT_MS} ms, no loss)`, '/s', 'higher', (r) => r.sustained * p.subscribers),
           row(outcomes, 'max rate: latency p50', 'ms', 'lower', (r) => r.max.latencyMs.p50),
           row(outcomes, 'max rate: latency p99', 'ms', 'lower', (r) => r.max.latencyMs.p99),
           row(outcomes, `${p.fixedRate} pub/s: p50`, 'ms', 'lower', (r) => r.fixed.latencyMs.p50),
@@ -163,7 +175,7 @@ export const crossnode: Scenario = {
           row(outcomes, 'generator CPU', '%', 'lower', (r) => r.max.generatorCpuPercent),
         ],
         [
-          `Goal (issue 5): cross-node fan-out costs < ${GOAL_THROUGHPUT_COST * 100} % throughput vs single node and adds < ${GOAL_ADDED_P99_MS} ms p99 on loopback. Throughput is the max-rate run; added p99 is taken at the fixed ${p.fixedRate} publishes/s (open loop), since max-rate latency is mostly the closed-loop window (see fan-out).`,
+          `Goal (issue 5): cross-node fan-out costs < ${GOAL_THROUGHPUT_COST * 100} % throughput vs single node and adds < ${GOAL_ADDED_P99_MS} ms p99 on loopback. Throughput is given two ways: the closed-loop max-rate run (at most ${p.windowPerSub} deliveries per subscriber in flight, so it falls with latency as well as with cost), and the highest open-loop step of ${SWEEP.join(', ')} publishes/s (3 s each) that kept p99 < ${P99_LIMIT_MS} ms with no loss. Added p99 is taken at the fixed ${p.fixedRate} publishes/s (open loop), since max-rate latency is mostly the closed-loop window (see fan-out).`,
           ...verdicts,
           `Same generator, payload, window (${p.windowPerSub} per subscriber) and subscriber count as the fan-out table; the publisher is on node A, subscribers alternate between A and B in the A+B columns. "A only": all subscribers on A — with NATS, A delivers its own publishes locally and forwards one copy nobody wants (the cost of being in a cluster); with Redis, every delivery waits for A's own publish to come back from Redis (its cluster-wide order and numbering).`,
           'All server processes (both gateway nodes and the broker) share the server core, the generator has its own: throughput compares the total server-side cost on the same hardware. When single node is generator-bound (generator CPU near 100 %), compare server-side CPU per delivery.',

@@ -1,82 +1,15 @@
-import { Generator } from '../gen/handle';
-import { RunningServer } from '../lib/servers';
-import { Context, Scenario } from './types';
-import { MeasuredRun, measuredRun, perServer, requireConnected, result, row, session } from './common';
+import { Scenario } from './types';
+import { MeasuredRun, perServer, requireConnected, result, row, session } from './common';
+import { P99_LIMIT_MS, SweepPoint, fixedRun, sustainedRate, sweep } from './sweep';
 
-/** p99 target of the sweep. */
-const P99_LIMIT_MS = 50;
 /** Offered publishes/s, stepped until a server misses the target (× subscribers = deliveries/s). */
 const SWEEP = [50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000];
-
-export interface SweepPoint {
-  offeredPublishesPerSec: number;
-  offeredDeliveriesPerSec: number;
-  deliveriesPerSec: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  lost: number;
-  disconnects: number;
-  serverCpuPercent: number;
-  generatorCpuPercent: number;
-  ok: boolean;
-  /** Offered load above 80 % of the generator's self-test capacity. */
-  generatorBound: boolean;
-}
 
 export interface LatencyOutcome {
   fixed: MeasuredRun[];
   sweep: SweepPoint[];
   /** Highest offered publishes/s with p99 < 50 ms and no loss. */
   maxRateP99Under50ms: number;
-}
-
-function fixedRun(server: RunningServer, gen: Generator, subs: number, rate: number, durationMs: number, warmupMs: number): Promise<MeasuredRun> {
-  return measuredRun(server, gen, {
-    mode: 'rate',
-    rate,
-    warmupMs,
-    durationMs,
-    drainMs: 3000,
-    payloadBytes: 64,
-    numTopics: 1,
-    fanout: subs,
-    windowPerSub: 0,
-    totalSubs: subs,
-    httpConnections: 0,
-  });
-}
-
-async function sweep(ctx: Context, server: RunningServer, gen: Generator, subs: number): Promise<SweepPoint[]> {
-  const q = ctx.opts.quick;
-  const points: SweepPoint[] = [];
-  for (const rate of q ? SWEEP.slice(0, 2) : SWEEP) {
-    const step = (): Promise<MeasuredRun> => fixedRun(server, gen, subs, rate, q ? 500 : 3000, q ? 200 : 500);
-    const passes = (x: MeasuredRun): boolean => x.latencyMs.p99 < P99_LIMIT_MS && x.lost === 0 && x.gaps === 0 && x.disconnects === 0;
-    let r = await step();
-    // A machine pause can spoil one step; a step fails only if a second try fails too. A try that
-    // lost messages left a backlog or dropped connections, so it is not retried.
-    if (!passes(r) && r.lost + r.gaps === 0 && r.disconnects === 0) r = await step();
-    const ok = passes(r);
-    const offered = rate * subs;
-    points.push({
-      offeredPublishesPerSec: rate,
-      offeredDeliveriesPerSec: offered,
-      deliveriesPerSec: r.deliveriesPerSec,
-      p50: r.latencyMs.p50,
-      p99: r.latencyMs.p99,
-      p999: r.latencyMs.p999,
-      lost: r.lost + r.gaps,
-      disconnects: r.disconnects,
-      serverCpuPercent: r.serverCpuPercent,
-      generatorCpuPercent: r.generatorCpuPercent,
-      ok,
-      generatorBound: ctx.generatorCapacity !== null && offered > 0.8 * ctx.generatorCapacity,
-    });
-    ctx.log(`    ${rate}/s → p99 ${r.latencyMs.p99} ms, lost ${r.lost + r.gaps}, CPU server ${r.serverCpuPercent} % generator ${r.generatorCpuPercent} %${ok ? '' : ' (stop)'}`);
-    if (!ok) break;
-  }
-  return points;
 }
 
 /**
@@ -102,10 +35,9 @@ export const latency: Scenario = {
       // The sweep gets a fresh server: an overloaded fixed-rate run may leave a backlog behind.
       const points = await session(ctx, name, async (server, gen) => {
         requireConnected(await gen.connect(connect), p.subscribers + 1);
-        return sweep(ctx, server, gen, p.subscribers);
+        return sweep(ctx, server, gen, p.subscribers, SWEEP);
       });
-      const passed = points.filter((x) => x.ok);
-      return { fixed, sweep: points, maxRateP99Under50ms: passed.length ? passed[passed.length - 1].offeredPublishesPerSec : 0 };
+      return { fixed, sweep: points, maxRateP99Under50ms: sustainedRate(points) };
     });
     const rows = [];
     for (const [i, rate] of p.rates.split(',').entries()) {

@@ -76,6 +76,13 @@ describe('bench smoke (--quick)', () => {
         assert.ok(lost !== undefined && Object.values(lost.values).every((v) => v === 0), JSON.stringify(lost));
         assert.ok(s.rows.every((r) => Object.values(r.values).every((v) => v !== null)), 'a case produced no figures');
       }
+      if (scenario.name === 'brokercost') {
+        // One broker subscription per topic the node holds, whichever broker.
+        const subs = s.rows.find((r) => r.metric.startsWith('broker subscriptions for'));
+        assert.deepEqual(subs?.values, { NATS: s.params.topics, Redis: s.params.topics });
+        const conns = s.rows.find((r) => r.metric === 'broker connections held by the node');
+        assert.deepEqual(conns?.values, { NATS: 1, Redis: 2 });
+      }
       if (scenario.name === 'latency') {
         const svg = fs.readFileSync(path.join(dir, json.replace('.json', '.svg')), 'utf8');
         assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*<\/svg>\n$/);

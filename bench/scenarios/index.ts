@@ -1,4 +1,5 @@
 import { alloc } from './alloc';
+import { brokercost } from './brokercost';
 import { crossnode } from './crossnode';
 import { fanout } from './fanout';
 import { idle } from './idle';
@@ -10,4 +11,4 @@ import { selftest } from './selftest';
 import { Scenario } from './types';
 
 /** In suite order: the generator's own figures first, so every report carries them. */
-export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode];
+export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode, brokercost];

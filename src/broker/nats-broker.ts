@@ -15,6 +15,8 @@ import { EnvelopeReceiver } from './receiver';
 
 /** Longest a `sub` waits for its broker subscription to be confirmed before it is answered anyway. */
 const LIVE_TIMEOUT_MS = 2000;
+/** Envelopes held for the end of a turn before they are sent at once (bounds the outbox). */
+const OUTBOX_MAX = 1024;
 /** How often the broker round trip (PING → PONG) is sampled; the node gets no echo of its own publishes. */
 const RTT_SAMPLE_MS = 1000;
 
@@ -60,6 +62,11 @@ export class NatsBroker implements Broker, InterestTarget {
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
   private rttTimer: NodeJS.Timeout | null = null;
+  /** Envelopes for the other nodes, sent together at the end of this event-loop turn (see forward()). */
+  private readonly outSubjects: string[] = [];
+  private readonly outEnvelopes: Buffer[] = [];
+  private outScheduled = false;
+  private readonly flushOutbox = (): void => this.sendOutbox();
   private firstConnect: (() => void) | null = null;
 
   constructor(
@@ -94,21 +101,48 @@ export class NatsBroker implements Broker, InterestTarget {
    */
   publish(topic: string, payload: Payload, source: PublishSource, startedAt: number): PublishOutcome {
     const seq = this.hub.deliver(topic, payload, source, startedAt);
-    const nc = this.nc;
-    if (!this.up || nc === null) {
+    if (!this.up || this.nc === null) {
       this.stats.brokerFailures++;
       return seq;
     }
-    const env = encodeEnvelope(topic, 0, '', performance.timeOrigin + startedAt, this.nodeId, source, payload.msgpack());
-    try {
-      nc.publish(subjectOf(topic), env);
-    } catch {
-      this.stats.brokerFailures++;
-      return seq;
-    }
-    this.stats.brokerPublished++;
-    this.stats.brokerBytesOut += env.length;
+    this.forward(subjectOf(topic), encodeEnvelope(topic, 0, '', performance.timeOrigin + startedAt, this.nodeId, source, payload.msgpack()));
     return seq;
+  }
+
+  /**
+   * nats.js writes its socket in a microtask, and uWS runs microtasks after every message handler, so
+   * publishing at once cost one write per publish (counted with perf: ~2,000 writes/s at 2,000
+   * publishes/s), and the other nodes got them one per read, each read a fan-out pass with a write to
+   * every subscriber. Held to the end of the turn, a read's worth of publishes leaves in one write and
+   * arrives as one batch.
+   */
+  private forward(subject: string, env: Buffer): void {
+    this.outSubjects.push(subject);
+    this.outEnvelopes.push(env);
+    if (this.outEnvelopes.length >= OUTBOX_MAX) this.sendOutbox();
+    else if (!this.outScheduled) {
+      this.outScheduled = true;
+      setImmediate(this.flushOutbox);
+    }
+  }
+
+  private sendOutbox(): void {
+    this.outScheduled = false;
+    const nc = this.nc;
+    const n = this.outEnvelopes.length;
+    for (let i = 0; i < n; i++) {
+      const env = this.outEnvelopes[i] as Buffer;
+      try {
+        if (!this.up || nc === null) throw new Error('broker down');
+        nc.publish(this.outSubjects[i] as string, env);
+        this.stats.brokerPublished++;
+        this.stats.brokerBytesOut += env.length;
+      } catch {
+        this.stats.brokerFailures++;
+      }
+    }
+    this.outSubjects.length = 0;
+    this.outEnvelopes.length = 0;
   }
 
   subscribeTopic(topic: string): void {
@@ -142,6 +176,7 @@ export class NatsBroker implements Broker, InterestTarget {
   }
 
   async close(): Promise<void> {
+    this.sendOutbox();
     this.closed = true;
     if (this.retry !== null) clearTimeout(this.retry);
     if (this.rttTimer !== null) clearInterval(this.rttTimer);

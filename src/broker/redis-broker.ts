@@ -104,6 +104,9 @@ export class RedisBroker implements Broker, InterestTarget {
       connectTimeout: 2000,
       retryStrategy: () => backoff.next(),
       connectionName: `wsgate-${this.nodeId}-${role}`,
+      // Scripts issued in one event-loop turn leave in one write (ioredis holds them to setImmediate);
+      // one at a time, each publish was its own write and its own read at Redis (see NatsBroker.forward).
+      enableAutoPipelining: role === 'commands',
     });
     let warned = false;
     r.on('error', (e: Error) => {

@@ -13,7 +13,7 @@ for (const kind of ['nats', 'redis'] as const) {
 
     before(async () => {
       broker = await BrokerServer.start(kind);
-      for (let i = 0; i < 3; i++) nodes.push(await startNode(broker.url, ['--broker-linger', '200']));
+      for (let i = 0; i < 3; i++) nodes.push(await startNode(broker.url, ['--broker-linger', '200', '--max-batch', '5000']));
       await eventually('brokers up', () => nodes.every((n) => n.gateway.broker.ready()));
     });
 
@@ -105,6 +105,19 @@ for (const kind of ['nats', 'redis'] as const) {
       }
       await eventually('every first message', () => got.length === 50, 5000).catch(() => undefined);
       assert.deepEqual(got.map((d) => d.t), [...Array(50).keys()].map((i) => `fresh.${i}`));
+    });
+
+    it('forwards a batch larger than one turn\'s outbox exactly once and in order', async () => {
+      // 3,000 publishes taken in one event-loop turn: more than the 1,024 envelopes a node holds back.
+      const topic = 'batch.big';
+      const subs = [await recorder(1, 'json', topic), await recorder(2, 'msgpack', topic), await recorder(0, 'json', topic)];
+      const N = 3000;
+      const port = new URL((nodes[0] as { url: string }).url).port;
+      const body = JSON.stringify(Array.from({ length: N }, (_, n) => ({ topic, data: { n } })));
+      const res = await fetch(`http://127.0.0.1:${port}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      assert.equal(res.status, 200);
+      await eventually('whole batch on every node', () => subs.every((g) => g.length >= N), 20_000);
+      for (const got of subs) assert.deepEqual(got.map((d) => (d.d as { n: number }).n), [...Array(N).keys()]);
     });
 
     it('delivers HTTP publishes across nodes and carries binary data', async () => {

@@ -61,7 +61,7 @@ export class NatsBroker implements Broker, InterestTarget {
   private up = false;
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
-  private rttTimer: NodeJS.Timeout | null = null;
+  private readonly rttTimer: NodeJS.Timeout;
   /** Envelopes for the other nodes, sent together at the end of this event-loop turn (see forward()). */
   private readonly outSubjects: string[] = [];
   private readonly outEnvelopes: Buffer[] = [];
@@ -179,7 +179,7 @@ export class NatsBroker implements Broker, InterestTarget {
     this.sendOutbox();
     this.closed = true;
     if (this.retry !== null) clearTimeout(this.retry);
-    if (this.rttTimer !== null) clearInterval(this.rttTimer);
+    clearInterval(this.rttTimer);
     this.interest.close();
     this.subs.clear();
     this.up = false;

@@ -28,7 +28,6 @@ const SNAPSHOT_SHA = sha1(SNAPSHOT_LUA);
 /** A snapshot script sent; its reply arrives at the cut in the subscriber stream. */
 interface PendingSnapshot {
   readonly topic: string;
-  readonly since: StreamPosition | undefined;
   /** At the cut: the topic's position, and the cursor at the retained entries after `since`. */
   readonly atCut: (seq: number, epoch: string, entries: MsgpackCursor) => void;
   readonly fail: (e: GatewayError) => void;
@@ -217,7 +216,7 @@ export class RedisBroker implements Broker, InterestTarget {
   private requestSnapshot(topic: string, since: StreamPosition | undefined, fail: (e: GatewayError) => void, atCut: PendingSnapshot['atCut']): void {
     const id = String(++this.nextRequest);
     const timer = setTimeout(() => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, 'broker did not answer in time')), SNAPSHOT_TIMEOUT_MS);
-    this.snapshots.set(id, { topic, since, atCut, fail, timer });
+    this.snapshots.set(id, { topic, atCut, fail, timer });
     const subscribing = this.subscribed.get(topic) ?? Promise.reject(new Error('not subscribed'));
     subscribing
       .then(() =>

@@ -154,6 +154,13 @@ export const crossnode: Scenario = {
         );
       }
     }
+    const capacity = ctx.generatorCapacity;
+    const boundFrom = capacity === null ? undefined : SWEEP.find((r) => r * p.subscribers > 0.8 * capacity);
+    verdicts.push(
+      capacity === null
+        ? "Generator capacity not measured in this run (add `selftest` to the scenarios): sweep steps near it are as much the generator's limit as the servers'."
+        : `Generator self-test capacity ${capacity.toLocaleString('en-US')} msgs/s: ${boundFrom === undefined ? 'no sweep step offers more than 80 % of it' : `sweep steps from ${boundFrom} publishes/s offer more than 80 % of it, so there the generator may be the limit`}.`,
+    );
     const cpuPerDelivery = (r: MeasuredRun): number | null => (r.deliveriesPerSec > 0 ? Math.round((r.serverCpuPercent * 1e7) / r.deliveriesPerSec) : null);
     return {
       ...result(

@@ -4,7 +4,7 @@ import { BrokerKind, BrokerServer } from '../lib/brokers';
 import { cpuSeconds, pinning, rssBytes } from '../lib/procs';
 import { SERVERS, startServer, stopServer } from '../lib/servers';
 import { Scenario } from './types';
-import { perServer, result, row, sleep } from './common';
+import { perServer, result, row, sleep, waitReady } from './common';
 
 /**
  * What one node costs the broker (issue 5): the connections it holds, broker memory per topic the node
@@ -36,14 +36,6 @@ async function brokerState(broker: BrokerServer, admin: Redis | null): Promise<{
   return { connections: clients, subscriptions: channels.length, usedMemory: used };
 }
 
-async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 export const brokercost: Scenario = {
   name: 'brokercost',
   title: 'What a node costs the broker: connections, memory per topic of interest, CPU per publish',
@@ -60,7 +52,7 @@ export const brokercost: Scenario = {
       let client: GatewayClient | null = null;
       try {
         await admin?.connect();
-        await until('node connected to the broker', async () => (await fetch(`http://127.0.0.1:${node.port}/readyz`).then((r) => r.status, () => 0)) === 200);
+        await waitReady(node.port);
         await sleep(p.settleMs);
         const before = await brokerState(broker, admin);
         const rssBefore = rssBytes(broker.pid as number);
@@ -69,7 +61,10 @@ export const brokercost: Scenario = {
         for (let i = 0; i < p.topics; i += p.window) {
           await Promise.all(Array.from({ length: Math.min(p.window, p.topics - i) }, (_, k) => c.sub(`cost.${i + k}`)));
         }
-        await until('every topic subscribed at the broker', async () => (await brokerState(broker, admin)).subscriptions >= before.subscriptions + p.topics);
+        for (let tries = 0; (await brokerState(broker, admin)).subscriptions < before.subscriptions + p.topics; tries++) {
+          if (tries === 600) throw new Error('broker did not report every topic subscribed within 60 s');
+          await sleep(100);
+        }
         await sleep(p.settleMs);
         const after = await brokerState(broker, admin);
         const rssAfter = rssBytes(broker.pid as number);

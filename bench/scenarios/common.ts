@@ -109,3 +109,17 @@ export async function measuredRun(server: RunningServer | readonly number[], gen
   const pct = (c: number): number => Math.round((c / wall) * 100);
   return { ...r, serverCpuPercent: pct(serverCpu() - s0), generatorCpuPercent: pct(cpuSeconds(gen.pid) - g0) };
 }
+
+/** Polls `/readyz` (503 until the broker connection is up) for up to 15 s. */
+export async function waitReady(port: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const status = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`node on port ${port} not ready after 15 s (last status ${status})`);
+    await sleep(50);
+  }
+}

@@ -4,7 +4,7 @@ import { BrokerKind, BrokerServer } from '../lib/brokers';
 import { pinning } from '../lib/procs';
 import { RunningServer, SERVERS, startServer, stopServer } from '../lib/servers';
 import { Context, Scenario } from './types';
-import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, result, row, sleep } from './common';
+import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, result, row, waitReady } from './common';
 import { P99_LIMIT_MS, SweepPoint, sustainedRate, sweep } from './sweep';
 
 /**
@@ -42,20 +42,6 @@ export interface CrossNodeOutcome {
   /** Per run: lost + sequence gaps it caused (the generator's gap count is cumulative). */
   fixedLost: number;
   maxLost: number;
-}
-
-/** Polls `/readyz` (503 until the broker connection is up) for up to 15 s. */
-async function waitReady(port: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const status = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.status,
-      () => 0,
-    );
-    if (status === 200) return;
-    if (Date.now() > deadline) throw new Error(`node on port ${port} not ready after 15 s (last status ${status})`);
-    await sleep(50);
-  }
 }
 
 /** Starts `nodes` wsgate nodes on the server core (with `--broker` unless memory), then a generator aimed at node A. */

@@ -1,3 +1,6 @@
+import { parseOrigins } from '../guard/origin';
+import { parseCidrs } from '../guard/client-address';
+
 /** Every setting, its bounds and default. Flags are the kebab-case names, env vars WSGATE_<UPPER_SNAKE>. */
 export interface Config {
   host: string;
@@ -31,6 +34,15 @@ export interface Config {
   historyMaxBytes: number;
   demo: boolean;
   page: boolean;
+  allowedOrigins: string;
+  maxConnectionsPerIp: number;
+  connectRatePerIp: number;
+  trustedProxies: string;
+  maxCommandsPerSecond: number;
+  commandBurst: number;
+  apiInsecure: boolean;
+  adminPort: number;
+  adminHost: string;
 }
 
 export type ConfigKey = keyof Config;
@@ -112,6 +124,25 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
   demo: { kind: 'bool', def: false, help: 'publish a notification to topic "demo" every 2 s' },
   page: { kind: 'bool', def: false, help: 'serve the built-in web page at /' },
+  allowedOrigins: {
+    kind: 'string',
+    def: '',
+    help: 'browser origins allowed to open a socket, comma-separated: https://app.example.com, https://*.example.com or * (no Origin and the gateway\'s own host are always allowed)',
+    check: { ok: (v) => parseOrigins(v) !== null, rule: 'comma-separated origins (scheme://host[:port], scheme://*.domain) or *' },
+  },
+  maxConnectionsPerIp: { kind: 'int', def: 0, min: 0, max: 10_000_000, help: 'open connections per client address before upgrades get 429 (0 = no limit)' },
+  connectRatePerIp: { kind: 'int', def: 0, min: 0, max: 1_000_000, help: 'upgrades per second per client address, burst of twice that, before 429 (0 = no limit)' },
+  trustedProxies: {
+    kind: 'string',
+    def: '',
+    help: 'CIDRs of proxies whose X-Forwarded-For names the client address (IPv4 and IPv6, comma-separated; empty = never trust the header)',
+    check: { ok: (v) => parseCidrs(v) !== null, rule: 'comma-separated CIDRs or addresses, e.g. 10.0.0.0/8,fd00::/8' },
+  },
+  maxCommandsPerSecond: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'commands per second per connection; over it: err rate_limited (0 = no limit)' },
+  commandBurst: { kind: 'int', def: 200, min: 1, max: 1_000_000, help: 'commands a connection may send at once above --max-commands-per-second' },
+  apiInsecure: { kind: 'bool', def: false, help: 'allow POST /publish to be reachable without --api-key (demo only)' },
+  adminPort: { kind: 'int', def: 0, min: 0, max: 65535, help: 'serve the HTTP API, /metrics, /healthz and /readyz on this separate port instead of the public one (0 = public port)' },
+  adminHost: { kind: 'string', def: '127.0.0.1', help: 'address of the --admin-port listener' },
 };
 
 export const configKeys = Object.keys(schema) as ConfigKey[];

@@ -56,6 +56,8 @@ export class GatewayMetrics {
     m.counter('wsgate_broker_refilled_total', 'Messages missed during a broker outage and fanned out from the broker\'s history after it (Redis).', () => s.brokerRefilled);
     m.gauge('wsgate_broker_subscriptions', 'Topic interests held at the broker.', () => s.brokerSubscriptions);
     m.histogram('wsgate_broker_roundtrip_seconds', 'Round trip to the broker: own publish to its echo (Redis), PING to PONG (NATS).', this.brokerRoundtrip);
+    m.labeled('wsgate_handler_errors_total', 'Unexpected exceptions contained to one connection (closed 1011) or request (500), by handler.', 'counter', 'handler', entries(s.handlerErrors));
+    m.counter('wsgate_commands_rate_limited_total', 'Commands refused with rate_limited (--max-commands-per-second).', () => s.commandsRateLimited);
     m.histogram('wsgate_broker_lag_seconds', 'From a publish on another node to its receipt here (wall clocks of both nodes).', this.brokerLag);
   }
 

@@ -1,8 +1,10 @@
 import type { Op } from '../protocol/commands';
 
 /** Label values are closed sets, so no metric can grow unbounded label cardinality. */
-export type UpgradeResult = 'accepted' | 'unauthorized' | 'forbidden' | 'bad_request' | 'limit' | 'draining';
-export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error';
+export type UpgradeResult = 'accepted' | 'unauthorized' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'origin_not_allowed' | 'ip_limit' | 'ip_rate';
+export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error' | 'command_flood' | 'internal_error';
+/** Where an unexpected exception was contained (server/contain.ts). */
+export type HandlerName = 'upgrade' | 'open' | 'message' | 'drain' | 'dropped' | 'close' | 'http';
 export type PublishSource = 'socket' | 'http' | 'broker' | 'demo';
 export type HttpPublishResult = 'ok' | 'bad_request' | 'unauthorized' | 'too_large' | 'unsupported_media_type' | 'unavailable';
 export type RecoveryOutcome = 'recovered' | 'gap';
@@ -18,8 +20,11 @@ export class Stats {
   connections = 0;
   subscriptions = 0;
   topics = 0;
-  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'forbidden', 'bad_request', 'limit', 'draining']);
-  readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error']);
+  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'forbidden', 'bad_request', 'limit', 'draining', 'origin_not_allowed', 'ip_limit', 'ip_rate']);
+  readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error', 'command_flood', 'internal_error']);
+  readonly handlerErrors = zeros<HandlerName>(['upgrade', 'open', 'message', 'drain', 'dropped', 'close', 'http']);
+  /** Commands refused by --max-commands-per-second (also in errors as rate_limited). */
+  commandsRateLimited = 0;
   readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'invalid']);
   readonly publishes = zeros<PublishSource>(['socket', 'http', 'broker', 'demo']);
   deliveries = 0;

@@ -1,9 +1,11 @@
 import type { Codec } from '../protocol/codec';
 import type { Grant } from '../auth/token-verifier';
 import type { DisconnectReason } from '../metrics/stats';
+import type { CommandBucket } from '../guard/command-rate';
+import type { AddressKey } from '../guard/upgrade-guard';
 
 /** Per-connection state, stored as the uWS socket's user data. */
-export interface Connection {
+export interface Connection extends CommandBucket {
   readonly codec: Codec;
   readonly grant: Grant;
   /** Topics this connection subscribed to (bounded by maxTopicsPerConn). */
@@ -20,8 +22,26 @@ export interface Connection {
   closeTimer: NodeJS.Timeout | null;
   /** Subscriptions waiting for a cluster broker's snapshot, by topic → request token (created on first use). */
   pendingSubs: Map<string, number> | null;
+  /** The client address (or IPv6 /64) this connection counts under for --max-connections-per-ip. */
+  readonly addressKey: AddressKey;
 }
 
-export function newConnection(codec: Codec, grant: Grant, initialTopics: readonly string[]): Connection {
-  return { codec, grant, topics: new Set(), initialTopics, dropped: 0, closeReason: null, closed: false, expiry: null, closeTimer: null, pendingSubs: null };
+export function newConnection(codec: Codec, grant: Grant, initialTopics: readonly string[], addressKey: AddressKey): Connection {
+  return {
+    codec,
+    grant,
+    topics: new Set(),
+    initialTopics,
+    dropped: 0,
+    closeReason: null,
+    closed: false,
+    expiry: null,
+    closeTimer: null,
+    pendingSubs: null,
+    addressKey,
+    cmdMilli: -1,
+    cmdAt: 0,
+    cmdRefused: 0,
+    cmdRefusedSince: 0,
+  };
 }

@@ -8,6 +8,7 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import { unpackr } from '../protocol/msgpack';
 import { Payload } from '../protocol/payload';
 import { checkTopic } from '../protocol/topic';
+import { answerInternalError, contained, type FaultSink } from './contain';
 import { bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
 
 interface Item {
@@ -46,7 +47,7 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
 }
 
 /** POST /publish: how backends push messages to the edge. */
-export function publishRoute(config: Config, broker: Broker, stats: Stats) {
+export function publishRoute(config: Config, broker: Broker, stats: Stats, fault: FaultSink) {
   const apiKey = config.apiKey === '' ? null : Buffer.from(config.apiKey);
   const payload = new Payload();
 
@@ -70,7 +71,8 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
       res,
       config.maxBody,
       abort,
-      (body) => {
+      // The body arrives in a later uWS callback, outside the route's own containment.
+      contained('http', fault, (body: Buffer) => {
         let decoded: unknown;
         try {
           decoded = msgpack ? unpackr.unpack(body) : JSON.parse(body.toString('utf8'));
@@ -92,9 +94,9 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
           sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
         };
         if (outcomes.some((o) => o instanceof Promise)) {
-          Promise.all(outcomes).then(finish, () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
+          Promise.all(outcomes).then(contained('http', fault, finish, () => answerInternalError(res)), () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
         } else finish(outcomes as PublishOutcome[]);
-      },
+      }, () => answerInternalError(res)),
       () => refuse('too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
     );
   };

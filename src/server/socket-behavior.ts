@@ -13,7 +13,10 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
+import type { CommandRate } from '../guard/command-rate';
+import type { AddressKey, UpgradeGuard } from '../guard/upgrade-guard';
 import { type Connection, newConnection } from './connection';
+import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
 import { bearer, sendError, watchAbort } from './http-reply';
 
 export type Socket = WebSocket<Connection>;
@@ -28,6 +31,10 @@ export interface SocketDeps {
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
   readonly isDraining: () => boolean;
+  /** Origin policy and per-address limits, checked on upgrade. */
+  readonly guard: UpgradeGuard;
+  readonly commandRate: CommandRate;
+  readonly fault: FaultSink;
 }
 
 const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
@@ -36,6 +43,9 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  origin_not_allowed: '403 Forbidden',
+  ip_limit: '429 Too Many Requests',
+  ip_rate: '429 Too Many Requests',
 };
 
 const NO_TOPICS: readonly string[] = [];
@@ -47,7 +57,7 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, verifier, log, sockets } = deps;
+  const { config, hub, broker, stats, verifier, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   let pendingUpgrades = 0;
@@ -93,13 +103,13 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
    * Runs `step` later for a `sub` that must wait for the broker, unless the connection closed or the
    * topic was unsubscribed or subscribed again meanwhile (that answer would be stale).
    */
-  const later = <T>(conn: Connection, topic: string, step: (result: T) => void): ((result: T) => void) => {
+  const later = <T>(ws: Socket, conn: Connection, topic: string, step: (result: T) => void): ((result: T) => void) => {
     const token = ++pendingRequests;
     (conn.pendingSubs ??= new Map()).set(topic, token);
     return (result) => {
       if (conn.closed || conn.pendingSubs?.get(topic) !== token) return;
       conn.pendingSubs.delete(topic);
-      step(result);
+      contained('message', fault, step, () => endFaulty(ws))(result);
     };
   };
 
@@ -120,7 +130,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       broker,
       topic,
       since,
-      later(conn, topic, (snap: TopicSnapshot | GatewayError) => {
+      later(ws, conn, topic, (snap: TopicSnapshot | GatewayError) => {
         if (snap instanceof GatewayError) {
           // The broker cannot say where the topic is: serve from what this node knows (it keeps serving).
           log.debug({ topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
@@ -157,7 +167,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const live = broker.whenLive?.(topic) ?? null;
     if (live !== null) {
       // Settles, never rejects: a broker that cannot confirm still leaves local fan-out to serve.
-      void live.then(later(conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
+      void live.then(later(ws, conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
       return null;
     }
     subscribeNow(ws, conn, topic, id, since);
@@ -176,7 +186,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', cmd.id));
     if (!conn.grant.publish.allows(cmd.topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', cmd.id));
     const outcome = broker.publish(cmd.topic, payload.setValue(cmd.data, conn.codec.binary), 'socket', startedAt);
-    const settle = (o: number | GatewayError) => (typeof o === 'number' ? ok(ws, conn, cmd.id, { seq: o }) : fail(ws, conn, o.withId(cmd.id)));
+    const settle = contained('message', fault, (o: number | GatewayError) => (typeof o === 'number' ? ok(ws, conn, cmd.id, { seq: o }) : fail(ws, conn, o.withId(cmd.id))), () => endFaulty(ws));
     if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', cmd.id)));
     else settle(outcome);
   };
@@ -199,11 +209,23 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     }
   };
 
-  const accept = (res: HttpResponse, key: string, protocol: string, extensions: string, context: us_socket_context_t, codec: Codec, grant: Grant, topics: string[]) => {
-    res.cork(() => res.upgrade(newConnection(codec, grant, topics), key, protocol === '' ? '' : codec.subprotocol, extensions, context));
+  const accept = (res: HttpResponse, key: string, protocol: string, extensions: string, context: us_socket_context_t, codec: Codec, grant: Grant, topics: string[], address: AddressKey) => {
+    res.cork(() => res.upgrade(newConnection(codec, grant, topics, address), key, protocol === '' ? '' : codec.subprotocol, extensions, context));
   };
 
-  return {
+  /** Closes a connection whose handler threw (1011); the exception was already reported. */
+  const endFaulty = (ws: Socket) => {
+    const conn = ws.getUserData();
+    if (conn.closed) return;
+    conn.closeReason ??= 'internal_error';
+    try {
+      ws.end(CloseCode.InternalError, 'internal error');
+    } catch {
+      // closed meanwhile
+    }
+  };
+
+  return containSocket<Connection>({
     // The transport's hard cut: above it uWS drops the connection without a close frame (1006).
     // Between maxPayload and this, message() answers with a proper 1009.
     maxPayloadLength: config.maxPayload * 4,
@@ -223,6 +245,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
       }
       if (deps.isDraining()) return refuse(res, 'draining', new GatewayError(ErrorCode.Draining, 'node is draining; connect to another'));
+      const address = guard.admit(res, req);
+      if (address !== null && typeof address === 'object') return refuse(res, address.result, address.error);
       if (stats.connections + pendingUpgrades >= config.maxConnections) {
         return refuse(res, 'limit', new GatewayError(ErrorCode.TooManyConnections, `node holds its limit of ${config.maxConnections} connections`));
       }
@@ -238,19 +262,24 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         const err = checkTopic(t, config.maxTopicLength);
         if (err !== null) return refuse(res, 'bad_request', err);
       }
-      if (verifier === null) return accept(res, key, protocol, extensions, context, codec, openGrant, topics);
+      if (verifier === null) return accept(res, key, protocol, extensions, context, codec, openGrant, topics, address);
 
       // Token verification is async: the request must be guarded against the client leaving meanwhile.
       const abort = watchAbort(res);
       const token = bearer(authorization) || (query.get('token') ?? '');
       pendingUpgrades++;
-      verifier.verify(token).then((grant) => {
-        pendingUpgrades--;
+      const settle = (grant: Grant | GatewayError) => {
         if (abort.aborted) return;
         if (grant instanceof GatewayError) return refuse(res, 'unauthorized', grant, abort);
         const denied = topics.find((t) => !grant.subscribe.allows(t));
         if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `token does not allow subscribing to ${denied}`), abort);
-        accept(res, key, protocol, extensions, context, codec, grant, topics);
+        const full = guard.stillRoom(address);
+        if (full !== null) return refuse(res, full.result, full.error, abort);
+        accept(res, key, protocol, extensions, context, codec, grant, topics, address);
+      };
+      verifier.verify(token).then((grant) => {
+        pendingUpgrades--;
+        contained('upgrade', fault, settle, () => !abort.aborted && answerInternalError(res))(grant);
       });
     },
 
@@ -259,6 +288,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.upgrades.accepted++;
       stats.connections++;
       sockets.add(ws);
+      guard.opened(conn.addressKey);
       for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
       conn.initialTopics = NO_TOPICS;
       const exp = conn.grant.expiresAt;
@@ -283,6 +313,13 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         ws.end(CloseCode.TooBig, 'message too big');
         return;
       }
+      // Every frame is charged, valid or not, so garbage cannot flood past the limit.
+      const verdict = commandRate.enabled ? commandRate.take(conn, Date.now()) : 'run';
+      if (verdict === 'flood') {
+        conn.closeReason = 'command_flood';
+        ws.end(CloseCode.CommandFlood, 'command flood: reconnect with backoff');
+        return;
+      }
       if (isBinary !== conn.codec.binary) {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, conn.codec.binary ? 'expected a binary msgpack frame' : 'expected a text JSON frame'));
@@ -298,6 +335,10 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       if (cmd instanceof GatewayError) {
         stats.received.invalid++;
         return fail(ws, conn, cmd);
+      }
+      if (verdict === 'refuse') {
+        stats.commandsRateLimited++;
+        return fail(ws, conn, new GatewayError(ErrorCode.RateLimited, `over ${config.maxCommandsPerSecond} commands per second; not executed`, cmd.id));
       }
       handle(ws, conn, cmd, startedAt);
     },
@@ -345,11 +386,12 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       conn.closed = true;
       sockets.delete(ws);
       stats.connections--;
+      guard.closed(conn.addressKey);
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
       for (const topic of conn.topics) hub.removeSubscriber(topic, conn.codec.name);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },
-  };
+  }, fault, endFaulty);
 }

@@ -15,6 +15,11 @@ export const ClientCode = {
   TokenProvider: 'token_provider_failed',
   /** A frame from the server did not decode or had an unexpected shape. */
   BadServerFrame: 'bad_server_frame',
+  /**
+   * The upgrade was refused in a way retrying cannot fix (HTTP 400, 404, 426, or 403 origin_not_allowed):
+   * the client stops. When the refusal carried an error code, that code is used instead.
+   */
+  Refused: 'refused',
   /** The transport reported an error (connection refused, reset, ...). */
   Transport: 'transport_error',
 } as const;

@@ -3,8 +3,11 @@ export interface SocketEvents {
   open(): void;
   /** A text frame as a string, a binary frame as bytes. */
   frame(data: string | Uint8Array): void;
-  /** `refusedStatus`: the HTTP status of a refused upgrade, when the transport can see it (not browsers). */
-  close(code: number, reason: string, refusedStatus: number | undefined): void;
+  /**
+   * `refusedStatus`: the HTTP status of a refused upgrade, when the transport can see it (not browsers);
+   * `refusedCode`: the error code from its JSON body (`origin_not_allowed`, …), when there was one.
+   */
+  close(code: number, reason: string, refusedStatus: number | undefined, refusedCode?: string): void;
 }
 
 export interface SocketHandle {
@@ -41,6 +44,18 @@ export const nativeSocket =
     };
   };
 
+const MAX_REFUSAL_BODY = 4096;
+
+function refusalCode(body: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    const code = typeof parsed === 'object' && parsed !== null ? (parsed as { code?: unknown }).code : undefined;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The `ws` package for Node without a global WebSocket (Node 20). Loaded on first use only, so a
  * browser bundle never contains it (the bundler marks it external). Sends the token as a header.
@@ -50,14 +65,26 @@ export async function wsPackageSocket(): Promise<SocketFactory> {
   return (url, subprotocol, token, events) => {
     const ws = new WS(url, subprotocol, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
     let refusedStatus: number | undefined;
+    let refusedCode: string | undefined;
     ws.on('open', () => events.open());
-    ws.on('message', (data: Buffer, isBinary: boolean) => events.frame(isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString('utf8')));
-    // Without an 'unexpected-response' listener ws reports a refused upgrade as this error, then closes.
-    ws.on('error', (e: Error) => {
-      const m = /Unexpected server response: (\d+)/.exec(e.message);
-      if (m !== null) refusedStatus = Number(m[1]);
+    // A refused upgrade: keep its status and the body's error code (a few hundred bytes at most), then end.
+    ws.on('unexpected-response', (_req, res) => {
+      refusedStatus = res.statusCode;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (body.length < MAX_REFUSAL_BODY) body += chunk;
+      });
+      res.on('end', () => {
+        refusedCode = refusalCode(body);
+        ws.terminate();
+      });
+      res.on('error', () => ws.terminate());
     });
-    ws.on('close', (code: number, reason: Buffer) => events.close(code, reason.toString('utf8'), refusedStatus));
+    ws.on('message', (data: Buffer, isBinary: boolean) => events.frame(isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString('utf8')));
+    // Transport errors are followed by 'close', which reports them.
+    ws.on('error', () => undefined);
+    ws.on('close', (code: number, reason: Buffer) => events.close(code, reason.toString('utf8'), refusedStatus, refusedCode));
     return {
       send: (data) => ws.send(data),
       close: (code, reason) => ws.close(code, reason),

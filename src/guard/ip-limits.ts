@@ -66,10 +66,10 @@ export class AddressLimits {
     return this.maxConnections > 0 && (this.table.get(key)?.conns ?? 0) >= this.maxConnections ? 'too_many_connections_per_ip' : null;
   }
 
-  opened(key: string): void {
+  opened(key: string, now: number): void {
     const e = this.table.get(key);
     if (e !== undefined) e.conns++;
-    else this.table.set(key, { conns: 1, tokens: this.burst, at: Date.now() });
+    else this.table.set(key, { conns: 1, tokens: this.burst, at: now });
   }
 
   closed(key: string, now: number): void {

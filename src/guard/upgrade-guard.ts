@@ -61,7 +61,7 @@ export class UpgradeGuard {
   }
 
   opened(key: AddressKey): void {
-    if (key !== null) this.addresses.opened(key);
+    if (key !== null) this.addresses.opened(key, Date.now());
   }
 
   closed(key: AddressKey): void {

@@ -106,8 +106,9 @@ export class RawClient {
     });
   }
 
-  static async open(url: string, protocols?: string | string[], headers: Record<string, string> = {}): Promise<RawClient> {
-    const ws = new WebSocket(url, protocols, { headers });
+  /** `options`: e.g. `localAddress` to connect from another loopback address (127.0.0.2, …). */
+  static async open(url: string, protocols?: string | string[], headers: Record<string, string> = {}, options: WebSocket.ClientOptions = {}): Promise<RawClient> {
+    const ws = new WebSocket(url, protocols, { ...options, headers });
     const c = new RawClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

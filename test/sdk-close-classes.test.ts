@@ -14,15 +14,17 @@ describe('close-code scheme: one table in code and docs', () => {
     for (const code of Object.values(CloseCode)) assert.ok(CLOSE_RULES[code] !== undefined, `close code ${code}`);
   });
 
-  test('the table in docs/protocol.md is the table in code', () => {
-    const doc = readFileSync(path.join(__dirname, '..', '..', 'docs', 'protocol.md'), 'utf8');
-    const section = doc.split('## Close codes and refusals')[1]?.split('\n## ')[0] ?? '';
-    const rows = [...section.matchAll(/^\| (close|HTTP) (\d{3,4}) \|[^|]*\| `(\w+)` \|/gm)].map((m) => [m[1], Number(m[2]), m[3]]);
+  test('the tables in docs/protocol.md and README.md are the table in code', () => {
     const expected = [
       ...Object.entries(CLOSE_RULES).map(([code, r]) => ['close', Number(code), r.class]),
       ...Object.entries(REFUSAL_RULES).map(([status, r]) => ['HTTP', Number(status), r.class]),
     ];
-    assert.deepEqual(rows, expected);
+    for (const [file, heading] of [['docs/protocol.md', '## Close codes and refusals'], ['README.md', '## Close codes']] as const) {
+      const doc = readFileSync(path.join(__dirname, '..', '..', file), 'utf8');
+      const section = doc.split(`${heading}\n`)[1]?.split('\n## ')[0] ?? '';
+      const rows = [...section.matchAll(/^\| (close|HTTP) (\d{3,4}) \|[^|]*\| `(\w+)` \|/gm)].map((m) => [m[1], Number(m[2]), m[3]]);
+      assert.deepEqual(rows, expected, file);
+    }
   });
 
   test('refinements: origin_not_allowed is terminal whatever the status says; unknown codes', () => {

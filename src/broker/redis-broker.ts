@@ -15,6 +15,7 @@ import { Envelope, MsgpackCursor } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
+import { msgpackDepth } from '../protocol/depth';
 import { META_TTL_MS, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, logKey, metaKey, nodeChannel } from './redis-scripts';
 
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
@@ -78,7 +79,7 @@ export class RedisBroker implements Broker, InterestTarget {
     this.replyChannel = nodeChannel(this.nodeId);
     this.replyChannelBuf = Buffer.from(this.replyChannel);
     this.interest = new InterestTable(this, config.brokerLinger, stats);
-    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log);
+    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log, this.config.maxDepth);
     hub.setInterestListener(this.interest);
     this.cmd = this.connection(url, 'commands');
     this.sub = this.connection(url, 'subscriber');
@@ -331,6 +332,8 @@ export class RedisBroker implements Broker, InterestTarget {
       for (let i = 0; i < n; i++) {
         const env = new Envelope().read(inner.reset(c.bytes()));
         if (env.seq !== since + 1 + i || env.ts < oldest) return null;
+        // Served like live messages: only data bounded like a client's (anything else on the stream is foreign).
+        if (msgpackDepth(env.data, this.config.maxDepth) < 0) return null;
         out.push({ seq: env.seq, data: env.data });
       }
     } catch {

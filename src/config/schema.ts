@@ -1,5 +1,6 @@
 import { parseOrigins } from '../guard/origin';
 import { parseCidrs } from '../guard/client-address';
+import { MAX_DEPTH_LIMIT } from '../protocol/depth';
 
 /** Every setting, its bounds and default. Flags are the kebab-case names, env vars WSGATE_<UPPER_SNAKE>. */
 export interface Config {
@@ -7,6 +8,7 @@ export interface Config {
   port: number;
   wsPath: string;
   maxPayload: number;
+  maxDepth: number;
   maxTopicsPerConn: number;
   maxTopicLength: number;
   maxConnections: number;
@@ -84,6 +86,13 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
     check: { ok: (v) => /^\/[A-Za-z0-9._\-/]*$/.test(v), rule: 'a path starting with /' },
   },
   maxPayload: { kind: 'int', def: 64 * 1024, min: 64, max: 16 * MiB, help: 'largest client message in bytes (larger: close 1009)' },
+  maxDepth: {
+    kind: 'int',
+    def: 64,
+    min: 1,
+    max: MAX_DEPTH_LIMIT,
+    help: 'deepest nesting of arrays/objects in published data (deeper: bad_frame / HTTP 400)',
+  },
   maxTopicsPerConn: { kind: 'int', def: 256, min: 1, max: 100_000, help: 'subscriptions one connection may hold' },
   maxTopicLength: { kind: 'int', def: 128, min: 1, max: 255, help: 'longest topic name in bytes' },
   maxConnections: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'open connections before upgrades get 503' },

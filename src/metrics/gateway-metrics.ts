@@ -1,5 +1,6 @@
 import { FixedHistogram, LATENCY_BOUNDS } from './histogram';
 import { AllocationPerPublish, HeapAllocationMeter } from './heap-allocation';
+import { PrototypeWatch } from './prototype-watch';
 import { MetricsRegistry } from './registry';
 import type { Stats } from './stats';
 
@@ -12,6 +13,7 @@ export class GatewayMetrics {
   readonly brokerRoundtrip = new FixedHistogram(LATENCY_BOUNDS);
   readonly brokerLag = new FixedHistogram(LATENCY_BOUNDS);
   private readonly heap = new HeapAllocationMeter();
+  private readonly prototypes = new PrototypeWatch();
   private readonly perPublish: AllocationPerPublish;
 
   constructor(
@@ -36,6 +38,8 @@ export class GatewayMetrics {
     m.counter('wsgate_received_bytes_total', 'WebSocket payload bytes received from clients.', () => s.receivedBytes);
     m.counter('wsgate_sent_bytes_total', 'WebSocket payload bytes sent; a fanned-out frame counts once per subscriber.', () => s.sentBytes);
     m.labeled('wsgate_errors_total', 'Error replies sent, by code.', 'counter', 'code', () => s.errors.entries());
+    m.labeled('wsgate_too_deep_total', 'Frames, bodies and broker messages refused for data nested deeper than --max-depth, by source.', 'counter', 'source', entries(s.tooDeep));
+    m.gauge('wsgate_prototype_changes', 'Properties of Object.prototype and Array.prototype added, removed or replaced since start (0 unless polluted).', () => this.prototypes.changes());
     m.counter('wsgate_slow_consumer_drops_total', 'Messages not delivered because a client send buffer was full.', () => s.slowConsumerDrops);
     m.counter('wsgate_slow_consumer_disconnects_total', 'Connections closed with 4008 (policy disconnect).', () => s.slowConsumerDisconnects);
     m.histogram('wsgate_publish_fanout_duration_seconds', 'From a publish entering the node to the native fan-out call returning.', this.fanoutDuration);
@@ -53,6 +57,7 @@ export class GatewayMetrics {
     m.counter('wsgate_broker_received_total', 'Messages received from the broker.', () => s.brokerReceived);
     m.labeled('wsgate_broker_bytes_total', 'Bytes through the broker.', 'counter', 'direction', () => [['out', s.brokerBytesOut], ['in', s.brokerBytesIn]]);
     m.counter('wsgate_broker_failures_total', 'Messages that could not be forwarded to the broker.', () => s.brokerFailures);
+    m.counter('wsgate_broker_rejected_total', 'Broker messages ignored: not a wsgate envelope, or data malformed or nested deeper than --max-depth.', () => s.brokerRejected);
     m.counter('wsgate_broker_refilled_total', 'Messages missed during a broker outage and fanned out from the broker\'s history after it (Redis).', () => s.brokerRefilled);
     m.gauge('wsgate_broker_subscriptions', 'Topic interests held at the broker.', () => s.brokerSubscriptions);
     m.histogram('wsgate_broker_roundtrip_seconds', 'Round trip to the broker: own publish to its echo (Redis), PING to PONG (NATS).', this.brokerRoundtrip);

@@ -8,6 +8,8 @@ export type HandlerName = 'upgrade' | 'open' | 'message' | 'drain' | 'dropped' |
 export type PublishSource = 'socket' | 'http' | 'broker' | 'demo';
 export type HttpPublishResult = 'ok' | 'bad_request' | 'unauthorized' | 'too_large' | 'unsupported_media_type' | 'unavailable';
 export type RecoveryOutcome = 'recovered' | 'gap';
+/** Where data nesting deeper than --max-depth was refused. */
+export type DepthSource = 'socket' | 'http' | 'broker';
 
 const zeros = <K extends string>(keys: readonly K[]): Record<K, number> =>
   Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
@@ -31,6 +33,7 @@ export class Stats {
   receivedBytes = 0;
   sentBytes = 0;
   readonly errors = new Map<string, number>();
+  readonly tooDeep = zeros<DepthSource>(['socket', 'http', 'broker']);
   slowConsumerDrops = 0;
   slowConsumerDisconnects = 0;
   readonly httpPublish = zeros<HttpPublishResult>(['ok', 'bad_request', 'unauthorized', 'too_large', 'unsupported_media_type', 'unavailable']);
@@ -45,6 +48,8 @@ export class Stats {
   brokerBytesOut = 0;
   brokerBytesIn = 0;
   brokerFailures = 0;
+  /** Broker messages ignored: not a wsgate envelope, or data that is malformed or nests too deep. */
+  brokerRejected = 0;
   /** Messages fanned out from the broker's history after a subscriber-connection outage (Redis). */
   brokerRefilled = 0;
   brokerSubscriptions = 0;

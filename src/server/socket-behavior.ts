@@ -326,10 +326,15 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       }
       let frame: unknown;
       try {
-        frame = conn.codec.decode(message);
+        frame = conn.codec.decode(message, config.maxDepth);
       } catch {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, `frame is not valid ${conn.codec.name}`));
+      }
+      if (frame instanceof GatewayError) {
+        stats.received.invalid++;
+        stats.tooDeep.socket++;
+        return fail(ws, conn, frame);
       }
       const cmd = parseCommand(frame, config.maxTopicLength);
       if (cmd instanceof GatewayError) {

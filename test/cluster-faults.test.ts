@@ -79,7 +79,7 @@ for (const kind of ['nats', 'redis'] as const) {
         await eventually('refused publishes', () => pub.unavailable > 3);
         assert.ok(a.gateway.stats.brokerFailures >= pub.unavailable, 'every refused publish counted');
         // An HTTP batch answers per item, so a backend knows which items to send again.
-        const res = await fetch(`http://127.0.0.1:${portOf(a.url)}/publish`, { method: 'POST', body: '[{"topic":"fault","data":1},{"topic":"other","data":2}]' });
+        const res = await fetch(`http://127.0.0.1:${portOf(a.url)}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"topic":"fault","data":1},{"topic":"other","data":2}]' });
         assert.equal(res.status, 503);
         const body = (await res.json()) as { code: string; results: { topic: string; code?: string }[] };
         assert.equal(body.code, 'unavailable');

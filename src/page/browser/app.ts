@@ -42,7 +42,7 @@ function logEvent(kind: 'info' | 'warn' | 'error', text: string): void {
 
 function renderSubs(): void {
   subs.replaceChildren(
-    ...[...client.positions()].map(([topic, pos]) => {
+    ...Object.entries(client.positions()).map(([topic, pos]) => {
       const li = document.createElement('li');
       li.dataset.topic = topic;
       const name = document.createElement('span');

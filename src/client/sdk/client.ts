@@ -242,6 +242,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       open: () => gen === this.generation && this.onOpen(),
       frame: (data) => gen === this.generation && this.onFrame(data),
       close: (code, _reason, status) => gen === this.generation && this.onClose(code, status),
+      error: (message) => gen === this.generation && this.emit('error', new WsgateError(ClientCode.Transport, message)),
     });
   }
 

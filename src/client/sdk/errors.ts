@@ -20,7 +20,7 @@ export const ClientCode = {
   TokenProvider: 'token_provider_failed',
   /** A frame from the server did not decode or had an unexpected shape. */
   BadServerFrame: 'bad_server_frame',
-  /** The transport reported an error (connection refused, reset, ...). */
+  /** The transport reported an error (connection refused, reset, ...), in Node; the client reconnects. */
   Transport: 'transport_error',
   /** The server skipped messages for this slow client (`--slow-consumer drop`); a `gap` event follows. */
   Dropped: 'dropped',

@@ -5,6 +5,8 @@ export interface SocketEvents {
   frame(data: string | Uint8Array): void;
   /** `refusedStatus`: the HTTP status of a refused upgrade, when the transport can see it (not browsers). */
   close(code: number, reason: string, refusedStatus: number | undefined): void;
+  /** A transport failure with its message (connection refused, reset…), before the `close` it causes. */
+  error(message: string): void;
 }
 
 export interface SocketHandle {
@@ -19,7 +21,8 @@ export type SocketFactory = (url: URL, subprotocol: string, token: string | unde
 
 /**
  * The WHATWG WebSocket (browsers, Node >= 22). It cannot set headers, so the token goes in `token=`,
- * and it hides the status of a refused upgrade: that looks like a 1006 close before open.
+ * and it hides the status of a refused upgrade (a 1006 close before open) and why a connection failed
+ * (its error event has no detail, so `error` is never called).
  */
 export const nativeSocket =
   (Native: typeof WebSocket): SocketFactory =>
@@ -56,6 +59,7 @@ export async function wsPackageSocket(): Promise<SocketFactory> {
     ws.on('error', (e: Error) => {
       const m = /Unexpected server response: (\d+)/.exec(e.message);
       if (m !== null) refusedStatus = Number(m[1]);
+      else events.error(e.message);
     });
     ws.on('close', (code: number, reason: Buffer) => events.close(code, reason.toString('utf8'), refusedStatus));
     return {

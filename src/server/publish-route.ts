@@ -50,7 +50,14 @@ function decodeBody(body: Buffer, msgpack: boolean, maxDepth: number): unknown {
   return decodeBounded(body, msgpack, maxDepth + (isBatch(body, msgpack) ? 2 : 1), maxDepth);
 }
 
-/** Validates a decoded body into publish items (all of them before any is published). */
+/**
+ * JSON is the default: a body without Content-Type, or with curl's default for `-d`
+ * (application/x-www-form-urlencoded), is read as JSON, so `curl -d '{…}'` works as typed.
+ */
+const readsAsJson = (contentType: string): boolean =>
+  contentType === '' || contentType.startsWith('application/json') || contentType.startsWith('application/x-www-form-urlencoded');
+
+/** Validates a decoded body into publish items: all of them before any is published, so one bad item publishes nothing. */
 function parseItems(body: unknown, config: Config): Item[] | GatewayError {
   const list = Array.isArray(body) ? body : [body];
   if (list.length === 0 || list.length > config.maxBatch) return new GatewayError(ErrorCode.BadRequest, `a batch holds 1..${config.maxBatch} items`);
@@ -83,8 +90,8 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats, fault
       return refuse('unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
     }
     const msgpack = contentType.startsWith('application/msgpack') || contentType.startsWith('application/x-msgpack');
-    if (!msgpack && !contentType.startsWith('application/json')) {
-      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json or application/msgpack'));
+    if (!msgpack && !readsAsJson(contentType)) {
+      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json (or absent) or application/msgpack'));
     }
     readBody(
       res,

@@ -113,11 +113,16 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     };
   };
 
+  /** Answers a `sub` from local history: the reply, then (when recovered) what was retained after `since`. */
+  const answerFromHistory = (ws: Socket, conn: Connection, id: number | undefined, state: TopicState, since: StreamPosition | undefined) => {
+    const recovered = since !== undefined && canRecover(state, since);
+    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
+  };
+
   /** Reply, replay from local history and subscribe in one synchronous step: no publish can fall between them. */
   const subscribeNow = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined) => {
     const state = hub.acquire(topic);
-    const recovered = since !== undefined && canRecover(state, since);
-    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
+    answerFromHistory(ws, conn, id, state, since);
     ws.subscribe(state.key(conn.codec.name));
   };
 
@@ -149,8 +154,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const { topic, id, since } = cmd;
     if (!conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
     if (conn.topics.has(topic)) {
-      const state = hub.acquire(topic);
-      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+      // Already receiving it live; a `since` still gets its answer and replay (clients drop the repeats by `s`).
+      answerFromHistory(ws, conn, id, hub.acquire(topic), since);
       return null;
     }
     if (conn.topics.size >= config.maxTopicsPerConn) {

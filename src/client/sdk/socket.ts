@@ -8,6 +8,8 @@ export interface SocketEvents {
    * `refusedCode`: the error code from its JSON body (`origin_not_allowed`, …), when there was one.
    */
   close(code: number, reason: string, refusedStatus: number | undefined, refusedCode?: string): void;
+  /** A transport failure with its message (connection refused, reset…), before the `close` it causes. */
+  error(message: string): void;
 }
 
 export interface SocketHandle {
@@ -22,7 +24,8 @@ export type SocketFactory = (url: URL, subprotocol: string, token: string | unde
 
 /**
  * The WHATWG WebSocket (browsers, Node >= 22). It cannot set headers, so the token goes in `token=`,
- * and it hides the status of a refused upgrade: that looks like a 1006 close before open.
+ * and it hides the status of a refused upgrade (a 1006 close before open) and why a connection failed
+ * (its error event has no detail, so `error` is never called).
  */
 export const nativeSocket =
   (Native: typeof WebSocket): SocketFactory =>
@@ -82,8 +85,8 @@ export async function wsPackageSocket(): Promise<SocketFactory> {
       res.on('error', () => ws.terminate());
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => events.frame(isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString('utf8')));
-    // Transport errors are followed by 'close', which reports them.
-    ws.on('error', () => undefined);
+    // A refused upgrade is reported by 'unexpected-response' above; other failures are followed by 'close'.
+    ws.on('error', (e: Error) => events.error(e.message));
     ws.on('close', (code: number, reason: Buffer) => events.close(code, reason.toString('utf8'), refusedStatus, refusedCode));
     return {
       send: (data) => ws.send(data),

@@ -1,7 +1,7 @@
 import { closeClass, refusalClass } from '../../protocol/close-classes';
 import { type BackoffOptions, backoffDelay, defaultBackoff, promptDelay } from './backoff';
 import { Emitter } from './emitter';
-import { ClientCode, WsgateError } from './errors';
+import { ClientCode, WsgateError, asServerCode } from './errors';
 import { defaultSocketFactory, type SocketFactory, type SocketHandle } from './socket';
 import { type CodecName, type Command, type ServerFrame, type StreamPosition, type WireCodec, wireCodec } from './wire';
 
@@ -340,7 +340,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
         return;
       case 'terminal': {
         const what = refusedStatus !== undefined ? `upgrade refused with HTTP ${status}` : `closed with ${status}`;
-        const error = new WsgateError(refusedCode ?? ClientCode.Refused, `${what}; retrying would get the same answer`, status);
+        const error = new WsgateError(asServerCode(refusedCode) ?? ClientCode.Refused, `${what}; retrying would get the same answer`, status);
         this.emit('error', error);
         this.stop(error, status);
         return;

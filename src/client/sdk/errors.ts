@@ -1,10 +1,16 @@
-import type { ErrorCode } from '../../protocol/codes';
+import { ErrorCode } from '../../protocol/codes';
 
 /**
  * The server's stable error codes (docs/protocol.md, "Errors"; HTTP-only ones included), passed through
  * unchanged in `WsgateError.code`.
  */
 export type ServerCode = ErrorCode;
+
+const serverCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** `code` (from a refusal's body) when it is one of the server's codes, else undefined. */
+export const asServerCode = (code: string | undefined): ServerCode | undefined =>
+  code !== undefined && serverCodes.has(code) ? (code as ServerCode) : undefined;
 
 /** Codes the SDK itself produces, next to the server's. */
 export const ClientCode = {

@@ -18,7 +18,7 @@ export interface SocketHandle {
 export type SocketFactory = (url: URL, subprotocol: string, token: string | undefined, events: SocketEvents) => SocketHandle;
 
 /**
- * The WHATWG WebSocket (browsers, Node >= 22). It cannot set headers, so the token goes in `token=`,
+ * The WHATWG WebSocket (browsers). It cannot set headers, so the token goes in `token=`,
  * and it hides the status of a refused upgrade: that looks like a 1006 close before open.
  */
 export const nativeSocket =
@@ -42,8 +42,10 @@ export const nativeSocket =
   };
 
 /**
- * The `ws` package for Node without a global WebSocket (Node 20). Loaded on first use only, so a
- * browser bundle never contains it (the bundler marks it external). Sends the token as a header.
+ * The `ws` package, used under Node (every version). Loaded on first use only, so a browser bundle never
+ * contains it (the bundler marks it external). Sends the token as a header and, unlike Node 22+'s global
+ * WebSocket, sees the HTTP status of a refused upgrade (a 401 stops reconnecting instead of looking like
+ * a network failure).
  */
 export async function wsPackageSocket(): Promise<SocketFactory> {
   const { default: WS } = await import('ws');
@@ -66,8 +68,9 @@ export async function wsPackageSocket(): Promise<SocketFactory> {
   };
 }
 
-/** The native WebSocket where there is one, else the `ws` package. */
+/** Under Node the `ws` package; elsewhere the native WebSocket. */
 export function defaultSocketFactory(): Promise<SocketFactory> {
-  const Native = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
-  return Native !== undefined ? Promise.resolve(nativeSocket(Native)) : wsPackageSocket();
+  const runtime = globalThis as { WebSocket?: typeof WebSocket; process?: { versions?: { node?: string } } };
+  if (runtime.process?.versions?.node !== undefined || runtime.WebSocket === undefined) return wsPackageSocket();
+  return Promise.resolve(nativeSocket(runtime.WebSocket));
 }

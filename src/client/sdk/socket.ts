@@ -23,7 +23,7 @@ export interface SocketHandle {
 export type SocketFactory = (url: URL, subprotocol: string, token: string | undefined, events: SocketEvents) => SocketHandle;
 
 /**
- * The WHATWG WebSocket (browsers, Node >= 22). It cannot set headers, so the token goes in `token=`,
+ * The WHATWG WebSocket (browsers). It cannot set headers, so the token goes in `token=`,
  * and it hides the status of a refused upgrade (a 1006 close before open) and why a connection failed
  * (its error event has no detail, so `error` is never called).
  */
@@ -60,8 +60,10 @@ function refusalCode(body: string): string | undefined {
 }
 
 /**
- * The `ws` package for Node without a global WebSocket (Node 20). Loaded on first use only, so a
- * browser bundle never contains it (the bundler marks it external). Sends the token as a header.
+ * The `ws` package, used under Node (every version). Loaded on first use only, so a browser bundle never
+ * contains it (the bundler marks it external). Sends the token as a header and, unlike Node 22+'s global
+ * WebSocket, sees the HTTP status of a refused upgrade (a 401 stops reconnecting instead of looking like
+ * a network failure).
  */
 export async function wsPackageSocket(): Promise<SocketFactory> {
   const { default: WS } = await import('ws');
@@ -96,8 +98,9 @@ export async function wsPackageSocket(): Promise<SocketFactory> {
   };
 }
 
-/** The native WebSocket where there is one, else the `ws` package. */
+/** Under Node the `ws` package; elsewhere the native WebSocket. */
 export function defaultSocketFactory(): Promise<SocketFactory> {
-  const Native = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
-  return Native !== undefined ? Promise.resolve(nativeSocket(Native)) : wsPackageSocket();
+  const runtime = globalThis as { WebSocket?: typeof WebSocket; process?: { versions?: { node?: string } } };
+  if (runtime.process?.versions?.node !== undefined || runtime.WebSocket === undefined) return wsPackageSocket();
+  return Promise.resolve(nativeSocket(runtime.WebSocket));
 }

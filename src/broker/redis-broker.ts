@@ -142,6 +142,7 @@ export class RedisBroker implements Broker, InterestTarget {
     }
     // A copy: the payload's msgpack bytes are a view of a buffer the next publish reuses.
     const data = Buffer.from(payload.msgpack());
+    const history = this.hub.ruleOf(topic).historyLimits;
     this.inflight++;
     return this.cmd
       .evalsha(
@@ -155,8 +156,8 @@ export class RedisBroker implements Broker, InterestTarget {
         this.nodeId,
         source,
         data,
-        this.config.historySize,
-        this.config.historyTtl * 1000,
+        history.size,
+        history.ttlMs,
         this.candidateEpoch(),
         META_TTL_MS,
       )
@@ -184,7 +185,7 @@ export class RedisBroker implements Broker, InterestTarget {
     this.requestSnapshot(topic, since, done, (seq, epoch, entries) => {
       this.hub.adopt(topic, seq, epoch);
       this.stepped.add(topic);
-      const replay = since !== undefined && since.epoch === epoch && since.seq <= seq ? this.retained(entries, since.seq, seq) : null;
+      const replay = since !== undefined && since.epoch === epoch && since.seq <= seq ? this.retained(topic, entries, since.seq, seq) : null;
       done({ seq, epoch, replay });
     });
   }
@@ -205,7 +206,7 @@ export class RedisBroker implements Broker, InterestTarget {
       this.log.warn({ topic, err: e.reason, broker: 'redis' }, 'cannot refill a topic after reconnecting; its subscribers see a gap');
     }, (seq, epoch, entries) => {
       finish();
-      const missed = since.epoch === epoch && since.seq <= seq ? this.retained(entries, since.seq, seq) : null;
+      const missed = since.epoch === epoch && since.seq <= seq ? this.retained(topic, entries, since.seq, seq) : null;
       if (missed === null) this.hub.adopt(topic, seq, epoch);
       else for (const m of missed) this.hub.deliver(topic, this.payload.setPacked(m.data), 'broker', performance.now(), m.seq, epoch);
       this.stats.brokerRefilled += missed?.length ?? 0;
@@ -220,7 +221,7 @@ export class RedisBroker implements Broker, InterestTarget {
     const subscribing = this.subscribed.get(topic) ?? Promise.reject(new Error('not subscribed'));
     subscribing
       .then(() =>
-        this.cmd.evalsha(SNAPSHOT_SHA, 2, metaKey(topic), logKey(topic), this.replyChannel, id, since?.seq ?? -1, this.config.historySize, this.candidateEpoch(), META_TTL_MS),
+        this.cmd.evalsha(SNAPSHOT_SHA, 2, metaKey(topic), logKey(topic), this.replyChannel, id, since?.seq ?? -1, this.hub.ruleOf(topic).historyLimits.size, this.candidateEpoch(), META_TTL_MS),
       )
       .catch((e: Error) => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, `broker: ${e.message}`)));
   }
@@ -321,8 +322,8 @@ export class RedisBroker implements Broker, InterestTarget {
   }
 
   /** The entries after `since` up to `seq` if all are there and not older than the history TTL; else null. */
-  private retained(c: MsgpackCursor, since: number, seq: number): RetainedMessage[] | null {
-    const oldest = absoluteNow() - this.config.historyTtl * 1000;
+  private retained(topic: string, c: MsgpackCursor, since: number, seq: number): RetainedMessage[] | null {
+    const oldest = absoluteNow() - this.hub.ruleOf(topic).historyLimits.ttlMs;
     const inner = new MsgpackCursor();
     const out: RetainedMessage[] = [];
     try {

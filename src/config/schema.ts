@@ -1,3 +1,5 @@
+import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
+
 /** Every setting, its bounds and default. Flags are the kebab-case names, env vars WSGATE_<UPPER_SNAKE>. */
 export interface Config {
   host: string;
@@ -29,6 +31,7 @@ export interface Config {
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
+  topics: readonly TopicRuleConfig[];
   demo: boolean;
   page: boolean;
 }
@@ -58,7 +61,13 @@ interface BoolSpec {
   kind: 'bool';
   def: boolean;
 }
-export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec) & { help: string; secret?: boolean };
+/** A structured value: a JSON string in flags and env, a JSON value in the config file. */
+interface RulesSpec {
+  kind: 'rules';
+  def: readonly TopicRuleConfig[];
+  parse: typeof parseTopicRules;
+}
+export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec | RulesSpec) & { help: string; secret?: boolean };
 
 const MiB = 1024 * 1024;
 
@@ -110,6 +119,12 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
+  topics: {
+    kind: 'rules',
+    def: [],
+    parse: parseTopicRules,
+    help: 'per-topic options as a JSON array of rules, first match wins: [{"match":"chat.*","presence":true}] (keys below)',
+  },
   demo: { kind: 'bool', def: false, help: 'publish a notification to topic "demo" every 2 s' },
   page: { kind: 'bool', def: false, help: 'serve the built-in web page at /' },
 };

@@ -4,7 +4,8 @@ import { DeliveryEncoder } from '../protocol/delivery';
 import type { Payload } from '../protocol/payload';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
-import { HistoryBudget, type HistoryLimits, TopicHistory } from './history';
+import type { TopicRule, TopicRules } from '../rules/topic-rules';
+import { HistoryBudget, TopicHistory } from './history';
 import { TopicState, newEpoch } from './topic-state';
 
 /** The native fan-out: one call hands a frame to every subscriber of a uWS topic. */
@@ -13,7 +14,9 @@ export interface Fanout {
 }
 
 export interface HubOptions {
-  readonly history: HistoryLimits & { readonly maxBytes: number };
+  /** Bytes of history across all topics. */
+  readonly historyMaxBytes: number;
+  readonly rules: TopicRules;
 }
 
 /** Interest changes, so a broker subscribes upstream only to topics with local subscribers. */
@@ -39,8 +42,8 @@ export class Hub {
     private readonly fanoutDuration: FixedHistogram,
     private readonly options: HubOptions,
   ) {
-    this.budget = new HistoryBudget(options.history.maxBytes);
-    this.sweeper = options.history.size > 0 ? setInterval(() => this.sweep(), 1000).unref() : null;
+    this.budget = new HistoryBudget(options.historyMaxBytes);
+    this.sweeper = options.rules.anyHistory ? setInterval(() => this.sweep(), 1000).unref() : null;
   }
 
   setInterestListener(listener: InterestListener): void {
@@ -51,12 +54,18 @@ export class Hub {
     return this.topics.get(topic);
   }
 
+  /** The rule of `topic`: the one on its state, resolved now only when the node holds no state for it. */
+  ruleOf(topic: string): TopicRule {
+    return this.topics.get(topic)?.rule ?? this.options.rules.resolve(topic);
+  }
+
   /** The state of `topic`, created (with a fresh epoch) if the node has none. */
   acquire(topic: string): TopicState {
     let state = this.topics.get(topic);
     if (state === undefined) {
-      const history = this.options.history.size > 0 ? new TopicHistory(this.options.history, this.budget) : null;
-      state = new TopicState(topic, newEpoch(), history);
+      const rule = this.options.rules.resolve(topic);
+      const history = rule.historyLimits.size > 0 ? new TopicHistory(rule.historyLimits, this.budget) : null;
+      state = new TopicState(topic, newEpoch(), history, rule);
       this.topics.set(topic, state);
     }
     return state;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CodecName } from '../protocol/codec';
+import type { TopicRule } from '../rules/topic-rules';
 import type { TopicHistory } from './history';
 
 /** A fresh epoch: it changes whenever a topic's sequence restarts, so stale positions are detectable. */
@@ -18,6 +19,8 @@ export class TopicState {
     readonly name: string,
     public epoch: string,
     readonly history: TopicHistory | null,
+    /** The topic's rule, resolved once when the state is created. */
+    readonly rule: TopicRule,
   ) {
     // A space cannot occur in a valid topic, so these keys never collide with each other.
     this.jsonKey = 'j ' + name;

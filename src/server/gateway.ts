@@ -9,6 +9,7 @@ import { Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
+import { TopicRules } from '../rules/topic-rules';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
@@ -33,9 +34,8 @@ export class Gateway {
     this.app = App();
     this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
     const app = this.app;
-    this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, {
-      history: { size: config.historySize, ttlMs: config.historyTtl * 1000, maxBytes: config.historyMaxBytes },
-    });
+    const rules = new TopicRules(config.topics, { size: config.historySize, ttlMs: config.historyTtl * 1000 });
+    this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, { historyMaxBytes: config.historyMaxBytes, rules });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
     const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
 

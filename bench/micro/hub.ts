@@ -27,7 +27,7 @@ export function runHubBenchmark(subscribers: number, historySize: number, publis
     { publish: () => void fanned++ },
     new Stats(),
     new FixedHistogram(LATENCY_BOUNDS),
-    { historyMaxBytes: 64 * 1024 * 1024, rules: new TopicRules([], { size: historySize, ttlMs: 300000 }) },
+    { historyMaxBytes: 64 * 1024 * 1024, rules: new TopicRules([], { size: historySize, ttlMs: 300000 }), positions: { ttlMs: 86_400_000, max: 100_000 } },
   );
   for (let i = 0; i < subscribers; i++) hub.addSubscriber('t0', 'json');
   const data = Buffer.alloc(64);

@@ -15,7 +15,7 @@ import { Envelope, MsgpackCursor } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
-import { META_TTL_MS, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, logKey, metaKey, nodeChannel } from './redis-scripts';
+import { PUBLISH_LUA, SNAPSHOT_LUA, channelOf, logKey, metaKey, nodeChannel } from './redis-scripts';
 
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
 const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
@@ -159,7 +159,7 @@ export class RedisBroker implements Broker, InterestTarget {
         history.size,
         history.ttlMs,
         this.candidateEpoch(),
-        META_TTL_MS,
+        this.config.positionTtl * 1000,
       )
       .then(
         (seq) => {
@@ -221,7 +221,7 @@ export class RedisBroker implements Broker, InterestTarget {
     const subscribing = this.subscribed.get(topic) ?? Promise.reject(new Error('not subscribed'));
     subscribing
       .then(() =>
-        this.cmd.evalsha(SNAPSHOT_SHA, 2, metaKey(topic), logKey(topic), this.replyChannel, id, since?.seq ?? -1, this.hub.ruleOf(topic).historyLimits.size, this.candidateEpoch(), META_TTL_MS),
+        this.cmd.evalsha(SNAPSHOT_SHA, 2, metaKey(topic), logKey(topic), this.replyChannel, id, since?.seq ?? -1, this.hub.ruleOf(topic).historyLimits.size, this.candidateEpoch(), this.config.positionTtl * 1000),
       )
       .catch((e: Error) => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, `broker: ${e.message}`)));
   }

@@ -4,13 +4,10 @@
  * history stream never disagrees with what was delivered.
  *
  * Keys per topic (the hash tag keeps them on one Redis Cluster slot):
- *   wsgate:{topic}:meta  hash {epoch, seq}  (expires after META_TTL_MS without publishes)
+ *   wsgate:{topic}:meta  hash {epoch, seq}  (expires --position-ttl after the last publish or snapshot)
  *   wsgate:{topic}:log   stream, entry id "<seq>-0", field m = the envelope (expires with history TTL)
  * The envelope layout is documented in envelope.ts; cmsgpack writes it as a 7-element array.
  */
-
-/** A topic's sequence outlives its history; after a week idle it starts over with a new epoch. */
-export const META_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /**
  * KEYS: meta, log. ARGV: channel, topic, ts, origin, source, data, history size, history ttl ms,
@@ -51,10 +48,11 @@ if not epoch then
   epoch = ARGV[5]
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
 else
   seq = tonumber(m[2])
 end
+-- A subscribe counts as use: a quiet topic with subscribers keeps its position.
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 local entries = {}
 local since = tonumber(ARGV[3])
 if since >= 0 and since < seq and seq - since <= tonumber(ARGV[4]) then

@@ -31,6 +31,8 @@ export interface Config {
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
+  positionTtl: number;
+  positionMaxTopics: number;
   topics: readonly TopicRuleConfig[];
   demo: boolean;
   page: boolean;
@@ -119,6 +121,20 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
+  positionTtl: {
+    kind: 'int',
+    def: 86_400 * 7,
+    min: 86_400,
+    max: 86_400 * 30,
+    help: 'seconds a topic\'s position (seq, epoch) is kept after its last subscriber left and its history expired',
+  },
+  positionMaxTopics: {
+    kind: 'int',
+    def: 100_000,
+    min: 0,
+    max: 10_000_000,
+    help: 'topics whose position is remembered on the node, least recently used dropped first (~140 B each for short topics; 0 = none)',
+  },
   topics: {
     kind: 'rules',
     def: [],

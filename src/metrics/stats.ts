@@ -32,6 +32,8 @@ export class Stats {
   draining = false;
   historyEntries = 0;
   historyBytes = 0;
+  /** Positions of topics without state, kept so their numbering continues (see PositionMemory). */
+  rememberedPositions = 0;
   readonly recoveries = zeros<RecoveryOutcome>(['recovered', 'gap']);
   replayed = 0;
   brokerUp = false;

@@ -6,6 +6,7 @@ import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
 import type { TopicRule, TopicRules } from '../rules/topic-rules';
 import { HistoryBudget, TopicHistory } from './history';
+import { PositionMemory, type PositionLimits } from './positions';
 import { TopicState, newEpoch } from './topic-state';
 
 /** The native fan-out: one call hands a frame to every subscriber of a uWS topic. */
@@ -17,6 +18,7 @@ export interface HubOptions {
   /** Bytes of history across all topics. */
   readonly historyMaxBytes: number;
   readonly rules: TopicRules;
+  readonly positions: PositionLimits;
 }
 
 /** Interest changes, so a broker subscribes upstream only to topics with local subscribers. */
@@ -33,6 +35,7 @@ export class Hub {
   private readonly topics = new Map<string, TopicState>();
   private readonly encoder = new DeliveryEncoder();
   private readonly budget: HistoryBudget;
+  private readonly positions: PositionMemory;
   private interest: InterestListener | null = null;
   private readonly sweeper: NodeJS.Timeout | null;
 
@@ -43,7 +46,8 @@ export class Hub {
     private readonly options: HubOptions,
   ) {
     this.budget = new HistoryBudget(options.historyMaxBytes);
-    this.sweeper = options.rules.anyHistory ? setInterval(() => this.sweep(), 1000).unref() : null;
+    this.positions = new PositionMemory(options.positions);
+    this.sweeper = options.rules.anyHistory || options.positions.max > 0 ? setInterval(() => this.sweep(), 1000).unref() : null;
   }
 
   setInterestListener(listener: InterestListener): void {
@@ -59,16 +63,26 @@ export class Hub {
     return this.topics.get(topic)?.rule ?? this.options.rules.resolve(topic);
   }
 
-  /** The state of `topic`, created (with a fresh epoch) if the node has none. */
+  /** The state of `topic`, created if the node has none: at its remembered position, else with a fresh epoch. */
   acquire(topic: string): TopicState {
     let state = this.topics.get(topic);
     if (state === undefined) {
       const rule = this.options.rules.resolve(topic);
       const history = rule.historyLimits.size > 0 ? new TopicHistory(rule.historyLimits, this.budget) : null;
-      state = new TopicState(topic, newEpoch(), history, rule);
+      const position = this.positions.take(topic, Date.now());
+      state = new TopicState(topic, position?.epoch ?? newEpoch(), history, rule);
+      if (position !== undefined) state.seq = position.seq;
       this.topics.set(topic, state);
+      this.stats.rememberedPositions = this.positions.size;
     }
     return state;
+  }
+
+  /** Drops an idle state, keeping its position so the topic's numbering continues when it is used again. */
+  private retire(state: TopicState): void {
+    this.topics.delete(state.name);
+    this.positions.remember(state.name, state.seq, state.epoch, Date.now());
+    this.stats.rememberedPositions = this.positions.size;
   }
 
   /** Counts a subscriber the caller has just subscribed to `state.key(codec)`. */
@@ -93,7 +107,7 @@ export class Hub {
     if (state.subscribers === 0) {
       this.stats.topics--;
       this.interest?.interestRemoved(topic);
-      if (state.idle) this.topics.delete(topic);
+      if (state.idle) this.retire(state);
     }
   }
 
@@ -138,7 +152,7 @@ export class Hub {
     this.stats.deliveries += state.subscribers;
     this.stats.publishes[source]++;
     this.fanoutDuration.observe((performance.now() - startedAt) / 1000);
-    if (state.idle) this.topics.delete(topic);
+    if (state.idle) this.retire(state);
     return seq;
   }
 
@@ -175,13 +189,17 @@ export class Hub {
     return this.encoder;
   }
 
-  /** Drops expired history and the states left idle by it. */
+  /** Drops expired history (retiring the states left idle by it) and expired positions. */
   sweep(now = Date.now()): void {
-    for (const state of this.topics.values()) {
-      state.history?.evictExpired(now);
-      if (state.idle) this.topics.delete(state.name);
+    if (this.options.rules.anyHistory) {
+      for (const state of this.topics.values()) {
+        state.history?.evictExpired(now);
+        if (state.idle) this.retire(state);
+      }
+      this.syncHistoryStats();
     }
-    this.syncHistoryStats();
+    this.positions.evictExpired(now);
+    this.stats.rememberedPositions = this.positions.size;
   }
 
   private syncHistoryStats(): void {
@@ -193,6 +211,8 @@ export class Hub {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     for (const state of this.topics.values()) state.history?.clear();
     this.topics.clear();
+    this.positions.clear();
+    this.stats.rememberedPositions = 0;
     this.syncHistoryStats();
   }
 }

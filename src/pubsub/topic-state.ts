@@ -35,7 +35,7 @@ export class TopicState {
     return this.jsonSubs + this.packSubs;
   }
 
-  /** No subscribers and nothing retained: the state can go, its position is unrecoverable anyway. */
+  /** No subscribers and nothing retained: the state can go (the hub remembers its position). */
   get idle(): boolean {
     return this.subscribers === 0 && (this.history === null || this.history.count === 0);
   }

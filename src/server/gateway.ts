@@ -35,7 +35,11 @@ export class Gateway {
     this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
     const app = this.app;
     const rules = new TopicRules(config.topics, { size: config.historySize, ttlMs: config.historyTtl * 1000 });
-    this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, { historyMaxBytes: config.historyMaxBytes, rules });
+    this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, {
+      historyMaxBytes: config.historyMaxBytes,
+      rules,
+      positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
+    });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
     const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
 

@@ -8,7 +8,7 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import type { StreamPosition } from '../protocol/commands';
 import { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
-import { newEpoch } from '../pubsub/topic-state';
+import { type TopicState, newEpoch } from '../pubsub/topic-state';
 import type { Broker, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
 import { brokerTls } from './broker-tls';
 import { Envelope, MsgpackCursor } from './envelope';
@@ -28,7 +28,7 @@ const SNAPSHOT_SHA = sha1(SNAPSHOT_LUA);
 /** A snapshot script sent; its reply arrives at the cut in the subscriber stream. */
 interface PendingSnapshot {
   readonly topic: string;
-  /** At the cut: the topic's position, and the cursor at the retained entries after `since`. */
+  /** At the cut: the topic's position, and the cursor at the retained entries after `since` (then the latest message). */
   readonly atCut: (seq: number, epoch: string, entries: MsgpackCursor) => void;
   readonly fail: (e: GatewayError) => void;
   readonly timer: NodeJS.Timeout;
@@ -142,7 +142,8 @@ export class RedisBroker implements Broker, InterestTarget {
     }
     // A copy: the payload's msgpack bytes are a view of a buffer the next publish reuses.
     const data = Buffer.from(payload.msgpack());
-    const history = this.hub.ruleOf(topic).historyLimits;
+    const rule = this.hub.ruleOf(topic);
+    const history = rule.historyLimits;
     this.inflight++;
     return this.cmd
       .evalsha(
@@ -160,6 +161,7 @@ export class RedisBroker implements Broker, InterestTarget {
         history.ttlMs,
         this.candidateEpoch(),
         this.config.positionTtl * 1000,
+        rule.lastMessage ? '1' : '0',
       )
       .then(
         (seq) => {
@@ -183,9 +185,10 @@ export class RedisBroker implements Broker, InterestTarget {
 
   snapshot(topic: string, since: StreamPosition | undefined, done: (s: TopicSnapshot | GatewayError) => void): void {
     this.requestSnapshot(topic, since, done, (seq, epoch, entries) => {
-      this.hub.adopt(topic, seq, epoch);
+      const state = this.hub.adopt(topic, seq, epoch);
       this.stepped.add(topic);
       const replay = since !== undefined && since.epoch === epoch && since.seq <= seq ? this.retained(topic, entries, since.seq, seq) : null;
+      if (since === undefined && state.rule.lastMessage) this.adoptLast(state, entries);
       done({ seq, epoch, replay });
     });
   }
@@ -219,9 +222,10 @@ export class RedisBroker implements Broker, InterestTarget {
     const timer = setTimeout(() => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, 'broker did not answer in time')), SNAPSHOT_TIMEOUT_MS);
     this.snapshots.set(id, { topic, atCut, fail, timer });
     const subscribing = this.subscribed.get(topic) ?? Promise.reject(new Error('not subscribed'));
+    const rule = this.hub.ruleOf(topic);
     subscribing
       .then(() =>
-        this.cmd.evalsha(SNAPSHOT_SHA, 2, metaKey(topic), logKey(topic), this.replyChannel, id, since?.seq ?? -1, this.hub.ruleOf(topic).historyLimits.size, this.candidateEpoch(), this.config.positionTtl * 1000),
+        this.cmd.evalsha(SNAPSHOT_SHA, 2, metaKey(topic), logKey(topic), this.replyChannel, id, since?.seq ?? -1, rule.historyLimits.size, this.candidateEpoch(), this.config.positionTtl * 1000, rule.lastMessage && since === undefined ? '1' : '0'),
       )
       .catch((e: Error) => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, `broker: ${e.message}`)));
   }
@@ -319,6 +323,19 @@ export class RedisBroker implements Broker, InterestTarget {
     this.snapshots.delete(id);
     clearTimeout(pending.timer);
     pending.atCut(seq, epoch, c);
+  }
+
+  /** Keeps the snapshot's latest message (after its entries) on the local state, so a sub gets it at once. */
+  private adoptLast(state: TopicState, c: MsgpackCursor): void {
+    try {
+      for (let n = c.arrayLength(); n > 0; n--) c.bytes();
+      const last = c.bytes();
+      if (last.length === 0) return;
+      const env = new Envelope().read(new MsgpackCursor().reset(last));
+      if (env.seq === state.seq) this.hub.keepLast(state, env.seq, env.data);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, topic: state.name }, 'malformed latest message in a snapshot');
+    }
   }
 
   /** The entries after `since` up to `seq` if all are there and not older than the history TTL; else null. */

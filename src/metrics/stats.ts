@@ -36,6 +36,8 @@ export class Stats {
   rememberedPositions = 0;
   readonly recoveries = zeros<RecoveryOutcome>(['recovered', 'gap']);
   replayed = 0;
+  /** Subscribers sent the topic's latest message on subscribe (rule lastMessage). */
+  lastMessageHits = 0;
   brokerUp = false;
   brokerPublished = 0;
   brokerReceived = 0;

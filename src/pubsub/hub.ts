@@ -6,6 +6,7 @@ import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
 import type { TopicRule, TopicRules } from '../rules/topic-rules';
 import { HistoryBudget, TopicHistory } from './history';
+import { LastMessage } from './last-message';
 import { PositionMemory, type PositionLimits } from './positions';
 import { TopicState, newEpoch } from './topic-state';
 
@@ -47,7 +48,7 @@ export class Hub {
   ) {
     this.budget = new HistoryBudget(options.historyMaxBytes);
     this.positions = new PositionMemory(options.positions);
-    this.sweeper = options.rules.anyHistory || options.positions.max > 0 ? setInterval(() => this.sweep(), 1000).unref() : null;
+    this.sweeper = options.rules.anyRetention || options.positions.max > 0 ? setInterval(() => this.sweep(), 1000).unref() : null;
   }
 
   setInterestListener(listener: InterestListener): void {
@@ -149,11 +150,24 @@ export class Hub {
       history.append(seq, Date.now(), { jsonFrame, packFrame });
       this.syncHistoryStats();
     }
+    if (state.rule.lastMessage) this.keepLast(state, seq, payload.msgpack());
     this.stats.deliveries += state.subscribers;
     this.stats.publishes[source]++;
     this.fanoutDuration.observe((performance.now() - startedAt) / 1000);
     if (state.idle) this.retire(state);
     return seq;
+  }
+
+  /** Keeps `data` (msgpack, copied) as the topic's latest message; dropped when the budget is full. */
+  keepLast(state: TopicState, seq: number, data: Uint8Array): void {
+    const last = state.last ?? new LastMessage();
+    state.last = last.keep(seq, data, Date.now(), this.budget) ? last : null;
+    this.syncHistoryStats();
+  }
+
+  private dropLast(state: TopicState): void {
+    state.last?.release(this.budget);
+    state.last = null;
   }
 
   /**
@@ -164,6 +178,7 @@ export class Hub {
     const state = this.topics.get(topic);
     if (state === undefined) return;
     state.history?.clear();
+    this.dropLast(state);
     state.epoch = newEpoch();
     state.seq = 0;
     this.syncHistoryStats();
@@ -177,6 +192,7 @@ export class Hub {
     const state = this.acquire(topic);
     if (epoch !== state.epoch || seq !== state.seq) {
       state.history?.clear();
+      this.dropLast(state);
       state.epoch = epoch;
       state.seq = seq;
       this.syncHistoryStats();
@@ -191,9 +207,12 @@ export class Hub {
 
   /** Drops expired history (retiring the states left idle by it) and expired positions. */
   sweep(now = Date.now()): void {
-    if (this.options.rules.anyHistory) {
+    if (this.options.rules.anyRetention) {
+      const lastCutoff = now - this.options.positions.ttlMs;
       for (const state of this.topics.values()) {
         state.history?.evictExpired(now);
+        // The latest message is kept as long as the topic's position would be.
+        if (state.last !== null && state.last.at < lastCutoff) this.dropLast(state);
         if (state.idle) this.retire(state);
       }
       this.syncHistoryStats();
@@ -209,7 +228,10 @@ export class Hub {
 
   close(): void {
     if (this.sweeper !== null) clearInterval(this.sweeper);
-    for (const state of this.topics.values()) state.history?.clear();
+    for (const state of this.topics.values()) {
+      state.history?.clear();
+      this.dropLast(state);
+    }
     this.topics.clear();
     this.positions.clear();
     this.stats.rememberedPositions = 0;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { CodecName } from '../protocol/codec';
 import type { TopicRule } from '../rules/topic-rules';
 import type { TopicHistory } from './history';
+import type { LastMessage } from './last-message';
 
 /** A fresh epoch: it changes whenever a topic's sequence restarts, so stale positions are detectable. */
 export const newEpoch = (): string => randomBytes(6).toString('base64url');
@@ -11,6 +12,8 @@ export class TopicState {
   seq = 0;
   jsonSubs = 0;
   packSubs = 0;
+  /** The latest message, kept only for topics whose rule has lastMessage. */
+  last: LastMessage | null = null;
   /** uWS topic names per codec: subscribers of each codec get frames in their own encoding. */
   readonly jsonKey: string;
   readonly packKey: string;
@@ -37,6 +40,6 @@ export class TopicState {
 
   /** No subscribers and nothing retained: the state can go (the hub remembers its position). */
   get idle(): boolean {
-    return this.subscribers === 0 && (this.history === null || this.history.count === 0);
+    return this.subscribers === 0 && (this.history === null || this.history.count === 0) && this.last === null;
   }
 }

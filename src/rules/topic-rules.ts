@@ -158,8 +158,8 @@ export class TopicRules {
     return this.plain;
   }
 
-  /** Whether any topic may keep history (the sweeper runs only then). */
-  get anyHistory(): boolean {
-    return this.plain.historyLimits.size > 0 || this.rules.some((r) => r.rule.historyLimits.size > 0);
+  /** Whether any topic may retain messages (history or a latest message): the hub sweeps them only then. */
+  get anyRetention(): boolean {
+    return this.plain.historyLimits.size > 0 || this.rules.some((r) => r.rule.historyLimits.size > 0 || r.rule.lastMessage);
   }
 }

@@ -1,6 +1,7 @@
 import { parseOrigins } from '../guard/origin';
 import { parseCidrs } from '../guard/client-address';
 import { MAX_DEPTH_LIMIT } from '../protocol/depth';
+import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
 
 /** Every setting, its bounds and default. Flags are the kebab-case names, env vars WSGATE_<UPPER_SNAKE>. */
 export interface Config {
@@ -34,6 +35,9 @@ export interface Config {
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
+  positionTtl: number;
+  positionMaxTopics: number;
+  topics: readonly TopicRuleConfig[];
   demo: boolean;
   page: boolean;
   allowedOrigins: string;
@@ -72,7 +76,13 @@ interface BoolSpec {
   kind: 'bool';
   def: boolean;
 }
-export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec) & { help: string; secret?: boolean };
+/** A structured value: a JSON string in flags and env, a JSON value in the config file. */
+interface RulesSpec {
+  kind: 'rules';
+  def: readonly TopicRuleConfig[];
+  parse: typeof parseTopicRules;
+}
+export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec | RulesSpec) & { help: string; secret?: boolean };
 
 const MiB = 1024 * 1024;
 
@@ -131,6 +141,26 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
+  positionTtl: {
+    kind: 'int',
+    def: 86_400 * 7,
+    min: 86_400,
+    max: 86_400 * 30,
+    help: 'seconds a topic\'s position (seq, epoch) is kept after its last subscriber left and its history expired',
+  },
+  positionMaxTopics: {
+    kind: 'int',
+    def: 100_000,
+    min: 0,
+    max: 10_000_000,
+    help: 'topics whose position is remembered on the node, least recently used dropped first (~140 B each for short topics; 0 = none)',
+  },
+  topics: {
+    kind: 'rules',
+    def: [],
+    parse: parseTopicRules,
+    help: 'per-topic options as a JSON array of rules, first match wins: [{"match":"chat.*","presence":true}] (keys below)',
+  },
   demo: { kind: 'bool', def: false, help: 'publish a notification to topic "demo" every 2 s' },
   page: { kind: 'bool', def: false, help: 'serve the built-in web page at /' },
   allowedOrigins: {

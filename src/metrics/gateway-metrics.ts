@@ -50,8 +50,10 @@ export class GatewayMetrics {
     m.gauge('wsgate_ready', '1 when /readyz answers 200.', () => (readiness() ? 1 : 0));
     m.gauge('wsgate_history_entries', 'Messages retained in history.', () => s.historyEntries);
     m.gauge('wsgate_history_bytes', 'Bytes retained in history.', () => s.historyBytes);
+    m.gauge('wsgate_remembered_positions', 'Positions (seq, epoch) kept for topics the node holds no state for.', () => s.rememberedPositions);
     m.labeled('wsgate_recoveries_total', 'Subscriptions with since, by outcome.', 'counter', 'outcome', entries(s.recoveries));
     m.counter('wsgate_replayed_messages_total', 'Messages replayed from history.', () => s.replayed);
+    m.counter('wsgate_last_message_hits_total', 'Subscribers sent the topic\'s latest message on subscribe (rule lastMessage).', () => s.lastMessageHits);
     m.gauge('wsgate_broker_up', '1 while the broker connection is up.', () => (s.brokerUp ? 1 : 0));
     m.counter('wsgate_broker_published_total', 'Messages sent to the broker.', () => s.brokerPublished);
     m.counter('wsgate_broker_received_total', 'Messages received from the broker.', () => s.brokerReceived);

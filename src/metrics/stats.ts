@@ -40,8 +40,12 @@ export class Stats {
   draining = false;
   historyEntries = 0;
   historyBytes = 0;
+  /** Positions of topics without state, kept so their numbering continues (see PositionMemory). */
+  rememberedPositions = 0;
   readonly recoveries = zeros<RecoveryOutcome>(['recovered', 'gap']);
   replayed = 0;
+  /** Subscribers sent the topic's latest message on subscribe (rule lastMessage). */
+  lastMessageHits = 0;
   brokerUp = false;
   brokerPublished = 0;
   brokerReceived = 0;

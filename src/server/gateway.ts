@@ -12,6 +12,7 @@ import { Hub } from '../pubsub/hub';
 import { CommandRate } from '../guard/command-rate';
 import { UpgradeGuard } from '../guard/upgrade-guard';
 import { containRoute, faultSink } from './contain';
+import { TopicRules } from '../rules/topic-rules';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
@@ -40,8 +41,11 @@ export class Gateway {
     this.app = App();
     this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
     const app = this.app;
+    const rules = new TopicRules(config.topics, { size: config.historySize, ttlMs: config.historyTtl * 1000 });
     this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, {
-      history: { size: config.historySize, ttlMs: config.historyTtl * 1000, maxBytes: config.historyMaxBytes },
+      historyMaxBytes: config.historyMaxBytes,
+      rules,
+      positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
     const fault = faultSink(this.stats, log);

@@ -86,7 +86,19 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   /** Replies to a `sub` and replays what `replay` sends, corked, before the caller subscribes the socket. */
   const answerSub = (ws: Socket, conn: Connection, id: number | undefined, state: TopicState, since: StreamPosition | undefined, recovered: boolean, replay: (send: SendFrame) => number) => {
-    if (since === undefined) return ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+    if (since === undefined) {
+      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+      // Rule lastMessage: the current state at once, as an ordinary delivery, before live ones.
+      const last = state.rule.lastMessage ? state.last : null;
+      if (last !== null && !conn.closed) {
+        stats.lastMessageHits++;
+        replayRetained(state.name, [last], conn.codec.name, hub.deliveryEncoder, (f, binary) => {
+          ws.send(f, binary);
+          stats.sentBytes += f.length;
+        });
+      }
+      return;
+    }
     stats.recoveries[recovered ? 'recovered' : 'gap']++;
     ok(ws, conn, id, { seq: state.seq, epoch: state.epoch, recovered });
     if (recovered && !conn.closed) {
@@ -165,7 +177,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
     const snapshot = broker.snapshot;
-    if (snapshot !== undefined && (broker.inStep?.(topic) !== true || (since !== undefined && !canRecover(state, since)))) {
+    const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
+    if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
       subscribeAtCut(ws, conn, topic, id, since, snapshot);
       return null;
     }

@@ -31,6 +31,13 @@ export interface Config {
   historyMaxBytes: number;
   demo: boolean;
   page: boolean;
+  connectProxyUrl: string;
+  subscribeProxyUrl: string;
+  publishProxyUrl: string;
+  subscribeProxyTopics: string;
+  publishProxyTopics: string;
+  proxyTimeout: number;
+  proxyMaxInflight: number;
 }
 
 export type ConfigKey = keyof Config;
@@ -61,6 +68,9 @@ interface BoolSpec {
 export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec) & { help: string; secret?: boolean };
 
 const MiB = 1024 * 1024;
+
+const httpUrl = { ok: (v: string) => v === '' || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(v), rule: 'an http:// or https:// URL, or empty' };
+const patternList = { ok: (v: string) => /^[A-Za-z0-9._\-:@/*]+(,[A-Za-z0-9._\-:@/*]+)*$/.test(v), rule: 'comma-separated topic patterns (chat.*, news, *)' };
 
 export const schema: { readonly [K in ConfigKey]: Spec } = {
   host: { kind: 'string', def: '0.0.0.0', help: 'address to listen on' },
@@ -112,6 +122,13 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
   demo: { kind: 'bool', def: false, help: 'publish a notification to topic "demo" every 2 s' },
   page: { kind: 'bool', def: false, help: 'serve the built-in web page at /' },
+  connectProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked on every upgrade without a token: it answers the user and grants (docs/backend.md)' },
+  subscribeProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a subscription to a --subscribe-proxy-topics topic takes effect' },
+  publishProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a client publish to a --publish-proxy-topics topic (it may replace the data)' },
+  subscribeProxyTopics: { kind: 'string', def: '*', check: patternList, help: 'topics whose subscriptions go through --subscribe-proxy-url' },
+  publishProxyTopics: { kind: 'string', def: '*', check: patternList, help: 'topics whose client publishes go through --publish-proxy-url' },
+  proxyTimeout: { kind: 'int', def: 2000, min: 10, max: 60_000, help: 'ms an application proxy call may take before it counts as unavailable' },
+  proxyMaxInflight: { kind: 'int', def: 1000, min: 1, max: 100_000, help: 'proxy calls in flight per node; more are answered unavailable at once' },
 };
 
 export const configKeys = Object.keys(schema) as ConfigKey[];

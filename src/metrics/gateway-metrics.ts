@@ -1,7 +1,7 @@
 import { FixedHistogram, LATENCY_BOUNDS } from './histogram';
 import { AllocationPerPublish, HeapAllocationMeter } from './heap-allocation';
 import { MetricsRegistry } from './registry';
-import type { Stats } from './stats';
+import { PROXY_KINDS, type ProxyKind, type Stats } from './stats';
 
 const entries = <K extends string>(r: Record<K, number>) => () => Object.entries(r) as [string, number][];
 
@@ -11,6 +11,11 @@ export class GatewayMetrics {
   readonly fanoutDuration = new FixedHistogram(LATENCY_BOUNDS);
   readonly brokerRoundtrip = new FixedHistogram(LATENCY_BOUNDS);
   readonly brokerLag = new FixedHistogram(LATENCY_BOUNDS);
+  readonly proxyDuration: Readonly<Record<ProxyKind, FixedHistogram>> = {
+    connect: new FixedHistogram(LATENCY_BOUNDS),
+    subscribe: new FixedHistogram(LATENCY_BOUNDS),
+    publish: new FixedHistogram(LATENCY_BOUNDS),
+  };
   private readonly heap = new HeapAllocationMeter();
   private readonly perPublish: AllocationPerPublish;
 
@@ -25,6 +30,7 @@ export class GatewayMetrics {
     this.perPublish = new AllocationPerPublish(this.heap, totalPublishes, allocationWindowMs);
     const m = this.metrics;
     m.gauge('wsgate_connections', 'Open WebSocket connections.', () => s.connections);
+    m.gauge('wsgate_pending_upgrades', 'Upgrades waiting for a token check or the connect proxy.', () => s.pendingUpgrades);
     m.gauge('wsgate_max_connections', 'Configured connection limit.', () => maxConnections);
     m.labeled('wsgate_connections_total', 'Upgrade attempts by outcome.', 'counter', 'result', entries(s.upgrades));
     m.labeled('wsgate_disconnects_total', 'Closed connections by reason.', 'counter', 'reason', entries(s.disconnects));
@@ -57,6 +63,10 @@ export class GatewayMetrics {
     m.gauge('wsgate_broker_subscriptions', 'Topic interests held at the broker.', () => s.brokerSubscriptions);
     m.histogram('wsgate_broker_roundtrip_seconds', 'Round trip to the broker: own publish to its echo (Redis), PING to PONG (NATS).', this.brokerRoundtrip);
     m.histogram('wsgate_broker_lag_seconds', 'From a publish on another node to its receipt here (wall clocks of both nodes).', this.brokerLag);
+    m.labeledCounters('wsgate_proxy_calls_total', 'Application proxy calls by kind and result.', () =>
+      PROXY_KINDS.flatMap((kind) => Object.entries(s.proxy[kind]).map(([result, value]) => ({ value, labels: { kind, result } }))),
+    );
+    m.labeledHistograms('wsgate_proxy_duration_seconds', 'Application proxy call duration by kind (answers and failures).', 'kind', PROXY_KINDS.map((k) => [k, this.proxyDuration[k]]));
   }
 
   stop(): void {

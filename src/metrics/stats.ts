@@ -1,11 +1,16 @@
 import type { Op } from '../protocol/commands';
 
 /** Label values are closed sets, so no metric can grow unbounded label cardinality. */
-export type UpgradeResult = 'accepted' | 'unauthorized' | 'forbidden' | 'bad_request' | 'limit' | 'draining';
+export type UpgradeResult = 'accepted' | 'unauthorized' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'proxy_unavailable';
 export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error';
 export type PublishSource = 'socket' | 'http' | 'broker' | 'demo';
 export type HttpPublishResult = 'ok' | 'bad_request' | 'unauthorized' | 'too_large' | 'unsupported_media_type' | 'unavailable';
 export type RecoveryOutcome = 'recovered' | 'gap';
+export type ProxyKind = 'connect' | 'subscribe' | 'publish';
+export const PROXY_KINDS: readonly ProxyKind[] = ['connect', 'subscribe', 'publish'];
+/** allowed/denied: the application answered; the rest: no usable answer (timeout, failure/5xx/unreadable, too many in flight). */
+export type ProxyResult = 'allowed' | 'denied' | 'timeout' | 'error' | 'overloaded';
+const PROXY_RESULTS: readonly ProxyResult[] = ['allowed', 'denied', 'timeout', 'error', 'overloaded'];
 
 const zeros = <K extends string>(keys: readonly K[]): Record<K, number> =>
   Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
@@ -16,9 +21,11 @@ const zeros = <K extends string>(keys: readonly K[]): Record<K, number> =>
  */
 export class Stats {
   connections = 0;
+  /** Upgrades waiting for a token check or the connect proxy. */
+  pendingUpgrades = 0;
   subscriptions = 0;
   topics = 0;
-  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'forbidden', 'bad_request', 'limit', 'draining']);
+  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'forbidden', 'bad_request', 'limit', 'draining', 'proxy_unavailable']);
   readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error']);
   readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'invalid']);
   readonly publishes = zeros<PublishSource>(['socket', 'http', 'broker', 'demo']);
@@ -43,6 +50,12 @@ export class Stats {
   /** Messages fanned out from the broker's history after a subscriber-connection outage (Redis). */
   brokerRefilled = 0;
   brokerSubscriptions = 0;
+  /** Application proxy calls by kind and result. */
+  readonly proxy: Readonly<Record<ProxyKind, Record<ProxyResult, number>>> = {
+    connect: zeros(PROXY_RESULTS),
+    subscribe: zeros(PROXY_RESULTS),
+    publish: zeros(PROXY_RESULTS),
+  };
 
   /** Error codes are a closed set (protocol/codes.ts), so the map stays small. */
   countError(code: string): void {

@@ -1,8 +1,10 @@
 import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_listen_socket_close, us_socket_local_port } from 'uWebSockets.js';
+import { Admitter } from '../auth/admission';
 import { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
 import type { Config } from '../config/schema';
+import { Hooks } from '../hooks/hooks';
 import type { Logger } from '../log';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { Stats } from '../metrics/stats';
@@ -20,6 +22,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly hub: Hub;
   readonly broker: Broker;
+  private readonly hooks: Hooks;
   private readonly app: TemplatedApp;
   private readonly sockets = new Set<Socket>();
   private listenSocket: us_listen_socket | null = null;
@@ -38,10 +41,12 @@ export class Gateway {
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
     const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
+    this.hooks = new Hooks(config, this.stats, this.metrics, log);
+    const admitter = new Admitter(verifier, this.hooks.connect);
 
     app.ws(
       config.wsPath,
-      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, verifier, log, sockets: this.sockets, isDraining: () => this.draining }),
+      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, admitter, log, sockets: this.sockets, isDraining: () => this.draining }),
     );
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {
@@ -123,6 +128,7 @@ export class Gateway {
     this.stopListening();
     this.app.close();
     await this.broker.close();
+    await this.hooks.close();
     this.hub.close();
     this.metrics.stop();
   }

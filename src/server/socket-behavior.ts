@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
-import { type Grant, openGrant, type TokenVerifier } from '../auth/token-verifier';
+import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import { type Admission, type Admitter, isRefused } from '../auth/admission';
 import type { Broker, TopicSnapshot } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
@@ -14,7 +14,8 @@ import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
 import { type Connection, newConnection } from './connection';
-import { bearer, sendError, watchAbort } from './http-reply';
+import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
+import { type Aborted, bearer, sendError } from './http-reply';
 
 export type Socket = WebSocket<Connection>;
 
@@ -23,7 +24,7 @@ export interface SocketDeps {
   readonly hub: Hub;
   readonly broker: Broker;
   readonly stats: Stats;
-  readonly verifier: TokenVerifier | null;
+  readonly admitter: Admitter;
   readonly log: Logger;
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
@@ -36,9 +37,13 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  proxy_unavailable: '503 Service Unavailable',
 };
 
 const NO_TOPICS: readonly string[] = [];
+
+/** The subprotocol to echo: none when the client offered none (JSON by default). */
+const protocol = (hs: Handshake, codec: Codec): string => (hs.protocol === '' ? '' : codec.subprotocol);
 
 // Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -47,13 +52,13 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, verifier, log, sockets } = deps;
+  const { config, hub, broker, stats, admitter, log, sockets } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
-  let pendingUpgrades = 0;
+  const upgrades = new AsyncUpgrades(stats);
   let pendingRequests = 0;
 
-  const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: { aborted: boolean }) => {
+  const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: Aborted) => {
     stats.upgrades[result]++;
     sendError(res, UPGRADE_STATUS[result], error, abort);
   };
@@ -135,9 +140,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   };
 
   /** Subscribes; returns the error to send, or null. Idempotent for topics already held. */
-  const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>): GatewayError | null => {
+  const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>, granted = false): GatewayError | null => {
     const { topic, id, since } = cmd;
-    if (!conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
+    if (!granted && !conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
     if (conn.topics.has(topic)) {
       const state = hub.acquire(topic);
       ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
@@ -199,8 +204,14 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     }
   };
 
-  const accept = (res: HttpResponse, key: string, protocol: string, extensions: string, context: us_socket_context_t, codec: Codec, grant: Grant, topics: string[]) => {
-    res.cork(() => res.upgrade(newConnection(codec, grant, topics), key, protocol === '' ? '' : codec.subprotocol, extensions, context));
+  /** Lets an admitted connection in: query topics must be allowed, the application's topics are trusted. */
+  const enter = (res: HttpResponse, hs: Handshake, codec: Codec, topics: readonly string[], admission: Admission, abort?: Aborted) => {
+    if (isRefused(admission)) return refuse(res, admission.refused, admission.error, abort);
+    const denied = topics.find((t) => !admission.grant.subscribe.allows(t));
+    if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `not allowed to subscribe to ${denied}`), abort);
+    const all = admission.serverTopics.length === 0 ? topics : [...new Set([...topics, ...admission.serverTopics])];
+    if (all.length > config.maxTopicsPerConn) return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`), abort);
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, all), protocol(hs, codec));
   };
 
   return {
@@ -213,20 +224,18 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     closeOnBackpressureLimit: false,
 
     upgrade: (res, req: HttpRequest, context) => {
-      const key = req.getHeader('sec-websocket-key');
+      const hs = readHandshake(req, context);
       const version = req.getHeader('sec-websocket-version');
-      const protocol = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
       const authorization = req.getHeader('authorization');
       const query = new URLSearchParams(req.getQuery() ?? '');
-      if (key.length !== 24 || version !== '13') {
+      if (hs.key.length !== 24 || version !== '13') {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
       }
       if (deps.isDraining()) return refuse(res, 'draining', new GatewayError(ErrorCode.Draining, 'node is draining; connect to another'));
-      if (stats.connections + pendingUpgrades >= config.maxConnections) {
+      if (stats.connections + stats.pendingUpgrades >= config.maxConnections) {
         return refuse(res, 'limit', new GatewayError(ErrorCode.TooManyConnections, `node holds its limit of ${config.maxConnections} connections`));
       }
-      const codec = negotiateCodec(protocol);
+      const codec = negotiateCodec(hs.protocol);
       if (codec === null) {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.UnsupportedSubprotocol, 'Sec-WebSocket-Protocol must offer wsgate.json or wsgate.msgpack'));
       }
@@ -238,20 +247,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         const err = checkTopic(t, config.maxTopicLength);
         if (err !== null) return refuse(res, 'bad_request', err);
       }
-      if (verifier === null) return accept(res, key, protocol, extensions, context, codec, openGrant, topics);
-
-      // Token verification is async: the request must be guarded against the client leaving meanwhile.
-      const abort = watchAbort(res);
-      const token = bearer(authorization) || (query.get('token') ?? '');
-      pendingUpgrades++;
-      verifier.verify(token).then((grant) => {
-        pendingUpgrades--;
-        if (abort.aborted) return;
-        if (grant instanceof GatewayError) return refuse(res, 'unauthorized', grant, abort);
-        const denied = topics.find((t) => !grant.subscribe.allows(t));
-        if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `token does not allow subscribing to ${denied}`), abort);
-        accept(res, key, protocol, extensions, context, codec, grant, topics);
-      });
+      const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
+      if (admission instanceof Promise) upgrades.wait(res, admission, (a, abort) => enter(res, hs, codec, topics, a, abort));
+      else enter(res, hs, codec, topics, admission);
     },
 
     open: (ws) => {
@@ -259,7 +257,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.upgrades.accepted++;
       stats.connections++;
       sockets.add(ws);
-      for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
+      // Checked at upgrade (query topics) or given by the application (connect proxy).
+      for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
       conn.initialTopics = NO_TOPICS;
       const exp = conn.grant.expiresAt;
       if (exp !== undefined) {

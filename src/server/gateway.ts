@@ -46,7 +46,7 @@ export class Gateway {
 
     app.ws(
       config.wsPath,
-      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, admitter, log, sockets: this.sockets, isDraining: () => this.draining }),
+      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, admitter, proxies: this.hooks, log, sockets: this.sockets, isDraining: () => this.draining }),
     );
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {

@@ -13,7 +13,10 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
-import { type Connection, newConnection } from './connection';
+import { inOrder } from '../hooks/publish-order';
+import { type Caller } from '../hooks/topic-proxies';
+import type { TopicProxies } from '../hooks/hooks';
+import { type Connection, clientId, newConnection } from './connection';
 import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
 import { type Aborted, bearer, sendError } from './http-reply';
 
@@ -25,6 +28,7 @@ export interface SocketDeps {
   readonly broker: Broker;
   readonly stats: Stats;
   readonly admitter: Admitter;
+  readonly proxies: TopicProxies;
   readonly log: Logger;
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
@@ -42,6 +46,8 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
 
 const NO_TOPICS: readonly string[] = [];
 
+const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: conn.grant.subject, info: conn.grant.info });
+
 /** The subprotocol to echo: none when the client offered none (JSON by default). */
 const protocol = (hs: Handshake, codec: Codec): string => (hs.protocol === '' ? '' : codec.subprotocol);
 
@@ -52,7 +58,7 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, admitter, log, sockets } = deps;
+  const { config, hub, broker, stats, admitter, proxies, log, sockets } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   const upgrades = new AsyncUpgrades(stats);
@@ -139,10 +145,10 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     );
   };
 
-  /** Subscribes; returns the error to send, or null. Idempotent for topics already held. */
-  const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>, granted = false): GatewayError | null => {
+  /** Subscribes; returns the error to send, or null. Idempotent for topics already held. `allowed`: grant and application already agreed. */
+  const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>, allowed = false): GatewayError | null => {
     const { topic, id, since } = cmd;
-    if (!granted && !conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
+    if (!allowed && !conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
     if (conn.topics.has(topic)) {
       const state = hub.acquire(topic);
       ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
@@ -150,6 +156,18 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     }
     if (conn.topics.size >= config.maxTopicsPerConn) {
       return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
+    }
+    const proxy = proxies.subscribe;
+    if (!allowed && proxy !== null && proxy.applies(topic)) {
+      if (conn.topics.size + (conn.pendingSubs?.size ?? 0) >= config.maxTopicsPerConn) {
+        return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
+      }
+      const answered = later(conn, topic, (denied: GatewayError | null) => {
+        const err = denied ?? subscribe(ws, conn, cmd, true);
+        if (err !== null) fail(ws, conn, err.withId(id));
+      });
+      void proxy.ask(caller(conn), topic).then(answered);
+      return null;
     }
     conn.topics.add(topic);
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
@@ -170,8 +188,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   };
 
   const unsubscribe = (ws: Socket, conn: Connection, topic: string) => {
-    if (!conn.topics.delete(topic)) return;
+    // Also forgets a sub still waiting (broker snapshot, subscribe proxy): its answer is dropped.
     conn.pendingSubs?.delete(topic);
+    if (!conn.topics.delete(topic)) return;
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
     hub.removeSubscriber(topic, conn.codec.name);
@@ -180,9 +199,22 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
     if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', cmd.id));
     if (!conn.grant.publish.allows(cmd.topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', cmd.id));
-    const outcome = broker.publish(cmd.topic, payload.setValue(cmd.data, conn.codec.binary), 'socket', startedAt);
-    const settle = (o: number | GatewayError) => (typeof o === 'number' ? ok(ws, conn, cmd.id, { seq: o }) : fail(ws, conn, o.withId(cmd.id)));
-    if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', cmd.id)));
+    const proxy = proxies.publish;
+    if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+    // Behind the application's answer, and so is every later publish of this connection until the queue empties.
+    const queued = inOrder(conn, async () => {
+      if (!proxy.applies(cmd.topic)) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+      const allowed = await proxy.ask(caller(conn), cmd.topic, cmd.data);
+      if (allowed instanceof GatewayError) fail(ws, conn, allowed.withId(cmd.id));
+      else publishNow(ws, conn, cmd.topic, allowed.data, cmd.id, startedAt);
+    });
+    if (!queued) fail(ws, conn, new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the application', cmd.id));
+  };
+
+  const publishNow = (ws: Socket, conn: Connection, topic: string, data: unknown, id: number | undefined, startedAt: number) => {
+    const outcome = broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
+    const settle = (o: number | GatewayError) => (typeof o === 'number' ? ok(ws, conn, id, { seq: o }) : fail(ws, conn, o.withId(id)));
+    if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', id)));
     else settle(outcome);
   };
 
@@ -209,9 +241,10 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (isRefused(admission)) return refuse(res, admission.refused, admission.error, abort);
     const denied = topics.find((t) => !admission.grant.subscribe.allows(t));
     if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `not allowed to subscribe to ${denied}`), abort);
-    const all = admission.serverTopics.length === 0 ? topics : [...new Set([...topics, ...admission.serverTopics])];
-    if (all.length > config.maxTopicsPerConn) return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`), abort);
-    completeUpgrade(res, hs, newConnection(codec, admission.grant, all), protocol(hs, codec));
+    if (topics.length + admission.serverTopics.length > config.maxTopicsPerConn) {
+      return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`), abort);
+    }
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics), protocol(hs, codec));
   };
 
   return {
@@ -257,9 +290,10 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.upgrades.accepted++;
       stats.connections++;
       sockets.add(ws);
-      // Checked at upgrade (query topics) or given by the application (connect proxy).
-      for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
-      conn.initialTopics = NO_TOPICS;
+      for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
+      // The application gave these (connect proxy): no grant check, no subscribe proxy.
+      for (const topic of conn.serverTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
+      conn.initialTopics = conn.serverTopics = NO_TOPICS;
       const exp = conn.grant.expiresAt;
       if (exp !== undefined) {
         const ms = exp * 1000 - Date.now();

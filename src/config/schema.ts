@@ -38,6 +38,11 @@ export interface Config {
   publishProxyTopics: string;
   proxyTimeout: number;
   proxyMaxInflight: number;
+  webhookUrl: string;
+  webhookSecret: string;
+  webhookDelay: number;
+  webhookMaxQueue: number;
+  webhookPublishTopics: string;
 }
 
 export type ConfigKey = keyof Config;
@@ -71,6 +76,7 @@ const MiB = 1024 * 1024;
 
 const httpUrl = { ok: (v: string) => v === '' || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(v), rule: 'an http:// or https:// URL, or empty' };
 const patternList = { ok: (v: string) => /^[A-Za-z0-9._\-:@/*]+(,[A-Za-z0-9._\-:@/*]+)*$/.test(v), rule: 'comma-separated topic patterns (chat.*, news, *)' };
+const patternListOrNone = { ok: (v: string) => v === '' || patternList.ok(v), rule: 'comma-separated topic patterns, or empty for none' };
 
 export const schema: { readonly [K in ConfigKey]: Spec } = {
   host: { kind: 'string', def: '0.0.0.0', help: 'address to listen on' },
@@ -129,6 +135,11 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   publishProxyTopics: { kind: 'string', def: '*', check: patternList, help: 'topics whose client publishes go through --publish-proxy-url' },
   proxyTimeout: { kind: 'int', def: 2000, min: 10, max: 60_000, help: 'ms an application proxy call may take before it counts as unavailable' },
   proxyMaxInflight: { kind: 'int', def: 1000, min: 1, max: 100_000, help: 'proxy calls in flight per node; more are answered unavailable at once' },
+  webhookUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL that receives signed, batched event webhooks (docs/backend.md)' },
+  webhookSecret: { kind: 'string', def: '', secret: true, help: 'HMAC-SHA256 key of the X-Wsgate-Signature header (required with --webhook-url)' },
+  webhookDelay: { kind: 'int', def: 3000, min: 0, max: 600_000, help: 'ms topic_vacated waits: a topic occupied again within it sends nothing' },
+  webhookMaxQueue: { kind: 'int', def: 10_000, min: 1, max: 1_000_000, help: 'webhook events held while the application is slow or away; more are dropped and counted' },
+  webhookPublishTopics: { kind: 'string', def: '', check: patternListOrNone, help: 'topics whose client publishes are sent as client_publish webhooks (empty = none)' },
 };
 
 export const configKeys = Object.keys(schema) as ConfigKey[];

@@ -11,6 +11,7 @@ export class GatewayMetrics {
   readonly fanoutDuration = new FixedHistogram(LATENCY_BOUNDS);
   readonly brokerRoundtrip = new FixedHistogram(LATENCY_BOUNDS);
   readonly brokerLag = new FixedHistogram(LATENCY_BOUNDS);
+  readonly webhookDuration = new FixedHistogram(LATENCY_BOUNDS);
   readonly proxyDuration: Readonly<Record<ProxyKind, FixedHistogram>> = {
     connect: new FixedHistogram(LATENCY_BOUNDS),
     subscribe: new FixedHistogram(LATENCY_BOUNDS),
@@ -66,6 +67,10 @@ export class GatewayMetrics {
     m.labeledCounters('wsgate_proxy_calls_total', 'Application proxy calls by kind and result.', () =>
       PROXY_KINDS.flatMap((kind) => Object.entries(s.proxy[kind]).map(([result, value]) => ({ value, labels: { kind, result } }))),
     );
+    m.labeled('wsgate_webhook_events_total', 'Webhook events by result: sent, failed (given up after retries), dropped (queue full).', 'counter', 'result', entries(s.webhookEvents));
+    m.counter('wsgate_webhook_retries_total', 'Webhook POSTs retried after a failure, timeout or 5xx.', () => s.webhookRetries);
+    m.gauge('wsgate_webhook_queue', 'Webhook events waiting to be sent.', () => s.webhookQueued);
+    m.histogram('wsgate_webhook_duration_seconds', 'Webhook POST duration (each attempt).', this.webhookDuration);
     m.labeledHistograms('wsgate_proxy_duration_seconds', 'Application proxy call duration by kind (answers and failures).', 'kind', PROXY_KINDS.map((k) => [k, this.proxyDuration[k]]));
   }
 

@@ -50,6 +50,10 @@ export class Stats {
   /** Messages fanned out from the broker's history after a subscriber-connection outage (Redis). */
   brokerRefilled = 0;
   brokerSubscriptions = 0;
+  /** Webhook events delivered, given up after retries, dropped because the queue was full. */
+  readonly webhookEvents = zeros<'sent' | 'failed' | 'dropped'>(['sent', 'failed', 'dropped']);
+  webhookRetries = 0;
+  webhookQueued = 0;
   /** Application proxy calls by kind and result. */
   readonly proxy: Readonly<Record<ProxyKind, Record<ProxyResult, number>>> = {
     connect: zeros(PROXY_RESULTS),

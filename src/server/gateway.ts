@@ -41,12 +41,12 @@ export class Gateway {
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
     const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
-    this.hooks = new Hooks(config, this.stats, this.metrics, log);
+    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log);
     const admitter = new Admitter(verifier, this.hooks.connect);
 
     app.ws(
       config.wsPath,
-      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, admitter, proxies: this.hooks, log, sockets: this.sockets, isDraining: () => this.draining }),
+      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, admitter, proxies: this.hooks, events: this.hooks.events, log, sockets: this.sockets, isDraining: () => this.draining }),
     );
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {
@@ -93,6 +93,7 @@ export class Gateway {
   /** Starts the broker and listens; resolves with the bound port. */
   async start(): Promise<number> {
     await this.broker.start();
+    await this.hooks.start();
     const socket = await new Promise<us_listen_socket | false>((resolve) => this.app.listen(this.config.host, this.config.port, resolve));
     if (socket === false) throw new Error(`cannot listen on ${this.config.host}:${this.config.port}`);
     this.listenSocket = socket;

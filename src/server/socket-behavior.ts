@@ -16,6 +16,7 @@ import type { TopicState } from '../pubsub/topic-state';
 import { inOrder } from '../hooks/publish-order';
 import { type Caller } from '../hooks/topic-proxies';
 import type { TopicProxies } from '../hooks/hooks';
+import type { SessionEvents } from '../hooks/session-events';
 import { type Connection, clientId, newConnection } from './connection';
 import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
 import { type Aborted, bearer, sendError } from './http-reply';
@@ -29,6 +30,7 @@ export interface SocketDeps {
   readonly stats: Stats;
   readonly admitter: Admitter;
   readonly proxies: TopicProxies;
+  readonly events: SessionEvents | null;
   readonly log: Logger;
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
@@ -58,7 +60,7 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, admitter, proxies, log, sockets } = deps;
+  const { config, hub, broker, stats, admitter, proxies, events, log, sockets } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   const upgrades = new AsyncUpgrades(stats);
@@ -213,7 +215,11 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   const publishNow = (ws: Socket, conn: Connection, topic: string, data: unknown, id: number | undefined, startedAt: number) => {
     const outcome = broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
-    const settle = (o: number | GatewayError) => (typeof o === 'number' ? ok(ws, conn, id, { seq: o }) : fail(ws, conn, o.withId(id)));
+    const settle = (o: number | GatewayError) => {
+      if (typeof o !== 'number') return fail(ws, conn, o.withId(id));
+      events?.published(conn, topic, o, data);
+      ok(ws, conn, id, { seq: o });
+    };
     if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', id)));
     else settle(outcome);
   };
@@ -382,6 +388,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
       for (const topic of conn.topics) hub.removeSubscriber(topic, conn.codec.name);
+      events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },
   };

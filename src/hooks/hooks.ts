@@ -1,5 +1,7 @@
 import { Redis } from 'ioredis';
+import { connect } from 'nats';
 import { brokerTls } from '../broker/broker-tls';
+import { natsOptions } from '../broker/nats-broker';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
@@ -7,6 +9,7 @@ import type { Stats } from '../metrics/stats';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
 import { ConnectProxy } from './connect-proxy';
+import { NatsLedger } from './nats-ledger';
 import { LocalLedger, Occupancy, type OccupancyLedger } from './occupancy';
 import { ProxyClient } from './proxy-client';
 import { RedisLedger } from './redis-ledger';
@@ -33,7 +36,11 @@ export class Hooks implements TopicProxies {
   readonly events: SessionEvents | null;
   private readonly client: ProxyClient | null;
   private readonly sender: WebhookSender | null;
-  private readonly occupancy: Occupancy | null;
+  private occupancy: Occupancy | null = null;
+  private readonly hub: Hub;
+  private readonly config: Config;
+  private readonly stats: Stats;
+  private readonly log: Logger;
   /** Shared state with the other nodes (Redis broker only): occupancy ledger. */
   private readonly redis: Redis | null;
 
@@ -51,16 +58,39 @@ export class Hooks implements TopicProxies {
       ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
       : null;
     this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, patterns(config.webhookPublishTopics)) : null;
-    if (this.sender !== null) {
-      const ledger: OccupancyLedger = this.redis !== null ? new RedisLedger(this.redis, newEpoch(), config.webhookDelay * 2 + 10_000) : new LocalLedger();
-      this.occupancy = new Occupancy(ledger, this.sender, config.webhookDelay, stats, log);
-      hub.addInterestListener(this.occupancy);
-    } else this.occupancy = null;
+    this.hub = hub;
+    this.config = config;
+    this.stats = stats;
+    this.log = log;
   }
 
-  /** Connects what needs connecting; a Redis that is away only makes occupancy events go unsent (counted). */
+  /** Connects what needs connecting and starts following topic occupancy (before the node listens). */
   async start(): Promise<void> {
-    await this.redis?.connect().catch(() => undefined);
+    if (this.sender === null) return;
+    const ledger = await this.ledger();
+    this.occupancy = new Occupancy(ledger, this.sender, this.config.webhookDelay, this.stats, this.log);
+    this.hub.addInterestListener(this.occupancy);
+  }
+
+  /**
+   * Where occupancy is decided: Redis scripts or a JetStream KV bucket with those brokers (cluster-wide),
+   * else this node. NATS without JetStream falls back to node-local, with a warning.
+   */
+  private async ledger(): Promise<OccupancyLedger> {
+    const node = newEpoch();
+    if (this.redis !== null) {
+      // A Redis that is away only makes occupancy events go unsent (counted) until it is back.
+      await this.redis.connect().catch(() => undefined);
+      return new RedisLedger(this.redis, node, this.config.webhookDelay * 2 + 10_000);
+    }
+    if (/^(nats|tls):\/\//.test(this.config.broker)) {
+      try {
+        return await natsLedger(this.config, node);
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'no JetStream KV for occupancy: topic_occupied/topic_vacated are node-local');
+      }
+    }
+    return new LocalLedger();
   }
 
   async close(): Promise<void> {
@@ -68,6 +98,19 @@ export class Hooks implements TopicProxies {
     await this.sender?.close(CLOSE_GRACE_MS);
     this.redis?.disconnect();
     await this.client?.close();
+  }
+}
+
+async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
+  const nc = await connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, timeout: 2000 });
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('JetStream did not answer in 2 s')), 2000)));
+    const kv = await Promise.race([nc.jetstream().views.kv('wsgate_occupancy', { history: 1 }), late]).finally(() => clearTimeout(timer));
+    return new NatsLedger(kv, node, () => nc.close());
+  } catch (e) {
+    await nc.close();
+    throw e;
   }
 }
 

@@ -79,7 +79,7 @@ export class NatsBroker implements Broker, InterestTarget {
   ) {
     this.interest = new InterestTable(this, config.brokerLinger, stats);
     this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t), this.nodeId, false, log, config.maxDepth);
-    hub.setInterestListener(this.interest);
+    hub.addInterestListener(this.interest);
     this.rttTimer = setInterval(() => this.sampleRtt(metrics), RTT_SAMPLE_MS).unref();
   }
 

@@ -80,7 +80,7 @@ export class RedisBroker implements Broker, InterestTarget {
     this.replyChannelBuf = Buffer.from(this.replyChannel);
     this.interest = new InterestTable(this, config.brokerLinger, stats);
     this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log, this.config.maxDepth);
-    hub.setInterestListener(this.interest);
+    hub.addInterestListener(this.interest);
     this.cmd = this.connection(url, 'commands');
     this.sub = this.connection(url, 'subscriber');
     this.cmd.on('ready', () => this.loadScripts());

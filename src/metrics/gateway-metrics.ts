@@ -2,7 +2,7 @@ import { FixedHistogram, LATENCY_BOUNDS } from './histogram';
 import { AllocationPerPublish, HeapAllocationMeter } from './heap-allocation';
 import { PrototypeWatch } from './prototype-watch';
 import { MetricsRegistry } from './registry';
-import type { Stats } from './stats';
+import { PROXY_KINDS, type ProxyKind, type Stats } from './stats';
 
 const entries = <K extends string>(r: Record<K, number>) => () => Object.entries(r) as [string, number][];
 
@@ -12,6 +12,12 @@ export class GatewayMetrics {
   readonly fanoutDuration = new FixedHistogram(LATENCY_BOUNDS);
   readonly brokerRoundtrip = new FixedHistogram(LATENCY_BOUNDS);
   readonly brokerLag = new FixedHistogram(LATENCY_BOUNDS);
+  readonly webhookDuration = new FixedHistogram(LATENCY_BOUNDS);
+  readonly proxyDuration: Readonly<Record<ProxyKind, FixedHistogram>> = {
+    connect: new FixedHistogram(LATENCY_BOUNDS),
+    subscribe: new FixedHistogram(LATENCY_BOUNDS),
+    publish: new FixedHistogram(LATENCY_BOUNDS),
+  };
   private readonly heap = new HeapAllocationMeter();
   private readonly prototypes = new PrototypeWatch();
   private readonly perPublish: AllocationPerPublish;
@@ -27,6 +33,7 @@ export class GatewayMetrics {
     this.perPublish = new AllocationPerPublish(this.heap, totalPublishes, allocationWindowMs);
     const m = this.metrics;
     m.gauge('wsgate_connections', 'Open WebSocket connections.', () => s.connections);
+    m.gauge('wsgate_pending_upgrades', 'Upgrades waiting for a token check or the connect proxy.', () => s.pendingUpgrades);
     m.gauge('wsgate_max_connections', 'Configured connection limit.', () => maxConnections);
     m.labeled('wsgate_connections_total', 'Upgrade attempts by outcome.', 'counter', 'result', entries(s.upgrades));
     m.labeled('wsgate_disconnects_total', 'Closed connections by reason.', 'counter', 'reason', entries(s.disconnects));
@@ -66,6 +73,14 @@ export class GatewayMetrics {
     m.labeled('wsgate_handler_errors_total', 'Unexpected exceptions contained to one connection (closed 1011) or request (500), by handler.', 'counter', 'handler', entries(s.handlerErrors));
     m.counter('wsgate_commands_rate_limited_total', 'Commands refused with rate_limited (--max-commands-per-second).', () => s.commandsRateLimited);
     m.histogram('wsgate_broker_lag_seconds', 'From a publish on another node to its receipt here (wall clocks of both nodes).', this.brokerLag);
+    m.labeledCounters('wsgate_proxy_calls_total', 'Application proxy calls by kind and result.', () =>
+      PROXY_KINDS.flatMap((kind) => Object.entries(s.proxy[kind]).map(([result, value]) => ({ value, labels: { kind, result } }))),
+    );
+    m.labeled('wsgate_webhook_events_total', 'Webhook events by result: sent, failed (given up after retries), dropped (queue full).', 'counter', 'result', entries(s.webhookEvents));
+    m.counter('wsgate_webhook_retries_total', 'Webhook POSTs retried after a failure, timeout or 5xx.', () => s.webhookRetries);
+    m.gauge('wsgate_webhook_queue', 'Webhook events waiting to be sent.', () => s.webhookQueued);
+    m.histogram('wsgate_webhook_duration_seconds', 'Webhook POST duration (each attempt).', this.webhookDuration);
+    m.labeledHistograms('wsgate_proxy_duration_seconds', 'Application proxy call duration by kind (answers and failures).', 'kind', PROXY_KINDS.map((k) => [k, this.proxyDuration[k]]));
   }
 
   stop(): void {

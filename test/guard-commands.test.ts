@@ -151,4 +151,21 @@ describe('containment: an unexpected exception stays with its connection or requ
     assert.equal(bystander.closeCode, null);
     assert.equal((await publish(g, 'deep', 'after injection')).status, 200);
   });
+
+  it('an exception in the upgrade handler answers that upgrade 500 internal_error', async () => {
+    const guard = g.gw['guard'];
+    const admit = guard.admit;
+    guard.admit = () => {
+      throw new Error('injected: admit');
+    };
+    try {
+      await assert.rejects(RawClient.open(g.ws), /Unexpected server response: 500/);
+      assert.equal(await metric(g.http, 'wsgate_handler_errors_total{handler="upgrade"}'), 1);
+    } finally {
+      guard.admit = admit;
+    }
+    const c = await RawClient.open(g.ws);
+    assert.equal(c.closeCode, null);
+    c.close();
+  });
 });

@@ -78,6 +78,12 @@ for (const kind of ['nats', 'redis'] as const) {
         // Redis numbers every message: without it publishes are refused, and counted.
         await eventually('refused publishes', () => pub.unavailable > 3);
         assert.ok(a.gateway.stats.brokerFailures >= pub.unavailable, 'every refused publish counted');
+        // An HTTP batch answers per item, so a backend knows which items to send again.
+        const res = await fetch(`http://127.0.0.1:${portOf(a.url)}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"topic":"fault","data":1},{"topic":"other","data":2}]' });
+        assert.equal(res.status, 503);
+        const body = (await res.json()) as { code: string; results: { topic: string; code?: string }[] };
+        assert.equal(body.code, 'unavailable');
+        assert.deepEqual(body.results.map((r) => [r.topic, r.code]), [['fault', 'unavailable'], ['other', 'unavailable']]);
       }
       // The node keeps serving its own clients.
       assert.equal((await fetch(`http://127.0.0.1:${portOf(a.url)}/healthz`)).status, 200);

@@ -20,11 +20,20 @@ function startDemo(gateway: Gateway): NodeJS.Timeout {
   }, DEMO_INTERVAL_MS);
 }
 
+export const SERVE_HELP = `Usage: wsgate serve [options]
+
+Runs a gateway node: WebSocket upgrades at /ws, POST /publish, /healthz, /readyz, /metrics.
+
+Examples:
+  npx wsgate serve --demo --page --client-publish      # what npm start runs: a demo topic and the page at /
+  npx wsgate serve --port 8081 --broker nats://127.0.0.1:4222
+  WSGATE_API_KEY=change-me npx wsgate serve --jwt-secret "$JWT_SECRET"
+
+${usage()}
+
+SIGTERM or SIGINT drains (1012 closes spread over --drain-window) and exits 0; a second signal exits at once.`;
+
 export async function serve(argv: readonly string[]): Promise<void> {
-  if (argv.includes('--help')) {
-    console.log(`Usage: wsgate serve [options]\n\n${usage()}`);
-    return;
-  }
   let config: Config;
   try {
     config = loadConfig({ argv, env: process.env });

@@ -25,6 +25,15 @@ class ScrapedMetric {
   }
 }
 
+function histogramSamples(name: string, h: FixedHistogram, labels: Record<string, string>): Sample[] {
+  const cumulative = h.cumulative();
+  const samples: Sample[] = h.bounds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: cumulative[i] as number }));
+  samples.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: h.count });
+  samples.push({ metricName: `${name}_sum`, labels, value: h.sum });
+  samples.push({ metricName: `${name}_count`, labels, value: h.count });
+  return samples;
+}
+
 /** Builds the registry the /metrics route serves. */
 export class MetricsRegistry {
   readonly registry = new Registry();
@@ -53,15 +62,18 @@ export class MetricsRegistry {
     this.add(name, help, type, () => Array.from(values(), ([l, value]) => ({ value, labels: { [label]: l } })));
   }
 
+  /** Counters over several labels, as one sample per label combination read at scrape time. */
+  labeledCounters(name: string, help: string, read: () => { value: number; labels: Record<string, string> }[]): void {
+    this.add(name, help, 'counter', read);
+  }
+
   histogram(name: string, help: string, h: FixedHistogram): void {
-    this.add(name, help, 'histogram', () => {
-      const cumulative = h.cumulative();
-      const samples: Sample[] = h.bounds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: cumulative[i] as number }));
-      samples.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: h.count });
-      samples.push({ metricName: `${name}_sum`, value: h.sum });
-      samples.push({ metricName: `${name}_count`, value: h.count });
-      return samples;
-    });
+    this.add(name, help, 'histogram', () => histogramSamples(name, h, {}));
+  }
+
+  /** One histogram per label value (a closed set, given up front). */
+  labeledHistograms(name: string, help: string, label: string, histograms: readonly [string, FixedHistogram][]): void {
+    this.add(name, help, 'histogram', () => histograms.flatMap(([l, h]) => histogramSamples(name, h, { [label]: l })));
   }
 
   text(): Promise<string> {

@@ -23,6 +23,7 @@ export const ErrorCode = {
   ConnectRateLimited: 'connect_rate_limited',
   /** An unexpected exception while handling the request (a bug, contained and counted). */
   Internal: 'internal_error',
+  ProxyUnavailable: 'proxy_unavailable',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

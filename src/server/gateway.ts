@@ -1,8 +1,10 @@
 import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_listen_socket_close, us_socket_local_port } from 'uWebSockets.js';
+import { Admitter } from '../auth/admission';
 import { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
 import type { Config } from '../config/schema';
+import { Hooks } from '../hooks/hooks';
 import type { Logger } from '../log';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { Stats } from '../metrics/stats';
@@ -12,6 +14,7 @@ import { Hub } from '../pubsub/hub';
 import { CommandRate } from '../guard/command-rate';
 import { UpgradeGuard } from '../guard/upgrade-guard';
 import { containRoute, faultSink } from './contain';
+import { TopicRules } from '../rules/topic-rules';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
@@ -23,6 +26,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly hub: Hub;
   readonly broker: Broker;
+  private readonly hooks: Hooks;
   private readonly app: TemplatedApp;
   /** The --admin-port listener carrying the HTTP API, /metrics and health; null: they are on the public port. */
   private readonly admin: TemplatedApp | null;
@@ -40,14 +44,19 @@ export class Gateway {
     this.app = App();
     this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
     const app = this.app;
+    const rules = new TopicRules(config.topics, { size: config.historySize, ttlMs: config.historyTtl * 1000 });
     this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, {
-      history: { size: config.historySize, ttlMs: config.historyTtl * 1000, maxBytes: config.historyMaxBytes },
+      historyMaxBytes: config.historyMaxBytes,
+      rules,
+      positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
     const fault = faultSink(this.stats, log);
     this.guard = new UpgradeGuard(config);
     this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
     const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
+    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log);
+    const admitter = new Admitter(verifier, this.hooks.connect);
 
     app.ws(
       config.wsPath,
@@ -56,7 +65,9 @@ export class Gateway {
         hub: this.hub,
         broker: this.broker,
         stats: this.stats,
-        verifier,
+        admitter,
+        proxies: this.hooks,
+        events: this.hooks.events,
         log,
         sockets: this.sockets,
         isDraining: () => this.draining,
@@ -116,6 +127,7 @@ export class Gateway {
   /** Starts the broker and listens; resolves with the bound port. */
   async start(): Promise<number> {
     await this.broker.start();
+    await this.hooks.start();
     if (this.admin !== null) {
       this.adminListenSocket = listen(this.admin, this.config.adminHost, this.config.adminPort);
       this.log.info({ host: this.config.adminHost, port: this.config.adminPort }, 'admin listening');
@@ -157,6 +169,7 @@ export class Gateway {
     this.admin?.close();
     this.guard.stop();
     await this.broker.close();
+    await this.hooks.close();
     this.hub.close();
     this.metrics.stop();
   }

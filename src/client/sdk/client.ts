@@ -1,7 +1,7 @@
 import { closeClass, refusalClass } from '../../protocol/close-classes';
 import { type BackoffOptions, backoffDelay, defaultBackoff, promptDelay } from './backoff';
 import { Emitter } from './emitter';
-import { ClientCode, WsgateError } from './errors';
+import { ClientCode, WsgateError, asServerCode } from './errors';
 import { defaultSocketFactory, type SocketFactory, type SocketHandle } from './socket';
 import { type CodecName, type Command, type ServerFrame, type StreamPosition, type WireCodec, wireCodec } from './wire';
 
@@ -139,9 +139,12 @@ export class WsgateClient extends Emitter<ClientEvents> {
     return this.state;
   }
 
-  /** Topics the client holds (or will hold after reconnecting) and the last position seen of each. */
-  positions(): Map<string, StreamPosition | null> {
-    return new Map([...this.subs.values()].map((s) => [s.topic, s.position]));
+  /**
+   * Topics the client holds (or will hold after reconnecting) and the last position seen of each (null
+   * until the first `sub` reply); a plain object, so `JSON.stringify` shows it as it is.
+   */
+  positions(): Record<string, StreamPosition | null> {
+    return Object.fromEntries([...this.subs.values()].map((s) => [s.topic, s.position]));
   }
 
   /** Starts connecting; the connection then stays up until close() or an auth failure. */
@@ -238,6 +241,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       open: () => gen === this.generation && this.onOpen(),
       frame: (data) => gen === this.generation && this.onFrame(data),
       close: (code, _reason, status, refusedCode) => gen === this.generation && this.onClose(code, status, refusedCode),
+      error: (message) => gen === this.generation && this.emit('error', new WsgateError(ClientCode.Transport, message)),
     });
   }
 
@@ -279,7 +283,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       case 'delivery':
         return this.onDelivery(frame.topic, frame.seq, frame.data);
       case 'dropped':
-        return this.emit('error', new WsgateError('dropped', `the server dropped ${frame.n} messages (slow consumer)`));
+        return this.emit('error', new WsgateError(ClientCode.Dropped, `the server dropped ${frame.n} messages (slow consumer)`));
       case 'ok':
       case 'err': {
         const p = frame.id === undefined ? undefined : this.pending.get(frame.id);
@@ -336,7 +340,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
         return;
       case 'terminal': {
         const what = refusedStatus !== undefined ? `upgrade refused with HTTP ${status}` : `closed with ${status}`;
-        const error = new WsgateError(refusedCode ?? ClientCode.Refused, `${what}; retrying would get the same answer`, status);
+        const error = new WsgateError(asServerCode(refusedCode) ?? ClientCode.Refused, `${what}; retrying would get the same answer`, status);
         this.emit('error', error);
         this.stop(error, status);
         return;

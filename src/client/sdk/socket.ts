@@ -8,6 +8,8 @@ export interface SocketEvents {
    * `refusedCode`: the error code from its JSON body (`origin_not_allowed`, …), when there was one.
    */
   close(code: number, reason: string, refusedStatus: number | undefined, refusedCode?: string): void;
+  /** A transport failure with its message (connection refused, reset…), before the `close` it causes. */
+  error(message: string): void;
 }
 
 export interface SocketHandle {
@@ -21,8 +23,9 @@ export interface SocketHandle {
 export type SocketFactory = (url: URL, subprotocol: string, token: string | undefined, events: SocketEvents) => SocketHandle;
 
 /**
- * The WHATWG WebSocket (browsers, Node >= 22). It cannot set headers, so the token goes in `token=`,
- * and it hides the status of a refused upgrade: that looks like a 1006 close before open.
+ * The WHATWG WebSocket (browsers). It cannot set headers, so the token goes in `token=`,
+ * and it hides the status of a refused upgrade (a 1006 close before open) and why a connection failed
+ * (its error event has no detail, so `error` is never called).
  */
 export const nativeSocket =
   (Native: typeof WebSocket): SocketFactory =>
@@ -57,8 +60,10 @@ function refusalCode(body: string): string | undefined {
 }
 
 /**
- * The `ws` package for Node without a global WebSocket (Node 20). Loaded on first use only, so a
- * browser bundle never contains it (the bundler marks it external). Sends the token as a header.
+ * The `ws` package, used under Node (every version). Loaded on first use only, so a browser bundle never
+ * contains it (the bundler marks it external). Sends the token as a header and, unlike Node 22+'s global
+ * WebSocket, sees the HTTP status of a refused upgrade (a 401 stops reconnecting instead of looking like
+ * a network failure).
  */
 export async function wsPackageSocket(): Promise<SocketFactory> {
   const { default: WS } = await import('ws');
@@ -82,8 +87,8 @@ export async function wsPackageSocket(): Promise<SocketFactory> {
       res.on('error', () => ws.terminate());
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => events.frame(isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString('utf8')));
-    // Transport errors are followed by 'close', which reports them.
-    ws.on('error', () => undefined);
+    // A refused upgrade is reported by 'unexpected-response' above; other failures are followed by 'close'.
+    ws.on('error', (e: Error) => events.error(e.message));
     ws.on('close', (code: number, reason: Buffer) => events.close(code, reason.toString('utf8'), refusedStatus, refusedCode));
     return {
       send: (data) => ws.send(data),
@@ -93,8 +98,9 @@ export async function wsPackageSocket(): Promise<SocketFactory> {
   };
 }
 
-/** The native WebSocket where there is one, else the `ws` package. */
+/** Under Node the `ws` package; elsewhere the native WebSocket. */
 export function defaultSocketFactory(): Promise<SocketFactory> {
-  const Native = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
-  return Native !== undefined ? Promise.resolve(nativeSocket(Native)) : wsPackageSocket();
+  const runtime = globalThis as { WebSocket?: typeof WebSocket; process?: { versions?: { node?: string } } };
+  if (runtime.process?.versions?.node !== undefined || runtime.WebSocket === undefined) return wsPackageSocket();
+  return Promise.resolve(nativeSocket(runtime.WebSocket));
 }

@@ -3,6 +3,7 @@ import { type Config } from '../config/schema';
 import { ConfigError, loadConfig, usage } from '../config/load';
 import { createLogger } from '../log';
 import { Payload } from '../protocol/payload';
+import { connectionBudget, openFilesLimit } from '../server/fd-limit';
 import { Gateway } from '../server/gateway';
 
 const DEMO_TOPIC = 'demo';
@@ -35,7 +36,9 @@ export async function serve(argv: readonly string[]): Promise<void> {
     throw e;
   }
   const log = createLogger(config.logLevel);
-  const gateway = new Gateway(config, log);
+  const fds = connectionBudget(config.maxConnections, openFilesLimit());
+  if (fds.warning !== null) log.warn({ maxConnections: config.maxConnections, openFilesLimit: openFilesLimit(), effective: fds.maxConnections }, fds.warning);
+  const gateway = new Gateway({ ...config, maxConnections: fds.maxConnections }, log);
   await gateway.start();
   const demo = config.demo ? startDemo(gateway) : null;
 

@@ -17,7 +17,7 @@ export interface SoakSample {
 }
 
 export interface SeriesTrend {
-  /** Least-squares slope over the whole run, MB per minute. */
+  /** Least-squares slope over the last two thirds (past start-up), MB per minute. */
   slopeMBPerMin: number;
   /** Slope over the last third only, MB per minute. */
   lastThirdSlopeMBPerMin: number;
@@ -70,7 +70,7 @@ function seriesTrend(samples: readonly SoakSample[], pick: (s: SoakSample) => nu
   const l = mean(last.map(pick));
   const change = ((l - m) / m) * 100;
   return {
-    slopeMBPerMin: round(slope(samples.map((s) => s.t / 60), samples.map((s) => pick(s) / MB)), 3),
+    slopeMBPerMin: round(slope([...middle, ...last].map((s) => s.t / 60), [...middle, ...last].map((s) => pick(s) / MB)), 3),
     lastThirdSlopeMBPerMin: round(slope(last.map((s) => s.t / 60), last.map((s) => pick(s) / MB)), 3),
     firstMB: round(pick(samples[0]) / MB),
     middleThirdMeanMB: round(m / MB),

@@ -57,6 +57,7 @@ function token(secret: string, subject: string, ttlS: number): string {
 
 /** Deliveries are `{"t":…`, replies `{"op":…`: the third byte tells them apart without parsing. */
 const T = 0x74;
+const SLOW_PAUSE_MS = 30_000;
 const CHECK = 'soak.check';
 const FIRE = 'soak.fire';
 const topicName = (k: number): string => `soak.t.${k}`;
@@ -165,7 +166,8 @@ export class ChurnLoad {
     const topics = new Set<string>();
     while (topics.size < this.plan.topicsPerConn) topics.add(topicName(pick(this.plan.topics)));
     const refreshIds = new Set<number>();
-    const ws = await this.open(
+    let ws: WebSocket | null = null;
+    ws = await this.open(
       [...topics],
       this.plan.tokenTtlS,
       (sock, data) => {
@@ -174,8 +176,8 @@ export class ChurnLoad {
       },
       () => {
         // Closed by the gateway (token expiry, limits) or by the churn: a slot is refilled either way.
-        if (this.pool[i] === ws) this.pool[i] = null;
-        this.poolTopics.delete(ws as WebSocket);
+        if (ws !== null && this.pool[i] === ws) this.pool[i] = null;
+        if (ws !== null) this.poolTopics.delete(ws);
         setTimeout(() => void this.openPoolSlot(i), 100 + pick(400)).unref();
       },
     );
@@ -219,15 +221,26 @@ export class ChurnLoad {
     );
   }
 
+  /**
+   * Stops reading for SLOW_PAUSE_MS, so the gateway's send buffer for it fills until the slow-consumer
+   * policy applies; then reads again (and so sees its 4008), leaves, and comes back.
+   */
   private async openSlowConsumer(): Promise<void> {
     if (this.stopping) return;
     const ws = await this.open([FIRE], this.plan.durationMs / 1000 + 600, () => undefined, (code) => {
       if (code === 4008) this.report.slowConsumerCuts++;
       setTimeout(() => void this.openSlowConsumer(), 1000).unref();
     });
-    // Never read: the gateway's send buffer for it fills until the slow-consumer policy applies.
-    if (ws !== null) (ws as unknown as { _socket: Socket })._socket.pause();
-    else setTimeout(() => void this.openSlowConsumer(), 1000).unref();
+    if (ws === null) {
+      setTimeout(() => void this.openSlowConsumer(), 1000).unref();
+      return;
+    }
+    const socket = (ws as unknown as { _socket: Socket })._socket;
+    socket.pause();
+    setTimeout(() => {
+      socket.resume();
+      setTimeout(() => ws.close(1000), 5000).unref();
+    }, SLOW_PAUSE_MS).unref();
   }
 
   async run(): Promise<ChurnReport> {

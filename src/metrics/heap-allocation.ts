@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm';
 /** How the meter measures: V8's own allocation counter, or GC statistics from `GCProfiler`. */
 export type AllocationMethod = 'v8-counter' | 'gc-profiler';
 
-/** Node ≥ 25.2 (and the 24 line from the backport) export V8's count of bytes allocated since the isolate started. */
+/** Recent Node (25.x and later; not 20) exports V8's count of bytes allocated since the isolate started. */
 function v8AllocatedBytes(): number | undefined {
   return (getHeapStatistics() as HeapInfo & { total_allocated_bytes?: number }).total_allocated_bytes;
 }

@@ -10,8 +10,8 @@ function v8AllocatedBytes(): number | undefined {
 }
 
 /**
- * Records the GC profilers that were stopped and are not yet collected: each one still holds its
- * output and, until a full GC collects it, appends one record to it per GC.
+ * GC records that stopped, not yet collected profilers may hold before the meter asks for a full GC:
+ * each keeps its output and appends one record per GC until a full GC collects it.
  */
 const STALE_RECORD_BUDGET = 256; // about 1.3 MB at the ~5 KB a record takes on Node 20
 
@@ -108,8 +108,12 @@ export class HeapAllocationMeter {
       this.nudged = false;
     } else if (this.staleRecords > STALE_RECORD_BUDGET && !this.nudged) {
       this.nudged = true;
-      this.collections.incremental += 1;
-      void new ArrayBuffer(NUDGE_BYTES);
+      try {
+        void new ArrayBuffer(NUDGE_BYTES);
+        this.collections.incremental += 1;
+      } catch {
+        // No address space for it (ulimit -v): the forced GC at four times the budget remains.
+      }
     }
   }
 

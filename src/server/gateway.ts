@@ -1,5 +1,6 @@
 import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_listen_socket_close, us_socket_local_port } from 'uWebSockets.js';
-import { TokenVerifier } from '../auth/token-verifier';
+import { createVerifier } from '../auth/create-verifier';
+import type { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
 import type { Config } from '../config/schema';
@@ -22,6 +23,7 @@ export class Gateway {
   readonly broker: Broker;
   private readonly app: TemplatedApp;
   private readonly sockets = new Set<Socket>();
+  private readonly verifier: TokenVerifier | null;
   private listenSocket: us_listen_socket | null = null;
   private draining = false;
   private closed = false;
@@ -37,7 +39,7 @@ export class Gateway {
       history: { size: config.historySize, ttlMs: config.historyTtl * 1000, maxBytes: config.historyMaxBytes },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
-    const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
+    const verifier = (this.verifier = createVerifier(config));
 
     app.ws(
       config.wsPath,
@@ -77,6 +79,7 @@ export class Gateway {
   private notReadyReason(): string | null {
     if (this.draining) return 'draining';
     if (this.listenSocket === null) return 'not listening';
+    if (this.verifier !== null && !this.verifier.keys.loaded()) return 'JWT keys not loaded';
     if (this.config.brokerRequiredForReady && !this.broker.ready()) return 'broker not ready';
     return null;
   }
@@ -88,6 +91,9 @@ export class Gateway {
   /** Starts the broker and listens; resolves with the bound port. */
   async start(): Promise<number> {
     await this.broker.start();
+    // A JWKS that cannot be fetched yet is not fatal: upgrades get 503 and /readyz says so until it loads.
+    await this.verifier?.keys.ready();
+    if (this.verifier !== null && !this.verifier.keys.loaded()) this.log.warn({ jwks: this.config.jwtJwksUrl }, 'JWKS not loaded yet; upgrades get 503 until it is');
     const socket = await new Promise<us_listen_socket | false>((resolve) => this.app.listen(this.config.host, this.config.port, resolve));
     if (socket === false) throw new Error(`cannot listen on ${this.config.host}:${this.config.port}`);
     this.listenSocket = socket;

@@ -14,7 +14,7 @@ import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
 import { type Connection, newConnection } from './connection';
-import { bearer, sendError, watchAbort } from './http-reply';
+import { bearer, sendError } from './http-reply';
 
 export type Socket = WebSocket<Connection>;
 
@@ -36,6 +36,7 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  unavailable: '503 Service Unavailable',
 };
 
 const NO_TOPICS: readonly string[] = [];
@@ -50,12 +51,11 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   const { config, hub, broker, stats, verifier, log, sockets } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
-  let pendingUpgrades = 0;
   let pendingRequests = 0;
 
-  const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: { aborted: boolean }) => {
+  const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError) => {
     stats.upgrades[result]++;
-    sendError(res, UPGRADE_STATUS[result], error, abort);
+    sendError(res, UPGRADE_STATUS[result], error);
   };
 
   const reply = (ws: Socket, conn: Connection, r: Reply) => {
@@ -223,7 +223,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
       }
       if (deps.isDraining()) return refuse(res, 'draining', new GatewayError(ErrorCode.Draining, 'node is draining; connect to another'));
-      if (stats.connections + pendingUpgrades >= config.maxConnections) {
+      if (stats.connections >= config.maxConnections) {
         return refuse(res, 'limit', new GatewayError(ErrorCode.TooManyConnections, `node holds its limit of ${config.maxConnections} connections`));
       }
       const codec = negotiateCodec(protocol);
@@ -239,19 +239,16 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         if (err !== null) return refuse(res, 'bad_request', err);
       }
       if (verifier === null) return accept(res, key, protocol, extensions, context, codec, openGrant, topics);
-
-      // Token verification is async: the request must be guarded against the client leaving meanwhile.
-      const abort = watchAbort(res);
-      const token = bearer(authorization) || (query.get('token') ?? '');
-      pendingUpgrades++;
-      verifier.verify(token).then((grant) => {
-        pendingUpgrades--;
-        if (abort.aborted) return;
-        if (grant instanceof GatewayError) return refuse(res, 'unauthorized', grant, abort);
-        const denied = topics.find((t) => !grant.subscribe.allows(t));
-        if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `token does not allow subscribing to ${denied}`), abort);
-        accept(res, key, protocol, extensions, context, codec, grant, topics);
-      });
+      // Verified synchronously: accepting later, from a promise, is what let uWS.js 20.57 close a fresh
+      // socket right after open (its cork() misreads the reallocated socket; docs/protocol.md, "Authentication").
+      const grant = verifier.verify(bearer(authorization) || (query.get('token') ?? ''));
+      if (grant instanceof GatewayError) {
+        log.debug({ url: req.getUrl(), query: req.getQuery(), code: grant.code, reason: grant.reason }, 'upgrade refused: token');
+        return refuse(res, grant.code === ErrorCode.Unavailable ? 'unavailable' : 'unauthorized', grant);
+      }
+      const denied = topics.find((t) => !grant.subscribe.allows(t));
+      if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `token does not allow subscribing to ${denied}`));
+      accept(res, key, protocol, extensions, context, codec, grant, topics);
     },
 
     open: (ws) => {

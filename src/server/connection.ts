@@ -5,7 +5,8 @@ import type { DisconnectReason } from '../metrics/stats';
 /** Per-connection state, stored as the uWS socket's user data. */
 export interface Connection {
   readonly codec: Codec;
-  readonly grant: Grant;
+  /** Replaced by an in-band `refresh`. */
+  grant: Grant;
   /** Topics this connection subscribed to (bounded by maxTopicsPerConn). */
   readonly topics: Set<string>;
   /** Topics from `?topics=` to subscribe on open; emptied then, since idle connections are the bulk of memory. */

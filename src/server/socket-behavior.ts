@@ -13,6 +13,7 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
+import { armExpiry, refreshGrant } from '../session/token-lifetime';
 import { type Connection, newConnection } from './connection';
 import { bearer, sendError } from './http-reply';
 
@@ -41,8 +42,6 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
 
 const NO_TOPICS: readonly string[] = [];
 
-// Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 // How long a slow consumer may stay stuck before it is cut without waiting for room for a close frame.
 const SLOW_CONSUMER_GRACE_MS = 10_000;
 
@@ -181,6 +180,25 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     else settle(outcome);
   };
 
+  const expire = (ws: Socket, conn: Connection) => () => {
+    if (conn.closed) return;
+    conn.closeReason = 'token_expired';
+    ws.end(CloseCode.PolicyViolation, 'token expired');
+  };
+
+  /** Swaps the grant; topics it no longer allows end with an `unsubscribed` notice before the `ok`. */
+  const refresh = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'refresh' }>) => {
+    const r = refreshGrant(verifier, conn, cmd.token, cmd.id);
+    if (r instanceof GatewayError) return fail(ws, conn, r);
+    conn.grant = r.grant;
+    for (const t of r.revoked) {
+      unsubscribe(ws, conn, t);
+      reply(ws, conn, { op: 'unsubscribed', t, reason: 'the refreshed token does not allow this topic' });
+    }
+    armExpiry(conn, expire(ws, conn));
+    ok(ws, conn, cmd.id);
+  };
+
   const handle = (ws: Socket, conn: Connection, cmd: Command, startedAt: number) => {
     stats.received[cmd.op]++;
     switch (cmd.op) {
@@ -196,6 +214,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return publish(ws, conn, cmd, startedAt);
       case 'ping':
         return ok(ws, conn, cmd.id);
+      case 'refresh':
+        return refresh(ws, conn, cmd);
     }
   };
 
@@ -258,17 +278,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       sockets.add(ws);
       for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
       conn.initialTopics = NO_TOPICS;
-      const exp = conn.grant.expiresAt;
-      if (exp !== undefined) {
-        const ms = exp * 1000 - Date.now();
-        if (ms < MAX_TIMER_MS) {
-          conn.expiry = setTimeout(() => {
-            if (conn.closed) return;
-            conn.closeReason = 'token_expired';
-            ws.end(CloseCode.PolicyViolation, 'token expired');
-          }, Math.max(ms, 0));
-        }
-      }
+      armExpiry(conn, expire(ws, conn));
     },
 
     message: (ws, message, isBinary) => {

@@ -122,12 +122,15 @@ describe('the algorithm is pinned by the key type', () => {
 class JwksServer {
   keys: JWK[] = [];
   fetches = 0;
+  /** Answer 500, as a provider in trouble would. */
+  failing = false;
   private constructor(private readonly server: Server) {}
   static async start(): Promise<JwksServer> {
     const server = createServer();
     const s = new JwksServer(server);
     server.on('request', (_req, res) => {
       s.fetches++;
+      if (s.failing) return void res.writeHead(500).end();
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: s.keys }));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -182,20 +185,24 @@ describe('JWKS (--jwt-jwks-url)', () => {
     assert.equal(idp.fetches, 2);
   });
 
-  it('answers 503 and /readyz not ready while the key set cannot be fetched', async () => {
-    const down = await JwksServer.start();
-    const url = down.url;
-    await down.close();
-    const g2 = await startGateway(['--jwt-jwks-url', url]);
+  it('answers 503 and /readyz not ready while the key set cannot be fetched, without asking the provider on every upgrade', async () => {
+    const sick = await JwksServer.start();
+    sick.failing = true;
+    const g2 = await startGateway(['--jwt-jwks-url', sick.url]);
     try {
-      const r = await upgrade(g2.ws, await (await signingKey('RS256', 'k')).sign());
-      assert.equal(r.status, 503);
-      assert.equal(JSON.parse(r.body).code, 'unavailable');
+      const token = await (await signingKey('RS256', 'k')).sign();
+      for (let i = 0; i < 5; i++) {
+        const r = await upgrade(g2.ws, token);
+        assert.equal(r.status, 503);
+        assert.equal(JSON.parse(r.body).code, 'unavailable');
+      }
+      assert.equal(sick.fetches, 1, 'failed fetches are spaced by the cooldown too');
       const ready = await fetch(`${g2.http}/readyz`);
       assert.equal(ready.status, 503);
       assert.equal(await ready.text(), 'JWT keys not loaded');
     } finally {
       await g2.stop();
+      await sick.close();
     }
   });
 });

@@ -81,6 +81,7 @@ export interface JwksOptions {
 // Keys a JWKS may hold before the rest are ignored: a bound on import work per fetch.
 const MAX_JWKS_KEYS = 100;
 const JWKS_TIMEOUT_MS = 5000;
+const MIN_RETRY_MS = 1000;
 
 /**
  * Keys from an OpenID provider's JWKS URL, fetched, cached and rate-limited by jose's remote key set.
@@ -89,17 +90,28 @@ const JWKS_TIMEOUT_MS = 5000;
  */
 class JwksKeys implements KeySource {
   private readonly remote: RemoteJWKSet;
+  private readonly retryMs: number;
+  private lastFetchAt = 0;
   private imported: { set: object; keys: { jwk: JWK; key: VerifyKey }[] } | null = null;
-  private first: Promise<void>;
+  private readonly first: Promise<void>;
 
   constructor(url: URL, options: JwksOptions) {
     this.remote = createRemoteJWKSet(url, { cacheMaxAge: options.maxAgeS * 1000, cooldownDuration: options.cooldownS * 1000, timeoutDuration: JWKS_TIMEOUT_MS });
-    this.first = this.refetch();
+    // Failed fetches are spaced too (jose's cooldown only follows successful ones): an unreachable
+    // provider is not asked again on every upgrade.
+    this.retryMs = Math.max(options.cooldownS * 1000, MIN_RETRY_MS);
+    this.lastFetchAt = Date.now();
+    this.first = this.remote.reload().catch(() => undefined);
   }
 
-  /** Starts a fetch unless one is under way; failures leave the cached keys in place. */
-  private refetch(): Promise<void> {
-    return this.remote.reload().catch(() => undefined);
+  /** Starts a fetch when none is under way and the last one is old enough; true when one is under way after. */
+  private fetchIfDue(): boolean {
+    if (this.remote.reloading) return true;
+    if (this.remote.coolingDown || Date.now() - this.lastFetchAt < this.retryMs) return false;
+    this.lastFetchAt = Date.now();
+    // A failed fetch leaves the cached keys in place.
+    this.remote.reload().catch(() => undefined);
+    return true;
   }
 
   ready(): Promise<void> {
@@ -131,15 +143,12 @@ class JwksKeys implements KeySource {
   }
 
   keysFor(alg: string, kid: string | undefined): readonly VerifyKey[] | GatewayError {
-    if (!this.remote.fresh && !this.remote.reloading) void this.refetch();
+    if (!this.remote.fresh) this.fetchIfDue();
     const keys = this.current();
     if (keys === null) return new GatewayError(ErrorCode.Unavailable, 'signing keys are not loaded yet; retry');
     const found = keys.filter((k) => (kid === undefined || k.jwk.kid === kid) && k.key.algorithms.includes(alg as JwsAlgorithm)).map((k) => k.key);
     if (found.length > 0) return found;
-    if (!this.remote.coolingDown) {
-      void this.refetch();
-      return new GatewayError(ErrorCode.Unavailable, 'signing key not known yet; keys are being refetched, retry');
-    }
+    if (this.fetchIfDue()) return new GatewayError(ErrorCode.Unavailable, 'signing key not known yet; keys are being refetched, retry');
     return unauthorized(kid === undefined ? `no ${alg} key in the key set` : `unknown key id ${JSON.stringify(kid.slice(0, 64))}`);
   }
 }

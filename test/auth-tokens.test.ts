@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { type JWK, SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/load';
+import { redactSecrets } from '../src/log';
 import { type TestGateway, sleep, spawnGateway, startGateway, waitFor } from './helpers/gateway';
 
 const SECRET = 'a-test-secret-of-enough-length-123';
@@ -208,6 +209,14 @@ describe('JWKS (--jwt-jwks-url)', () => {
 });
 
 describe('tokens never reach the logs', () => {
+  it('redacts token= values, Authorization credentials, bare JWTs and URL passwords from any text', () => {
+    assert.equal(redactSecrets('GET /ws?topics=a&token=abc.def.ghi&x=1'), 'GET /ws?topics=a&token=[redacted]&x=1');
+    assert.equal(redactSecrets('{"authorization":"Bearer s3cr3t"}'), '{"authorization":"Bearer [redacted]"}');
+    assert.equal(redactSecrets('failed: eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln'), 'failed: [redacted jwt]');
+    assert.equal(redactSecrets('connect nats://user:pa55@nats:4222 failed'), 'connect nats://[redacted]@nats:4222 failed');
+    assert.equal(redactSecrets('{"topic":"chat.token","n":1}'), '{"topic":"chat.token","n":1}', 'ordinary text is left alone');
+  });
+
   it('a gateway at debug level logs refused upgrades without the token, its query value or the Authorization header', async () => {
     const g = await spawnGateway(['--jwt-secret', SECRET, '--log-level', 'debug']);
     try {

@@ -227,7 +227,7 @@ describe('tokens never reach the logs', () => {
       assert.equal(await status(`${ws}?topics=a&token=${forged}&x=1`, ''), 401);
       assert.equal(await status(ws, forged), 401);
       assert.equal(await status(`${ws}?token=not-a-jwt-but-secret-ish`, ''), 401);
-      await waitFor(() => (g.output().match(/upgrade refused: token/g) ?? []).length >= 3, 5000, 'the debug lines');
+      await waitFor(() => (g.output().match(/upgrade refused/g) ?? []).length >= 3, 5000, 'the debug lines');
       const out = g.output();
       for (const secret of [good, forged, good.split('.')[2] as string, forged.split('.')[2] as string, 'not-a-jwt-but-secret-ish']) {
         assert.ok(!out.includes(secret), `log output contains a token part: ${secret.slice(0, 12)}…`);

@@ -75,7 +75,7 @@ describe('SDK token refresh', () => {
       await r.client.subscribe('chat.b');
       await waitFor(() => ended.length === 1, LIFETIME_S * 1000 + 2000, 'the unsubscribed event');
       assert.deepEqual(ended, [{ topic: 'news', reason: 'the refreshed token does not allow this topic' }]);
-      assert.deepEqual([...r.client.positions().keys()], ['chat.b'], 'the SDK forgot the topic, so it is not resubscribed on reconnect');
+      assert.deepEqual(Object.keys(r.client.positions()), ['chat.b'], 'the SDK forgot the topic, so it is not resubscribed on reconnect');
       assert.equal(r.opens(), 1);
     } finally {
       r.client.close();

@@ -10,6 +10,8 @@ export interface Grant {
   readonly expiresAt: number | undefined;
   readonly subscribe: TopicPatterns;
   readonly publish: TopicPatterns;
+  /** Application data about the user (token claim or connect-proxy answer), passed on to proxies and webhooks. */
+  readonly info?: unknown;
 }
 
 export const openGrant: Grant = { subject: undefined, expiresAt: undefined, subscribe: TopicPatterns.any, publish: TopicPatterns.any };
@@ -31,7 +33,7 @@ const HASH: Record<JwsAlgorithm, string | null> = { HS256: 'sha256', RS256: 'sha
 
 const invalid = (reason: string) => new GatewayError(ErrorCode.Unauthorized, `invalid token: ${reason}`);
 
-function patternsClaim(v: unknown): TopicPatterns | null {
+export function patternsClaim(v: unknown): TopicPatterns | null {
   if (v === undefined) return TopicPatterns.any;
   if (!Array.isArray(v) || !v.every((p): p is string => typeof p === 'string')) return null;
   return new TopicPatterns(v);
@@ -112,6 +114,6 @@ export class TokenVerifier {
     const subscribe = patternsClaim(claims.subscribe);
     const publish = patternsClaim(claims.publish);
     if (subscribe === null || publish === null) return invalid('subscribe/publish claims must be arrays of strings');
-    return { subject: sub, expiresAt: exp === undefined ? undefined : exp + skew, subscribe, publish };
+    return { subject: sub, expiresAt: exp === undefined ? undefined : exp + skew, subscribe, publish, info: claims.info };
   }
 }

@@ -22,6 +22,12 @@ export interface Config {
   maxBody: number;
   jwtSecret: string;
   jwtPublicKey: string;
+  jwtJwksUrl: string;
+  jwtJwksMaxAge: number;
+  jwtJwksCooldown: number;
+  jwtAudience: string;
+  jwtIssuer: string;
+  jwtClockSkew: number;
   drainWindow: number;
   drainTimeout: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -138,7 +144,18 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   maxBatch: { kind: 'int', def: 1000, min: 1, max: 100_000, help: 'items in one POST /publish batch' },
   maxBody: { kind: 'int', def: 1 * MiB, min: 1024, max: 256 * MiB, help: 'bytes in one POST /publish body' },
   jwtSecret: { kind: 'string', def: '', secret: true, help: 'HS256 secret: require a JWT to connect' },
-  jwtPublicKey: { kind: 'string', def: '', help: 'PEM public key file (RS256/ES256): require a JWT to connect' },
+  jwtPublicKey: { kind: 'string', def: '', help: 'PEM public key file (RSA: RS256/384/512, EC P-256: ES256, P-384: ES384, Ed25519: EdDSA): require a JWT to connect' },
+  jwtJwksUrl: {
+    kind: 'string',
+    def: '',
+    help: "an OpenID provider's JWKS URL: require a JWT signed by one of its keys (fetched, cached and refreshed)",
+    check: { ok: (v) => v === '' || /^https?:\/\/\S+$/.test(v), rule: 'an http:// or https:// URL' },
+  },
+  jwtJwksMaxAge: { kind: 'int', def: 600, min: 1, max: 86_400, help: 'seconds a fetched JWKS is used before it is refetched in the background' },
+  jwtJwksCooldown: { kind: 'int', def: 30, min: 0, max: 3600, help: 'seconds after a JWKS fetch before a token with an unknown kid may trigger another' },
+  jwtAudience: { kind: 'string', def: '', help: 'comma-separated accepted aud values: a token must name one (empty = not checked)' },
+  jwtIssuer: { kind: 'string', def: '', help: 'required iss of tokens (empty = not checked)' },
+  jwtClockSkew: { kind: 'int', def: 0, min: 0, max: 600, help: 'seconds of clock difference tolerated on exp and nbf' },
   drainWindow: { kind: 'int', def: 10_000, min: 0, max: 600_000, help: 'ms over which connections are closed with 1012 on SIGTERM' },
   drainTimeout: { kind: 'int', def: 25_000, min: 100, max: 3_600_000, help: 'ms after SIGTERM by which the process exits' },
   logLevel: { kind: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },

@@ -1,7 +1,7 @@
 import type { Op } from '../protocol/commands';
 
 /** Label values are closed sets, so no metric can grow unbounded label cardinality. */
-export type UpgradeResult = 'accepted' | 'unauthorized' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'origin_not_allowed' | 'ip_limit' | 'ip_rate' | 'proxy_unavailable';
+export type UpgradeResult = 'accepted' | 'unauthorized' | 'unavailable' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'origin_not_allowed' | 'ip_limit' | 'ip_rate' | 'proxy_unavailable';
 export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error' | 'command_flood' | 'internal_error';
 /** Where an unexpected exception was contained (server/contain.ts). */
 export type HandlerName = 'upgrade' | 'open' | 'message' | 'drain' | 'dropped' | 'close' | 'http';
@@ -29,12 +29,12 @@ export class Stats {
   pendingUpgrades = 0;
   subscriptions = 0;
   topics = 0;
-  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'forbidden', 'bad_request', 'limit', 'draining', 'origin_not_allowed', 'ip_limit', 'ip_rate', 'proxy_unavailable']);
+  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'unavailable', 'forbidden', 'bad_request', 'limit', 'draining', 'origin_not_allowed', 'ip_limit', 'ip_rate', 'proxy_unavailable']);
   readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error', 'command_flood', 'internal_error']);
   readonly handlerErrors = zeros<HandlerName>(['upgrade', 'open', 'message', 'drain', 'dropped', 'close', 'http']);
   /** Commands refused by --max-commands-per-second (also in errors as rate_limited). */
   commandsRateLimited = 0;
-  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'invalid']);
+  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'refresh', 'invalid']);
   readonly publishes = zeros<PublishSource>(['socket', 'http', 'broker', 'demo']);
   deliveries = 0;
   receivedBytes = 0;

@@ -8,7 +8,8 @@ export type CodecName = 'json' | 'msgpack';
 export type Reply =
   | { op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean }
   | { op: 'err'; id?: number; code: string; reason: string }
-  | { op: 'dropped'; n: number };
+  | { op: 'dropped'; n: number }
+  | { op: 'unsubscribed'; t: string; reason: string };
 
 /** How one connection's frames are decoded and its replies encoded. */
 export interface Codec {

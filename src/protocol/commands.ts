@@ -1,3 +1,4 @@
+import { MAX_TOKEN_LENGTH } from '../auth/token-verifier';
 import { ErrorCode, GatewayError } from './codes';
 import { checkTopic } from './topic';
 
@@ -11,7 +12,8 @@ export type Command =
   | { readonly op: 'sub'; readonly topic: string; readonly id: number | undefined; readonly since: StreamPosition | undefined }
   | { readonly op: 'unsub'; readonly topic: string; readonly id: number | undefined }
   | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown }
-  | { readonly op: 'ping'; readonly id: number | undefined };
+  | { readonly op: 'ping'; readonly id: number | undefined }
+  | { readonly op: 'refresh'; readonly token: string; readonly id: number | undefined };
 
 export type Op = Command['op'];
 
@@ -41,8 +43,14 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
   const id = rawId;
   const op = frame.op;
   if (op === 'ping') return { op, id };
+  if (op === 'refresh') {
+    if (typeof frame.token !== 'string' || frame.token === '' || frame.token.length > MAX_TOKEN_LENGTH) {
+      return new GatewayError(ErrorCode.BadRequest, `refresh needs a token: a string of 1..${MAX_TOKEN_LENGTH} characters`, id);
+    }
+    return { op, token: frame.token, id };
+  }
   if (op !== 'sub' && op !== 'unsub' && op !== 'pub') {
-    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping', id);
+    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping, refresh', id);
   }
   const topicError = checkTopic(frame.topic, maxTopicLength);
   if (topicError !== null) return topicError.withId(id);

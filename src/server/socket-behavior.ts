@@ -13,6 +13,7 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
+import { armExpiry, refreshGrant } from '../session/token-lifetime';
 import type { CommandRate } from '../guard/command-rate';
 import type { AddressKey, UpgradeGuard } from '../guard/upgrade-guard';
 import { inOrder } from '../hooks/publish-order';
@@ -50,6 +51,7 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  unavailable: '503 Service Unavailable',
   origin_not_allowed: '403 Forbidden',
   ip_limit: '429 Too Many Requests',
   ip_rate: '429 Too Many Requests',
@@ -62,9 +64,6 @@ const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: co
 
 /** The subprotocol to echo: none when the client offered none (JSON by default). */
 const protocol = (hs: Handshake, codec: Codec): string => (hs.protocol === '' ? '' : codec.subprotocol);
-
-// Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 // How long a slow consumer may stay stuck before it is cut without waiting for room for a close frame.
 const SLOW_CONSUMER_GRACE_MS = 10_000;
 
@@ -257,6 +256,25 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     else settle(outcome);
   };
 
+  const expire = (ws: Socket, conn: Connection) => () => {
+    if (conn.closed) return;
+    conn.closeReason = 'token_expired';
+    ws.end(CloseCode.PolicyViolation, 'token expired');
+  };
+
+  /** Swaps the grant; topics it no longer allows end with an `unsubscribed` notice before the `ok`. */
+  const refresh = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'refresh' }>) => {
+    const r = refreshGrant(admitter.verifier, conn, cmd.token, cmd.id);
+    if (r instanceof GatewayError) return fail(ws, conn, r);
+    conn.grant = r.grant;
+    for (const t of r.revoked) {
+      unsubscribe(ws, conn, t);
+      reply(ws, conn, { op: 'unsubscribed', t, reason: 'the refreshed token does not allow this topic' });
+    }
+    armExpiry(conn, expire(ws, conn));
+    ok(ws, conn, cmd.id);
+  };
+
   const handle = (ws: Socket, conn: Connection, cmd: Command, startedAt: number) => {
     stats.received[cmd.op]++;
     switch (cmd.op) {
@@ -272,6 +290,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return publish(ws, conn, cmd, startedAt);
       case 'ping':
         return ok(ws, conn, cmd.id);
+      case 'refresh':
+        return refresh(ws, conn, cmd);
     }
   };
 
@@ -336,6 +356,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         if (err !== null) return refuse(res, 'bad_request', err);
       }
       const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
+      if (!(admission instanceof Promise) && isRefused(admission)) {
+        log.debug({ url: req.getUrl(), query: req.getQuery(), code: admission.error.code, reason: admission.error.reason }, 'upgrade refused');
+      }
       if (admission instanceof Promise) {
         upgrades.wait(
           res,
@@ -355,17 +378,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       // The application gave these (connect proxy): no grant check, no subscribe proxy.
       for (const topic of conn.serverTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
       conn.initialTopics = conn.serverTopics = NO_TOPICS;
-      const exp = conn.grant.expiresAt;
-      if (exp !== undefined) {
-        const ms = exp * 1000 - Date.now();
-        if (ms < MAX_TIMER_MS) {
-          conn.expiry = setTimeout(() => {
-            if (conn.closed) return;
-            conn.closeReason = 'token_expired';
-            ws.end(CloseCode.PolicyViolation, 'token expired');
-          }, Math.max(ms, 0));
-        }
-      }
+      armExpiry(conn, expire(ws, conn));
     },
 
     message: (ws, message, isBinary) => {

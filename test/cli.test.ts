@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { type AddressInfo, connect } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { after, describe, it } from 'node:test';
@@ -178,6 +179,30 @@ describe('wsgate CLI', () => {
     const forbiddenPub = await runPast1006(['pub', 'chat.a', '1', '--via', 'ws', '--url', g.ws, '--token', narrow]);
     assert.equal(forbiddenPub.status, 1);
     assert.match(forbiddenPub.stderr, /publish refused: forbidden/);
+  });
+
+  it('npm start: a SIGTERM to npm reaches the gateway, which drains and exits (the script execs node)', async () => {
+    const port = await freePort();
+    const npm = spawn('npm', ['start'], { cwd: path.join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WSGATE_PORT: String(port), WSGATE_HOST: '127.0.0.1' }, detached: true });
+    let out = '';
+    npm.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    npm.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = once(npm, 'exit');
+    try {
+      await waitFor(() => out.includes('"listening"') || npm.exitCode !== null, 30_000, 'npm start listening');
+      npm.kill('SIGTERM');
+      await waitFor(() => out.includes('"drained"'), 15_000, 'the gateway to drain');
+      await exited;
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null);
+      assert.equal(health, null, 'nothing listens after npm exited');
+    } finally {
+      // The process group: npm and, if the signal did not reach it, the gateway under it.
+      try {
+        if (npm.pid !== undefined) process.kill(-npm.pid, 'SIGKILL');
+      } catch {
+        // the group is gone: both exited
+      }
+    }
   });
 
   it('sub reports the close code when the gateway drains (1012) and exits 1', async () => {

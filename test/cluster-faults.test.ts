@@ -164,7 +164,7 @@ describe('a node drained with SIGTERM while others continue', { timeout: 60_000 
   it('closes its clients with 1012 and exits; the other nodes keep delivering', async () => {
     const port = await freePort();
     const main = join(__dirname, '..', 'src', 'cli', 'main.js');
-    const args = ['serve', '--host', '127.0.0.1', '--port', String(port), '--broker', broker.url, '--client-publish', '--log-level', 'warn', '--drain-window', '300', '--drain-timeout', '5000'];
+    const args = ['serve', '--host', '127.0.0.1', '--port', String(port), '--broker', broker.url, '--client-publish', '--api-insecure', '--log-level', 'warn', '--drain-window', '300', '--drain-timeout', '5000'];
     const proc = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
     child = proc;
     await waitForPort(port);

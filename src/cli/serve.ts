@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { type Config } from '../config/schema';
 import { ConfigError, loadConfig, usage } from '../config/load';
+import { openApiRefusal } from '../guard/api-exposure';
 import { createLogger } from '../log';
 import { Payload } from '../protocol/payload';
 import { Gateway } from '../server/gateway';
@@ -42,6 +43,11 @@ export async function serve(argv: readonly string[]): Promise<void> {
       process.exit(2);
     }
     throw e;
+  }
+  const refusal = openApiRefusal(config);
+  if (refusal !== null) {
+    console.error(`wsgate: ${refusal}`);
+    process.exit(2);
   }
   const log = createLogger(config.logLevel);
   const gateway = new Gateway(config, log);

@@ -5,9 +5,10 @@ import type { Broker, PublishOutcome } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { HttpPublishResult, Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
-import { unpackr } from '../protocol/msgpack';
+import { decodeBounded } from '../protocol/codec';
 import { Payload } from '../protocol/payload';
 import { checkTopic } from '../protocol/topic';
+import { answerInternalError, contained, type FaultSink } from './contain';
 import { bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
 
 interface Item {
@@ -28,6 +29,25 @@ const STATUS: Record<Exclude<HttpPublishResult, 'ok'>, string> = {
 function keyMatches(given: string, expected: Buffer): boolean {
   const g = Buffer.from(given);
   return g.length === expected.length && timingSafeEqual(g, expected);
+}
+
+/** Whether a body is a batch: a JSON or msgpack array at the top (leading JSON whitespace skipped). */
+function isBatch(body: Buffer, msgpack: boolean): boolean {
+  let i = 0;
+  if (msgpack) {
+    const t = body[0] ?? 0;
+    return (t & 0xf0) === 0x90 || t === 0xdc || t === 0xdd;
+  }
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x09 || body[i] === 0x0a || body[i] === 0x0d)) i++;
+  return body[i] === 0x5b;
+}
+
+/**
+ * Decodes a body whose items' data may nest `maxDepth` levels (an item object is one more, a batch array
+ * another); throws on malformed input, returns a GatewayError when it nests deeper.
+ */
+function decodeBody(body: Buffer, msgpack: boolean, maxDepth: number): unknown {
+  return decodeBounded(body, msgpack, maxDepth + (isBatch(body, msgpack) ? 2 : 1), maxDepth);
 }
 
 /**
@@ -53,7 +73,7 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
 }
 
 /** POST /publish: how backends push messages to the edge. */
-export function publishRoute(config: Config, broker: Broker, stats: Stats) {
+export function publishRoute(config: Config, broker: Broker, stats: Stats, fault: FaultSink) {
   const apiKey = config.apiKey === '' ? null : Buffer.from(config.apiKey);
   const payload = new Payload();
 
@@ -77,12 +97,17 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
       res,
       config.maxBody,
       abort,
-      (body) => {
+      // The body arrives in a later uWS callback, outside the route's own containment.
+      contained('http', fault, (body: Buffer) => {
         let decoded: unknown;
         try {
-          decoded = msgpack ? unpackr.unpack(body) : JSON.parse(body.toString('utf8'));
+          decoded = decodeBody(body, msgpack, config.maxDepth);
         } catch {
           return refuse('bad_request', new GatewayError(ErrorCode.BadFrame, `body is not valid ${msgpack ? 'msgpack' : 'JSON'}`));
+        }
+        if (decoded instanceof GatewayError) {
+          stats.tooDeep.http++;
+          return refuse('bad_request', decoded);
         }
         const items = parseItems(decoded, config);
         if (items instanceof GatewayError) return refuse('bad_request', items);
@@ -99,9 +124,9 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
           sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
         };
         if (outcomes.some((o) => o instanceof Promise)) {
-          Promise.all(outcomes).then(finish, () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
+          Promise.all(outcomes).then(contained('http', fault, finish, () => answerInternalError(res)), () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
         } else finish(outcomes as PublishOutcome[]);
-      },
+      }, () => answerInternalError(res)),
       () => refuse('too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
     );
   };

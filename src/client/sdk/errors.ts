@@ -1,10 +1,16 @@
-import type { ErrorCode } from '../../protocol/codes';
+import { ErrorCode } from '../../protocol/codes';
 
 /**
  * The server's stable error codes (docs/protocol.md, "Errors"; HTTP-only ones included), passed through
  * unchanged in `WsgateError.code`.
  */
 export type ServerCode = ErrorCode;
+
+const serverCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** `code` (from a refusal's body) when it is one of the server's codes, else undefined. */
+export const asServerCode = (code: string | undefined): ServerCode | undefined =>
+  code !== undefined && serverCodes.has(code) ? (code as ServerCode) : undefined;
 
 /** Codes the SDK itself produces, next to the server's. */
 export const ClientCode = {
@@ -20,6 +26,11 @@ export const ClientCode = {
   TokenProvider: 'token_provider_failed',
   /** A frame from the server did not decode or had an unexpected shape. */
   BadServerFrame: 'bad_server_frame',
+  /**
+   * The upgrade was refused in a way retrying cannot fix (HTTP 400, 404, 426, or 403 origin_not_allowed):
+   * the client stops. When the refusal carried an error code, that code is used instead.
+   */
+  Refused: 'refused',
   /** The transport reported an error (connection refused, reset, ...), in Node; the client reconnects. */
   Transport: 'transport_error',
   /** The server skipped messages for this slow client (`--slow-consumer drop`); a `gap` event follows. */

@@ -43,6 +43,8 @@ export interface Config {
   webhookDelay: number;
   webhookMaxQueue: number;
   webhookPublishTopics: string;
+  idempotencyWindow: number;
+  idempotencyMaxKeys: number;
 }
 
 export type ConfigKey = keyof Config;
@@ -140,6 +142,8 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   webhookDelay: { kind: 'int', def: 3000, min: 0, max: 600_000, help: 'ms topic_vacated waits: a topic occupied again within it sends nothing' },
   webhookMaxQueue: { kind: 'int', def: 10_000, min: 1, max: 1_000_000, help: 'webhook events held while the application is slow or away; more are dropped and counted' },
   webhookPublishTopics: { kind: 'string', def: '', check: patternListOrNone, help: 'topics whose client publishes are sent as client_publish webhooks (empty = none)' },
+  idempotencyWindow: { kind: 'int', def: 300, min: 1, max: 86_400, help: 'seconds a publish idempotencyKey is remembered (cluster-wide with Redis, per node otherwise)' },
+  idempotencyMaxKeys: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'idempotency keys one node remembers (memory and NATS brokers); the oldest go first' },
 };
 
 export const configKeys = Object.keys(schema) as ConfigKey[];

@@ -9,6 +9,8 @@ import type { Stats } from '../metrics/stats';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
 import { ConnectProxy } from './connect-proxy';
+import { type Idempotency, LocalIdempotency } from '../idempotency/idempotency';
+import { RedisIdempotency } from '../idempotency/redis-idempotency';
 import { NatsLedger } from './nats-ledger';
 import { LocalLedger, Occupancy, type OccupancyLedger } from './occupancy';
 import { ProxyClient } from './proxy-client';
@@ -34,6 +36,7 @@ export class Hooks implements TopicProxies {
   readonly subscribe: SubscribeProxy | null;
   readonly publish: PublishProxy | null;
   readonly events: SessionEvents | null;
+  readonly idempotency: Idempotency;
   private readonly client: ProxyClient | null;
   private readonly sender: WebhookSender | null;
   private occupancy: Occupancy | null = null;
@@ -41,7 +44,7 @@ export class Hooks implements TopicProxies {
   private readonly config: Config;
   private readonly stats: Stats;
   private readonly log: Logger;
-  /** Shared state with the other nodes (Redis broker only): occupancy ledger. */
+  /** Shared state with the other nodes (Redis broker only): occupancy ledger, idempotency keys. */
   private readonly redis: Redis | null;
 
   constructor(config: Config, hub: Hub, stats: Stats, metrics: GatewayMetrics, log: Logger) {
@@ -53,7 +56,9 @@ export class Hooks implements TopicProxies {
     this.publish = client !== null && config.publishProxyUrl !== '' ? new PublishProxy(client, config.publishProxyUrl, patterns(config.publishProxyTopics), log) : null;
 
     const webhooks = config.webhookUrl !== '';
-    this.redis = webhooks && /^rediss?:\/\//.test(config.broker) ? hooksRedis(config, log) : null;
+    this.redis = /^rediss?:\/\//.test(config.broker) ? hooksRedis(config, log) : null;
+    const windowMs = config.idempotencyWindow * 1000;
+    this.idempotency = this.redis !== null ? new RedisIdempotency(this.redis, windowMs, stats) : new LocalIdempotency(windowMs, config.idempotencyMaxKeys, stats);
     this.sender = webhooks
       ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
       : null;
@@ -66,6 +71,8 @@ export class Hooks implements TopicProxies {
 
   /** Connects what needs connecting and starts following topic occupancy (before the node listens). */
   async start(): Promise<void> {
+    // A Redis that is away makes occupancy events go unsent and keyed publishes unavailable (counted) until it is back.
+    await this.redis?.connect().catch(() => undefined);
     if (this.sender === null) return;
     const ledger = await this.ledger();
     this.occupancy = new Occupancy(ledger, this.sender, this.config.webhookDelay, this.stats, this.log);
@@ -79,8 +86,6 @@ export class Hooks implements TopicProxies {
   private async ledger(): Promise<OccupancyLedger> {
     const node = newEpoch();
     if (this.redis !== null) {
-      // A Redis that is away only makes occupancy events go unsent (counted) until it is back.
-      await this.redis.connect().catch(() => undefined);
       return new RedisLedger(this.redis, node, this.config.webhookDelay * 2 + 10_000);
     }
     if (/^(nats|tls):\/\//.test(this.config.broker)) {
@@ -96,6 +101,7 @@ export class Hooks implements TopicProxies {
   async close(): Promise<void> {
     await this.occupancy?.close();
     await this.sender?.close(CLOSE_GRACE_MS);
+    await this.idempotency.close();
     this.redis?.disconnect();
     await this.client?.close();
   }

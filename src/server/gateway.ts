@@ -46,7 +46,7 @@ export class Gateway {
 
     app.ws(
       config.wsPath,
-      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, admitter, proxies: this.hooks, events: this.hooks.events, log, sockets: this.sockets, isDraining: () => this.draining }),
+      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, admitter, proxies: this.hooks, events: this.hooks.events, idempotency: this.hooks.idempotency, log, sockets: this.sockets, isDraining: () => this.draining }),
     );
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {
@@ -57,7 +57,7 @@ export class Gateway {
         .writeHeader('content-type', 'application/json')
         .end(JSON.stringify({ code: ErrorCode.BadRequest, reason: 'this path accepts WebSocket upgrades only' }));
     });
-    app.post('/publish', publishRoute(config, this.broker, this.stats));
+    app.post('/publish', publishRoute(config, this.broker, this.hooks.idempotency, this.stats));
     app.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
     app.get('/readyz', (res) => {
       const reason = this.notReadyReason();

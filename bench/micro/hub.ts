@@ -8,6 +8,7 @@ import { jsonCodec } from '../../src/protocol/codec';
 import { parseCommand } from '../../src/protocol/commands';
 import { Payload } from '../../src/protocol/payload';
 import { Hub } from '../../src/pubsub/hub';
+import { TopicRules } from '../../src/rules/topic-rules';
 import { Stats } from '../../src/metrics/stats';
 import { FixedHistogram, LATENCY_BOUNDS } from '../../src/metrics/histogram';
 import { allocatedDuring } from '../lib/alloc';
@@ -26,7 +27,7 @@ export function runHubBenchmark(subscribers: number, historySize: number, publis
     { publish: () => void fanned++ },
     new Stats(),
     new FixedHistogram(LATENCY_BOUNDS),
-    { history: { size: historySize, ttlMs: 300000, maxBytes: 64 * 1024 * 1024 } },
+    { historyMaxBytes: 64 * 1024 * 1024, rules: new TopicRules([], { size: historySize, ttlMs: 300000 }), positions: { ttlMs: 86_400_000, max: 100_000 } },
   );
   for (let i = 0; i < subscribers; i++) hub.addSubscriber('t0', 'json');
   const data = Buffer.alloc(64);
@@ -34,7 +35,7 @@ export function runHubBenchmark(subscribers: number, historySize: number, publis
   const frame = new Uint8Array(Buffer.from(`{"op":"pub","topic":"t0","data":"${data.toString('latin1')}"}`)).buffer;
   const payload = new Payload();
   const publishOnce = (): void => {
-    const cmd = parseCommand(jsonCodec.decode(frame), 128);
+    const cmd = parseCommand(jsonCodec.decode(frame, 64), 128);
     if ('op' in cmd && cmd.op === 'pub') hub.deliver(cmd.topic, payload.setValue(cmd.data, false), 'socket', performance.now());
   };
   const loop = (): void => {

@@ -1,9 +1,15 @@
+import { parseOrigins } from '../guard/origin';
+import { parseCidrs } from '../guard/client-address';
+import { MAX_DEPTH_LIMIT } from '../protocol/depth';
+import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
+
 /** Every setting, its bounds and default. Flags are the kebab-case names, env vars WSGATE_<UPPER_SNAKE>. */
 export interface Config {
   host: string;
   port: number;
   wsPath: string;
   maxPayload: number;
+  maxDepth: number;
   maxTopicsPerConn: number;
   maxTopicLength: number;
   maxConnections: number;
@@ -29,8 +35,20 @@ export interface Config {
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
+  positionTtl: number;
+  positionMaxTopics: number;
+  topics: readonly TopicRuleConfig[];
   demo: boolean;
   page: boolean;
+  allowedOrigins: string;
+  maxConnectionsPerIp: number;
+  connectRatePerIp: number;
+  trustedProxies: string;
+  maxCommandsPerSecond: number;
+  commandBurst: number;
+  apiInsecure: boolean;
+  adminPort: number;
+  adminHost: string;
   connectProxyUrl: string;
   subscribeProxyUrl: string;
   publishProxyUrl: string;
@@ -72,7 +90,13 @@ interface BoolSpec {
   kind: 'bool';
   def: boolean;
 }
-export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec) & { help: string; secret?: boolean };
+/** A structured value: a JSON string in flags and env, a JSON value in the config file. */
+interface RulesSpec {
+  kind: 'rules';
+  def: readonly TopicRuleConfig[];
+  parse: typeof parseTopicRules;
+}
+export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec | RulesSpec) & { help: string; secret?: boolean };
 
 const MiB = 1024 * 1024;
 
@@ -90,6 +114,13 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
     check: { ok: (v) => /^\/[A-Za-z0-9._\-/]*$/.test(v), rule: 'a path starting with /' },
   },
   maxPayload: { kind: 'int', def: 64 * 1024, min: 64, max: 16 * MiB, help: 'largest client message in bytes (larger: close 1009)' },
+  maxDepth: {
+    kind: 'int',
+    def: 64,
+    min: 1,
+    max: MAX_DEPTH_LIMIT,
+    help: 'deepest nesting of arrays/objects in published data (deeper: bad_frame / HTTP 400)',
+  },
   maxTopicsPerConn: { kind: 'int', def: 256, min: 1, max: 100_000, help: 'subscriptions one connection may hold' },
   maxTopicLength: { kind: 'int', def: 128, min: 1, max: 255, help: 'longest topic name in bytes' },
   maxConnections: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'open connections before upgrades get 503' },
@@ -128,8 +159,47 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
+  positionTtl: {
+    kind: 'int',
+    def: 86_400 * 7,
+    min: 86_400,
+    max: 86_400 * 30,
+    help: 'seconds a topic\'s position (seq, epoch) is kept after its last subscriber left and its history expired',
+  },
+  positionMaxTopics: {
+    kind: 'int',
+    def: 100_000,
+    min: 0,
+    max: 10_000_000,
+    help: 'topics whose position is remembered on the node, least recently used dropped first (~140 B each for short topics; 0 = none)',
+  },
+  topics: {
+    kind: 'rules',
+    def: [],
+    parse: parseTopicRules,
+    help: 'per-topic options as a JSON array of rules, first match wins: [{"match":"chat.*","presence":true}] (keys below)',
+  },
   demo: { kind: 'bool', def: false, help: 'publish a notification to topic "demo" every 2 s' },
   page: { kind: 'bool', def: false, help: 'serve the built-in web page at /' },
+  allowedOrigins: {
+    kind: 'string',
+    def: '',
+    help: 'browser origins allowed to open a socket, comma-separated: https://app.example.com, https://*.example.com or * (no Origin and the gateway\'s own host are always allowed)',
+    check: { ok: (v) => parseOrigins(v) !== null, rule: 'comma-separated origins (scheme://host[:port], scheme://*.domain) or *' },
+  },
+  maxConnectionsPerIp: { kind: 'int', def: 0, min: 0, max: 10_000_000, help: 'open connections per client address before upgrades get 429 (0 = no limit)' },
+  connectRatePerIp: { kind: 'int', def: 0, min: 0, max: 1_000_000, help: 'upgrades per second per client address, burst of twice that, before 429 (0 = no limit)' },
+  trustedProxies: {
+    kind: 'string',
+    def: '',
+    help: 'CIDRs of proxies whose X-Forwarded-For names the client address (IPv4 and IPv6, comma-separated; empty = never trust the header)',
+    check: { ok: (v) => parseCidrs(v) !== null, rule: 'comma-separated CIDRs or addresses, e.g. 10.0.0.0/8,fd00::/8' },
+  },
+  maxCommandsPerSecond: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'commands per second per connection; over it: err rate_limited (0 = no limit)' },
+  commandBurst: { kind: 'int', def: 200, min: 1, max: 1_000_000, help: 'commands a connection may send at once above --max-commands-per-second' },
+  apiInsecure: { kind: 'bool', def: false, help: 'allow POST /publish to be reachable without --api-key (demo only)' },
+  adminPort: { kind: 'int', def: 0, min: 0, max: 65535, help: 'serve the HTTP API, /metrics, /healthz and /readyz on this separate port instead of the public one (0 = public port)' },
+  adminHost: { kind: 'string', def: '127.0.0.1', help: 'address of the --admin-port listener' },
   connectProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked on every upgrade without a token: it answers the user and grants (docs/backend.md)' },
   subscribeProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a subscription to a --subscribe-proxy-topics topic takes effect' },
   publishProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a client publish to a --publish-proxy-topics topic (it may replace the data)' },

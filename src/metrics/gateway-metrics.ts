@@ -1,5 +1,6 @@
 import { FixedHistogram, LATENCY_BOUNDS } from './histogram';
 import { AllocationPerPublish, HeapAllocationMeter } from './heap-allocation';
+import { PrototypeWatch } from './prototype-watch';
 import { MetricsRegistry } from './registry';
 import { PROXY_KINDS, type ProxyKind, type Stats } from './stats';
 
@@ -18,6 +19,7 @@ export class GatewayMetrics {
     publish: new FixedHistogram(LATENCY_BOUNDS),
   };
   private readonly heap = new HeapAllocationMeter();
+  private readonly prototypes = new PrototypeWatch();
   private readonly perPublish: AllocationPerPublish;
 
   constructor(
@@ -43,6 +45,8 @@ export class GatewayMetrics {
     m.counter('wsgate_received_bytes_total', 'WebSocket payload bytes received from clients.', () => s.receivedBytes);
     m.counter('wsgate_sent_bytes_total', 'WebSocket payload bytes sent; a fanned-out frame counts once per subscriber.', () => s.sentBytes);
     m.labeled('wsgate_errors_total', 'Error replies sent, by code.', 'counter', 'code', () => s.errors.entries());
+    m.labeled('wsgate_too_deep_total', 'Frames, bodies and broker messages refused for data nested deeper than --max-depth, by source.', 'counter', 'source', entries(s.tooDeep));
+    m.gauge('wsgate_prototype_changes', 'Properties of Object.prototype and Array.prototype added, removed or replaced since start (0 unless polluted).', () => this.prototypes.changes());
     m.counter('wsgate_slow_consumer_drops_total', 'Messages not delivered because a client send buffer was full.', () => s.slowConsumerDrops);
     m.counter('wsgate_slow_consumer_disconnects_total', 'Connections closed with 4008 (policy disconnect).', () => s.slowConsumerDisconnects);
     m.histogram('wsgate_publish_fanout_duration_seconds', 'From a publish entering the node to the native fan-out call returning.', this.fanoutDuration);
@@ -53,16 +57,21 @@ export class GatewayMetrics {
     m.gauge('wsgate_ready', '1 when /readyz answers 200.', () => (readiness() ? 1 : 0));
     m.gauge('wsgate_history_entries', 'Messages retained in history.', () => s.historyEntries);
     m.gauge('wsgate_history_bytes', 'Bytes retained in history.', () => s.historyBytes);
+    m.gauge('wsgate_remembered_positions', 'Positions (seq, epoch) kept for topics the node holds no state for.', () => s.rememberedPositions);
     m.labeled('wsgate_recoveries_total', 'Subscriptions with since, by outcome.', 'counter', 'outcome', entries(s.recoveries));
     m.counter('wsgate_replayed_messages_total', 'Messages replayed from history.', () => s.replayed);
+    m.counter('wsgate_last_message_hits_total', 'Subscribers sent the topic\'s latest message on subscribe (rule lastMessage).', () => s.lastMessageHits);
     m.gauge('wsgate_broker_up', '1 while the broker connection is up.', () => (s.brokerUp ? 1 : 0));
     m.counter('wsgate_broker_published_total', 'Messages sent to the broker.', () => s.brokerPublished);
     m.counter('wsgate_broker_received_total', 'Messages received from the broker.', () => s.brokerReceived);
     m.labeled('wsgate_broker_bytes_total', 'Bytes through the broker.', 'counter', 'direction', () => [['out', s.brokerBytesOut], ['in', s.brokerBytesIn]]);
     m.counter('wsgate_broker_failures_total', 'Messages that could not be forwarded to the broker.', () => s.brokerFailures);
+    m.counter('wsgate_broker_rejected_total', 'Broker messages ignored: not a wsgate envelope, or data malformed or nested deeper than --max-depth.', () => s.brokerRejected);
     m.counter('wsgate_broker_refilled_total', 'Messages missed during a broker outage and fanned out from the broker\'s history after it (Redis).', () => s.brokerRefilled);
     m.gauge('wsgate_broker_subscriptions', 'Topic interests held at the broker.', () => s.brokerSubscriptions);
     m.histogram('wsgate_broker_roundtrip_seconds', 'Round trip to the broker: own publish to its echo (Redis), PING to PONG (NATS).', this.brokerRoundtrip);
+    m.labeled('wsgate_handler_errors_total', 'Unexpected exceptions contained to one connection (closed 1011) or request (500), by handler.', 'counter', 'handler', entries(s.handlerErrors));
+    m.counter('wsgate_commands_rate_limited_total', 'Commands refused with rate_limited (--max-commands-per-second).', () => s.commandsRateLimited);
     m.histogram('wsgate_broker_lag_seconds', 'From a publish on another node to its receipt here (wall clocks of both nodes).', this.brokerLag);
     m.labeledCounters('wsgate_proxy_calls_total', 'Application proxy calls by kind and result.', () =>
       PROXY_KINDS.flatMap((kind) => Object.entries(s.proxy[kind]).map(([result, value]) => ({ value, labels: { kind, result } }))),

@@ -40,6 +40,9 @@ export class MetricsRegistry {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names these gauges with _total, which promtool's linter rejects (a _total suffix is
+    // for counters). They are the sums of nodejs_active_{handles,requests,resources}{type}, also exported.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
   }
 
   private add(name: string, help: string, type: MetricType, read: () => Sample[]): void {

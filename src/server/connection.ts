@@ -2,6 +2,8 @@ import type { Codec } from '../protocol/codec';
 import type { Grant } from '../auth/token-verifier';
 import type { TaskQueue } from '../hooks/task-queue';
 import type { DisconnectReason } from '../metrics/stats';
+import type { CommandBucket } from '../guard/command-rate';
+import type { AddressKey } from '../guard/upgrade-guard';
 import { newEpoch } from '../pubsub/topic-state';
 
 // Client ids are this node's random id plus a serial: unique across the cluster, and no string is built
@@ -9,9 +11,8 @@ import { newEpoch } from '../pubsub/topic-state';
 const NODE = newEpoch();
 let serials = 0;
 
-
 /** Per-connection state, stored as the uWS socket's user data. */
-export interface Connection {
+export interface Connection extends CommandBucket {
   readonly serial: number;
   readonly codec: Codec;
   readonly grant: Grant;
@@ -31,11 +32,13 @@ export interface Connection {
   closeTimer: NodeJS.Timeout | null;
   /** Subscriptions waiting for a cluster broker's snapshot, by topic → request token (created on first use). */
   pendingSubs: Map<string, number> | null;
+  /** The client address (or IPv6 /64) this connection counts under for --max-connections-per-ip. */
+  readonly addressKey: AddressKey;
   /** Publishes kept in order behind one waiting for the publish proxy (created on first use, dropped when idle). */
   pubQueue: TaskQueue | null;
 }
 
-export function newConnection(codec: Codec, grant: Grant, initialTopics: readonly string[], serverTopics: readonly string[]): Connection {
+export function newConnection(codec: Codec, grant: Grant, initialTopics: readonly string[], serverTopics: readonly string[], addressKey: AddressKey): Connection {
   return {
     serial: ++serials,
     codec,
@@ -49,6 +52,11 @@ export function newConnection(codec: Codec, grant: Grant, initialTopics: readonl
     expiry: null,
     closeTimer: null,
     pendingSubs: null,
+    addressKey,
+    cmdMilli: -1,
+    cmdAt: 0,
+    cmdRefused: 0,
+    cmdRefusedSince: 0,
     pubQueue: null,
   };
 }

@@ -11,6 +11,10 @@ import { Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
+import { CommandRate } from '../guard/command-rate';
+import { UpgradeGuard } from '../guard/upgrade-guard';
+import { containRoute, faultSink } from './contain';
+import { TopicRules } from '../rules/topic-rules';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
@@ -24,8 +28,12 @@ export class Gateway {
   readonly broker: Broker;
   private readonly hooks: Hooks;
   private readonly app: TemplatedApp;
+  /** The --admin-port listener carrying the HTTP API, /metrics and health; null: they are on the public port. */
+  private readonly admin: TemplatedApp | null;
+  private readonly guard: UpgradeGuard;
   private readonly sockets = new Set<Socket>();
   private listenSocket: us_listen_socket | null = null;
+  private adminListenSocket: us_listen_socket | null = null;
   private draining = false;
   private closed = false;
 
@@ -36,17 +44,38 @@ export class Gateway {
     this.app = App();
     this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
     const app = this.app;
+    const rules = new TopicRules(config.topics, { size: config.historySize, ttlMs: config.historyTtl * 1000 });
     this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, {
-      history: { size: config.historySize, ttlMs: config.historyTtl * 1000, maxBytes: config.historyMaxBytes },
+      historyMaxBytes: config.historyMaxBytes,
+      rules,
+      positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
+    const fault = faultSink(this.stats, log);
+    this.guard = new UpgradeGuard(config);
+    this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
     const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
     this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log);
     const admitter = new Admitter(verifier, this.hooks.connect);
 
     app.ws(
       config.wsPath,
-      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, admitter, proxies: this.hooks, events: this.hooks.events, idempotency: this.hooks.idempotency, log, sockets: this.sockets, isDraining: () => this.draining }),
+      socketBehavior({
+        config,
+        hub: this.hub,
+        broker: this.broker,
+        stats: this.stats,
+        admitter,
+        proxies: this.hooks,
+        events: this.hooks.events,
+        idempotency: this.hooks.idempotency,
+        log,
+        sockets: this.sockets,
+        isDraining: () => this.draining,
+        guard: this.guard,
+        commandRate: new CommandRate(config.maxCommandsPerSecond, config.commandBurst),
+        fault,
+      }),
     );
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {
@@ -57,21 +86,27 @@ export class Gateway {
         .writeHeader('content-type', 'application/json')
         .end(JSON.stringify({ code: ErrorCode.BadRequest, reason: 'this path accepts WebSocket upgrades only' }));
     });
-    app.post('/publish', publishRoute(config, this.broker, this.hooks.idempotency, this.stats));
-    app.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
-    app.get('/readyz', (res) => {
+    // With --admin-port the API, metrics and health live on their own listener; the public port then
+    // carries only upgrades and the page.
+    this.admin = config.adminPort !== 0 ? App() : null;
+    const ops = this.admin ?? app;
+    ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.hooks.idempotency, this.stats, fault)));
+    ops.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
+    ops.get('/readyz', containRoute(fault, (res) => {
       const reason = this.notReadyReason();
       sendText(res, reason === null ? '200 OK' : '503 Service Unavailable', reason ?? 'ready');
-    });
-    app.get('/metrics', (res) => {
+    }));
+    ops.get('/metrics', containRoute(fault, (res) => {
       const abort = watchAbort(res);
       this.metrics.metrics.text().then(
         (text) => sendText(res, '200 OK', text, this.metrics.metrics.contentType, abort),
         (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
       );
-    });
+    }));
     if (config.page) registerPage(app, config, log);
-    app.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
+    for (const a of this.admin === null ? [app] : [app, this.admin]) {
+      a.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
+    }
   }
 
   /** Registers extra HTTP routes (the built-in page) before listen. */
@@ -94,10 +129,12 @@ export class Gateway {
   async start(): Promise<number> {
     await this.broker.start();
     await this.hooks.start();
-    const socket = await new Promise<us_listen_socket | false>((resolve) => this.app.listen(this.config.host, this.config.port, resolve));
-    if (socket === false) throw new Error(`cannot listen on ${this.config.host}:${this.config.port}`);
-    this.listenSocket = socket;
-    const port = us_socket_local_port(socket as unknown as us_socket);
+    if (this.admin !== null) {
+      this.adminListenSocket = listen(this.admin, this.config.adminHost, this.config.adminPort);
+      this.log.info({ host: this.config.adminHost, port: this.config.adminPort }, 'admin listening');
+    }
+    this.listenSocket = listen(this.app, this.config.host, this.config.port);
+    const port = us_socket_local_port(this.listenSocket as unknown as us_socket);
     this.log.info({ host: this.config.host, port, broker: this.broker.kind }, 'listening');
     return port;
   }
@@ -127,10 +164,24 @@ export class Gateway {
     if (this.closed) return;
     this.closed = true;
     this.stopListening();
+    if (this.adminListenSocket !== null) us_listen_socket_close(this.adminListenSocket);
+    this.adminListenSocket = null;
     this.app.close();
+    this.admin?.close();
+    this.guard.stop();
     await this.broker.close();
     await this.hooks.close();
     this.hub.close();
     this.metrics.stop();
   }
+}
+
+/** Binds synchronously (uWS calls back before listen() returns). */
+function listen(app: TemplatedApp, host: string, port: number): us_listen_socket {
+  let socket: us_listen_socket | false = false;
+  app.listen(host, port, (s) => {
+    socket = s;
+  });
+  if (socket === false) throw new Error(`cannot listen on ${host}:${port}`);
+  return socket;
 }

@@ -13,6 +13,8 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
+import type { CommandRate } from '../guard/command-rate';
+import type { AddressKey, UpgradeGuard } from '../guard/upgrade-guard';
 import { inOrder } from '../hooks/publish-order';
 import { type Caller } from '../hooks/topic-proxies';
 import type { TopicProxies } from '../hooks/hooks';
@@ -20,6 +22,7 @@ import type { SessionEvents } from '../hooks/session-events';
 import type { Idempotency } from '../idempotency/idempotency';
 import { type Connection, clientId, newConnection } from './connection';
 import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
+import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
 import { type Aborted, bearer, sendError } from './http-reply';
 
 export type Socket = WebSocket<Connection>;
@@ -37,6 +40,10 @@ export interface SocketDeps {
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
   readonly isDraining: () => boolean;
+  /** Origin policy and per-address limits, checked on upgrade. */
+  readonly guard: UpgradeGuard;
+  readonly commandRate: CommandRate;
+  readonly fault: FaultSink;
 }
 
 const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
@@ -45,6 +52,9 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  origin_not_allowed: '403 Forbidden',
+  ip_limit: '429 Too Many Requests',
+  ip_rate: '429 Too Many Requests',
   proxy_unavailable: '503 Service Unavailable',
 };
 
@@ -62,7 +72,7 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, admitter, proxies, events, idempotency, log, sockets } = deps;
+  const { config, hub, broker, stats, admitter, proxies, events, idempotency, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   const upgrades = new AsyncUpgrades(stats);
@@ -91,7 +101,19 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   /** Replies to a `sub` and replays what `replay` sends, corked, before the caller subscribes the socket. */
   const answerSub = (ws: Socket, conn: Connection, id: number | undefined, state: TopicState, since: StreamPosition | undefined, recovered: boolean, replay: (send: SendFrame) => number) => {
-    if (since === undefined) return ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+    if (since === undefined) {
+      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+      // Rule lastMessage: the current state at once, as an ordinary delivery, before live ones.
+      const last = state.rule.lastMessage ? state.last : null;
+      if (last !== null && !conn.closed) {
+        stats.lastMessageHits++;
+        replayRetained(state.name, [last], conn.codec.name, hub.deliveryEncoder, (f, binary) => {
+          ws.send(f, binary);
+          stats.sentBytes += f.length;
+        });
+      }
+      return;
+    }
     stats.recoveries[recovered ? 'recovered' : 'gap']++;
     ok(ws, conn, id, { seq: state.seq, epoch: state.epoch, recovered });
     if (recovered && !conn.closed) {
@@ -108,21 +130,26 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
    * Runs `step` later for a `sub` that must wait for the broker, unless the connection closed or the
    * topic was unsubscribed or subscribed again meanwhile (that answer would be stale).
    */
-  const later = <T>(conn: Connection, topic: string, step: (result: T) => void): ((result: T) => void) => {
+  const later = <T>(ws: Socket, conn: Connection, topic: string, step: (result: T) => void): ((result: T) => void) => {
     const token = ++pendingRequests;
     (conn.pendingSubs ??= new Map()).set(topic, token);
     return (result) => {
       if (conn.closed || conn.pendingSubs?.get(topic) !== token) return;
       conn.pendingSubs.delete(topic);
-      step(result);
+      contained('message', fault, step, () => endFaulty(ws))(result);
     };
+  };
+
+  /** Answers a `sub` from local history: the reply, then (when recovered) what was retained after `since`. */
+  const answerFromHistory = (ws: Socket, conn: Connection, id: number | undefined, state: TopicState, since: StreamPosition | undefined) => {
+    const recovered = since !== undefined && canRecover(state, since);
+    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
   };
 
   /** Reply, replay from local history and subscribe in one synchronous step: no publish can fall between them. */
   const subscribeNow = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined) => {
     const state = hub.acquire(topic);
-    const recovered = since !== undefined && canRecover(state, since);
-    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
+    answerFromHistory(ws, conn, id, state, since);
     ws.subscribe(state.key(conn.codec.name));
   };
 
@@ -135,7 +162,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       broker,
       topic,
       since,
-      later(conn, topic, (snap: TopicSnapshot | GatewayError) => {
+      later(ws, conn, topic, (snap: TopicSnapshot | GatewayError) => {
         if (snap instanceof GatewayError) {
           // The broker cannot say where the topic is: serve from what this node knows (it keeps serving).
           log.debug({ topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
@@ -154,8 +181,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const { topic, id, since } = cmd;
     if (!allowed && !conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
     if (conn.topics.has(topic)) {
-      const state = hub.acquire(topic);
-      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+      // Already receiving it live; a `since` still gets its answer and replay (clients drop the repeats by `s`).
+      answerFromHistory(ws, conn, id, hub.acquire(topic), since);
       return null;
     }
     if (conn.topics.size >= config.maxTopicsPerConn) {
@@ -166,7 +193,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       if (conn.topics.size + (conn.pendingSubs?.size ?? 0) >= config.maxTopicsPerConn) {
         return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
       }
-      const answered = later(conn, topic, (denied: GatewayError | null) => {
+      const answered = later(ws, conn, topic, (denied: GatewayError | null) => {
         const err = denied ?? subscribe(ws, conn, cmd, true);
         if (err !== null) fail(ws, conn, err.withId(id));
       });
@@ -177,14 +204,15 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
     const snapshot = broker.snapshot;
-    if (snapshot !== undefined && (broker.inStep?.(topic) !== true || (since !== undefined && !canRecover(state, since)))) {
+    const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
+    if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
       subscribeAtCut(ws, conn, topic, id, since, snapshot);
       return null;
     }
     const live = broker.whenLive?.(topic) ?? null;
     if (live !== null) {
       // Settles, never rejects: a broker that cannot confirm still leaves local fan-out to serve.
-      void live.then(later(conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
+      void live.then(later(ws, conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
       return null;
     }
     subscribeNow(ws, conn, topic, id, since);
@@ -219,11 +247,16 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const { topic, id, idempotencyKey } = cmd;
     const run = () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
     const outcome = idempotencyKey === undefined ? run() : idempotency.once(topic, idempotencyKey, run);
-    const settle = (o: number | GatewayError) => {
-      if (typeof o !== 'number') return fail(ws, conn, o.withId(id));
-      events?.published(conn, topic, o, data);
-      ok(ws, conn, id, { seq: o });
-    };
+    const settle = contained(
+      'message',
+      fault,
+      (o: number | GatewayError) => {
+        if (typeof o !== 'number') return fail(ws, conn, o.withId(id));
+        events?.published(conn, topic, o, data);
+        ok(ws, conn, id, { seq: o });
+      },
+      () => endFaulty(ws),
+    );
     if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', id)));
     else settle(outcome);
   };
@@ -247,17 +280,31 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   };
 
   /** Lets an admitted connection in: query topics must be allowed, the application's topics are trusted. */
-  const enter = (res: HttpResponse, hs: Handshake, codec: Codec, topics: readonly string[], admission: Admission, abort?: Aborted) => {
+  const enter = (res: HttpResponse, hs: Handshake, codec: Codec, topics: readonly string[], address: AddressKey, admission: Admission, abort?: Aborted) => {
     if (isRefused(admission)) return refuse(res, admission.refused, admission.error, abort);
     const denied = topics.find((t) => !admission.grant.subscribe.allows(t));
     if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `not allowed to subscribe to ${denied}`), abort);
     if (topics.length + admission.serverTopics.length > config.maxTopicsPerConn) {
       return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`), abort);
     }
-    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics), protocol(hs, codec));
+    const full = guard.stillRoom(address);
+    if (full !== null) return refuse(res, full.result, full.error, abort);
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec));
   };
 
-  return {
+  /** Closes a connection whose handler threw (1011); the exception was already reported. */
+  const endFaulty = (ws: Socket) => {
+    const conn = ws.getUserData();
+    if (conn.closed) return;
+    conn.closeReason ??= 'internal_error';
+    try {
+      ws.end(CloseCode.InternalError, 'internal error');
+    } catch {
+      // closed meanwhile
+    }
+  };
+
+  return containSocket<Connection>({
     // The transport's hard cut: above it uWS drops the connection without a close frame (1006).
     // Between maxPayload and this, message() answers with a proper 1009.
     maxPayloadLength: config.maxPayload * 4,
@@ -275,6 +322,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
       }
       if (deps.isDraining()) return refuse(res, 'draining', new GatewayError(ErrorCode.Draining, 'node is draining; connect to another'));
+      const address = guard.admit(res, req);
+      if (address !== null && typeof address === 'object') return refuse(res, address.result, address.error);
       if (stats.connections + stats.pendingUpgrades >= config.maxConnections) {
         return refuse(res, 'limit', new GatewayError(ErrorCode.TooManyConnections, `node holds its limit of ${config.maxConnections} connections`));
       }
@@ -291,8 +340,13 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         if (err !== null) return refuse(res, 'bad_request', err);
       }
       const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
-      if (admission instanceof Promise) upgrades.wait(res, admission, (a, abort) => enter(res, hs, codec, topics, a, abort));
-      else enter(res, hs, codec, topics, admission);
+      if (admission instanceof Promise) {
+        upgrades.wait(
+          res,
+          admission,
+          contained('upgrade', fault, (a: Admission, abort: Aborted) => enter(res, hs, codec, topics, address, a, abort), (_a, abort) => !abort.aborted && answerInternalError(res)),
+        );
+      } else enter(res, hs, codec, topics, address, admission);
     },
 
     open: (ws) => {
@@ -300,6 +354,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.upgrades.accepted++;
       stats.connections++;
       sockets.add(ws);
+      guard.opened(conn.addressKey);
       for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
       // The application gave these (connect proxy): no grant check, no subscribe proxy.
       for (const topic of conn.serverTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
@@ -326,21 +381,37 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         ws.end(CloseCode.TooBig, 'message too big');
         return;
       }
+      // Every frame is charged, valid or not, so garbage cannot flood past the limit.
+      const verdict = commandRate.enabled ? commandRate.take(conn, Date.now()) : 'run';
+      if (verdict === 'flood') {
+        conn.closeReason = 'command_flood';
+        ws.end(CloseCode.CommandFlood, 'command flood: reconnect with backoff');
+        return;
+      }
       if (isBinary !== conn.codec.binary) {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, conn.codec.binary ? 'expected a binary msgpack frame' : 'expected a text JSON frame'));
       }
       let frame: unknown;
       try {
-        frame = conn.codec.decode(message);
+        frame = conn.codec.decode(message, config.maxDepth);
       } catch {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, `frame is not valid ${conn.codec.name}`));
+      }
+      if (frame instanceof GatewayError) {
+        stats.received.invalid++;
+        stats.tooDeep.socket++;
+        return fail(ws, conn, frame);
       }
       const cmd = parseCommand(frame, config.maxTopicLength);
       if (cmd instanceof GatewayError) {
         stats.received.invalid++;
         return fail(ws, conn, cmd);
+      }
+      if (verdict === 'refuse') {
+        stats.commandsRateLimited++;
+        return fail(ws, conn, new GatewayError(ErrorCode.RateLimited, `over ${config.maxCommandsPerSecond} commands per second; not executed`, cmd.id));
       }
       handle(ws, conn, cmd, startedAt);
     },
@@ -388,6 +459,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       conn.closed = true;
       sockets.delete(ws);
       stats.connections--;
+      guard.closed(conn.addressKey);
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
@@ -395,5 +467,5 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },
-  };
+  }, fault, endFaulty);
 }

@@ -35,7 +35,7 @@ describe('connect proxy', () => {
   let g: TestGateway;
   before(async () => {
     app = await AppBackend.start();
-    g = await startGateway(['--connect-proxy-url', `${app.url}/connect`, '--proxy-timeout', '300', '--client-publish', '--jwt-secret', SECRET]);
+    g = await startGateway(['--connect-proxy-url', `${app.url}/connect`, '--proxy-timeout', '300', '--client-publish', '--jwt-secret', SECRET, '--allowed-origins', 'http://app.test']);
   });
   after(async () => {
     await g.stop();

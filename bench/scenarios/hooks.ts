@@ -89,7 +89,7 @@ export const hooks: Scenario = {
     const backend = await startBackend();
     try {
       const outcomes = await perServer<HooksRun, Variant>(ctx, ['plain', 'proxied'], async (variant) => {
-        const flags = variant === 'plain' ? [] : ['--connect-proxy-url', `${backend.url}/connect`, '--publish-proxy-url', `${backend.url}/publish`];
+        const flags = variant === 'plain' ? [] : ['--connect-proxy-url', `${backend.url}/connect`, '--publish-proxy-url', `${backend.url}/publish`, '--topics', '[{"match":"*","publishProxy":true}]'];
         const server = await startServer(SERVERS.wsgate, flags);
         try {
           const url = `ws://127.0.0.1:${server.port}/ws`;

@@ -25,8 +25,6 @@ export interface TopicProxies {
   readonly publish: PublishProxy | null;
 }
 
-const patterns = (list: string): string[] => (list === '' ? [] : list.split(','));
-
 // How long the node's queued webhooks may take to leave when it shuts down.
 const CLOSE_GRACE_MS = 2000;
 
@@ -52,8 +50,8 @@ export class Hooks implements TopicProxies {
     const client = anyProxy ? new ProxyClient({ timeoutMs: config.proxyTimeout, maxInflight: config.proxyMaxInflight }, stats, metrics.proxyDuration) : null;
     this.client = client;
     this.connect = client !== null && config.connectProxyUrl !== '' ? new ConnectProxy(client, config.connectProxyUrl, config.maxTopicsPerConn, config.maxTopicLength, log) : null;
-    this.subscribe = client !== null && config.subscribeProxyUrl !== '' ? new SubscribeProxy(client, config.subscribeProxyUrl, patterns(config.subscribeProxyTopics), log) : null;
-    this.publish = client !== null && config.publishProxyUrl !== '' ? new PublishProxy(client, config.publishProxyUrl, patterns(config.publishProxyTopics), log) : null;
+    this.subscribe = client !== null && config.subscribeProxyUrl !== '' ? new SubscribeProxy(client, config.subscribeProxyUrl, (t) => hub.ruleOf(t).subscribeProxy, log) : null;
+    this.publish = client !== null && config.publishProxyUrl !== '' ? new PublishProxy(client, config.publishProxyUrl, (t) => hub.ruleOf(t).publishProxy, log) : null;
 
     const webhooks = config.webhookUrl !== '';
     this.redis = /^rediss?:\/\//.test(config.broker) ? hooksRedis(config, log) : null;
@@ -62,7 +60,7 @@ export class Hooks implements TopicProxies {
     this.sender = webhooks
       ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
       : null;
-    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, patterns(config.webhookPublishTopics)) : null;
+    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish) : null;
     this.hub = hub;
     this.config = config;
     this.stats = stats;

@@ -9,6 +9,7 @@ import type { Stats } from '../metrics/stats';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
 import { ConnectProxy } from './connect-proxy';
+import { connectOnce } from './lazy-redis';
 import { type Idempotency, LocalIdempotency } from '../idempotency/idempotency';
 import { RedisIdempotency } from '../idempotency/redis-idempotency';
 import { NatsLedger } from './nats-ledger';
@@ -42,7 +43,10 @@ export class Hooks implements TopicProxies {
   private readonly config: Config;
   private readonly stats: Stats;
   private readonly log: Logger;
-  /** Shared state with the other nodes (Redis broker only): occupancy ledger, idempotency keys. */
+  /**
+   * Shared state with the other nodes (Redis broker only): occupancy ledger, idempotency keys. Connected
+   * on first use, so a node using neither holds no extra Redis connection.
+   */
   private readonly redis: Redis | null;
 
   constructor(config: Config, hub: Hub, stats: Stats, metrics: GatewayMetrics, log: Logger) {
@@ -69,9 +73,9 @@ export class Hooks implements TopicProxies {
 
   /** Connects what needs connecting and starts following topic occupancy (before the node listens). */
   async start(): Promise<void> {
-    // A Redis that is away makes occupancy events go unsent and keyed publishes unavailable (counted) until it is back.
-    await this.redis?.connect().catch(() => undefined);
     if (this.sender === null) return;
+    // A Redis that is away makes occupancy events go unsent (counted) until it is back.
+    if (this.redis !== null) await connectOnce(this.redis);
     const ledger = await this.ledger();
     this.occupancy = new Occupancy(ledger, this.sender, this.config.webhookDelay, this.stats, this.log);
     this.hub.addInterestListener(this.occupancy);

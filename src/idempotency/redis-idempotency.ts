@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { PublishOutcome } from '../broker/broker';
 import type { Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
+import { connectOnce } from '../hooks/lazy-redis';
 import type { Idempotency } from './idempotency';
 
 const PENDING = 'pending';
@@ -27,6 +28,7 @@ export class RedisIdempotency implements Idempotency {
   async once(topic: string, key: string, publish: () => PublishOutcome | Promise<PublishOutcome>): Promise<PublishOutcome> {
     // The hash tag keeps every key of a topic in one Redis Cluster slot.
     const k = `wsgate:idem:{${topic}}:${key}`;
+    await connectOnce(this.redis);
     try {
       for (let step = 0; step < WAIT_STEPS; step++) {
         if ((await this.redis.set(k, PENDING, 'PX', this.windowMs, 'NX')) === 'OK') return await this.first(k, publish);

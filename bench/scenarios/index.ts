@@ -2,6 +2,7 @@ import { alloc } from './alloc';
 import { brokercost } from './brokercost';
 import { crossnode } from './crossnode';
 import { fanout } from './fanout';
+import { hooks } from './hooks';
 import { idle } from './idle';
 import { latency } from './latency';
 import { manytopics } from './manytopics';
@@ -12,4 +13,4 @@ import { soak } from './soak';
 import { Scenario } from './types';
 
 /** In suite order: the generator's own figures first, so every report carries them. */
-export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode, brokercost, soak];
+export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode, brokercost, soak, hooks];

@@ -77,6 +77,9 @@ export class GatewayMetrics {
     m.labeledCounters('wsgate_proxy_calls_total', 'Application proxy calls by kind and result.', () =>
       PROXY_KINDS.flatMap((kind) => Object.entries(s.proxy[kind]).map(([result, value]) => ({ value, labels: { kind, result } }))),
     );
+    m.counter('wsgate_idempotent_repeats_total', 'Publishes answered with the first seq because their idempotencyKey was seen within the window.', () => s.idempotentRepeats);
+    m.gauge('wsgate_idempotency_keys', 'Idempotency keys held by this node (node-local store).', () => s.idempotencyKeys);
+    m.counter('wsgate_idempotency_evicted_total', 'Node-local idempotency keys forgotten before their window ended (key cap).', () => s.idempotencyEvicted);
     m.labeled('wsgate_webhook_events_total', 'Webhook events by result: sent, failed (given up after retries), dropped (queue full).', 'counter', 'result', entries(s.webhookEvents));
     m.counter('wsgate_webhook_retries_total', 'Webhook POSTs retried after a failure, timeout or 5xx.', () => s.webhookRetries);
     m.gauge('wsgate_webhook_queue', 'Webhook events waiting to be sent.', () => s.webhookQueued);

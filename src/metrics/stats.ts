@@ -68,6 +68,11 @@ export class Stats {
   readonly webhookEvents = zeros<'sent' | 'failed' | 'dropped'>(['sent', 'failed', 'dropped']);
   webhookRetries = 0;
   webhookQueued = 0;
+  /** Publishes not made because their idempotencyKey was seen within the window. */
+  idempotentRepeats = 0;
+  /** Node-local idempotency keys held, and those forgotten before their window ended (key cap). */
+  idempotencyKeys = 0;
+  idempotencyEvicted = 0;
   /** Application proxy calls by kind and result. */
   readonly proxy: Readonly<Record<ProxyKind, Record<ProxyResult, number>>> = {
     connect: zeros(PROXY_RESULTS),

@@ -1,5 +1,6 @@
 import { MAX_TOKEN_LENGTH } from '../auth/token-verifier';
 import { ErrorCode, GatewayError } from './codes';
+import { checkIdempotencyKey } from '../idempotency/idempotency';
 import { checkTopic } from './topic';
 
 /** A position in a topic's stream, as remembered by a client. */
@@ -11,7 +12,7 @@ export interface StreamPosition {
 export type Command =
   | { readonly op: 'sub'; readonly topic: string; readonly id: number | undefined; readonly since: StreamPosition | undefined }
   | { readonly op: 'unsub'; readonly topic: string; readonly id: number | undefined }
-  | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown }
+  | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown; readonly idempotencyKey: string | undefined }
   | { readonly op: 'ping'; readonly id: number | undefined }
   | { readonly op: 'refresh'; readonly token: string; readonly id: number | undefined };
 
@@ -67,6 +68,8 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
       if (!('data' in frame) || frame.data === undefined) {
         return new GatewayError(ErrorCode.BadRequest, 'pub needs data', id);
       }
-      return { op, topic, id, data: frame.data };
+      const idempotencyKey = checkIdempotencyKey(frame.idempotencyKey);
+      if (idempotencyKey instanceof GatewayError) return idempotencyKey.withId(id);
+      return { op, topic, id, data: frame.data, idempotencyKey };
   }
 }

@@ -70,6 +70,7 @@ export class Gateway {
         admitter,
         proxies: this.hooks,
         events: this.hooks.events,
+        idempotency: this.hooks.idempotency,
         log,
         sockets: this.sockets,
         isDraining: () => this.draining,
@@ -91,7 +92,7 @@ export class Gateway {
     // carries only upgrades and the page.
     this.admin = config.adminPort !== 0 ? App() : null;
     const ops = this.admin ?? app;
-    ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.stats, fault)));
+    ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.hooks.idempotency, this.stats, fault)));
     ops.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
     ops.get('/readyz', containRoute(fault, (res) => {
       const reason = this.notReadyReason();

@@ -20,6 +20,7 @@ import { inOrder } from '../hooks/publish-order';
 import { type Caller } from '../hooks/topic-proxies';
 import type { TopicProxies } from '../hooks/hooks';
 import type { SessionEvents } from '../hooks/session-events';
+import type { Idempotency } from '../idempotency/idempotency';
 import { type Connection, clientId, newConnection } from './connection';
 import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
 import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
@@ -35,6 +36,7 @@ export interface SocketDeps {
   readonly admitter: Admitter;
   readonly proxies: TopicProxies;
   readonly events: SessionEvents | null;
+  readonly idempotency: Idempotency;
   readonly log: Logger;
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
@@ -69,7 +71,7 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, admitter, proxies, events, log, sockets, guard, commandRate, fault } = deps;
+  const { config, hub, broker, stats, admitter, proxies, events, idempotency, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   const upgrades = new AsyncUpgrades(stats);
@@ -229,19 +231,21 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', cmd.id));
     if (!conn.grant.publish.allows(cmd.topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', cmd.id));
     const proxy = proxies.publish;
-    if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+    if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd, cmd.data, startedAt);
     // Behind the application's answer, and so is every later publish of this connection until the queue empties.
     const queued = inOrder(conn, async () => {
-      if (!proxy.applies(cmd.topic)) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+      if (!proxy.applies(cmd.topic)) return publishNow(ws, conn, cmd, cmd.data, startedAt);
       const allowed = await proxy.ask(caller(conn), cmd.topic, cmd.data);
       if (allowed instanceof GatewayError) fail(ws, conn, allowed.withId(cmd.id));
-      else publishNow(ws, conn, cmd.topic, allowed.data, cmd.id, startedAt);
+      else publishNow(ws, conn, cmd, allowed.data, startedAt);
     });
     if (!queued) fail(ws, conn, new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the application', cmd.id));
   };
 
-  const publishNow = (ws: Socket, conn: Connection, topic: string, data: unknown, id: number | undefined, startedAt: number) => {
-    const outcome = broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
+  const publishNow = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, data: unknown, startedAt: number) => {
+    const { topic, id, idempotencyKey } = cmd;
+    const run = () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
+    const outcome = idempotencyKey === undefined ? run() : idempotency.once(topic, idempotencyKey, run);
     const settle = contained(
       'message',
       fault,

@@ -9,13 +9,16 @@ import type { StreamPosition } from '../protocol/commands';
 import { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { type TopicState, newEpoch } from '../pubsub/topic-state';
-import type { Broker, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
+import type { Broker, HistoryPage, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
+import type { HistoryMessage } from '../protocol/codec';
+import { unpackr } from '../protocol/msgpack';
+import { unrecoverable } from '../pubsub/history-read';
 import { brokerTls } from './broker-tls';
 import { Envelope, MsgpackCursor } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
-import { PUBLISH_LUA, SNAPSHOT_LUA, channelOf, logKey, metaKey, nodeChannel } from './redis-scripts';
+import { HISTORY_LUA, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, logKey, metaKey, nodeChannel } from './redis-scripts';
 
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
 const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
@@ -24,6 +27,7 @@ const SNAPSHOT_TIMEOUT_MS = 3000;
 const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
 const PUBLISH_SHA = sha1(PUBLISH_LUA);
 const SNAPSHOT_SHA = sha1(SNAPSHOT_LUA);
+const HISTORY_SHA = sha1(HISTORY_LUA);
 
 /** A snapshot script sent; its reply arrives at the cut in the subscriber stream. */
 interface PendingSnapshot {
@@ -193,6 +197,31 @@ export class RedisBroker implements Broker, InterestTarget {
     });
   }
 
+  async history(topic: string, limit: number, since: StreamPosition | undefined): Promise<HistoryPage | GatewayError> {
+    if (!this.cmdUp) return UNAVAILABLE;
+    let reply: [number, Buffer, Buffer[]];
+    try {
+      // ioredis has a Buffer variant of every command at runtime; its typings omit evalshaBuffer.
+      const binary = this.cmd as unknown as { evalshaBuffer(...args: (string | number)[]): Promise<[number, Buffer, Buffer[]]> };
+      reply = await binary.evalshaBuffer(HISTORY_SHA, 2, metaKey(topic), logKey(topic), limit, since?.seq ?? -1, since?.epoch ?? '', this.candidateEpoch(), this.config.positionTtl * 1000);
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message, broker: 'redis' }, 'history failed');
+      return UNAVAILABLE;
+    }
+    const [seq, epochBuf, entries] = reply;
+    const epoch = epochBuf.toString('latin1');
+    if (since !== undefined && since.epoch !== epoch) return unrecoverable(since);
+    const oldest = absoluteNow() - this.hub.ruleOf(topic).historyLimits.ttlMs;
+    const cursor = new MsgpackCursor();
+    const env = new Envelope();
+    const messages: HistoryMessage[] = [];
+    for (const e of entries) {
+      env.read(cursor.reset(e));
+      if (env.ts >= oldest) messages.push({ s: env.seq, d: unpackr.unpack(env.data) });
+    }
+    return { seq: Number(seq), epoch, messages };
+  }
+
   /**
    * After the subscriber connection was away: fans out to the local subscribers what `topic` missed
    * meanwhile, read from the stream at a cut, so they see no gap; live messages wait (are dropped as
@@ -259,7 +288,7 @@ export class RedisBroker implements Broker, InterestTarget {
   }
 
   private loadScripts(): void {
-    Promise.all([this.cmd.script('LOAD', PUBLISH_LUA), this.cmd.script('LOAD', SNAPSHOT_LUA)]).then(
+    Promise.all([this.cmd.script('LOAD', PUBLISH_LUA), this.cmd.script('LOAD', SNAPSHOT_LUA), this.cmd.script('LOAD', HISTORY_LUA)]).then(
       () => {
         this.cmdUp = true;
         this.syncUp();

@@ -20,7 +20,7 @@ export class Stats {
   topics = 0;
   readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'forbidden', 'bad_request', 'limit', 'draining']);
   readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error']);
-  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'invalid']);
+  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'history', 'invalid']);
   readonly publishes = zeros<PublishSource>(['socket', 'http', 'broker', 'demo']);
   deliveries = 0;
   receivedBytes = 0;

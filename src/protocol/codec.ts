@@ -3,8 +3,14 @@ import { packr, unpackr } from './msgpack';
 export type CodecName = 'json' | 'msgpack';
 
 /** A reply or notice the server sends to one connection (not a delivery: those are built by DeliveryEncoder). */
+/** One message of a history reply: its sequence and data. */
+export interface HistoryMessage {
+  readonly s: number;
+  readonly d: unknown;
+}
+
 export type Reply =
-  | { op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean }
+  | { op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean; messages?: readonly HistoryMessage[] }
   | { op: 'err'; id?: number; code: string; reason: string }
   | { op: 'dropped'; n: number };
 

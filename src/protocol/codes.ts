@@ -8,6 +8,7 @@ export const ErrorCode = {
   Forbidden: 'forbidden',
   BadSince: 'bad_since',
   Unavailable: 'unavailable',
+  UnrecoverablePosition: 'unrecoverable_position',
   // Upgrade / HTTP only
   Unauthorized: 'unauthorized',
   TooManyConnections: 'too_many_connections',

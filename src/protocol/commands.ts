@@ -11,7 +11,18 @@ export type Command =
   | { readonly op: 'sub'; readonly topic: string; readonly id: number | undefined; readonly since: StreamPosition | undefined }
   | { readonly op: 'unsub'; readonly topic: string; readonly id: number | undefined }
   | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown }
-  | { readonly op: 'ping'; readonly id: number | undefined };
+  | { readonly op: 'ping'; readonly id: number | undefined }
+  | { readonly op: 'history'; readonly topic: string; readonly id: number | undefined; readonly limit: number; readonly since: StreamPosition | undefined };
+
+/** Messages one history request may return at most, and how many without `limit`. */
+export const HISTORY_MAX_LIMIT = 1000;
+export const HISTORY_DEFAULT_LIMIT = 100;
+
+/** A history `limit`: absent means the default; else an integer 1..HISTORY_MAX_LIMIT (null: invalid). */
+export function parseLimit(v: unknown): number | null {
+  if (v === undefined) return HISTORY_DEFAULT_LIMIT;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= HISTORY_MAX_LIMIT ? v : null;
+}
 
 export type Op = Command['op'];
 
@@ -41,8 +52,8 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
   const id = rawId;
   const op = frame.op;
   if (op === 'ping') return { op, id };
-  if (op !== 'sub' && op !== 'unsub' && op !== 'pub') {
-    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping', id);
+  if (op !== 'sub' && op !== 'unsub' && op !== 'pub' && op !== 'history') {
+    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping, history', id);
   }
   const topicError = checkTopic(frame.topic, maxTopicLength);
   if (topicError !== null) return topicError.withId(id);
@@ -55,6 +66,13 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
     }
     case 'unsub':
       return { op, topic, id };
+    case 'history': {
+      const since = parseSince(frame.since, id);
+      if (since instanceof GatewayError) return since;
+      const limit = parseLimit(frame.limit);
+      if (limit === null) return new GatewayError(ErrorCode.BadRequest, `limit must be an integer 1..${HISTORY_MAX_LIMIT}`, id);
+      return { op, topic, id, limit, since };
+    }
     case 'pub':
       if (!('data' in frame) || frame.data === undefined) {
         return new GatewayError(ErrorCode.BadRequest, 'pub needs data', id);

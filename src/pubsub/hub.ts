@@ -79,6 +79,11 @@ export class Hub {
     return state;
   }
 
+  /** Lets a state acquired only to be read go again (its position is remembered). */
+  releaseIfIdle(state: TopicState): void {
+    if (state.idle && this.topics.get(state.name) === state) this.retire(state);
+  }
+
   /** Drops an idle state, keeping its position so the topic's numbering continues when it is used again. */
   private retire(state: TopicState): void {
     this.topics.delete(state.name);

@@ -10,9 +10,11 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
 import { TopicRules } from '../rules/topic-rules';
+import { TopicQueries } from '../session/topic-queries';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
+import { registerTopicRoutes } from './topics-route';
 import { type Socket, socketBehavior } from './socket-behavior';
 
 /** One wsgate node: the uWS app, its hub, broker, metrics and lifecycle. */
@@ -41,11 +43,12 @@ export class Gateway {
       positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
+    const queries = new TopicQueries(this.hub, this.broker);
     const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
 
     app.ws(
       config.wsPath,
-      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, verifier, log, sockets: this.sockets, isDraining: () => this.draining }),
+      socketBehavior({ config, hub: this.hub, broker: this.broker, queries, stats: this.stats, verifier, log, sockets: this.sockets, isDraining: () => this.draining }),
     );
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {
@@ -57,6 +60,7 @@ export class Gateway {
         .end(JSON.stringify({ code: ErrorCode.BadRequest, reason: 'this path accepts WebSocket upgrades only' }));
     });
     app.post('/publish', publishRoute(config, this.broker, this.stats));
+    registerTopicRoutes(app, config, queries);
     app.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
     app.get('/readyz', (res) => {
       const reason = this.notReadyReason();

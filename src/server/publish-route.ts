@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Broker, PublishOutcome } from '../broker/broker';
@@ -8,7 +7,8 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import { unpackr } from '../protocol/msgpack';
 import { Payload } from '../protocol/payload';
 import { checkTopic } from '../protocol/topic';
-import { bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
+import { apiKeyCheck } from './api-key';
+import { readBody, sendError, sendJson, watchAbort } from './http-reply';
 
 interface Item {
   readonly topic: string;
@@ -24,11 +24,6 @@ const STATUS: Record<Exclude<HttpPublishResult, 'ok'>, string> = {
   unsupported_media_type: '415 Unsupported Media Type',
   unavailable: '503 Service Unavailable',
 };
-
-function keyMatches(given: string, expected: Buffer): boolean {
-  const g = Buffer.from(given);
-  return g.length === expected.length && timingSafeEqual(g, expected);
-}
 
 /** Validates a decoded body into publish items (all of them before any is published). */
 function parseItems(body: unknown, config: Config): Item[] | GatewayError {
@@ -47,7 +42,7 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
 
 /** POST /publish: how backends push messages to the edge. */
 export function publishRoute(config: Config, broker: Broker, stats: Stats) {
-  const apiKey = config.apiKey === '' ? null : Buffer.from(config.apiKey);
+  const authorized = apiKeyCheck(config.apiKey);
   const payload = new Payload();
 
   return (res: HttpResponse, req: HttpRequest): void => {
@@ -59,7 +54,7 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
       stats.httpPublish[result]++;
       sendError(res, STATUS[result], error, abort);
     };
-    if (apiKey !== null && !keyMatches(bearer(authorization), apiKey)) {
+    if (!authorized(authorization)) {
       return refuse('unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
     }
     const msgpack = contentType.startsWith('application/msgpack') || contentType.startsWith('application/x-msgpack');

@@ -13,15 +13,18 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
+import type { Outcome, TopicQueries } from '../session/topic-queries';
 import { type Connection, newConnection } from './connection';
 import { bearer, sendError, watchAbort } from './http-reply';
 
 export type Socket = WebSocket<Connection>;
+type OkFields = Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>;
 
 export interface SocketDeps {
   readonly config: Config;
   readonly hub: Hub;
   readonly broker: Broker;
+  readonly queries: TopicQueries;
   readonly stats: Stats;
   readonly verifier: TokenVerifier | null;
   readonly log: Logger;
@@ -47,7 +50,7 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, verifier, log, sockets } = deps;
+  const { config, hub, broker, queries, stats, verifier, log, sockets } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   let pendingUpgrades = 0;
@@ -70,8 +73,15 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     reply(ws, conn, e.id === undefined ? { op: 'err', code: e.code, reason: e.reason } : { op: 'err', id: e.id, code: e.code, reason: e.reason });
   };
 
-  const ok = (ws: Socket, conn: Connection, id: number | undefined, extra?: Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>) => {
+  const ok = (ws: Socket, conn: Connection, id: number | undefined, extra?: OkFields) => {
     if (id !== undefined) reply(ws, conn, { op: 'ok', id, ...extra });
+  };
+
+  /** Replies with a session operation's outcome, now or when the broker answers. */
+  const answer = <T extends OkFields>(ws: Socket, conn: Connection, id: number | undefined, outcome: Outcome<T>) => {
+    const done = (o: T | GatewayError) => (o instanceof GatewayError ? fail(ws, conn, o.withId(id)) : ok(ws, conn, id, o));
+    if (outcome instanceof Promise) outcome.then(done, () => done(new GatewayError(ErrorCode.Unavailable, 'broker failed')));
+    else done(outcome);
   };
 
   /** Replies to a `sub` and replays what `replay` sends, corked, before the caller subscribes the socket. */
@@ -209,6 +219,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return publish(ws, conn, cmd, startedAt);
       case 'ping':
         return ok(ws, conn, cmd.id);
+      case 'history':
+        return answer(ws, conn, cmd.id, queries.history(conn.grant.subscribe, cmd.topic, cmd.limit, cmd.since));
     }
   };
 

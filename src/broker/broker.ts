@@ -3,6 +3,7 @@ import type { Payload } from '../protocol/payload';
 import type { PublishSource } from '../metrics/stats';
 import type { StreamPosition } from '../protocol/commands';
 import type { HistoryMessage } from '../protocol/codec';
+import type { ControlTransport } from '../cluster/control-bus';
 
 /** A topic's position and retained messages, oldest first, as a history request returns them. */
 export interface HistoryPage {
@@ -68,4 +69,6 @@ export interface Broker {
    * newest ones, or (with `since`) the first ones after it. Others serve history from the node's hub.
    */
   history?(topic: string, limit: number, since: StreamPosition | undefined): Promise<HistoryPage | GatewayError>;
+  /** Only on cluster brokers: the channel for control messages between nodes (see ControlBus). */
+  readonly control?: ControlTransport;
 }

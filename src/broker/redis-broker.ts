@@ -18,7 +18,8 @@ import { Envelope, MsgpackCursor } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
-import { HISTORY_LUA, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, logKey, metaKey, nodeChannel } from './redis-scripts';
+import { CONTROL_CHANNEL, HISTORY_LUA, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, controlChannel, logKey, metaKey, nodeChannel } from './redis-scripts';
+import type { ControlTransport } from '../cluster/control-bus';
 
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
 const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
@@ -49,6 +50,10 @@ interface PendingSnapshot {
 export class RedisBroker implements Broker, InterestTarget {
   readonly kind = 'redis';
   private readonly nodeId = newEpoch();
+  readonly control: ControlTransport;
+  private receiveControl: (message: Buffer) => void = () => {};
+  private readonly controlChannelBuf = Buffer.from(CONTROL_CHANNEL);
+  private readonly ownControlChannelBuf: Buffer;
   private readonly replyChannel: string;
   private readonly replyChannelBuf: Buffer;
   private readonly interest: InterestTable;
@@ -81,6 +86,14 @@ export class RedisBroker implements Broker, InterestTarget {
   ) {
     this.replyChannel = nodeChannel(this.nodeId);
     this.replyChannelBuf = Buffer.from(this.replyChannel);
+    this.ownControlChannelBuf = Buffer.from(controlChannel(this.nodeId));
+    this.control = {
+      nodeId: this.nodeId,
+      send: (to, message) => {
+        if (this.cmdUp) this.cmd.publish(to === null ? CONTROL_CHANNEL : controlChannel(to), message).catch(() => undefined);
+      },
+      onControl: (receive) => (this.receiveControl = receive),
+    };
     this.interest = new InterestTable(this, config.brokerLinger, stats);
     this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log);
     hub.setInterestListener(this.interest);
@@ -90,6 +103,7 @@ export class RedisBroker implements Broker, InterestTarget {
     this.sub.on('ready', () => this.resubscribe());
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (channel.equals(this.replyChannelBuf)) this.snapshotReply(message);
+      else if (channel.equals(this.controlChannelBuf) || channel.equals(this.ownControlChannelBuf)) this.receiveControl(message);
       else this.receiver.receive(message);
     });
   }
@@ -303,7 +317,7 @@ export class RedisBroker implements Broker, InterestTarget {
    */
   private resubscribe(): void {
     const topics = [...this.interest.topics()];
-    const p = this.sub.subscribe(this.replyChannel, ...topics.map(channelOf));
+    const p = this.sub.subscribe(this.replyChannel, CONTROL_CHANNEL, controlChannel(this.nodeId), ...topics.map(channelOf));
     p.catch(() => undefined);
     for (const t of topics) this.subscribed.set(t, p);
     // Synchronously, before any message of the new subscription can arrive.

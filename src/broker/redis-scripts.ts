@@ -101,4 +101,7 @@ return {seq, epoch, entries}
 export const metaKey = (topic: string): string => `wsgate:{${topic}}:meta`;
 export const logKey = (topic: string): string => `wsgate:{${topic}}:log`;
 export const channelOf = (topic: string): string => `wsgate:m:${topic}`;
+/** Control messages between nodes (ControlBus): to all, and to one node. */
+export const CONTROL_CHANNEL = 'wsgate:ctl';
+export const controlChannel = (nodeId: string): string => `wsgate:ctl:${nodeId}`;
 export const nodeChannel = (nodeId: string): string => `wsgate:node:${nodeId}`;

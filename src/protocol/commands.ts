@@ -14,14 +14,14 @@ export type Command =
   | { readonly op: 'ping'; readonly id: number | undefined }
   | { readonly op: 'history'; readonly topic: string; readonly id: number | undefined; readonly limit: number; readonly since: StreamPosition | undefined };
 
-/** Messages one history request may return at most, and how many without `limit`. */
-export const HISTORY_MAX_LIMIT = 1000;
-export const HISTORY_DEFAULT_LIMIT = 100;
+/** Items one history or list request returns at most, and how many without `limit`. */
+export const MAX_PAGE_LIMIT = 1000;
+export const DEFAULT_PAGE_LIMIT = 100;
 
-/** A history `limit`: absent means the default; else an integer 1..HISTORY_MAX_LIMIT (null: invalid). */
+/** A page `limit`: absent means the default; else an integer 1..MAX_PAGE_LIMIT (null: invalid). */
 export function parseLimit(v: unknown): number | null {
-  if (v === undefined) return HISTORY_DEFAULT_LIMIT;
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= HISTORY_MAX_LIMIT ? v : null;
+  if (v === undefined) return DEFAULT_PAGE_LIMIT;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_PAGE_LIMIT ? v : null;
 }
 
 export type Op = Command['op'];
@@ -70,7 +70,7 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
       const since = parseSince(frame.since, id);
       if (since instanceof GatewayError) return since;
       const limit = parseLimit(frame.limit);
-      if (limit === null) return new GatewayError(ErrorCode.BadRequest, `limit must be an integer 1..${HISTORY_MAX_LIMIT}`, id);
+      if (limit === null) return new GatewayError(ErrorCode.BadRequest, `limit must be an integer 1..${MAX_PAGE_LIMIT}`, id);
       return { op, topic, id, limit, since };
     }
     case 'pub':

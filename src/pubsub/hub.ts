@@ -79,6 +79,11 @@ export class Hub {
     return state;
   }
 
+  /** Topics with at least one local subscriber, and how many. */
+  *activeTopics(): IterableIterator<[topic: string, subscribers: number]> {
+    for (const state of this.topics.values()) if (state.subscribers > 0) yield [state.name, state.subscribers];
+  }
+
   /** Lets a state acquired only to be read go again (its position is remembered). */
   releaseIfIdle(state: TopicState): void {
     if (state.idle && this.topics.get(state.name) === state) this.retire(state);

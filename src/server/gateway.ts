@@ -11,6 +11,7 @@ import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
 import { TopicRules } from '../rules/topic-rules';
 import { TopicQueries } from '../session/topic-queries';
+import { ControlBus } from '../cluster/control-bus';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
@@ -23,6 +24,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly hub: Hub;
   readonly broker: Broker;
+  readonly bus: ControlBus;
   private readonly app: TemplatedApp;
   private readonly sockets = new Set<Socket>();
   private listenSocket: us_listen_socket | null = null;
@@ -43,7 +45,12 @@ export class Gateway {
       positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
-    const queries = new TopicQueries(this.hub, this.broker);
+    this.bus = new ControlBus(this.broker.control ?? null, {
+      heartbeatMs: Math.floor(config.nodeTtl / 3),
+      nodeTtlMs: config.nodeTtl,
+      queryTimeoutMs: config.clusterQueryTimeout,
+    });
+    const queries = new TopicQueries(this.hub, this.broker, this.bus);
     const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
 
     app.ws(
@@ -130,6 +137,7 @@ export class Gateway {
     this.closed = true;
     this.stopListening();
     this.app.close();
+    this.bus.close();
     await this.broker.close();
     this.hub.close();
     this.metrics.stop();

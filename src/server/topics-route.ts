@@ -1,7 +1,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../config/schema';
 import { ErrorCode, GatewayError } from '../protocol/codes';
-import { HISTORY_MAX_LIMIT, type StreamPosition, parseLimit } from '../protocol/commands';
+import { MAX_PAGE_LIMIT, type StreamPosition, parseLimit } from '../protocol/commands';
 import { checkTopic } from '../protocol/topic';
 import type { Outcome, TopicQueries } from '../session/topic-queries';
 import { apiKeyCheck } from './api-key';
@@ -31,12 +31,13 @@ function sinceOf(query: URLSearchParams): StreamPosition | undefined | GatewayEr
 function limitOf(query: URLSearchParams): number | GatewayError {
   const raw = query.get('limit');
   const limit = parseLimit(raw === null ? undefined : /^\d{1,7}$/.test(raw) ? Number(raw) : NaN);
-  return limit ?? new GatewayError(ErrorCode.BadRequest, `limit must be an integer 1..${HISTORY_MAX_LIMIT}`);
+  return limit ?? new GatewayError(ErrorCode.BadRequest, `limit must be an integer 1..${MAX_PAGE_LIMIT}`);
 }
 
 /**
- * The topics part of the HTTP API (API key as POST /publish): `GET /topics/<topic>/history`. The topic
- * may hold `/`, so the operation is read from the end of the path.
+ * The topics part of the HTTP API (API key as POST /publish): `GET /topics` (active topics, cluster-wide)
+ * and `GET /topics/<topic>/history`. The topic may hold `/`, so the operation is read from the end of
+ * the path.
  */
 export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: TopicQueries): void {
   const authorized = apiKeyCheck(config.apiKey);
@@ -59,9 +60,31 @@ export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: 
     else done(outcome);
   };
 
-  app.get('/topics/*', (res: HttpResponse, req: HttpRequest) => {
+  /** Watches for the client leaving and checks the API key; null when refused (already answered). */
+  const admit = (res: HttpResponse, req: HttpRequest): Aborted | null => {
     const abort = watchAbort(res);
-    if (!authorized(req.getHeader('authorization'))) return reply(res, abort, new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
+    if (authorized(req.getHeader('authorization'))) return abort;
+    reply(res, abort, new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
+    return null;
+  };
+
+  app.get('/topics', (res: HttpResponse, req: HttpRequest) => {
+    const abort = admit(res, req);
+    if (abort === null) return;
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    const limit = limitOf(query);
+    if (limit instanceof GatewayError) return reply(res, abort, limit);
+    const prefix = query.get('prefix') ?? '';
+    const cursor = query.get('cursor') ?? '';
+    if (prefix.length > config.maxTopicLength || cursor.length > config.maxTopicLength) {
+      return reply(res, abort, new GatewayError(ErrorCode.BadRequest, `prefix and cursor are at most ${config.maxTopicLength} characters`));
+    }
+    reply(res, abort, queries.topics({ prefix, limit, cursor }));
+  });
+
+  app.get('/topics/*', (res: HttpResponse, req: HttpRequest) => {
+    const abort = admit(res, req);
+    if (abort === null) return;
     const path = req.getUrl().slice('/topics/'.length);
     const query = new URLSearchParams(req.getQuery() ?? '');
     const op = operations.find(([suffix]) => path.endsWith(suffix));

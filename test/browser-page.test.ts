@@ -47,8 +47,13 @@ describe('built-in page in headless Chromium', () => {
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    const failedRequests: string[] = [];
+    page.on('response', (r) => r.status() >= 400 && failedRequests.push(`${r.status()} ${r.url()}`));
     await page.goto(`http://127.0.0.1:${proxy.port}/`);
     await page.locator('#state', { hasText: 'open' }).waitFor({ timeout: 5000 });
+    // Reading order: the first event is the first thing that happened.
+    assert.match((await page.locator('#events li').first().textContent()) ?? '', /connecting/);
+    assert.deepEqual(failedRequests, [], 'no request fails (the favicon is inline)');
     // The demo publishes every 2 s; the page subscribes to `demo` by default.
     await page.locator('#rows tr', { hasText: 'demo notification' }).first().waitFor({ timeout: 6000 });
 

@@ -60,10 +60,10 @@ function loadCompose(): Obj {
 }
 
 describe('deploy/Dockerfile', () => {
-  it('is multi-stage on a Debian trixie Node 20 image (glibc >= 2.38 for uWebSockets.js)', () => {
+  it('is multi-stage on a Debian trixie Node 24 image (glibc >= 2.38 for uWebSockets.js)', () => {
     assert.ok(built.length >= 3, 'build, deps and runtime stages');
     const arg = ops(preamble, 'ARG').find((a) => a.startsWith('NODE_IMAGE='));
-    assert.equal(arg, 'NODE_IMAGE=node:20-trixie-slim');
+    assert.equal(arg, 'NODE_IMAGE=node:24-trixie-slim');
     for (const s of built) assert.match(s[0].args, /^\$\{NODE_IMAGE\}( AS \w+)?$/);
   });
 

@@ -11,11 +11,13 @@ export interface Grant {
   readonly expiresAt: number | undefined;
   readonly subscribe: TopicPatterns;
   readonly publish: TopicPatterns;
+  /** Application data about the user (token claim or connect-proxy answer), passed on to proxies and webhooks. */
+  readonly info?: unknown;
 }
 
 export const openGrant: Grant = { subject: undefined, expiresAt: undefined, subscribe: TopicPatterns.any, publish: TopicPatterns.any };
 
-function patternsClaim(v: unknown): TopicPatterns | null | undefined {
+export function patternsClaim(v: unknown): TopicPatterns | null | undefined {
   if (v === undefined) return TopicPatterns.any;
   if (!Array.isArray(v) || !v.every((p): p is string => typeof p === 'string')) return null;
   return new TopicPatterns(v);
@@ -52,6 +54,6 @@ export class TokenVerifier {
     if (subscribe === null || publish === null) {
       return new GatewayError(ErrorCode.Unauthorized, 'invalid token: subscribe/publish claims must be arrays of strings');
     }
-    return { subject: payload.sub, expiresAt: payload.exp, subscribe: subscribe ?? TopicPatterns.any, publish: publish ?? TopicPatterns.any };
+    return { subject: payload.sub, expiresAt: payload.exp, subscribe: subscribe ?? TopicPatterns.any, publish: publish ?? TopicPatterns.any, info: payload.info };
   }
 }

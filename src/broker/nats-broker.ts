@@ -90,8 +90,8 @@ export class NatsBroker implements Broker, InterestTarget {
     private readonly log: Logger,
   ) {
     this.interest = new InterestTable(this, config.brokerLinger, stats);
-    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t), this.nodeId, false, log);
-    hub.setInterestListener(this.interest);
+    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t), this.nodeId, false, log, config.maxDepth);
+    hub.addInterestListener(this.interest);
     this.rttTimer = setInterval(() => this.sampleRtt(metrics), RTT_SAMPLE_MS).unref();
   }
 

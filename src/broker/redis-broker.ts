@@ -20,6 +20,7 @@ import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
 import { CONTROL_CHANNEL, HISTORY_LUA, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, controlChannel, logKey, metaKey, nodeChannel } from './redis-scripts';
 import type { ControlTransport } from '../cluster/control-bus';
+import { msgpackDepth } from '../protocol/depth';
 
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
 const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
@@ -95,8 +96,8 @@ export class RedisBroker implements Broker, InterestTarget {
       onControl: (receive) => (this.receiveControl = receive),
     };
     this.interest = new InterestTable(this, config.brokerLinger, stats);
-    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log);
-    hub.setInterestListener(this.interest);
+    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log, this.config.maxDepth);
+    hub.addInterestListener(this.interest);
     this.cmd = this.connection(url, 'commands');
     this.sub = this.connection(url, 'subscriber');
     this.cmd.on('ready', () => this.loadScripts());
@@ -229,9 +230,15 @@ export class RedisBroker implements Broker, InterestTarget {
     const cursor = new MsgpackCursor();
     const env = new Envelope();
     const messages: HistoryMessage[] = [];
-    for (const e of entries) {
-      env.read(cursor.reset(e));
-      if (env.ts >= oldest) messages.push({ s: env.seq, d: unpackr.unpack(env.data) });
+    try {
+      for (const e of entries) {
+        env.read(cursor.reset(e));
+        // Only data bounded like a client's: anything else on the stream is foreign.
+        if (env.ts >= oldest && msgpackDepth(env.data, this.config.maxDepth) >= 0) messages.push({ s: env.seq, d: unpackr.unpack(env.data) });
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, topic }, 'malformed entry in a history stream');
+      return UNAVAILABLE;
     }
     return { seq: Number(seq), epoch, messages };
   }
@@ -392,6 +399,8 @@ export class RedisBroker implements Broker, InterestTarget {
       for (let i = 0; i < n; i++) {
         const env = new Envelope().read(inner.reset(c.bytes()));
         if (env.seq !== since + 1 + i || env.ts < oldest) return null;
+        // Served like live messages: only data bounded like a client's (anything else on the stream is foreign).
+        if (msgpackDepth(env.data, this.config.maxDepth) < 0) return null;
         out.push({ seq: env.seq, data: env.data });
       }
     } catch {

@@ -21,6 +21,16 @@ export class CommandError extends Error {
   }
 }
 
+/** The gateway refused the WebSocket upgrade with an HTTP status; `body` is its `{"code","reason"}` reply. */
+export class UpgradeRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`upgrade refused: HTTP ${status} ${body}`);
+  }
+}
+
 export interface ClientOptions {
   readonly codec?: CodecName;
   readonly token?: string;
@@ -58,7 +68,14 @@ export class GatewayClient {
     const client = new GatewayClient(ws, codec);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < 4096) body += chunk;
+        });
+        res.on('end', () => reject(new UpgradeRefused(res.statusCode ?? 0, body)));
+      });
       ws.once('error', reject);
     });
   }

@@ -145,6 +145,9 @@ export function loadConfig({ argv, env }: ConfigSources): Config {
   if ((config.brokerTlsCert === '') !== (config.brokerTlsKey === '')) {
     throw new ConfigError('brokerTlsCert', 'config', 'brokerTlsCert and brokerTlsKey together');
   }
+  if ((config.webhookUrl === '') !== (config.webhookSecret === '')) {
+    throw new ConfigError('webhookSecret', 'config', 'webhookUrl and webhookSecret together (every webhook is signed)');
+  }
   for (const key of ['brokerTlsCa', 'brokerTlsCert', 'brokerTlsKey'] as const) {
     if (config[key] !== '' && !readable(config[key])) throw new ConfigError(key, config[key], 'a readable PEM file');
   }

@@ -1,3 +1,6 @@
+import { parseOrigins } from '../guard/origin';
+import { parseCidrs } from '../guard/client-address';
+import { MAX_DEPTH_LIMIT } from '../protocol/depth';
 import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
 
 /** Every setting, its bounds and default. Flags are the kebab-case names, env vars WSGATE_<UPPER_SNAKE>. */
@@ -6,6 +9,7 @@ export interface Config {
   port: number;
   wsPath: string;
   maxPayload: number;
+  maxDepth: number;
   maxTopicsPerConn: number;
   maxTopicLength: number;
   maxConnections: number;
@@ -38,6 +42,27 @@ export interface Config {
   topics: readonly TopicRuleConfig[];
   demo: boolean;
   page: boolean;
+  allowedOrigins: string;
+  maxConnectionsPerIp: number;
+  connectRatePerIp: number;
+  trustedProxies: string;
+  maxCommandsPerSecond: number;
+  commandBurst: number;
+  apiInsecure: boolean;
+  adminPort: number;
+  adminHost: string;
+  connectProxyUrl: string;
+  subscribeProxyUrl: string;
+  publishProxyUrl: string;
+  subscribeProxyTopics: string;
+  publishProxyTopics: string;
+  proxyTimeout: number;
+  proxyMaxInflight: number;
+  webhookUrl: string;
+  webhookSecret: string;
+  webhookDelay: number;
+  webhookMaxQueue: number;
+  webhookPublishTopics: string;
 }
 
 export type ConfigKey = keyof Config;
@@ -75,6 +100,10 @@ export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec | RulesSpec) & { 
 
 const MiB = 1024 * 1024;
 
+const httpUrl = { ok: (v: string) => v === '' || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(v), rule: 'an http:// or https:// URL, or empty' };
+const patternList = { ok: (v: string) => /^[A-Za-z0-9._\-:@/*]+(,[A-Za-z0-9._\-:@/*]+)*$/.test(v), rule: 'comma-separated topic patterns (chat.*, news, *)' };
+const patternListOrNone = { ok: (v: string) => v === '' || patternList.ok(v), rule: 'comma-separated topic patterns, or empty for none' };
+
 export const schema: { readonly [K in ConfigKey]: Spec } = {
   host: { kind: 'string', def: '0.0.0.0', help: 'address to listen on' },
   port: { kind: 'int', def: 8080, min: 0, max: 65535, help: 'port to listen on (0 = any free port)' },
@@ -85,6 +114,13 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
     check: { ok: (v) => /^\/[A-Za-z0-9._\-/]*$/.test(v), rule: 'a path starting with /' },
   },
   maxPayload: { kind: 'int', def: 64 * 1024, min: 64, max: 16 * MiB, help: 'largest client message in bytes (larger: close 1009)' },
+  maxDepth: {
+    kind: 'int',
+    def: 64,
+    min: 1,
+    max: MAX_DEPTH_LIMIT,
+    help: 'deepest nesting of arrays/objects in published data (deeper: bad_frame / HTTP 400)',
+  },
   maxTopicsPerConn: { kind: 'int', def: 256, min: 1, max: 100_000, help: 'subscriptions one connection may hold' },
   maxTopicLength: { kind: 'int', def: 128, min: 1, max: 255, help: 'longest topic name in bytes' },
   maxConnections: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'open connections before upgrades get 503' },
@@ -159,6 +195,37 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   },
   demo: { kind: 'bool', def: false, help: 'publish a notification to topic "demo" every 2 s' },
   page: { kind: 'bool', def: false, help: 'serve the built-in web page at /' },
+  allowedOrigins: {
+    kind: 'string',
+    def: '',
+    help: 'browser origins allowed to open a socket, comma-separated: https://app.example.com, https://*.example.com or * (no Origin and the gateway\'s own host are always allowed)',
+    check: { ok: (v) => parseOrigins(v) !== null, rule: 'comma-separated origins (scheme://host[:port], scheme://*.domain) or *' },
+  },
+  maxConnectionsPerIp: { kind: 'int', def: 0, min: 0, max: 10_000_000, help: 'open connections per client address before upgrades get 429 (0 = no limit)' },
+  connectRatePerIp: { kind: 'int', def: 0, min: 0, max: 1_000_000, help: 'upgrades per second per client address, burst of twice that, before 429 (0 = no limit)' },
+  trustedProxies: {
+    kind: 'string',
+    def: '',
+    help: 'CIDRs of proxies whose X-Forwarded-For names the client address (IPv4 and IPv6, comma-separated; empty = never trust the header)',
+    check: { ok: (v) => parseCidrs(v) !== null, rule: 'comma-separated CIDRs or addresses, e.g. 10.0.0.0/8,fd00::/8' },
+  },
+  maxCommandsPerSecond: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'commands per second per connection; over it: err rate_limited (0 = no limit)' },
+  commandBurst: { kind: 'int', def: 200, min: 1, max: 1_000_000, help: 'commands a connection may send at once above --max-commands-per-second' },
+  apiInsecure: { kind: 'bool', def: false, help: 'allow POST /publish to be reachable without --api-key (demo only)' },
+  adminPort: { kind: 'int', def: 0, min: 0, max: 65535, help: 'serve the HTTP API, /metrics, /healthz and /readyz on this separate port instead of the public one (0 = public port)' },
+  adminHost: { kind: 'string', def: '127.0.0.1', help: 'address of the --admin-port listener' },
+  connectProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked on every upgrade without a token: it answers the user and grants (docs/backend.md)' },
+  subscribeProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a subscription to a --subscribe-proxy-topics topic takes effect' },
+  publishProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a client publish to a --publish-proxy-topics topic (it may replace the data)' },
+  subscribeProxyTopics: { kind: 'string', def: '*', check: patternList, help: 'topics whose subscriptions go through --subscribe-proxy-url' },
+  publishProxyTopics: { kind: 'string', def: '*', check: patternList, help: 'topics whose client publishes go through --publish-proxy-url' },
+  proxyTimeout: { kind: 'int', def: 2000, min: 10, max: 60_000, help: 'ms an application proxy call may take before it counts as unavailable' },
+  proxyMaxInflight: { kind: 'int', def: 1000, min: 1, max: 100_000, help: 'proxy calls in flight per node; more are answered unavailable at once' },
+  webhookUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL that receives signed, batched event webhooks (docs/backend.md)' },
+  webhookSecret: { kind: 'string', def: '', secret: true, help: 'HMAC-SHA256 key of the X-Wsgate-Signature header (required with --webhook-url)' },
+  webhookDelay: { kind: 'int', def: 3000, min: 0, max: 600_000, help: 'ms topic_vacated waits: a topic occupied again within it sends nothing' },
+  webhookMaxQueue: { kind: 'int', def: 10_000, min: 1, max: 1_000_000, help: 'webhook events held while the application is slow or away; more are dropped and counted' },
+  webhookPublishTopics: { kind: 'string', def: '', check: patternListOrNone, help: 'topics whose client publishes are sent as client_publish webhooks (empty = none)' },
 };
 
 export const configKeys = Object.keys(schema) as ConfigKey[];

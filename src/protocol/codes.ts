@@ -9,6 +9,8 @@ export const ErrorCode = {
   BadSince: 'bad_since',
   Unavailable: 'unavailable',
   UnrecoverablePosition: 'unrecoverable_position',
+  /** Over --max-commands-per-second: the command was not executed. */
+  RateLimited: 'rate_limited',
   // Upgrade / HTTP only
   Unauthorized: 'unauthorized',
   TooManyConnections: 'too_many_connections',
@@ -17,6 +19,12 @@ export const ErrorCode = {
   PayloadTooLarge: 'payload_too_large',
   UnsupportedMediaType: 'unsupported_media_type',
   NotFound: 'not_found',
+  OriginNotAllowed: 'origin_not_allowed',
+  TooManyConnectionsPerIp: 'too_many_connections_per_ip',
+  ConnectRateLimited: 'connect_rate_limited',
+  /** An unexpected exception while handling the request (a bug, contained and counted). */
+  Internal: 'internal_error',
+  ProxyUnavailable: 'proxy_unavailable',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -28,6 +36,7 @@ export const CloseCode = {
   InternalError: 1011,
   ServiceRestart: 1012,
   SlowConsumer: 4008,
+  CommandFlood: 4029,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

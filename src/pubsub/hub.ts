@@ -37,7 +37,7 @@ export class Hub {
   private readonly encoder = new DeliveryEncoder();
   private readonly budget: HistoryBudget;
   private readonly positions: PositionMemory;
-  private interest: InterestListener | null = null;
+  private readonly interest: InterestListener[] = [];
   private readonly sweeper: NodeJS.Timeout | null;
 
   constructor(
@@ -51,8 +51,9 @@ export class Hub {
     this.sweeper = options.rules.anyRetention || options.positions.max > 0 ? setInterval(() => this.sweep(), 1000).unref() : null;
   }
 
-  setInterestListener(listener: InterestListener): void {
-    this.interest = listener;
+  /** Adds a listener (the broker's interest table; webhook occupancy). */
+  addInterestListener(listener: InterestListener): void {
+    this.interest.push(listener);
   }
 
   get(topic: string): TopicState | undefined {
@@ -101,7 +102,7 @@ export class Hub {
     const state = this.acquire(topic);
     if (state.subscribers === 0) {
       this.stats.topics++;
-      this.interest?.interestAdded(topic);
+      for (const l of this.interest) l.interestAdded(topic);
     }
     if (codec === 'json') state.jsonSubs++;
     else state.packSubs++;
@@ -117,7 +118,7 @@ export class Hub {
     this.stats.subscriptions--;
     if (state.subscribers === 0) {
       this.stats.topics--;
-      this.interest?.interestRemoved(topic);
+      for (const l of this.interest) l.interestRemoved(topic);
       if (state.idle) this.retire(state);
     }
   }

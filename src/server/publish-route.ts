@@ -4,10 +4,11 @@ import type { Broker, PublishOutcome } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { HttpPublishResult, Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
-import { unpackr } from '../protocol/msgpack';
+import { decodeBounded } from '../protocol/codec';
 import { Payload } from '../protocol/payload';
 import { checkTopic } from '../protocol/topic';
 import { apiKeyCheck } from './api-key';
+import { answerInternalError, contained, type FaultSink } from './contain';
 import { readBody, sendError, sendJson, watchAbort } from './http-reply';
 
 interface Item {
@@ -25,7 +26,33 @@ const STATUS: Record<Exclude<HttpPublishResult, 'ok'>, string> = {
   unavailable: '503 Service Unavailable',
 };
 
-/** Validates a decoded body into publish items (all of them before any is published). */
+/** Whether a body is a batch: a JSON or msgpack array at the top (leading JSON whitespace skipped). */
+function isBatch(body: Buffer, msgpack: boolean): boolean {
+  let i = 0;
+  if (msgpack) {
+    const t = body[0] ?? 0;
+    return (t & 0xf0) === 0x90 || t === 0xdc || t === 0xdd;
+  }
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x09 || body[i] === 0x0a || body[i] === 0x0d)) i++;
+  return body[i] === 0x5b;
+}
+
+/**
+ * Decodes a body whose items' data may nest `maxDepth` levels (an item object is one more, a batch array
+ * another); throws on malformed input, returns a GatewayError when it nests deeper.
+ */
+function decodeBody(body: Buffer, msgpack: boolean, maxDepth: number): unknown {
+  return decodeBounded(body, msgpack, maxDepth + (isBatch(body, msgpack) ? 2 : 1), maxDepth);
+}
+
+/**
+ * JSON is the default: a body without Content-Type, or with curl's default for `-d`
+ * (application/x-www-form-urlencoded), is read as JSON, so `curl -d '{…}'` works as typed.
+ */
+const readsAsJson = (contentType: string): boolean =>
+  contentType === '' || contentType.startsWith('application/json') || contentType.startsWith('application/x-www-form-urlencoded');
+
+/** Validates a decoded body into publish items: all of them before any is published, so one bad item publishes nothing. */
 function parseItems(body: unknown, config: Config): Item[] | GatewayError {
   const list = Array.isArray(body) ? body : [body];
   if (list.length === 0 || list.length > config.maxBatch) return new GatewayError(ErrorCode.BadRequest, `a batch holds 1..${config.maxBatch} items`);
@@ -41,7 +68,7 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
 }
 
 /** POST /publish: how backends push messages to the edge. */
-export function publishRoute(config: Config, broker: Broker, stats: Stats) {
+export function publishRoute(config: Config, broker: Broker, stats: Stats, fault: FaultSink) {
   const authorized = apiKeyCheck(config.apiKey);
   const payload = new Payload();
 
@@ -58,19 +85,24 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
       return refuse('unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
     }
     const msgpack = contentType.startsWith('application/msgpack') || contentType.startsWith('application/x-msgpack');
-    if (!msgpack && !contentType.startsWith('application/json')) {
-      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json or application/msgpack'));
+    if (!msgpack && !readsAsJson(contentType)) {
+      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json (or absent) or application/msgpack'));
     }
     readBody(
       res,
       config.maxBody,
       abort,
-      (body) => {
+      // The body arrives in a later uWS callback, outside the route's own containment.
+      contained('http', fault, (body: Buffer) => {
         let decoded: unknown;
         try {
-          decoded = msgpack ? unpackr.unpack(body) : JSON.parse(body.toString('utf8'));
+          decoded = decodeBody(body, msgpack, config.maxDepth);
         } catch {
           return refuse('bad_request', new GatewayError(ErrorCode.BadFrame, `body is not valid ${msgpack ? 'msgpack' : 'JSON'}`));
+        }
+        if (decoded instanceof GatewayError) {
+          stats.tooDeep.http++;
+          return refuse('bad_request', decoded);
         }
         const items = parseItems(decoded, config);
         if (items instanceof GatewayError) return refuse('bad_request', items);
@@ -87,9 +119,9 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
           sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
         };
         if (outcomes.some((o) => o instanceof Promise)) {
-          Promise.all(outcomes).then(finish, () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
+          Promise.all(outcomes).then(contained('http', fault, finish, () => answerInternalError(res)), () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
         } else finish(outcomes as PublishOutcome[]);
-      },
+      }, () => answerInternalError(res)),
       () => refuse('too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
     );
   };

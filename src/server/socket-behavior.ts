@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
-import { type Grant, openGrant, type TokenVerifier } from '../auth/token-verifier';
+import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import { type Admission, type Admitter, isRefused } from '../auth/admission';
 import type { Broker, TopicSnapshot } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
@@ -14,8 +14,16 @@ import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
 import type { Outcome, TopicQueries } from '../session/topic-queries';
-import { type Connection, newConnection } from './connection';
-import { bearer, sendError, watchAbort } from './http-reply';
+import type { CommandRate } from '../guard/command-rate';
+import type { AddressKey, UpgradeGuard } from '../guard/upgrade-guard';
+import { inOrder } from '../hooks/publish-order';
+import { type Caller } from '../hooks/topic-proxies';
+import type { TopicProxies } from '../hooks/hooks';
+import type { SessionEvents } from '../hooks/session-events';
+import { type Connection, clientId, newConnection } from './connection';
+import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
+import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
+import { type Aborted, bearer, sendError } from './http-reply';
 
 export type Socket = WebSocket<Connection>;
 type OkFields = Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>;
@@ -26,11 +34,17 @@ export interface SocketDeps {
   readonly broker: Broker;
   readonly queries: TopicQueries;
   readonly stats: Stats;
-  readonly verifier: TokenVerifier | null;
+  readonly admitter: Admitter;
+  readonly proxies: TopicProxies;
+  readonly events: SessionEvents | null;
   readonly log: Logger;
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
   readonly isDraining: () => boolean;
+  /** Origin policy and per-address limits, checked on upgrade. */
+  readonly guard: UpgradeGuard;
+  readonly commandRate: CommandRate;
+  readonly fault: FaultSink;
 }
 
 const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
@@ -39,9 +53,18 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  origin_not_allowed: '403 Forbidden',
+  ip_limit: '429 Too Many Requests',
+  ip_rate: '429 Too Many Requests',
+  proxy_unavailable: '503 Service Unavailable',
 };
 
 const NO_TOPICS: readonly string[] = [];
+
+const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: conn.grant.subject, info: conn.grant.info });
+
+/** The subprotocol to echo: none when the client offered none (JSON by default). */
+const protocol = (hs: Handshake, codec: Codec): string => (hs.protocol === '' ? '' : codec.subprotocol);
 
 // Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -50,13 +73,13 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, queries, stats, verifier, log, sockets } = deps;
+  const { config, hub, broker, queries, stats, admitter, proxies, events, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
-  let pendingUpgrades = 0;
+  const upgrades = new AsyncUpgrades(stats);
   let pendingRequests = 0;
 
-  const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: { aborted: boolean }) => {
+  const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: Aborted) => {
     stats.upgrades[result]++;
     sendError(res, UPGRADE_STATUS[result], error, abort);
   };
@@ -115,21 +138,26 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
    * Runs `step` later for a `sub` that must wait for the broker, unless the connection closed or the
    * topic was unsubscribed or subscribed again meanwhile (that answer would be stale).
    */
-  const later = <T>(conn: Connection, topic: string, step: (result: T) => void): ((result: T) => void) => {
+  const later = <T>(ws: Socket, conn: Connection, topic: string, step: (result: T) => void): ((result: T) => void) => {
     const token = ++pendingRequests;
     (conn.pendingSubs ??= new Map()).set(topic, token);
     return (result) => {
       if (conn.closed || conn.pendingSubs?.get(topic) !== token) return;
       conn.pendingSubs.delete(topic);
-      step(result);
+      contained('message', fault, step, () => endFaulty(ws))(result);
     };
+  };
+
+  /** Answers a `sub` from local history: the reply, then (when recovered) what was retained after `since`. */
+  const answerFromHistory = (ws: Socket, conn: Connection, id: number | undefined, state: TopicState, since: StreamPosition | undefined) => {
+    const recovered = since !== undefined && canRecover(state, since);
+    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
   };
 
   /** Reply, replay from local history and subscribe in one synchronous step: no publish can fall between them. */
   const subscribeNow = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined) => {
     const state = hub.acquire(topic);
-    const recovered = since !== undefined && canRecover(state, since);
-    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
+    answerFromHistory(ws, conn, id, state, since);
     ws.subscribe(state.key(conn.codec.name));
   };
 
@@ -142,7 +170,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       broker,
       topic,
       since,
-      later(conn, topic, (snap: TopicSnapshot | GatewayError) => {
+      later(ws, conn, topic, (snap: TopicSnapshot | GatewayError) => {
         if (snap instanceof GatewayError) {
           // The broker cannot say where the topic is: serve from what this node knows (it keeps serving).
           log.debug({ topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
@@ -156,17 +184,29 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     );
   };
 
-  /** Subscribes; returns the error to send, or null. Idempotent for topics already held. */
-  const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>): GatewayError | null => {
+  /** Subscribes; returns the error to send, or null. Idempotent for topics already held. `allowed`: grant and application already agreed. */
+  const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>, allowed = false): GatewayError | null => {
     const { topic, id, since } = cmd;
-    if (!conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
+    if (!allowed && !conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
     if (conn.topics.has(topic)) {
-      const state = hub.acquire(topic);
-      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+      // Already receiving it live; a `since` still gets its answer and replay (clients drop the repeats by `s`).
+      answerFromHistory(ws, conn, id, hub.acquire(topic), since);
       return null;
     }
     if (conn.topics.size >= config.maxTopicsPerConn) {
       return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
+    }
+    const proxy = proxies.subscribe;
+    if (!allowed && proxy !== null && proxy.applies(topic)) {
+      if (conn.topics.size + (conn.pendingSubs?.size ?? 0) >= config.maxTopicsPerConn) {
+        return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
+      }
+      const answered = later(ws, conn, topic, (denied: GatewayError | null) => {
+        const err = denied ?? subscribe(ws, conn, cmd, true);
+        if (err !== null) fail(ws, conn, err.withId(id));
+      });
+      void proxy.ask(caller(conn), topic).then(answered);
+      return null;
     }
     conn.topics.add(topic);
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
@@ -180,7 +220,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const live = broker.whenLive?.(topic) ?? null;
     if (live !== null) {
       // Settles, never rejects: a broker that cannot confirm still leaves local fan-out to serve.
-      void live.then(later(conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
+      void live.then(later(ws, conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
       return null;
     }
     subscribeNow(ws, conn, topic, id, since);
@@ -188,8 +228,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   };
 
   const unsubscribe = (ws: Socket, conn: Connection, topic: string) => {
-    if (!conn.topics.delete(topic)) return;
+    // Also forgets a sub still waiting (broker snapshot, subscribe proxy): its answer is dropped.
     conn.pendingSubs?.delete(topic);
+    if (!conn.topics.delete(topic)) return;
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
     hub.removeSubscriber(topic, conn.codec.name);
@@ -198,9 +239,31 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
     if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', cmd.id));
     if (!conn.grant.publish.allows(cmd.topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', cmd.id));
-    const outcome = broker.publish(cmd.topic, payload.setValue(cmd.data, conn.codec.binary), 'socket', startedAt);
-    const settle = (o: number | GatewayError) => (typeof o === 'number' ? ok(ws, conn, cmd.id, { seq: o }) : fail(ws, conn, o.withId(cmd.id)));
-    if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', cmd.id)));
+    const proxy = proxies.publish;
+    if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+    // Behind the application's answer, and so is every later publish of this connection until the queue empties.
+    const queued = inOrder(conn, async () => {
+      if (!proxy.applies(cmd.topic)) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+      const allowed = await proxy.ask(caller(conn), cmd.topic, cmd.data);
+      if (allowed instanceof GatewayError) fail(ws, conn, allowed.withId(cmd.id));
+      else publishNow(ws, conn, cmd.topic, allowed.data, cmd.id, startedAt);
+    });
+    if (!queued) fail(ws, conn, new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the application', cmd.id));
+  };
+
+  const publishNow = (ws: Socket, conn: Connection, topic: string, data: unknown, id: number | undefined, startedAt: number) => {
+    const outcome = broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
+    const settle = contained(
+      'message',
+      fault,
+      (o: number | GatewayError) => {
+        if (typeof o !== 'number') return fail(ws, conn, o.withId(id));
+        events?.published(conn, topic, o, data);
+        ok(ws, conn, id, { seq: o });
+      },
+      () => endFaulty(ws),
+    );
+    if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', id)));
     else settle(outcome);
   };
 
@@ -224,11 +287,32 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     }
   };
 
-  const accept = (res: HttpResponse, key: string, protocol: string, extensions: string, context: us_socket_context_t, codec: Codec, grant: Grant, topics: string[]) => {
-    res.cork(() => res.upgrade(newConnection(codec, grant, topics), key, protocol === '' ? '' : codec.subprotocol, extensions, context));
+  /** Lets an admitted connection in: query topics must be allowed, the application's topics are trusted. */
+  const enter = (res: HttpResponse, hs: Handshake, codec: Codec, topics: readonly string[], address: AddressKey, admission: Admission, abort?: Aborted) => {
+    if (isRefused(admission)) return refuse(res, admission.refused, admission.error, abort);
+    const denied = topics.find((t) => !admission.grant.subscribe.allows(t));
+    if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `not allowed to subscribe to ${denied}`), abort);
+    if (topics.length + admission.serverTopics.length > config.maxTopicsPerConn) {
+      return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`), abort);
+    }
+    const full = guard.stillRoom(address);
+    if (full !== null) return refuse(res, full.result, full.error, abort);
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec));
   };
 
-  return {
+  /** Closes a connection whose handler threw (1011); the exception was already reported. */
+  const endFaulty = (ws: Socket) => {
+    const conn = ws.getUserData();
+    if (conn.closed) return;
+    conn.closeReason ??= 'internal_error';
+    try {
+      ws.end(CloseCode.InternalError, 'internal error');
+    } catch {
+      // closed meanwhile
+    }
+  };
+
+  return containSocket<Connection>({
     // The transport's hard cut: above it uWS drops the connection without a close frame (1006).
     // Between maxPayload and this, message() answers with a proper 1009.
     maxPayloadLength: config.maxPayload * 4,
@@ -238,20 +322,20 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     closeOnBackpressureLimit: false,
 
     upgrade: (res, req: HttpRequest, context) => {
-      const key = req.getHeader('sec-websocket-key');
+      const hs = readHandshake(req, context);
       const version = req.getHeader('sec-websocket-version');
-      const protocol = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
       const authorization = req.getHeader('authorization');
       const query = new URLSearchParams(req.getQuery() ?? '');
-      if (key.length !== 24 || version !== '13') {
+      if (hs.key.length !== 24 || version !== '13') {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
       }
       if (deps.isDraining()) return refuse(res, 'draining', new GatewayError(ErrorCode.Draining, 'node is draining; connect to another'));
-      if (stats.connections + pendingUpgrades >= config.maxConnections) {
+      const address = guard.admit(res, req);
+      if (address !== null && typeof address === 'object') return refuse(res, address.result, address.error);
+      if (stats.connections + stats.pendingUpgrades >= config.maxConnections) {
         return refuse(res, 'limit', new GatewayError(ErrorCode.TooManyConnections, `node holds its limit of ${config.maxConnections} connections`));
       }
-      const codec = negotiateCodec(protocol);
+      const codec = negotiateCodec(hs.protocol);
       if (codec === null) {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.UnsupportedSubprotocol, 'Sec-WebSocket-Protocol must offer wsgate.json or wsgate.msgpack'));
       }
@@ -263,20 +347,14 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         const err = checkTopic(t, config.maxTopicLength);
         if (err !== null) return refuse(res, 'bad_request', err);
       }
-      if (verifier === null) return accept(res, key, protocol, extensions, context, codec, openGrant, topics);
-
-      // Token verification is async: the request must be guarded against the client leaving meanwhile.
-      const abort = watchAbort(res);
-      const token = bearer(authorization) || (query.get('token') ?? '');
-      pendingUpgrades++;
-      verifier.verify(token).then((grant) => {
-        pendingUpgrades--;
-        if (abort.aborted) return;
-        if (grant instanceof GatewayError) return refuse(res, 'unauthorized', grant, abort);
-        const denied = topics.find((t) => !grant.subscribe.allows(t));
-        if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `token does not allow subscribing to ${denied}`), abort);
-        accept(res, key, protocol, extensions, context, codec, grant, topics);
-      });
+      const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
+      if (admission instanceof Promise) {
+        upgrades.wait(
+          res,
+          admission,
+          contained('upgrade', fault, (a: Admission, abort: Aborted) => enter(res, hs, codec, topics, address, a, abort), (_a, abort) => !abort.aborted && answerInternalError(res)),
+        );
+      } else enter(res, hs, codec, topics, address, admission);
     },
 
     open: (ws) => {
@@ -284,8 +362,11 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.upgrades.accepted++;
       stats.connections++;
       sockets.add(ws);
+      guard.opened(conn.addressKey);
       for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
-      conn.initialTopics = NO_TOPICS;
+      // The application gave these (connect proxy): no grant check, no subscribe proxy.
+      for (const topic of conn.serverTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
+      conn.initialTopics = conn.serverTopics = NO_TOPICS;
       const exp = conn.grant.expiresAt;
       if (exp !== undefined) {
         const ms = exp * 1000 - Date.now();
@@ -308,21 +389,37 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         ws.end(CloseCode.TooBig, 'message too big');
         return;
       }
+      // Every frame is charged, valid or not, so garbage cannot flood past the limit.
+      const verdict = commandRate.enabled ? commandRate.take(conn, Date.now()) : 'run';
+      if (verdict === 'flood') {
+        conn.closeReason = 'command_flood';
+        ws.end(CloseCode.CommandFlood, 'command flood: reconnect with backoff');
+        return;
+      }
       if (isBinary !== conn.codec.binary) {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, conn.codec.binary ? 'expected a binary msgpack frame' : 'expected a text JSON frame'));
       }
       let frame: unknown;
       try {
-        frame = conn.codec.decode(message);
+        frame = conn.codec.decode(message, config.maxDepth);
       } catch {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, `frame is not valid ${conn.codec.name}`));
+      }
+      if (frame instanceof GatewayError) {
+        stats.received.invalid++;
+        stats.tooDeep.socket++;
+        return fail(ws, conn, frame);
       }
       const cmd = parseCommand(frame, config.maxTopicLength);
       if (cmd instanceof GatewayError) {
         stats.received.invalid++;
         return fail(ws, conn, cmd);
+      }
+      if (verdict === 'refuse') {
+        stats.commandsRateLimited++;
+        return fail(ws, conn, new GatewayError(ErrorCode.RateLimited, `over ${config.maxCommandsPerSecond} commands per second; not executed`, cmd.id));
       }
       handle(ws, conn, cmd, startedAt);
     },
@@ -370,11 +467,13 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       conn.closed = true;
       sockets.delete(ws);
       stats.connections--;
+      guard.closed(conn.addressKey);
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
       for (const topic of conn.topics) hub.removeSubscriber(topic, conn.codec.name);
+      events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },
-  };
+  }, fault, endFaulty);
 }

@@ -5,6 +5,7 @@ import { MAX_PAGE_LIMIT, type StreamPosition, parseLimit } from '../protocol/com
 import { checkTopic } from '../protocol/topic';
 import type { Outcome, TopicQueries } from '../session/topic-queries';
 import { apiKeyCheck } from './api-key';
+import { containRoute, type FaultSink } from './contain';
 import { type Aborted, sendError, sendJson, watchAbort } from './http-reply';
 
 const STATUS: Partial<Record<ErrorCode, string>> = {
@@ -39,7 +40,7 @@ function limitOf(query: URLSearchParams): number | GatewayError {
  * and `GET /topics/<topic>/history`. The topic may hold `/`, so the operation is read from the end of
  * the path.
  */
-export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: TopicQueries): void {
+export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: TopicQueries, fault: FaultSink): void {
   const authorized = apiKeyCheck(config.apiKey);
   const operations: [suffix: string, handler: TopicHandler][] = [
     [
@@ -68,7 +69,7 @@ export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: 
     return null;
   };
 
-  app.get('/topics', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/topics', containRoute(fault, (res: HttpResponse, req: HttpRequest) => {
     const abort = admit(res, req);
     if (abort === null) return;
     const query = new URLSearchParams(req.getQuery() ?? '');
@@ -80,9 +81,9 @@ export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: 
       return reply(res, abort, new GatewayError(ErrorCode.BadRequest, `prefix and cursor are at most ${config.maxTopicLength} characters`));
     }
     reply(res, abort, queries.topics({ prefix, limit, cursor }));
-  });
+  }));
 
-  app.get('/topics/*', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/topics/*', containRoute(fault, (res: HttpResponse, req: HttpRequest) => {
     const abort = admit(res, req);
     if (abort === null) return;
     const path = req.getUrl().slice('/topics/'.length);
@@ -97,5 +98,5 @@ export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: 
     }
     const invalid = checkTopic(topic, config.maxTopicLength);
     reply(res, abort, invalid ?? op[1](topic, query));
-  });
+  }));
 }

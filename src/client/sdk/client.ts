@@ -1,6 +1,7 @@
+import { closeClass, refusalClass } from '../../protocol/close-classes';
 import { type BackoffOptions, backoffDelay, defaultBackoff, promptDelay } from './backoff';
 import { Emitter } from './emitter';
-import { ClientCode, WsgateError } from './errors';
+import { ClientCode, WsgateError, asServerCode } from './errors';
 import { defaultSocketFactory, type SocketFactory, type SocketHandle } from './socket';
 import { type CodecName, type Command, type ServerFrame, type StreamPosition, type WireCodec, wireCodec } from './wire';
 
@@ -92,11 +93,9 @@ type ServerOk = Extract<ServerFrame, { kind: 'ok' }>;
 type Outgoing = Extract<Command, { op: 'unsub' | 'pub' }>;
 type OutgoingWithoutId = { op: 'unsub'; topic: string } | { op: 'pub'; topic: string; data: unknown };
 
-// 1008: policy (token expired); 1009: frame too big; 1012: drain; 4008: slow consumer.
+// 1008: policy (token expired); 1009: frame too big. Everything else follows protocol/close-classes.ts.
 const CLOSE_POLICY = 1008;
 const CLOSE_TOO_BIG = 1009;
-const PROMPT_CLOSES: ReadonlySet<number> = new Set([1012, 4008]);
-const AUTH_STATUSES: ReadonlySet<number> = new Set([401, 403]);
 
 /**
  * A wsgate client that keeps a set of subscriptions alive across reconnects: it resumes every topic
@@ -140,9 +139,12 @@ export class WsgateClient extends Emitter<ClientEvents> {
     return this.state;
   }
 
-  /** Topics the client holds (or will hold after reconnecting) and the last position seen of each. */
-  positions(): Map<string, StreamPosition | null> {
-    return new Map([...this.subs.values()].map((s) => [s.topic, s.position]));
+  /**
+   * Topics the client holds (or will hold after reconnecting) and the last position seen of each (null
+   * until the first `sub` reply); a plain object, so `JSON.stringify` shows it as it is.
+   */
+  positions(): Record<string, StreamPosition | null> {
+    return Object.fromEntries([...this.subs.values()].map((s) => [s.topic, s.position]));
   }
 
   /** Starts connecting; the connection then stays up until close() or an auth failure. */
@@ -238,7 +240,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.socket = factory(new URL(this.url), this.wire.subprotocol, token, {
       open: () => gen === this.generation && this.onOpen(),
       frame: (data) => gen === this.generation && this.onFrame(data),
-      close: (code, _reason, status) => gen === this.generation && this.onClose(code, status),
+      close: (code, _reason, status, refusedCode) => gen === this.generation && this.onClose(code, status, refusedCode),
+      error: (message) => gen === this.generation && this.emit('error', new WsgateError(ClientCode.Transport, message)),
     });
   }
 
@@ -280,7 +283,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       case 'delivery':
         return this.onDelivery(frame.topic, frame.seq, frame.data);
       case 'dropped':
-        return this.emit('error', new WsgateError('dropped', `the server dropped ${frame.n} messages (slow consumer)`));
+        return this.emit('error', new WsgateError(ClientCode.Dropped, `the server dropped ${frame.n} messages (slow consumer)`));
       case 'ok':
       case 'err': {
         const p = frame.id === undefined ? undefined : this.pending.get(frame.id);
@@ -326,16 +329,27 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.emit('message', { topic, seq, epoch: last.epoch, data });
   }
 
-  private onClose(code: number, refusedStatus: number | undefined): void {
+  /** Obeys the close-code scheme (docs/protocol.md, "Close codes and refusals"). */
+  private onClose(code: number, refusedStatus: number | undefined, refusedCode?: string): void {
     this.clearConnection(code === CLOSE_TOO_BIG ? new WsgateError(ClientCode.MessageTooBig, 'the server refused a frame over its max payload (1009); not resent', code) : undefined);
     if (this.state === 'closed') return;
     const status = refusedStatus ?? code;
-    if (code === CLOSE_POLICY || (refusedStatus !== undefined && AUTH_STATUSES.has(refusedStatus))) {
-      void this.onAuthFailure(status);
-      return;
+    switch (refusedStatus !== undefined ? refusalClass(refusedStatus, refusedCode) : closeClass(code)) {
+      case 'new_token':
+        void this.onAuthFailure(status);
+        return;
+      case 'terminal': {
+        const what = refusedStatus !== undefined ? `upgrade refused with HTTP ${status}` : `closed with ${status}`;
+        const error = new WsgateError(asServerCode(refusedCode) ?? ClientCode.Refused, `${what}; retrying would get the same answer`, status);
+        this.emit('error', error);
+        this.stop(error, status);
+        return;
+      }
+      case 'reconnect_now':
+        return this.retry(status, promptDelay(this.backoff));
+      case 'reconnect':
+        return this.retry(status, backoffDelay(this.attempt++, this.backoff));
     }
-    const delay = PROMPT_CLOSES.has(code) ? promptDelay(this.backoff) : backoffDelay(this.attempt++, this.backoff);
-    this.retry(status, delay);
   }
 
   private retry(code: number | undefined, delayMs: number): void {

@@ -10,6 +10,6 @@ export {
   type SubscribeResult,
   WsgateClient,
 } from './client';
-export { ClientCode, WsgateError } from './errors';
+export { ClientCode, type ServerCode, WsgateError, type WsgateErrorCode } from './errors';
 export { type SocketEvents, type SocketFactory, type SocketHandle } from './socket';
 export { type CodecName, type StreamPosition } from './wire';

@@ -34,7 +34,7 @@ export class Stats {
   readonly handlerErrors = zeros<HandlerName>(['upgrade', 'open', 'message', 'drain', 'dropped', 'close', 'http']);
   /** Commands refused by --max-commands-per-second (also in errors as rate_limited). */
   commandsRateLimited = 0;
-  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'history', 'invalid']);
+  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'history', 'presence', 'presence_stats', 'invalid']);
   readonly publishes = zeros<PublishSource>(['socket', 'http', 'broker', 'demo']);
   deliveries = 0;
   receivedBytes = 0;

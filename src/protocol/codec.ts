@@ -11,8 +11,25 @@ export interface HistoryMessage {
   readonly d: unknown;
 }
 
+/** One member of a topic's presence: a subscription, by connection. */
+export interface PresenceEntry {
+  /** Connection id, unique cluster-wide. */
+  readonly client: string;
+  /** The token's `sub`; '' when anonymous. */
+  readonly user: string;
+  /** The token's `info` claim when it is a JSON object of bounded size. */
+  readonly info?: Readonly<Record<string, unknown>>;
+}
+
+/** presence_stats: connections and distinct users present; `unlisted` members are counted but not listed (maxPresence). */
+export interface PresenceStats {
+  readonly clients: number;
+  readonly users: number;
+  readonly unlisted: number;
+}
+
 export type Reply =
-  | { op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean; messages?: readonly HistoryMessage[] }
+  | ({ op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean; messages?: readonly HistoryMessage[]; presence?: readonly PresenceEntry[] } & Partial<PresenceStats>)
   | { op: 'err'; id?: number; code: string; reason: string }
   | { op: 'dropped'; n: number };
 

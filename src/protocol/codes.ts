@@ -9,6 +9,8 @@ export const ErrorCode = {
   BadSince: 'bad_since',
   Unavailable: 'unavailable',
   UnrecoverablePosition: 'unrecoverable_position',
+  /** presence / presence_stats on a topic whose rule has no presence. */
+  PresenceDisabled: 'presence_disabled',
   /** Over --max-commands-per-second: the command was not executed. */
   RateLimited: 'rate_limited',
   // Upgrade / HTTP only

@@ -12,6 +12,7 @@ export type Command =
   | { readonly op: 'unsub'; readonly topic: string; readonly id: number | undefined }
   | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown }
   | { readonly op: 'ping'; readonly id: number | undefined }
+  | { readonly op: 'presence' | 'presence_stats'; readonly topic: string; readonly id: number | undefined }
   | { readonly op: 'history'; readonly topic: string; readonly id: number | undefined; readonly limit: number; readonly since: StreamPosition | undefined };
 
 /** Items one history or list request returns at most, and how many without `limit`. */
@@ -52,8 +53,8 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
   const id = rawId;
   const op = frame.op;
   if (op === 'ping') return { op, id };
-  if (op !== 'sub' && op !== 'unsub' && op !== 'pub' && op !== 'history') {
-    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping, history', id);
+  if (op !== 'sub' && op !== 'unsub' && op !== 'pub' && op !== 'history' && op !== 'presence' && op !== 'presence_stats') {
+    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping, history, presence, presence_stats', id);
   }
   const topicError = checkTopic(frame.topic, maxTopicLength);
   if (topicError !== null) return topicError.withId(id);
@@ -65,6 +66,8 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
       return { op, topic, id, since };
     }
     case 'unsub':
+    case 'presence':
+    case 'presence_stats':
       return { op, topic, id };
     case 'history': {
       const since = parseSince(frame.since, id);

@@ -110,9 +110,10 @@ export class Hub {
     return state;
   }
 
-  removeSubscriber(topic: string, codec: CodecName): void {
+  /** Uncounts a subscriber; returns the topic's rule (undefined when the node has no state for it). */
+  removeSubscriber(topic: string, codec: CodecName): TopicRule | undefined {
     const state = this.topics.get(topic);
-    if (state === undefined) return;
+    if (state === undefined) return undefined;
     if (codec === 'json') state.jsonSubs--;
     else state.packSubs--;
     this.stats.subscriptions--;
@@ -121,6 +122,7 @@ export class Hub {
       for (const l of this.interest) l.interestRemoved(topic);
       if (state.idle) this.retire(state);
     }
+    return state.rule;
   }
 
   /**

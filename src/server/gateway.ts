@@ -17,6 +17,7 @@ import { containRoute, faultSink } from './contain';
 import { TopicRules } from '../rules/topic-rules';
 import { TopicQueries } from '../session/topic-queries';
 import { ControlBus } from '../cluster/control-bus';
+import { Presence } from '../session/presence';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
@@ -30,6 +31,7 @@ export class Gateway {
   readonly hub: Hub;
   readonly broker: Broker;
   readonly bus: ControlBus;
+  readonly presence: Presence;
   private readonly hooks: Hooks;
   private readonly app: TemplatedApp;
   /** The --admin-port listener carrying the HTTP API, /metrics and health; null: they are on the public port. */
@@ -61,6 +63,9 @@ export class Gateway {
       queryTimeoutMs: config.clusterQueryTimeout,
     });
     const queries = new TopicQueries(this.hub, this.broker, this.bus);
+    this.presence = new Presence(this.hub, this.bus);
+    const members = this.presence.registry;
+    this.metrics.metrics.gauge('wsgate_presence_entries', 'Presence members held by this node\'s connections (listed or only counted).', () => members.members);
     const fault = faultSink(this.stats, log);
     this.guard = new UpgradeGuard(config);
     this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
@@ -75,6 +80,7 @@ export class Gateway {
         hub: this.hub,
         broker: this.broker,
         queries,
+        presence: this.presence,
         stats: this.stats,
         admitter,
         proxies: this.hooks,
@@ -101,7 +107,7 @@ export class Gateway {
     this.admin = config.adminPort !== 0 ? App() : null;
     const ops = this.admin ?? app;
     ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.stats, fault)));
-    registerTopicRoutes(ops, config, queries, fault);
+    registerTopicRoutes(ops, config, queries, this.presence, fault);
     ops.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
     ops.get('/readyz', containRoute(fault, (res) => {
       const reason = this.notReadyReason();

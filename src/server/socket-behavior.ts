@@ -14,6 +14,7 @@ import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
 import type { Outcome, TopicQueries } from '../session/topic-queries';
+import type { Presence } from '../session/presence';
 import type { CommandRate } from '../guard/command-rate';
 import type { AddressKey, UpgradeGuard } from '../guard/upgrade-guard';
 import { inOrder } from '../hooks/publish-order';
@@ -33,6 +34,7 @@ export interface SocketDeps {
   readonly hub: Hub;
   readonly broker: Broker;
   readonly queries: TopicQueries;
+  readonly presence: Presence;
   readonly stats: Stats;
   readonly admitter: Admitter;
   readonly proxies: TopicProxies;
@@ -73,7 +75,7 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, queries, stats, admitter, proxies, events, log, sockets, guard, commandRate, fault } = deps;
+  const { config, hub, broker, queries, presence, stats, admitter, proxies, events, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   const upgrades = new AsyncUpgrades(stats);
@@ -211,6 +213,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     conn.topics.add(topic);
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
+    if (state.rule.members) presence.joined(caller(conn), topic, state.rule);
     const snapshot = broker.snapshot;
     const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
     if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
@@ -233,7 +236,12 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (!conn.topics.delete(topic)) return;
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
-    hub.removeSubscriber(topic, conn.codec.name);
+    left(conn, topic);
+  };
+
+  const left = (conn: Connection, topic: string) => {
+    const rule = hub.removeSubscriber(topic, conn.codec.name);
+    if (rule?.members) presence.left(clientId(conn), topic, rule);
   };
 
   const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
@@ -284,6 +292,10 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return ok(ws, conn, cmd.id);
       case 'history':
         return answer(ws, conn, cmd.id, queries.history(conn.grant.subscribe, cmd.topic, cmd.limit, cmd.since));
+      case 'presence':
+        return answer(ws, conn, cmd.id, presence.list(conn.grant.subscribe, cmd.topic));
+      case 'presence_stats':
+        return answer(ws, conn, cmd.id, presence.stats(conn.grant.subscribe, cmd.topic));
     }
   };
 
@@ -471,7 +483,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
-      for (const topic of conn.topics) hub.removeSubscriber(topic, conn.codec.name);
+      for (const topic of conn.topics) left(conn, topic);
       events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },

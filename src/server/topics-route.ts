@@ -4,6 +4,7 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import { MAX_PAGE_LIMIT, type StreamPosition, parseLimit } from '../protocol/commands';
 import { checkTopic } from '../protocol/topic';
 import type { Outcome, TopicQueries } from '../session/topic-queries';
+import type { Presence } from '../session/presence';
 import { apiKeyCheck } from './api-key';
 import { containRoute, type FaultSink } from './contain';
 import { type Aborted, sendError, sendJson, watchAbort } from './http-reply';
@@ -11,6 +12,7 @@ import { type Aborted, sendError, sendJson, watchAbort } from './http-reply';
 const STATUS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.Unauthorized]: '401 Unauthorized',
   [ErrorCode.NotFound]: '404 Not Found',
+  [ErrorCode.PresenceDisabled]: '404 Not Found',
   [ErrorCode.UnrecoverablePosition]: '409 Conflict',
   [ErrorCode.Unavailable]: '503 Service Unavailable',
 };
@@ -36,11 +38,11 @@ function limitOf(query: URLSearchParams): number | GatewayError {
 }
 
 /**
- * The topics part of the HTTP API (API key as POST /publish): `GET /topics` (active topics, cluster-wide)
- * and `GET /topics/<topic>/history`. The topic may hold `/`, so the operation is read from the end of
+ * The topics part of the HTTP API (API key as POST /publish): `GET /topics` (active topics, cluster-wide),
+ * `GET /topics/<topic>/history`, `/presence` and `/presence/stats`. The topic may hold `/`, so the operation is read from the end of
  * the path.
  */
-export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: TopicQueries, fault: FaultSink): void {
+export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: TopicQueries, presence: Presence, fault: FaultSink): void {
   const authorized = apiKeyCheck(config.apiKey);
   const operations: [suffix: string, handler: TopicHandler][] = [
     [
@@ -53,6 +55,8 @@ export function registerTopicRoutes(app: TemplatedApp, config: Config, queries: 
         return queries.history(null, topic, limit, since);
       },
     ],
+    ['/presence/stats', (topic) => presence.stats(null, topic)],
+    ['/presence', (topic) => presence.list(null, topic)],
   ];
 
   const reply = (res: HttpResponse, abort: Aborted, outcome: Outcome<object>) => {

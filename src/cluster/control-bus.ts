@@ -32,10 +32,12 @@ interface Gathering {
   readonly timer: NodeJS.Timeout;
 }
 
-// Wire: msgpack arrays. Heartbeat [0, from]; query [1, from, id, kind, body]; reply [2, from, id, value].
+// Wire: msgpack arrays. Heartbeat [0, from]; query [1, from, id, kind, body]; reply [2, from, id, value];
+// one-way notice [3, from, kind, body].
 const HEARTBEAT = 0;
 const QUERY = 1;
 const REPLY = 2;
+const NOTICE = 3;
 
 /**
  * Cluster-wide questions ("which topics", "who is present", "disconnect user u1"): a query goes to every
@@ -45,6 +47,7 @@ const REPLY = 2;
  */
 export class ControlBus {
   private readonly handlers = new Map<string, QueryHandler>();
+  private readonly listeners = new Map<string, (body: unknown, from: string) => void>();
   /** Other nodes by id → when last heard from. */
   private readonly peers = new Map<string, number>();
   private readonly gatherings = new Map<number, Gathering>();
@@ -76,6 +79,17 @@ export class ControlBus {
 
   handle(kind: string, handler: QueryHandler): void {
     this.handlers.set(kind, handler);
+  }
+
+  /** Receives the notices of one kind other nodes send with notify(). */
+  listen(kind: string, listener: (body: unknown, from: string) => void): void {
+    this.listeners.set(kind, listener);
+  }
+
+  /** Tells every other node, expecting no answer (best effort, like the transport). */
+  notify(kind: string, body: unknown): void {
+    const transport = this.transport;
+    if (transport !== null && this.peers.size > 0) transport.send(null, this.encode([NOTICE, transport.nodeId, kind, body]));
   }
 
   /** Calls `listener` with the id of a node that stopped sending heartbeats. */
@@ -128,6 +142,8 @@ export class ControlBus {
     if (m[0] === QUERY && typeof m[2] === 'number' && typeof m[3] === 'string') {
       const transport = this.transport as ControlTransport;
       transport.send(from, this.encode([REPLY, transport.nodeId, m[2], this.answer(m[3], m[4])]));
+    } else if (m[0] === NOTICE && typeof m[2] === 'string') {
+      this.listeners.get(m[2])?.(m[3], from);
     } else if (m[0] === REPLY && typeof m[2] === 'number') {
       const g = this.gatherings.get(m[2]);
       if (g === undefined) return;

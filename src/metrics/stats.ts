@@ -51,6 +51,8 @@ export class Stats {
   rememberedPositions = 0;
   readonly recoveries = zeros<RecoveryOutcome>(['recovered', 'gap']);
   replayed = 0;
+  /** Join/leave notices fanned out by this node (each once, however many subscribers it reached). */
+  readonly joinLeave = zeros<'join' | 'leave'>(['join', 'leave']);
   /** Subscribers sent the topic's latest message on subscribe (rule lastMessage). */
   lastMessageHits = 0;
   brokerUp = false;

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { CodecName } from '../protocol/codec';
 import { DeliveryEncoder } from '../protocol/delivery';
 import type { Payload } from '../protocol/payload';
+import { packr } from '../protocol/msgpack';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
 import type { TopicRule, TopicRules } from '../rules/topic-rules';
@@ -12,7 +13,8 @@ import { TopicState, newEpoch } from './topic-state';
 
 /** The native fan-out: one call hands a frame to every subscriber of a uWS topic. */
 export interface Fanout {
-  publish(key: string, frame: Uint8Array, binary: boolean): void;
+  /** Whether any socket is subscribed to `key` (uWS's own answer). */
+  publish(key: string, frame: Uint8Array, binary: boolean): boolean;
 }
 
 export interface HubOptions {
@@ -169,6 +171,28 @@ export class Hub {
     this.fanoutDuration.observe((performance.now() - startedAt) / 1000);
     if (state.idle) this.retire(state);
     return seq;
+  }
+
+  /**
+   * Fans out a notice outside the topic's sequence (join/leave): encoded once per codec that has
+   * subscribers, handed to uWS like a delivery. Whether any socket was subscribed (a joiner counted in
+   * the state is not subscribed yet).
+   */
+  notice(topic: string, notice: { readonly op: string; readonly t: string; readonly p: unknown }): boolean {
+    const state = this.topics.get(topic);
+    if (state === undefined || state.subscribers === 0) return false;
+    let reached = false;
+    if (state.jsonSubs > 0) {
+      const frame = Buffer.from(JSON.stringify(notice));
+      reached = this.fanout.publish(state.jsonKey, frame, false);
+      this.stats.sentBytes += frame.length * state.jsonSubs;
+    }
+    if (state.packSubs > 0) {
+      const frame = packr.pack(notice);
+      reached = this.fanout.publish(state.packKey, frame, true) || reached;
+      this.stats.sentBytes += frame.length * state.packSubs;
+    }
+    return reached;
   }
 
   /** Keeps `data` (msgpack, copied) as the topic's latest message; dropped when the budget is full. */

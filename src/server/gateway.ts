@@ -63,7 +63,7 @@ export class Gateway {
       queryTimeoutMs: config.clusterQueryTimeout,
     });
     const queries = new TopicQueries(this.hub, this.broker, this.bus);
-    this.presence = new Presence(this.hub, this.bus);
+    this.presence = new Presence(this.hub, this.bus, this.stats);
     const members = this.presence.registry;
     this.metrics.metrics.gauge('wsgate_presence_entries', 'Presence members held by this node\'s connections (listed or only counted).', () => members.members);
     const fault = faultSink(this.stats, log);
@@ -185,6 +185,7 @@ export class Gateway {
     this.adminListenSocket = null;
     this.app.close();
     this.bus.close();
+    this.presence.close();
     this.admin?.close();
     this.guard.stop();
     await this.broker.close();

@@ -236,12 +236,12 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (!conn.topics.delete(topic)) return;
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
-    left(conn, topic);
+    left(conn, topic, false);
   };
 
-  const left = (conn: Connection, topic: string) => {
+  const left = (conn: Connection, topic: string, closing: boolean) => {
     const rule = hub.removeSubscriber(topic, conn.codec.name);
-    if (rule?.members) presence.left(clientId(conn), topic, rule);
+    if (rule?.members) presence.left(caller(conn), topic, rule, closing);
   };
 
   const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
@@ -483,7 +483,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
-      for (const topic of conn.topics) left(conn, topic);
+      for (const topic of conn.topics) left(conn, topic, true);
       events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },

@@ -6,6 +6,8 @@ import type { Hub } from '../pubsub/hub';
 import { PresenceRegistry, presenceInfo } from '../presence/presence-registry';
 import type { TopicRule } from '../rules/topic-rules';
 import type { Outcome } from './topic-queries';
+import { JoinLeave } from './join-leave';
+import type { Stats } from '../metrics/stats';
 
 /** Who a subscription belongs to, as presence shows it. */
 export interface Member {
@@ -32,27 +34,35 @@ const STATS = 'presence_stats';
  */
 export class Presence {
   readonly registry = new PresenceRegistry();
+  private readonly joinLeave: JoinLeave;
 
   constructor(
     private readonly hub: Hub,
     private readonly bus: ControlBus,
+    stats: Stats,
   ) {
+    this.joinLeave = new JoinLeave(hub, bus, stats);
     bus.handle(LIST, (topic) => (typeof topic === 'string' ? { entries: this.registry.listed(topic), total: this.registry.total(topic) } : null));
     bus.handle(STATS, (topic) =>
       typeof topic === 'string' ? { users: this.registry.users(topic), listed: this.registry.listed(topic).length, total: this.registry.total(topic) } : null,
     );
   }
 
-  /** A subscription to a topic whose rule tracks members was added. */
+  /** A subscription to a topic whose rule tracks members was added (before the socket is subscribed). */
   joined(member: Member, topic: string, rule: TopicRule): void {
-    const info = presenceInfo(member.info);
-    const entry: PresenceEntry = info === undefined ? { client: member.client, user: member.user ?? '' } : { client: member.client, user: member.user ?? '', info };
+    const entry = entryOf(member);
     if (rule.presence) this.registry.join(topic, entry, rule.maxPresence);
+    if (rule.joinLeave) this.joinLeave.joined(topic, entry, rule);
   }
 
-  /** A subscription to a topic whose rule tracks members ended (unsubscribe or disconnect). */
-  left(client: string, topic: string, rule: TopicRule): void {
-    if (rule.presence) this.registry.leave(topic, client);
+  /** A subscription to a topic whose rule tracks members ended: unsubscribed, or `closing` with its connection. */
+  left(member: Member, topic: string, rule: TopicRule, closing: boolean): void {
+    if (rule.presence) this.registry.leave(topic, member.client);
+    if (rule.joinLeave) this.joinLeave.left(topic, entryOf(member), rule, closing);
+  }
+
+  close(): void {
+    this.joinLeave.close();
   }
 
   /** The listed members across the cluster, at most the rule's maxPresence. */
@@ -90,6 +100,11 @@ export class Presence {
     if (!rule.presence) return new GatewayError(ErrorCode.PresenceDisabled, 'this topic has no presence (see the topic rules)');
     return rule;
   }
+}
+
+function entryOf(member: Member): PresenceEntry {
+  const info = presenceInfo(member.info);
+  return info === undefined ? { client: member.client, user: member.user ?? '' } : { client: member.client, user: member.user ?? '', info };
 }
 
 function isNodeList(v: unknown): v is NodeList {

@@ -39,6 +39,9 @@ export const CloseCode = {
   ServiceRestart: 1012,
   SlowConsumer: 4008,
   CommandFlood: 4029,
+  /** POST /disconnect with reconnect (the default) / with "reconnect": false. */
+  ServerDisconnect: 4001,
+  ServerDisconnectTerminal: 4003,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -18,6 +18,8 @@ import { TopicRules } from '../rules/topic-rules';
 import { TopicQueries } from '../session/topic-queries';
 import { ControlBus } from '../cluster/control-bus';
 import { Presence } from '../session/presence';
+import { ServerControl } from '../session/server-control';
+import { registerControlRoutes } from './control-route';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
@@ -64,6 +66,7 @@ export class Gateway {
     });
     const queries = new TopicQueries(this.hub, this.broker, this.bus);
     this.presence = new Presence(this.hub, this.bus, this.stats);
+    const control = new ServerControl(this.bus);
     const members = this.presence.registry;
     this.metrics.metrics.gauge('wsgate_presence_entries', 'Presence members held by this node\'s connections (listed or only counted).', () => members.members);
     const fault = faultSink(this.stats, log);
@@ -81,6 +84,7 @@ export class Gateway {
         broker: this.broker,
         queries,
         presence: this.presence,
+        control,
         stats: this.stats,
         admitter,
         proxies: this.hooks,
@@ -108,6 +112,7 @@ export class Gateway {
     const ops = this.admin ?? app;
     ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.stats, fault)));
     registerTopicRoutes(ops, config, queries, this.presence, fault);
+    registerControlRoutes(ops, config, control, this.stats, fault);
     ops.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
     ops.get('/readyz', containRoute(fault, (res) => {
       const reason = this.notReadyReason();

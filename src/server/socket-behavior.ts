@@ -15,6 +15,7 @@ import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubs
 import type { TopicState } from '../pubsub/topic-state';
 import type { Outcome, TopicQueries } from '../session/topic-queries';
 import type { Presence } from '../session/presence';
+import type { ControlAction, ServerControl } from '../session/server-control';
 import type { CommandRate } from '../guard/command-rate';
 import type { AddressKey, UpgradeGuard } from '../guard/upgrade-guard';
 import { inOrder } from '../hooks/publish-order';
@@ -35,6 +36,7 @@ export interface SocketDeps {
   readonly broker: Broker;
   readonly queries: TopicQueries;
   readonly presence: Presence;
+  readonly control: ServerControl;
   readonly stats: Stats;
   readonly admitter: Admitter;
   readonly proxies: TopicProxies;
@@ -311,6 +313,36 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (full !== null) return refuse(res, full.result, full.error, abort);
     completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec));
   };
+
+  /** Server-side control of one connection (POST /disconnect, /subscribe, /unsubscribe); whether it changed anything. */
+  const serverSide = (ws: Socket, conn: Connection, action: ControlAction): boolean => {
+    switch (action.kind) {
+      case 'disconnect':
+        conn.closeReason = 'server';
+        ws.end(action.reconnect ? CloseCode.ServerDisconnect : CloseCode.ServerDisconnectTerminal, 'disconnected by the server');
+        return true;
+      case 'subscribe': {
+        if (conn.topics.has(action.topic)) return false;
+        // The notice first: the deliveries (the latest message, if any) follow it.
+        reply(ws, conn, { op: 'subscribed', t: action.topic });
+        return subscribe(ws, conn, { op: 'sub', topic: action.topic, id: undefined, since: undefined }, true) === null;
+      }
+      case 'unsubscribe':
+        if (!conn.topics.has(action.topic)) return false;
+        unsubscribe(ws, conn, action.topic);
+        reply(ws, conn, { op: 'unsubscribed', t: action.topic });
+        return true;
+    }
+  };
+  deps.control.attach((target, action) => {
+    let affected = 0;
+    for (const ws of sockets) {
+      const conn = ws.getUserData();
+      const match = 'user' in target ? conn.grant.subject === target.user : clientId(conn) === target.client;
+      if (match && !conn.closed && serverSide(ws, conn, action)) affected++;
+    }
+    return affected;
+  });
 
   /** Closes a connection whose handler threw (1011); the exception was already reported. */
   const endFaulty = (ws: Socket) => {

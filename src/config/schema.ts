@@ -42,6 +42,8 @@ export interface Config {
   historyTtl: number;
   historyMaxBytes: number;
   positionTtl: number;
+  nodeTtl: number;
+  clusterQueryTimeout: number;
   positionMaxTopics: number;
   topics: readonly TopicRuleConfig[];
   demo: boolean;
@@ -184,6 +186,20 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
     min: 0,
     max: 10_000_000,
     help: 'topics whose position is remembered on the node, least recently used dropped first (~140 B each for short topics; 0 = none)',
+  },
+  nodeTtl: {
+    kind: 'int',
+    def: 10_000,
+    min: 1000,
+    max: 60_000,
+    help: 'ms after which a node that stopped sending heartbeats (every nodeTtl/3) counts as gone, with its presence entries (cluster brokers)',
+  },
+  clusterQueryTimeout: {
+    kind: 'int',
+    def: 1000,
+    min: 50,
+    max: 30_000,
+    help: 'ms a cluster-wide query (topic list, presence, server-side control) waits for the other nodes',
   },
   topics: {
     kind: 'rules',

@@ -88,7 +88,8 @@ export class GatewayClient {
   }
 
   private receive(msg: Record<string, unknown>): void {
-    if (typeof msg.t === 'string') return this.onDelivery(msg as unknown as Delivery);
+    // Deliveries carry `s`; notices about a topic (join, leave) carry `t` and an `op`.
+    if (typeof msg.t === 'string' && typeof msg.s === 'number') return this.onDelivery(msg as unknown as Delivery);
     const reply = msg as Reply;
     const id = 'id' in reply ? reply.id : undefined;
     const p = id === undefined ? undefined : this.pending.get(id);

@@ -9,7 +9,8 @@ import { manytopics } from './manytopics';
 import { micro } from './micro';
 import { publishapi } from './publishapi';
 import { selftest } from './selftest';
+import { soak } from './soak';
 import { Scenario } from './types';
 
 /** In suite order: the generator's own figures first, so every report carries them. */
-export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode, brokercost, hooks];
+export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode, brokercost, soak, hooks];

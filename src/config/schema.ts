@@ -118,7 +118,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   },
   maxTopicsPerConn: { kind: 'int', def: 256, min: 1, max: 100_000, help: 'subscriptions one connection may hold' },
   maxTopicLength: { kind: 'int', def: 128, min: 1, max: 255, help: 'longest topic name in bytes' },
-  maxConnections: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'open connections before upgrades get 503' },
+  maxConnections: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'open connections before upgrades get 503 (lowered to the open-files limit − 128 if that is smaller)' },
   maxBackpressure: { kind: 'int', def: 1 * MiB, min: 1024, max: 1024 * MiB, help: 'bytes buffered for one slow client before the slow-consumer policy applies' },
   slowConsumer: { kind: 'enum', def: 'disconnect', values: ['disconnect', 'drop'], help: 'slow-consumer policy: close with 4008, or drop messages and notify' },
   idleTimeout: {

@@ -51,8 +51,9 @@ export class GatewayMetrics {
     m.counter('wsgate_slow_consumer_disconnects_total', 'Connections closed with 4008 (policy disconnect).', () => s.slowConsumerDisconnects);
     m.histogram('wsgate_publish_fanout_duration_seconds', 'From a publish entering the node to the native fan-out call returning.', this.fanoutDuration);
     m.labeled('wsgate_http_publish_requests_total', 'POST /publish requests by result.', 'counter', 'result', entries(s.httpPublish));
-    m.counter('wsgate_heap_allocated_bytes_total', 'JS heap bytes allocated by the process, measured from V8 GC statistics.', () => this.heap.sample());
+    m.counter('wsgate_heap_allocated_bytes_total', 'JS heap bytes allocated by the process, measured (V8 allocation counter or GC statistics).', () => this.heap.sample());
     m.gauge('wsgate_heap_allocated_bytes_per_publish', 'JS heap bytes allocated per publish over the last window.', () => this.perPublish.value);
+    m.labeled('wsgate_heap_meter_collections_total', 'Full GCs the heap-allocation meter asked V8 for, to free stopped GC profilers (none where V8 counts allocations itself).', 'counter', 'kind', () => Object.entries(this.heap.collections));
     m.gauge('wsgate_draining', '1 while the node drains.', () => (s.draining ? 1 : 0));
     m.gauge('wsgate_ready', '1 when /readyz answers 200.', () => (readiness() ? 1 : 0));
     m.gauge('wsgate_history_entries', 'Messages retained in history.', () => s.historyEntries);

@@ -80,7 +80,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: Aborted) => {
     stats.upgrades[result]++;
-    sendError(res, UPGRADE_STATUS[result], error, abort);
+    sendError(res, UPGRADE_STATUS[result], error, abort, true);
   };
 
   const reply = (ws: Socket, conn: Connection, r: Reply) => {

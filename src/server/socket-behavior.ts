@@ -245,8 +245,11 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   const publishNow = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, data: unknown, startedAt: number) => {
     const { topic, id, idempotencyKey } = cmd;
-    const run = () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
-    const outcome = idempotencyKey === undefined ? run() : idempotency.once(topic, idempotencyKey, run);
+    // No closure on the plain path: only keyed publishes pay for idempotency.
+    const outcome =
+      idempotencyKey === undefined
+        ? broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt)
+        : idempotency.once(topic, idempotencyKey, () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt));
     const settle = contained(
       'message',
       fault,

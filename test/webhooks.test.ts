@@ -118,6 +118,21 @@ describe('webhooks (one node)', () => {
     app.on('/hooks', (_r, res) => json(res, 200, {}));
     await a.close();
   });
+
+  it('a 4xx is not retried: the batch is given up and counted', async () => {
+    app.on('/hooks', (_r, res) => json(res, 401, { reason: 'bad signature' }));
+    const failed = await metric(g.http, 'wsgate_webhook_events_total{result="failed"}');
+    const retries = await metric(g.http, 'wsgate_webhook_retries_total');
+    const a = await GatewayClient.connect(g.ws);
+    await a.sub('room4');
+    const room4Posts = () => app.at('/hooks').filter((r) => (r.body as { events: Event[] }).events.some((e) => e.topic === 'room4')).length;
+    await waitFor(async () => room4Posts() === 1 && (await metric(g.http, 'wsgate_webhook_events_total{result="failed"}')) > failed, 3000, 'given up');
+    await sleep(500);
+    assert.equal(room4Posts(), 1, 'one POST, no retry');
+    assert.equal(await metric(g.http, 'wsgate_webhook_retries_total'), retries);
+    app.on('/hooks', (_r, res) => json(res, 200, {}));
+    await a.close();
+  });
 });
 
 describe('webhooks: a stuck application', () => {

@@ -22,6 +22,12 @@ export interface Config {
   maxBody: number;
   jwtSecret: string;
   jwtPublicKey: string;
+  jwtJwksUrl: string;
+  jwtJwksMaxAge: number;
+  jwtJwksCooldown: number;
+  jwtAudience: string;
+  jwtIssuer: string;
+  jwtClockSkew: number;
   drainWindow: number;
   drainTimeout: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -36,6 +42,8 @@ export interface Config {
   historyTtl: number;
   historyMaxBytes: number;
   positionTtl: number;
+  nodeTtl: number;
+  clusterQueryTimeout: number;
   positionMaxTopics: number;
   topics: readonly TopicRuleConfig[];
   demo: boolean;
@@ -135,7 +143,18 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   maxBatch: { kind: 'int', def: 1000, min: 1, max: 100_000, help: 'items in one POST /publish batch' },
   maxBody: { kind: 'int', def: 1 * MiB, min: 1024, max: 256 * MiB, help: 'bytes in one POST /publish body' },
   jwtSecret: { kind: 'string', def: '', secret: true, help: 'HS256 secret: require a JWT to connect' },
-  jwtPublicKey: { kind: 'string', def: '', help: 'PEM public key file (RS256/ES256): require a JWT to connect' },
+  jwtPublicKey: { kind: 'string', def: '', help: 'PEM public key file (RSA: RS256/384/512, EC P-256: ES256, P-384: ES384, Ed25519: EdDSA): require a JWT to connect' },
+  jwtJwksUrl: {
+    kind: 'string',
+    def: '',
+    help: "an OpenID provider's JWKS URL: require a JWT signed by one of its keys (fetched, cached and refreshed)",
+    check: { ok: (v) => v === '' || /^https?:\/\/\S+$/.test(v), rule: 'an http:// or https:// URL' },
+  },
+  jwtJwksMaxAge: { kind: 'int', def: 600, min: 1, max: 86_400, help: 'seconds a fetched JWKS is used before it is refetched in the background' },
+  jwtJwksCooldown: { kind: 'int', def: 30, min: 0, max: 3600, help: 'seconds after a JWKS fetch before a token with an unknown kid may trigger another' },
+  jwtAudience: { kind: 'string', def: '', help: 'comma-separated accepted aud values: a token must name one (empty = not checked)' },
+  jwtIssuer: { kind: 'string', def: '', help: 'required iss of tokens (empty = not checked)' },
+  jwtClockSkew: { kind: 'int', def: 0, min: 0, max: 600, help: 'seconds of clock difference tolerated on exp and nbf' },
   drainWindow: { kind: 'int', def: 10_000, min: 0, max: 600_000, help: 'ms over which connections are closed with 1012 on SIGTERM' },
   drainTimeout: { kind: 'int', def: 25_000, min: 100, max: 3_600_000, help: 'ms after SIGTERM by which the process exits' },
   logLevel: { kind: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },
@@ -167,6 +186,20 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
     min: 0,
     max: 10_000_000,
     help: 'topics whose position is remembered on the node, least recently used dropped first (~140 B each for short topics; 0 = none)',
+  },
+  nodeTtl: {
+    kind: 'int',
+    def: 10_000,
+    min: 1000,
+    max: 60_000,
+    help: 'ms after which a node that stopped sending heartbeats (every nodeTtl/3) counts as gone, with its presence entries (cluster brokers)',
+  },
+  clusterQueryTimeout: {
+    kind: 'int',
+    def: 1000,
+    min: 50,
+    max: 30_000,
+    help: 'ms a cluster-wide query (topic list, presence, server-side control) waits for the other nodes',
   },
   topics: {
     kind: 'rules',

@@ -78,6 +78,8 @@ export interface TopicRule extends RuleOptions {
   readonly index: number;
   readonly match: string;
   readonly historyLimits: { readonly size: number; readonly ttlMs: number };
+  /** Subscriptions are tracked as members (presence or join/leave): the only check a plain topic pays on subscribe. */
+  readonly members: boolean;
 }
 
 /** A rule that cannot be accepted: which one, which key, what it accepts. */
@@ -146,6 +148,7 @@ export class TopicRules {
       ...c,
       index,
       historyLimits: c.history === null ? globalHistory : { size: c.history.size, ttlMs: c.history.ttl * 1000 },
+      members: c.presence || c.joinLeave,
     });
     const defaults = Object.fromEntries(optionNames.map((n) => [n, ruleOptions[n].def])) as RuleOptions;
     this.plain = resolve({ match: '', ...defaults }, -1);

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Broker, PublishOutcome } from '../broker/broker';
@@ -9,8 +8,9 @@ import { decodeBounded } from '../protocol/codec';
 import { Payload } from '../protocol/payload';
 import { checkTopic } from '../protocol/topic';
 import { type Idempotency, checkIdempotencyKey } from '../idempotency/idempotency';
+import { apiKeyCheck } from './api-key';
 import { answerInternalError, contained, type FaultSink } from './contain';
-import { bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
+import { readBody, sendError, sendJson, watchAbort } from './http-reply';
 
 interface Item {
   readonly topic: string;
@@ -27,11 +27,6 @@ const STATUS: Record<Exclude<HttpPublishResult, 'ok'>, string> = {
   unsupported_media_type: '415 Unsupported Media Type',
   unavailable: '503 Service Unavailable',
 };
-
-function keyMatches(given: string, expected: Buffer): boolean {
-  const g = Buffer.from(given);
-  return g.length === expected.length && timingSafeEqual(g, expected);
-}
 
 /** Whether a body is a batch: a JSON or msgpack array at the top (leading JSON whitespace skipped). */
 function isBatch(body: Buffer, msgpack: boolean): boolean {
@@ -78,7 +73,7 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
 
 /** POST /publish: how backends push messages to the edge. */
 export function publishRoute(config: Config, broker: Broker, idempotency: Idempotency, stats: Stats, fault: FaultSink) {
-  const apiKey = config.apiKey === '' ? null : Buffer.from(config.apiKey);
+  const authorized = apiKeyCheck(config.apiKey);
   const payload = new Payload();
 
   return (res: HttpResponse, req: HttpRequest): void => {
@@ -90,7 +85,7 @@ export function publishRoute(config: Config, broker: Broker, idempotency: Idempo
       stats.httpPublish[result]++;
       sendError(res, STATUS[result], error, abort);
     };
-    if (apiKey !== null && !keyMatches(bearer(authorization), apiKey)) {
+    if (!authorized(authorization)) {
       return refuse('unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
     }
     const msgpack = contentType.startsWith('application/msgpack') || contentType.startsWith('application/x-msgpack');

@@ -13,6 +13,10 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
+import { armExpiry, refreshGrant } from '../session/token-lifetime';
+import type { Outcome, TopicQueries } from '../session/topic-queries';
+import type { Presence } from '../session/presence';
+import type { ControlAction, ServerControl } from '../session/server-control';
 import type { CommandRate } from '../guard/command-rate';
 import type { AddressKey, UpgradeGuard } from '../guard/upgrade-guard';
 import { inOrder } from '../hooks/publish-order';
@@ -26,11 +30,15 @@ import { answerInternalError, contained, containSocket, type FaultSink } from '.
 import { type Aborted, bearer, sendError } from './http-reply';
 
 export type Socket = WebSocket<Connection>;
+type OkFields = Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>;
 
 export interface SocketDeps {
   readonly config: Config;
   readonly hub: Hub;
   readonly broker: Broker;
+  readonly queries: TopicQueries;
+  readonly presence: Presence;
+  readonly control: ServerControl;
   readonly stats: Stats;
   readonly admitter: Admitter;
   readonly proxies: TopicProxies;
@@ -52,6 +60,7 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  unavailable: '503 Service Unavailable',
   origin_not_allowed: '403 Forbidden',
   ip_limit: '429 Too Many Requests',
   ip_rate: '429 Too Many Requests',
@@ -64,15 +73,12 @@ const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: co
 
 /** The subprotocol to echo: none when the client offered none (JSON by default). */
 const protocol = (hs: Handshake, codec: Codec): string => (hs.protocol === '' ? '' : codec.subprotocol);
-
-// Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 // How long a slow consumer may stay stuck before it is cut without waiting for room for a close frame.
 const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, admitter, proxies, events, idempotency, log, sockets, guard, commandRate, fault } = deps;
+  const { config, hub, broker, queries, presence, stats, admitter, proxies, events, idempotency, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   const upgrades = new AsyncUpgrades(stats);
@@ -95,8 +101,15 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     reply(ws, conn, e.id === undefined ? { op: 'err', code: e.code, reason: e.reason } : { op: 'err', id: e.id, code: e.code, reason: e.reason });
   };
 
-  const ok = (ws: Socket, conn: Connection, id: number | undefined, extra?: Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>) => {
+  const ok = (ws: Socket, conn: Connection, id: number | undefined, extra?: OkFields) => {
     if (id !== undefined) reply(ws, conn, { op: 'ok', id, ...extra });
+  };
+
+  /** Replies with a session operation's outcome, now or when the broker answers. */
+  const answer = <T extends OkFields>(ws: Socket, conn: Connection, id: number | undefined, outcome: Outcome<T>) => {
+    const done = (o: T | GatewayError) => (o instanceof GatewayError ? fail(ws, conn, o.withId(id)) : ok(ws, conn, id, o));
+    if (outcome instanceof Promise) outcome.then(done, () => done(new GatewayError(ErrorCode.Unavailable, 'broker failed')));
+    else done(outcome);
   };
 
   /** Replies to a `sub` and replays what `replay` sends, corked, before the caller subscribes the socket. */
@@ -203,6 +216,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     conn.topics.add(topic);
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
+    if (state.rule.members) presence.joined(caller(conn), topic, state.rule);
     const snapshot = broker.snapshot;
     const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
     if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
@@ -225,7 +239,12 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (!conn.topics.delete(topic)) return;
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
-    hub.removeSubscriber(topic, conn.codec.name);
+    left(conn, topic, false);
+  };
+
+  const left = (conn: Connection, topic: string, closing: boolean) => {
+    const rule = hub.removeSubscriber(topic, conn.codec.name);
+    if (rule?.members) presence.left(caller(conn), topic, rule, closing);
   };
 
   const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
@@ -264,6 +283,25 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     else settle(outcome);
   };
 
+  const expire = (ws: Socket, conn: Connection) => () => {
+    if (conn.closed) return;
+    conn.closeReason = 'token_expired';
+    ws.end(CloseCode.PolicyViolation, 'token expired');
+  };
+
+  /** Swaps the grant; topics it no longer allows end with an `unsubscribed` notice before the `ok`. */
+  const refresh = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'refresh' }>) => {
+    const r = refreshGrant(admitter.verifier, conn, cmd.token, cmd.id);
+    if (r instanceof GatewayError) return fail(ws, conn, r);
+    conn.grant = r.grant;
+    for (const t of r.revoked) {
+      unsubscribe(ws, conn, t);
+      reply(ws, conn, { op: 'unsubscribed', t, reason: 'the refreshed token does not allow this topic' });
+    }
+    armExpiry(conn, expire(ws, conn));
+    ok(ws, conn, cmd.id);
+  };
+
   const handle = (ws: Socket, conn: Connection, cmd: Command, startedAt: number) => {
     stats.received[cmd.op]++;
     switch (cmd.op) {
@@ -279,6 +317,14 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return publish(ws, conn, cmd, startedAt);
       case 'ping':
         return ok(ws, conn, cmd.id);
+      case 'refresh':
+        return refresh(ws, conn, cmd);
+      case 'history':
+        return answer(ws, conn, cmd.id, queries.history(conn.grant.subscribe, cmd.topic, cmd.limit, cmd.since));
+      case 'presence':
+        return answer(ws, conn, cmd.id, presence.list(conn.grant.subscribe, cmd.topic));
+      case 'presence_stats':
+        return answer(ws, conn, cmd.id, presence.stats(conn.grant.subscribe, cmd.topic));
     }
   };
 
@@ -294,6 +340,36 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (full !== null) return refuse(res, full.result, full.error, abort);
     completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec));
   };
+
+  /** Server-side control of one connection (POST /disconnect, /subscribe, /unsubscribe); whether it changed anything. */
+  const serverSide = (ws: Socket, conn: Connection, action: ControlAction): boolean => {
+    switch (action.kind) {
+      case 'disconnect':
+        conn.closeReason = 'server';
+        ws.end(action.reconnect ? CloseCode.ServerDisconnect : CloseCode.ServerDisconnectTerminal, 'disconnected by the server');
+        return true;
+      case 'subscribe': {
+        if (conn.topics.has(action.topic)) return false;
+        // The notice first: the deliveries (the latest message, if any) follow it.
+        reply(ws, conn, { op: 'subscribed', t: action.topic });
+        return subscribe(ws, conn, { op: 'sub', topic: action.topic, id: undefined, since: undefined }, true) === null;
+      }
+      case 'unsubscribe':
+        if (!conn.topics.has(action.topic)) return false;
+        unsubscribe(ws, conn, action.topic);
+        reply(ws, conn, { op: 'unsubscribed', t: action.topic });
+        return true;
+    }
+  };
+  deps.control.attach((target, action) => {
+    let affected = 0;
+    for (const ws of sockets) {
+      const conn = ws.getUserData();
+      const match = 'user' in target ? conn.grant.subject === target.user : clientId(conn) === target.client;
+      if (match && !conn.closed && serverSide(ws, conn, action)) affected++;
+    }
+    return affected;
+  });
 
   /** Closes a connection whose handler threw (1011); the exception was already reported. */
   const endFaulty = (ws: Socket) => {
@@ -343,6 +419,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         if (err !== null) return refuse(res, 'bad_request', err);
       }
       const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
+      if (!(admission instanceof Promise) && isRefused(admission)) {
+        log.debug({ url: req.getUrl(), query: req.getQuery(), code: admission.error.code, reason: admission.error.reason }, 'upgrade refused');
+      }
       if (admission instanceof Promise) {
         upgrades.wait(
           res,
@@ -362,17 +441,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       // The application gave these (connect proxy): no grant check, no subscribe proxy.
       for (const topic of conn.serverTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
       conn.initialTopics = conn.serverTopics = NO_TOPICS;
-      const exp = conn.grant.expiresAt;
-      if (exp !== undefined) {
-        const ms = exp * 1000 - Date.now();
-        if (ms < MAX_TIMER_MS) {
-          conn.expiry = setTimeout(() => {
-            if (conn.closed) return;
-            conn.closeReason = 'token_expired';
-            ws.end(CloseCode.PolicyViolation, 'token expired');
-          }, Math.max(ms, 0));
-        }
-      }
+      armExpiry(conn, expire(ws, conn));
     },
 
     message: (ws, message, isBinary) => {
@@ -466,7 +535,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
-      for (const topic of conn.topics) hub.removeSubscriber(topic, conn.codec.name);
+      for (const topic of conn.topics) left(conn, topic, true);
       events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },

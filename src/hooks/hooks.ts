@@ -64,7 +64,7 @@ export class Hooks implements TopicProxies {
     this.sender = webhooks
       ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
       : null;
-    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish) : null;
+    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish, config.webhookDelay) : null;
     this.hub = hub;
     this.config = config;
     this.stats = stats;
@@ -102,6 +102,7 @@ export class Hooks implements TopicProxies {
 
   async close(): Promise<void> {
     await this.occupancy?.close();
+    this.events?.close();
     await this.sender?.close(CLOSE_GRACE_MS);
     await this.idempotency.close();
     this.redis?.disconnect();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { type Server, createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
@@ -20,10 +21,10 @@ const POISON_FREED_MEMORY = { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0', MAL
 
 type Outcome = 'ok' | `closed ${number}` | `refused ${number}` | 'timeout';
 
-/** Opens a connection with a token, sends a ping and waits for its answer: an early cut shows as `closed 1006`. */
+/** Opens a connection (with a token unless it is empty), sends a ping and waits for its answer: an early cut shows as `closed 1006`. */
 function pingThroughNewConnection(url: string, token: string, codec: 'json' | 'msgpack'): Promise<Outcome> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, codec === 'json' ? 'wsgate.json' : 'wsgate.msgpack', { headers: { authorization: `Bearer ${token}` } });
+    const ws = new WebSocket(url, codec === 'json' ? 'wsgate.json' : 'wsgate.msgpack', { headers: token === '' ? {} : { authorization: `Bearer ${token}` } });
     let settled = false;
     const finish = (o: Outcome) => {
       if (settled) return;
@@ -44,6 +45,21 @@ function pingThroughNewConnection(url: string, token: string, codec: 'json' | 'm
   });
 }
 
+/** Opens `count` connections, `PARALLEL` at a time, each pinging once; counts the outcomes. */
+async function pingMany(url: string, token: string, count: number): Promise<Record<string, number>> {
+  const outcomes = new Map<Outcome, number>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: PARALLEL }, async () => {
+      while (next < count) {
+        const o = await pingThroughNewConnection(url, token, next++ % 2 === 0 ? 'json' : 'msgpack');
+        outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
+      }
+    }),
+  );
+  return Object.fromEntries(outcomes);
+}
+
 describe('authenticated upgrades are never cut right after open', () => {
   let g: ChildGateway;
   before(async () => (g = await spawnGateway(['--jwt-secret', SECRET], POISON_FREED_MEMORY)));
@@ -51,18 +67,32 @@ describe('authenticated upgrades are never cut right after open', () => {
 
   it(`${CONNECTIONS} JWT connections (header token, JSON and msgpack) each answer a ping`, async () => {
     const token = await new SignJWT({ subscribe: ['chat.*'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('u').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
-    const url = `ws://127.0.0.1:${g.port}/ws?topics=chat.a`;
-    const outcomes = new Map<Outcome, number>();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: PARALLEL }, async () => {
-        while (next < CONNECTIONS) {
-          const o = await pingThroughNewConnection(url, token, next++ % 2 === 0 ? 'json' : 'msgpack');
-          outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
-        }
-      }),
-    );
-    assert.deepEqual(Object.fromEntries(outcomes), { ok: CONNECTIONS });
+    assert.deepEqual(await pingMany(`ws://127.0.0.1:${g.port}/ws?topics=chat.a`, token, CONNECTIONS), { ok: CONNECTIONS });
+    assert.equal(g.child.exitCode, null, g.output());
+  });
+});
+
+describe('upgrades completed after the handler returned (connect proxy) are never cut right after open', () => {
+  let app: Server;
+  let g: ChildGateway;
+  before(async () => {
+    // The application admits everyone after a real HTTP round trip: the upgrade completes in a later turn.
+    app = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"user":"u1","subscribe":["chat.*"]}'));
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const proxy = `http://127.0.0.1:${(app.address() as { port: number }).port}/connect`;
+    g = await spawnGateway(['--connect-proxy-url', proxy], POISON_FREED_MEMORY);
+  });
+  after(async () => {
+    await g.stop();
+    app.closeAllConnections();
+    await new Promise<void>((r) => app.close(() => r()));
+  });
+
+  it('200 proxied connections each answer a ping', async () => {
+    assert.deepEqual(await pingMany(`ws://127.0.0.1:${g.port}/ws?topics=chat.a`, '', 200), { ok: 200 });
     assert.equal(g.child.exitCode, null, g.output());
   });
 });

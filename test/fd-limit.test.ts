@@ -36,7 +36,7 @@ describe('open-files limit', () => {
   it('under prlimit --nofile=300 with 400 clients: 503s past the lowered limit, no spin, /healthz answers, existing clients keep receiving', async () => {
     const LIMIT = 300;
     const port = await freePort();
-    const child = spawn('prlimit', [`--nofile=${LIMIT}:${LIMIT}`, process.execPath, MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--client-publish', '--log-level', 'warn'], {
+    const child = spawn('prlimit', [`--nofile=${LIMIT}:${LIMIT}`, process.execPath, MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--client-publish', '--api-insecure', '--log-level', 'warn'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = once(child, 'exit');

@@ -26,6 +26,9 @@ export interface SeriesTrend {
   lastThirdMeanMB: number;
   /** (last third mean − middle third mean) ÷ middle third mean, %. */
   changePercent: number;
+  /** Lowest and highest sample of each third: with a GC sawtooth, rising troughs show a leak that the means may hide or fake. */
+  middleThirdRangeMB: [number, number];
+  lastThirdRangeMB: [number, number];
   pass: boolean;
 }
 
@@ -63,6 +66,8 @@ export function slope(xs: readonly number[], ys: readonly number[]): number {
 
 const round = (v: number, digits = 2): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
+const range = (xs: readonly number[]): [number, number] => [round(Math.min(...xs) / MB), round(Math.max(...xs) / MB)];
+
 function seriesTrend(samples: readonly SoakSample[], pick: (s: SoakSample) => number, end: number): SeriesTrend {
   const middle = samples.filter((s) => s.t >= end / 3 && s.t < (2 * end) / 3);
   const last = samples.filter((s) => s.t >= (2 * end) / 3);
@@ -76,6 +81,8 @@ function seriesTrend(samples: readonly SoakSample[], pick: (s: SoakSample) => nu
     middleThirdMeanMB: round(m / MB),
     lastThirdMeanMB: round(l / MB),
     changePercent: round(change),
+    middleThirdRangeMB: range(middle.map(pick)),
+    lastThirdRangeMB: range(last.map(pick)),
     pass: Number.isFinite(change) && Math.abs(change) <= PASS_PERCENT,
   };
 }

@@ -340,7 +340,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     }
     const full = guard.stillRoom(address);
     if (full !== null) return refuse(res, full.result, full.error, abort);
-    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec));
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec), abort !== undefined);
   };
 
   /** Server-side control of one connection (POST /disconnect, /subscribe, /unsubscribe); whether it changed anything. */

@@ -60,7 +60,7 @@ export interface StateEvent {
   readonly attempt: number;
 }
 
-/** The server ended a subscription (e.g. a refreshed token no longer allows the topic); it is forgotten. */
+/** The server ended a subscription (a refreshed token no longer allows the topic, or POST /unsubscribe; `reason` may be empty); it is forgotten. */
 export interface UnsubscribedEvent {
   readonly topic: string;
   readonly reason: string;

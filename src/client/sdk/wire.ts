@@ -60,7 +60,7 @@ function classify(v: unknown): ServerFrame | null {
     case 'dropped':
       return { kind: 'dropped', n: optNumber(v.n) ?? 0 };
     case 'unsubscribed':
-      return typeof v.t === 'string' ? { kind: 'unsubscribed', topic: v.t, reason: String(v.reason) } : null;
+      return typeof v.t === 'string' ? { kind: 'unsubscribed', topic: v.t, reason: typeof v.reason === 'string' ? v.reason : '' } : null;
     default:
       return null;
   }

@@ -110,10 +110,10 @@ export function publishRoute(config: Config, broker: Broker, idempotency: Idempo
         }
         const items = parseItems(decoded, config);
         if (items instanceof GatewayError) return refuse('bad_request', items);
-        const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) => {
-          const run = () => broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt);
-          return item.idempotencyKey === undefined ? run() : idempotency.once(item.topic, item.idempotencyKey, run);
-        });
+        const publish = (item: Item) => broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt);
+        const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
+          item.idempotencyKey === undefined ? publish(item) : idempotency.once(item.topic, item.idempotencyKey, () => publish(item)),
+        );
         const finish = (settled: PublishOutcome[]) => {
           const results: ItemResult[] = settled.map((o, i) => {
             const topic = (items[i] as Item).topic;

@@ -217,6 +217,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
     if (state.rule.members) presence.joined(caller(conn), topic, state.rule);
+    if (state.rule.presence) events?.joined(conn, topic);
     const snapshot = broker.snapshot;
     const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
     if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
@@ -245,6 +246,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   const left = (conn: Connection, topic: string, closing: boolean) => {
     const rule = hub.removeSubscriber(topic, conn.codec.name);
     if (rule?.members) presence.left(caller(conn), topic, rule, closing);
+    if (rule?.presence === true) events?.left(conn, topic);
   };
 
   const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
@@ -264,8 +266,11 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   const publishNow = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, data: unknown, startedAt: number) => {
     const { topic, id, idempotencyKey } = cmd;
-    const run = () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
-    const outcome = idempotencyKey === undefined ? run() : idempotency.once(topic, idempotencyKey, run);
+    // No closure on the plain path: only keyed publishes pay for idempotency.
+    const outcome =
+      idempotencyKey === undefined
+        ? broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt)
+        : idempotency.once(topic, idempotencyKey, () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt));
     const settle = contained(
       'message',
       fault,

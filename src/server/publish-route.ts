@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Broker, PublishOutcome } from '../broker/broker';
@@ -8,11 +7,15 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import { decodeBounded } from '../protocol/codec';
 import { Payload } from '../protocol/payload';
 import { checkTopic } from '../protocol/topic';
-import { bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
+import { type Idempotency, checkIdempotencyKey } from '../idempotency/idempotency';
+import { apiKeyCheck } from './api-key';
+import { answerInternalError, contained, type FaultSink } from './contain';
+import { readBody, sendError, sendJson, watchAbort } from './http-reply';
 
 interface Item {
   readonly topic: string;
   readonly data: unknown;
+  readonly idempotencyKey?: string;
 }
 
 type ItemResult = { topic: string; seq: number } | { topic: string; code: string; reason: string };
@@ -24,11 +27,6 @@ const STATUS: Record<Exclude<HttpPublishResult, 'ok'>, string> = {
   unsupported_media_type: '415 Unsupported Media Type',
   unavailable: '503 Service Unavailable',
 };
-
-function keyMatches(given: string, expected: Buffer): boolean {
-  const g = Buffer.from(given);
-  return g.length === expected.length && timingSafeEqual(g, expected);
-}
 
 /** Whether a body is a batch: a JSON or msgpack array at the top (leading JSON whitespace skipped). */
 function isBatch(body: Buffer, msgpack: boolean): boolean {
@@ -49,7 +47,14 @@ function decodeBody(body: Buffer, msgpack: boolean, maxDepth: number): unknown {
   return decodeBounded(body, msgpack, maxDepth + (isBatch(body, msgpack) ? 2 : 1), maxDepth);
 }
 
-/** Validates a decoded body into publish items (all of them before any is published). */
+/**
+ * JSON is the default: a body without Content-Type, or with curl's default for `-d`
+ * (application/x-www-form-urlencoded), is read as JSON, so `curl -d '{…}'` works as typed.
+ */
+const readsAsJson = (contentType: string): boolean =>
+  contentType === '' || contentType.startsWith('application/json') || contentType.startsWith('application/x-www-form-urlencoded');
+
+/** Validates a decoded body into publish items: all of them before any is published, so one bad item publishes nothing. */
 function parseItems(body: unknown, config: Config): Item[] | GatewayError {
   const list = Array.isArray(body) ? body : [body];
   if (list.length === 0 || list.length > config.maxBatch) return new GatewayError(ErrorCode.BadRequest, `a batch holds 1..${config.maxBatch} items`);
@@ -60,13 +65,15 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
     const err = checkTopic(topic, config.maxTopicLength);
     if (err !== null) return new GatewayError(err.code, `item ${i}: ${err.reason}`);
     if (data === undefined) return new GatewayError(ErrorCode.BadRequest, `item ${i}: data is required`);
+    const key = checkIdempotencyKey((item as Record<string, unknown>).idempotencyKey);
+    if (key instanceof GatewayError) return new GatewayError(key.code, `item ${i}: ${key.reason}`);
   }
   return list as Item[];
 }
 
 /** POST /publish: how backends push messages to the edge. */
-export function publishRoute(config: Config, broker: Broker, stats: Stats) {
-  const apiKey = config.apiKey === '' ? null : Buffer.from(config.apiKey);
+export function publishRoute(config: Config, broker: Broker, idempotency: Idempotency, stats: Stats, fault: FaultSink) {
+  const authorized = apiKeyCheck(config.apiKey);
   const payload = new Payload();
 
   return (res: HttpResponse, req: HttpRequest): void => {
@@ -78,18 +85,19 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
       stats.httpPublish[result]++;
       sendError(res, STATUS[result], error, abort);
     };
-    if (apiKey !== null && !keyMatches(bearer(authorization), apiKey)) {
+    if (!authorized(authorization)) {
       return refuse('unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
     }
     const msgpack = contentType.startsWith('application/msgpack') || contentType.startsWith('application/x-msgpack');
-    if (!msgpack && !contentType.startsWith('application/json')) {
-      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json or application/msgpack'));
+    if (!msgpack && !readsAsJson(contentType)) {
+      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json (or absent) or application/msgpack'));
     }
     readBody(
       res,
       config.maxBody,
       abort,
-      (body) => {
+      // The body arrives in a later uWS callback, outside the route's own containment.
+      contained('http', fault, (body: Buffer) => {
         let decoded: unknown;
         try {
           decoded = decodeBody(body, msgpack, config.maxDepth);
@@ -102,9 +110,10 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
         }
         const items = parseItems(decoded, config);
         if (items instanceof GatewayError) return refuse('bad_request', items);
-        const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
-          broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt),
-        );
+        const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) => {
+          const run = () => broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt);
+          return item.idempotencyKey === undefined ? run() : idempotency.once(item.topic, item.idempotencyKey, run);
+        });
         const finish = (settled: PublishOutcome[]) => {
           const results: ItemResult[] = settled.map((o, i) => {
             const topic = (items[i] as Item).topic;
@@ -115,9 +124,9 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
           sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
         };
         if (outcomes.some((o) => o instanceof Promise)) {
-          Promise.all(outcomes).then(finish, () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
+          Promise.all(outcomes).then(contained('http', fault, finish, () => answerInternalError(res)), () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
         } else finish(outcomes as PublishOutcome[]);
-      },
+      }, () => answerInternalError(res)),
       () => refuse('too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
     );
   };

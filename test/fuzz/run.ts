@@ -183,6 +183,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     String(maxDepth),
     '--max-body',
     String(64 * 1024),
+    // The command-rate limiter answers before a frame is decoded: off, so every fuzzed command reaches the decoder.
+    '--max-commands-per-second',
+    '0',
   ]);
   const http = `http://127.0.0.1:${gw.port}`;
   const url = `ws://127.0.0.1:${gw.port}/ws`;

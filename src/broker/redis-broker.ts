@@ -249,8 +249,10 @@ export class RedisBroker implements Broker, InterestTarget {
    * duplicates of the refill) until then. A gap is left only when the stream no longer holds them.
    */
   private resync(topic: string): void {
+    // Seq 0 included: the node holds the cluster's epoch from its subscribe snapshot, so a topic whose
+    // first message went by while the connection was away is refilled like any other.
     const state = this.hub.get(topic);
-    if (state === undefined || state.seq === 0) return;
+    if (state === undefined) return;
     const since = { seq: state.seq, epoch: state.epoch };
     this.resyncing.add(topic);
     const finish = () => this.resyncing.delete(topic);

@@ -67,16 +67,23 @@ export class GatewayClient {
     const ws = new WebSocket(u, codec === 'msgpack' ? 'wsgate.msgpack' : 'wsgate.json', { headers });
     const client = new GatewayClient(ws, codec);
     return new Promise((resolve, reject) => {
+      // Once the refusal's status is known, a reset while its body is read must not turn it into a network error.
+      let refused = false;
       ws.once('open', () => resolve(client));
       ws.once('unexpected-response', (_req, res) => {
+        refused = true;
         let body = '';
+        const done = () => reject(new UpgradeRefused(res.statusCode ?? 0, body));
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           if (body.length < 4096) body += chunk;
         });
-        res.on('end', () => reject(new UpgradeRefused(res.statusCode ?? 0, body)));
+        res.on('end', done);
+        res.on('close', done);
       });
-      ws.once('error', reject);
+      ws.once('error', (e) => {
+        if (!refused) reject(e);
+      });
     });
   }
 

@@ -1,23 +1,43 @@
-import { TopicPatterns } from '../auth/topic-patterns';
 import { type Connection, clientId } from '../server/connection';
+import { MemberWebhooks } from './member-webhooks';
 import type { WebhookSender } from './webhook-sender';
 
 /** What the session layer reports about connections, for webhooks. */
 export interface SessionEvents {
   disconnected(conn: Connection, code: number): void;
-  /** A client publish that got `seq`; sent only for topics chosen by --webhook-publish-topics. */
+  /** A client publish that got `seq`; sent only for topics whose rule sets `webhookPublish`. */
   published(conn: Connection, topic: string, seq: number, data: unknown): void;
+  /** A subscription to a topic with presence began / ended. */
+  joined(conn: Connection, topic: string): void;
+  left(conn: Connection, topic: string): void;
+  close(): void;
 }
 
-/** Session events as webhooks: `disconnect` for every connection, `client_publish` for chosen topics. */
+/**
+ * Session events as webhooks: `disconnect` for every connection, `client_publish` for topics whose rule
+ * asks, `join` / `leave` for topics with presence.
+ */
 export class WebhookSessionEvents implements SessionEvents {
-  private readonly publishTopics: TopicPatterns | null;
+  private readonly members: MemberWebhooks;
 
   constructor(
     private readonly sender: WebhookSender,
-    publishTopics: readonly string[],
+    private readonly publishHooked: (topic: string) => boolean,
+    leaveDelayMs: number,
   ) {
-    this.publishTopics = publishTopics.length === 0 ? null : new TopicPatterns(publishTopics);
+    this.members = new MemberWebhooks(sender, leaveDelayMs);
+  }
+
+  joined(conn: Connection, topic: string): void {
+    this.members.joined(conn, topic);
+  }
+
+  left(conn: Connection, topic: string): void {
+    this.members.left(conn, topic);
+  }
+
+  close(): void {
+    this.members.close();
   }
 
   disconnected(conn: Connection, code: number): void {
@@ -25,7 +45,7 @@ export class WebhookSessionEvents implements SessionEvents {
   }
 
   published(conn: Connection, topic: string, seq: number, data: unknown): void {
-    if (this.publishTopics?.allows(topic) !== true) return;
+    if (!this.publishHooked(topic)) return;
     this.sender.emit({ name: 'client_publish', client: clientId(conn), user: conn.grant.subject, topic, seq, data });
   }
 }

@@ -1,7 +1,7 @@
 import type { Op } from '../protocol/commands';
 
 /** Label values are closed sets, so no metric can grow unbounded label cardinality. */
-export type UpgradeResult = 'accepted' | 'unauthorized' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'origin_not_allowed' | 'ip_limit' | 'ip_rate' | 'proxy_unavailable';
+export type UpgradeResult = 'accepted' | 'unauthorized' | 'unavailable' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'origin_not_allowed' | 'ip_limit' | 'ip_rate' | 'proxy_unavailable';
 export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error' | 'command_flood' | 'internal_error' | 'server';
 /** Where an unexpected exception was contained (server/contain.ts). */
 export type HandlerName = 'upgrade' | 'open' | 'message' | 'drain' | 'dropped' | 'close' | 'http';
@@ -29,12 +29,12 @@ export class Stats {
   pendingUpgrades = 0;
   subscriptions = 0;
   topics = 0;
-  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'forbidden', 'bad_request', 'limit', 'draining', 'origin_not_allowed', 'ip_limit', 'ip_rate', 'proxy_unavailable']);
+  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'unavailable', 'forbidden', 'bad_request', 'limit', 'draining', 'origin_not_allowed', 'ip_limit', 'ip_rate', 'proxy_unavailable']);
   readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error', 'command_flood', 'internal_error', 'server']);
   readonly handlerErrors = zeros<HandlerName>(['upgrade', 'open', 'message', 'drain', 'dropped', 'close', 'http']);
   /** Commands refused by --max-commands-per-second (also in errors as rate_limited). */
   commandsRateLimited = 0;
-  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'history', 'presence', 'presence_stats', 'invalid']);
+  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'refresh', 'history', 'presence', 'presence_stats', 'invalid']);
   readonly publishes = zeros<PublishSource>(['socket', 'http', 'broker', 'demo']);
   deliveries = 0;
   receivedBytes = 0;
@@ -73,6 +73,11 @@ export class Stats {
   readonly webhookEvents = zeros<'sent' | 'failed' | 'dropped'>(['sent', 'failed', 'dropped']);
   webhookRetries = 0;
   webhookQueued = 0;
+  /** Publishes not made because their idempotencyKey was seen within the window. */
+  idempotentRepeats = 0;
+  /** Node-local idempotency keys held, and those forgotten before their window ended (key cap). */
+  idempotencyKeys = 0;
+  idempotencyEvicted = 0;
   /** Application proxy calls by kind and result. */
   readonly proxy: Readonly<Record<ProxyKind, Record<ProxyResult, number>>> = {
     connect: zeros(PROXY_RESULTS),

@@ -32,8 +32,8 @@ export type Reply =
   | ({ op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean; messages?: readonly HistoryMessage[]; presence?: readonly PresenceEntry[] } & Partial<PresenceStats>)
   | { op: 'err'; id?: number; code: string; reason: string }
   | { op: 'dropped'; n: number }
-  /** A subscription the server added or ended (POST /subscribe, /unsubscribe, token refresh). */
-  | { op: 'subscribed' | 'unsubscribed'; t: string };
+  /** A subscription the server added or ended (POST /subscribe, /unsubscribe, token refresh: with its reason). */
+  | { op: 'subscribed' | 'unsubscribed'; t: string; reason?: string };
 
 /** How one connection's frames are decoded and its replies encoded. */
 export interface Codec {

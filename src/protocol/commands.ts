@@ -1,4 +1,6 @@
+import { MAX_TOKEN_LENGTH } from '../auth/token-verifier';
 import { ErrorCode, GatewayError } from './codes';
+import { checkIdempotencyKey } from '../idempotency/idempotency';
 import { checkTopic } from './topic';
 
 /** A position in a topic's stream, as remembered by a client. */
@@ -10,8 +12,9 @@ export interface StreamPosition {
 export type Command =
   | { readonly op: 'sub'; readonly topic: string; readonly id: number | undefined; readonly since: StreamPosition | undefined }
   | { readonly op: 'unsub'; readonly topic: string; readonly id: number | undefined }
-  | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown }
+  | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown; readonly idempotencyKey: string | undefined }
   | { readonly op: 'ping'; readonly id: number | undefined }
+  | { readonly op: 'refresh'; readonly token: string; readonly id: number | undefined }
   | { readonly op: 'presence' | 'presence_stats'; readonly topic: string; readonly id: number | undefined }
   | { readonly op: 'history'; readonly topic: string; readonly id: number | undefined; readonly limit: number; readonly since: StreamPosition | undefined };
 
@@ -53,8 +56,14 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
   const id = rawId;
   const op = frame.op;
   if (op === 'ping') return { op, id };
+  if (op === 'refresh') {
+    if (typeof frame.token !== 'string' || frame.token === '' || frame.token.length > MAX_TOKEN_LENGTH) {
+      return new GatewayError(ErrorCode.BadRequest, `refresh needs a token: a string of 1..${MAX_TOKEN_LENGTH} characters`, id);
+    }
+    return { op, token: frame.token, id };
+  }
   if (op !== 'sub' && op !== 'unsub' && op !== 'pub' && op !== 'history' && op !== 'presence' && op !== 'presence_stats') {
-    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping, history, presence, presence_stats', id);
+    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping, refresh, history, presence, presence_stats', id);
   }
   const topicError = checkTopic(frame.topic, maxTopicLength);
   if (topicError !== null) return topicError.withId(id);
@@ -80,6 +89,8 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
       if (!('data' in frame) || frame.data === undefined) {
         return new GatewayError(ErrorCode.BadRequest, 'pub needs data', id);
       }
-      return { op, topic, id, data: frame.data };
+      const idempotencyKey = checkIdempotencyKey(frame.idempotencyKey);
+      if (idempotencyKey instanceof GatewayError) return idempotencyKey.withId(id);
+      return { op, topic, id, data: frame.data, idempotencyKey };
   }
 }

@@ -48,6 +48,9 @@ export const ruleOptions = {
   presenceGrace: int('ms a user\'s departure waits (presenceBy "user") so a quick reconnect sends neither leave nor join', 5000, 0, 600_000),
   maxPresence: int('members listed per topic; later members are served but not listed (stats say so)', 1000, 1, 1_000_000),
   lastMessage: bool('a sub without since is answered with the topic\'s latest message'),
+  subscribeProxy: bool('a sub takes effect only once the application allows it (--subscribe-proxy-url)'),
+  publishProxy: bool('a client pub is published only once the application allows it, possibly with its replacement data (--publish-proxy-url)'),
+  webhookPublish: bool('client publishes are sent to the application as client_publish webhooks (--webhook-url)'),
   history: {
     help: 'messages kept for recovery and the history op: {"size":<entries>,"ttl":<seconds>} (default: --history-size / --history-ttl)',
     accepted: `{"size": 0..${MAX_HISTORY_SIZE}, "ttl": 1..${MAX_HISTORY_TTL}}`,

@@ -1,6 +1,7 @@
 import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_listen_socket_close, us_socket_local_port } from 'uWebSockets.js';
 import { Admitter } from '../auth/admission';
-import { TokenVerifier } from '../auth/token-verifier';
+import { createVerifier } from '../auth/create-verifier';
+import type { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
 import type { Config } from '../config/schema';
@@ -40,6 +41,7 @@ export class Gateway {
   private readonly admin: TemplatedApp | null;
   private readonly guard: UpgradeGuard;
   private readonly sockets = new Set<Socket>();
+  private readonly verifier: TokenVerifier | null;
   private listenSocket: us_listen_socket | null = null;
   private adminListenSocket: us_listen_socket | null = null;
   private draining = false;
@@ -72,7 +74,7 @@ export class Gateway {
     const fault = faultSink(this.stats, log);
     this.guard = new UpgradeGuard(config);
     this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
-    const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
+    const verifier = (this.verifier = createVerifier(config));
     this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log);
     const admitter = new Admitter(verifier, this.hooks.connect);
 
@@ -89,6 +91,7 @@ export class Gateway {
         admitter,
         proxies: this.hooks,
         events: this.hooks.events,
+        idempotency: this.hooks.idempotency,
         log,
         sockets: this.sockets,
         isDraining: () => this.draining,
@@ -110,7 +113,7 @@ export class Gateway {
     // carries only upgrades and the page.
     this.admin = config.adminPort !== 0 ? App() : null;
     const ops = this.admin ?? app;
-    ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.stats, fault)));
+    ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.hooks.idempotency, this.stats, fault)));
     registerTopicRoutes(ops, config, queries, this.presence, fault);
     registerControlRoutes(ops, config, control, this.stats, fault);
     ops.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
@@ -139,6 +142,7 @@ export class Gateway {
   private notReadyReason(): string | null {
     if (this.draining) return 'draining';
     if (this.listenSocket === null) return 'not listening';
+    if (this.verifier !== null && !this.verifier.keys.loaded()) return 'JWT keys not loaded';
     if (this.config.brokerRequiredForReady && !this.broker.ready()) return 'broker not ready';
     return null;
   }
@@ -150,6 +154,9 @@ export class Gateway {
   /** Starts the broker and listens; resolves with the bound port. */
   async start(): Promise<number> {
     await this.broker.start();
+    // A JWKS that cannot be fetched yet is not fatal: upgrades get 503 and /readyz says so until it loads.
+    await this.verifier?.keys.ready();
+    if (this.verifier !== null && !this.verifier.keys.loaded()) this.log.warn({ jwks: this.config.jwtJwksUrl }, 'JWKS not loaded yet; upgrades get 503 until it is');
     await this.hooks.start();
     if (this.admin !== null) {
       this.adminListenSocket = listen(this.admin, this.config.adminHost, this.config.adminPort);

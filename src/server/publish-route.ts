@@ -7,6 +7,7 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import { decodeBounded } from '../protocol/codec';
 import { Payload } from '../protocol/payload';
 import { checkTopic } from '../protocol/topic';
+import { type Idempotency, checkIdempotencyKey } from '../idempotency/idempotency';
 import { apiKeyCheck } from './api-key';
 import { answerInternalError, contained, type FaultSink } from './contain';
 import { readBody, sendError, sendJson, watchAbort } from './http-reply';
@@ -14,6 +15,7 @@ import { readBody, sendError, sendJson, watchAbort } from './http-reply';
 interface Item {
   readonly topic: string;
   readonly data: unknown;
+  readonly idempotencyKey?: string;
 }
 
 type ItemResult = { topic: string; seq: number } | { topic: string; code: string; reason: string };
@@ -63,12 +65,14 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
     const err = checkTopic(topic, config.maxTopicLength);
     if (err !== null) return new GatewayError(err.code, `item ${i}: ${err.reason}`);
     if (data === undefined) return new GatewayError(ErrorCode.BadRequest, `item ${i}: data is required`);
+    const key = checkIdempotencyKey((item as Record<string, unknown>).idempotencyKey);
+    if (key instanceof GatewayError) return new GatewayError(key.code, `item ${i}: ${key.reason}`);
   }
   return list as Item[];
 }
 
 /** POST /publish: how backends push messages to the edge. */
-export function publishRoute(config: Config, broker: Broker, stats: Stats, fault: FaultSink) {
+export function publishRoute(config: Config, broker: Broker, idempotency: Idempotency, stats: Stats, fault: FaultSink) {
   const authorized = apiKeyCheck(config.apiKey);
   const payload = new Payload();
 
@@ -106,8 +110,9 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats, fault
         }
         const items = parseItems(decoded, config);
         if (items instanceof GatewayError) return refuse('bad_request', items);
+        const publish = (item: Item) => broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt);
         const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
-          broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt),
+          item.idempotencyKey === undefined ? publish(item) : idempotency.once(item.topic, item.idempotencyKey, () => publish(item)),
         );
         const finish = (settled: PublishOutcome[]) => {
           const results: ItemResult[] = settled.map((o, i) => {

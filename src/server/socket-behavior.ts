@@ -13,6 +13,7 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
+import { armExpiry, refreshGrant } from '../session/token-lifetime';
 import type { Outcome, TopicQueries } from '../session/topic-queries';
 import type { Presence } from '../session/presence';
 import type { ControlAction, ServerControl } from '../session/server-control';
@@ -22,6 +23,7 @@ import { inOrder } from '../hooks/publish-order';
 import { type Caller } from '../hooks/topic-proxies';
 import type { TopicProxies } from '../hooks/hooks';
 import type { SessionEvents } from '../hooks/session-events';
+import type { Idempotency } from '../idempotency/idempotency';
 import { type Connection, clientId, newConnection } from './connection';
 import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
 import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
@@ -41,6 +43,7 @@ export interface SocketDeps {
   readonly admitter: Admitter;
   readonly proxies: TopicProxies;
   readonly events: SessionEvents | null;
+  readonly idempotency: Idempotency;
   readonly log: Logger;
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
@@ -57,6 +60,7 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  unavailable: '503 Service Unavailable',
   origin_not_allowed: '403 Forbidden',
   ip_limit: '429 Too Many Requests',
   ip_rate: '429 Too Many Requests',
@@ -69,15 +73,12 @@ const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: co
 
 /** The subprotocol to echo: none when the client offered none (JSON by default). */
 const protocol = (hs: Handshake, codec: Codec): string => (hs.protocol === '' ? '' : codec.subprotocol);
-
-// Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 // How long a slow consumer may stay stuck before it is cut without waiting for room for a close frame.
 const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, queries, presence, stats, admitter, proxies, events, log, sockets, guard, commandRate, fault } = deps;
+  const { config, hub, broker, queries, presence, stats, admitter, proxies, events, idempotency, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   const upgrades = new AsyncUpgrades(stats);
@@ -85,7 +86,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: Aborted) => {
     stats.upgrades[result]++;
-    sendError(res, UPGRADE_STATUS[result], error, abort);
+    sendError(res, UPGRADE_STATUS[result], error, abort, true);
   };
 
   const reply = (ws: Socket, conn: Connection, r: Reply) => {
@@ -216,6 +217,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
     if (state.rule.members) presence.joined(caller(conn), topic, state.rule);
+    if (state.rule.presence) events?.joined(conn, topic);
     const snapshot = broker.snapshot;
     const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
     if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
@@ -244,25 +246,31 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   const left = (conn: Connection, topic: string, closing: boolean) => {
     const rule = hub.removeSubscriber(topic, conn.codec.name);
     if (rule?.members) presence.left(caller(conn), topic, rule, closing);
+    if (rule?.presence === true) events?.left(conn, topic);
   };
 
   const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
     if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', cmd.id));
     if (!conn.grant.publish.allows(cmd.topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', cmd.id));
     const proxy = proxies.publish;
-    if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+    if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd, cmd.data, startedAt);
     // Behind the application's answer, and so is every later publish of this connection until the queue empties.
     const queued = inOrder(conn, async () => {
-      if (!proxy.applies(cmd.topic)) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+      if (!proxy.applies(cmd.topic)) return publishNow(ws, conn, cmd, cmd.data, startedAt);
       const allowed = await proxy.ask(caller(conn), cmd.topic, cmd.data);
       if (allowed instanceof GatewayError) fail(ws, conn, allowed.withId(cmd.id));
-      else publishNow(ws, conn, cmd.topic, allowed.data, cmd.id, startedAt);
+      else publishNow(ws, conn, cmd, allowed.data, startedAt);
     });
     if (!queued) fail(ws, conn, new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the application', cmd.id));
   };
 
-  const publishNow = (ws: Socket, conn: Connection, topic: string, data: unknown, id: number | undefined, startedAt: number) => {
-    const outcome = broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
+  const publishNow = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, data: unknown, startedAt: number) => {
+    const { topic, id, idempotencyKey } = cmd;
+    // No closure on the plain path: only keyed publishes pay for idempotency.
+    const outcome =
+      idempotencyKey === undefined
+        ? broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt)
+        : idempotency.once(topic, idempotencyKey, () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt));
     const settle = contained(
       'message',
       fault,
@@ -275,6 +283,25 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     );
     if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', id)));
     else settle(outcome);
+  };
+
+  const expire = (ws: Socket, conn: Connection) => () => {
+    if (conn.closed) return;
+    conn.closeReason = 'token_expired';
+    ws.end(CloseCode.PolicyViolation, 'token expired');
+  };
+
+  /** Swaps the grant; topics it no longer allows end with an `unsubscribed` notice before the `ok`. */
+  const refresh = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'refresh' }>) => {
+    const r = refreshGrant(admitter.verifier, conn, cmd.token, cmd.id);
+    if (r instanceof GatewayError) return fail(ws, conn, r);
+    conn.grant = r.grant;
+    for (const t of r.revoked) {
+      unsubscribe(ws, conn, t);
+      reply(ws, conn, { op: 'unsubscribed', t, reason: 'the refreshed token does not allow this topic' });
+    }
+    armExpiry(conn, expire(ws, conn));
+    ok(ws, conn, cmd.id);
   };
 
   const handle = (ws: Socket, conn: Connection, cmd: Command, startedAt: number) => {
@@ -292,6 +319,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return publish(ws, conn, cmd, startedAt);
       case 'ping':
         return ok(ws, conn, cmd.id);
+      case 'refresh':
+        return refresh(ws, conn, cmd);
       case 'history':
         return answer(ws, conn, cmd.id, queries.history(conn.grant.subscribe, cmd.topic, cmd.limit, cmd.since));
       case 'presence':
@@ -311,7 +340,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     }
     const full = guard.stillRoom(address);
     if (full !== null) return refuse(res, full.result, full.error, abort);
-    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec));
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec), abort !== undefined);
   };
 
   /** Server-side control of one connection (POST /disconnect, /subscribe, /unsubscribe); whether it changed anything. */
@@ -392,6 +421,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         if (err !== null) return refuse(res, 'bad_request', err);
       }
       const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
+      if (!(admission instanceof Promise) && isRefused(admission)) {
+        log.debug({ url: req.getUrl(), query: req.getQuery(), code: admission.error.code, reason: admission.error.reason }, 'upgrade refused');
+      }
       if (admission instanceof Promise) {
         upgrades.wait(
           res,
@@ -411,17 +443,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       // The application gave these (connect proxy): no grant check, no subscribe proxy.
       for (const topic of conn.serverTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
       conn.initialTopics = conn.serverTopics = NO_TOPICS;
-      const exp = conn.grant.expiresAt;
-      if (exp !== undefined) {
-        const ms = exp * 1000 - Date.now();
-        if (ms < MAX_TIMER_MS) {
-          conn.expiry = setTimeout(() => {
-            if (conn.closed) return;
-            conn.closeReason = 'token_expired';
-            ws.end(CloseCode.PolicyViolation, 'token expired');
-          }, Math.max(ms, 0));
-        }
-      }
+      armExpiry(conn, expire(ws, conn));
     },
 
     message: (ws, message, isBinary) => {

@@ -3,6 +3,7 @@ import { type BackoffOptions, backoffDelay, defaultBackoff, promptDelay } from '
 import { Emitter } from './emitter';
 import { ClientCode, WsgateError, asServerCode } from './errors';
 import { defaultSocketFactory, type SocketFactory, type SocketHandle } from './socket';
+import { refreshDelayMs, tokenExpiryMs } from './token-expiry';
 import { type CodecName, type Command, type HistoryMessage, type PresenceMember, type ServerFrame, type StreamPosition, type WireCodec, wireCodec } from './wire';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -14,7 +15,9 @@ export interface ClientOptions {
   readonly codec?: CodecName;
   /**
    * Called before every (re)connect for a fresh JWT; `undefined` connects without one. Browsers send it
-   * as `token=`, Node (ws package) as `Authorization: Bearer`.
+   * as `token=`, Node (ws package) as `Authorization: Bearer`. While connected, it is also called at
+   * 80–90 % of the token's remaining lifetime (read from `exp`) and a different token is sent in-band
+   * (`refresh`), so the connection outlives its first token without reconnecting.
    */
   readonly token?: () => string | undefined | Promise<string | undefined>;
   readonly backoff?: Partial<BackoffOptions>;
@@ -63,20 +66,26 @@ export interface MemberEvent {
   readonly member: PresenceMember;
 }
 
-/** The server subscribed this client to a topic, or ended a subscription (POST /subscribe, /unsubscribe). */
+/** The server subscribed this client to a topic (POST /subscribe). */
 export interface ServerSubscriptionEvent {
   readonly topic: string;
 }
 
+/** The server ended a subscription (a refreshed token no longer allows the topic, or POST /unsubscribe; `reason` may be empty); it is forgotten. */
+export interface UnsubscribedEvent {
+  readonly topic: string;
+  readonly reason: string;
+}
+
 export interface ClientEvents {
   message: MessageEvent;
+  unsubscribed: UnsubscribedEvent;
   gap: GapEvent;
   state: StateEvent;
   error: WsgateError;
   join: MemberEvent;
   leave: MemberEvent;
   subscribed: ServerSubscriptionEvent;
-  unsubscribed: ServerSubscriptionEvent;
 }
 
 export interface PresenceStats {
@@ -161,6 +170,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
   private freshToken: string | undefined;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private lastReceivedAt = 0;
 
   constructor(private readonly options: ClientOptions) {
@@ -304,10 +314,50 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.lastReceivedAt = Date.now();
     this.setState('open');
     this.pingTimer = setInterval(() => this.ping(), this.pingIntervalMs);
+    this.scheduleRefresh();
     for (const sub of this.subs.values()) this.sendSub(sub);
     const queued = this.queued;
     this.queued = [];
     for (const { cmd, waiter } of queued) this.send({ ...cmd, id: this.register({ kind: 'cmd', waiter }) } as Outgoing);
+  }
+
+  /** Arms the in-band refresh of the current token, if it has an `exp` and a provider can replace it. */
+  private scheduleRefresh(): void {
+    const exp = this.lastToken === undefined || this.options.token === undefined ? undefined : tokenExpiryMs(this.lastToken);
+    const delay = exp === undefined ? undefined : refreshDelayMs(exp);
+    if (delay === undefined) return;
+    const gen = this.generation;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      if (gen === this.generation && this.isOpen) void this.refreshToken(gen);
+    }, delay);
+  }
+
+  /**
+   * Asks the provider for a new token and sends it in-band. A provider that fails or returns the same
+   * token, or a refresh the server refuses (reported as an `error` event), leaves the connection to
+   * expire: the server closes it with 1008 and the reconnect path asks the provider again.
+   */
+  private async refreshToken(gen: number): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = await this.options.token?.();
+    } catch (e) {
+      if (gen === this.generation) this.emit('error', new WsgateError(ClientCode.TokenProvider, e instanceof Error ? e.message : String(e)));
+      return;
+    }
+    if (gen !== this.generation || !this.isOpen || token === undefined || token === this.lastToken) return;
+    const fresh = token;
+    const waiter: Waiter<ServerOk> = {
+      resolve: () => {
+        this.lastToken = fresh;
+        if (gen === this.generation) this.scheduleRefresh();
+      },
+      reject: (e) => {
+        if (e.code !== ClientCode.ConnectionLost) this.emit('error', e);
+      },
+    };
+    this.send({ op: 'refresh', token: fresh, id: this.register({ kind: 'cmd', waiter }) });
   }
 
   /** Liveness: any frame counts as an answer, so a busy connection is never cut for a slow pong. */
@@ -343,8 +393,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       case 'subscribed':
         return this.onServerSubscribed(frame.topic);
       case 'unsubscribed':
-        this.subs.delete(frame.topic);
-        return this.emit('unsubscribed', { topic: frame.topic });
+        return this.onUnsubscribed(frame.topic, frame.reason);
       case 'ok':
       case 'err': {
         const p = frame.id === undefined ? undefined : this.pending.get(frame.id);
@@ -390,6 +439,15 @@ export class WsgateClient extends Emitter<ClientEvents> {
       this.sendSub(sub);
     }
     this.emit('subscribed', { topic });
+  }
+
+  private onUnsubscribed(topic: string, reason: string): void {
+    const sub = this.subs.get(topic);
+    if (sub === undefined) return;
+    this.subs.delete(topic);
+    const error = new WsgateError(ClientCode.Unsubscribed, reason);
+    for (const w of sub.waiters.splice(0)) w.reject(error);
+    this.emit('unsubscribed', { topic, reason });
   }
 
   private onDelivery(topic: string, seq: number, data: unknown): void {
@@ -466,6 +524,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.socket = null;
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     this.pingTimer = null;
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const lost = reason ?? new WsgateError(ClientCode.ConnectionLost, 'connection lost before the reply; the command may or may not have taken effect');

@@ -12,6 +12,7 @@ export {
   type ServerSubscriptionEvent,
   type StateEvent,
   type SubscribeResult,
+  type UnsubscribedEvent,
   WsgateClient,
 } from './client';
 export { ClientCode, type ServerCode, WsgateError, type WsgateErrorCode } from './errors';

@@ -39,9 +39,10 @@ export type ServerFrame =
   | { readonly kind: 'delivery'; readonly topic: string; readonly seq: number; readonly data: unknown }
   | ({ readonly kind: 'ok'; readonly id: number | undefined; readonly seq: number | undefined; readonly epoch: string | undefined; readonly recovered: boolean | undefined } & OkDetails)
   | { readonly kind: 'join' | 'leave'; readonly topic: string; readonly member: PresenceMember }
-  | { readonly kind: 'subscribed' | 'unsubscribed'; readonly topic: string }
+  | { readonly kind: 'subscribed'; readonly topic: string }
   | { readonly kind: 'err'; readonly id: number | undefined; readonly code: ServerCode; readonly reason: string }
-  | { readonly kind: 'dropped'; readonly n: number };
+  | { readonly kind: 'dropped'; readonly n: number }
+  | { readonly kind: 'unsubscribed'; readonly topic: string; readonly reason: string };
 
 export type Command =
   | { op: 'sub'; topic: string; id: number; since?: StreamPosition }
@@ -49,7 +50,9 @@ export type Command =
   | { op: 'pub'; topic: string; id: number; data: unknown }
   | { op: 'ping'; id: number }
   | { op: 'presence' | 'presence_stats'; topic: string; id: number }
-  | { op: 'history'; topic: string; id: number; limit?: number; since?: StreamPosition };
+  | { op: 'history'; topic: string; id: number; limit?: number; since?: StreamPosition }
+
+  | { op: 'refresh'; token: string; id: number };
 
 /** Encodes commands and decodes server frames for one codec. */
 export interface WireCodec {
@@ -99,13 +102,14 @@ function classify(v: unknown): ServerFrame | null {
     case 'leave':
       return typeof v.t === 'string' && isMember(v.p) ? { kind: v.op, topic: v.t, member: v.p } : null;
     case 'subscribed':
-    case 'unsubscribed':
-      return typeof v.t === 'string' ? { kind: v.op, topic: v.t } : null;
+      return typeof v.t === 'string' ? { kind: 'subscribed', topic: v.t } : null;
     case 'err':
       // Taken as the server's: a newer server's code this SDK does not list still passes through as sent.
       return { kind: 'err', id: optNumber(v.id), code: String(v.code) as ServerCode, reason: String(v.reason) };
     case 'dropped':
       return { kind: 'dropped', n: optNumber(v.n) ?? 0 };
+    case 'unsubscribed':
+      return typeof v.t === 'string' ? { kind: 'unsubscribed', topic: v.t, reason: typeof v.reason === 'string' ? v.reason : '' } : null;
     default:
       return null;
   }

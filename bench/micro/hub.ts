@@ -8,7 +8,7 @@ import { jsonCodec } from '../../src/protocol/codec';
 import { parseCommand } from '../../src/protocol/commands';
 import { Payload } from '../../src/protocol/payload';
 import { Hub } from '../../src/pubsub/hub';
-import { TopicRules } from '../../src/rules/topic-rules';
+import { TopicRules, type TopicRuleConfig } from '../../src/rules/topic-rules';
 import { Stats } from '../../src/metrics/stats';
 import { FixedHistogram, LATENCY_BOUNDS } from '../../src/metrics/histogram';
 import { allocatedDuring } from '../lib/alloc';
@@ -21,13 +21,14 @@ export interface HubVariant {
   bytesPerPublish: number;
 }
 
-export function runHubBenchmark(subscribers: number, historySize: number, publishes: number): HubVariant {
+/** `rules`: topic rules configured on the hub (the benchmark publishes to topic "t0"). */
+export function runHubBenchmark(subscribers: number, historySize: number, publishes: number, rules: readonly TopicRuleConfig[] = []): HubVariant {
   let fanned = 0;
   const hub = new Hub(
     { publish: () => ++fanned > 0 },
     new Stats(),
     new FixedHistogram(LATENCY_BOUNDS),
-    { historyMaxBytes: 64 * 1024 * 1024, rules: new TopicRules([], { size: historySize, ttlMs: 300000 }), positions: { ttlMs: 86_400_000, max: 100_000 } },
+    { historyMaxBytes: 64 * 1024 * 1024, rules: new TopicRules(rules, { size: historySize, ttlMs: 300000 }), positions: { ttlMs: 86_400_000, max: 100_000 } },
   );
   for (let i = 0; i < subscribers; i++) hub.addSubscriber('t0', 'json');
   const data = Buffer.alloc(64);

@@ -1,5 +1,6 @@
 import { alloc } from './alloc';
 import { brokercost } from './brokercost';
+import { channels } from './channels';
 import { crossnode } from './crossnode';
 import { fanout } from './fanout';
 import { hooks } from './hooks';
@@ -13,4 +14,4 @@ import { soak } from './soak';
 import { Scenario } from './types';
 
 /** In suite order: the generator's own figures first, so every report carries them. */
-export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode, brokercost, soak, hooks];
+export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode, brokercost, soak, hooks, channels];

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
 import { type Config } from '../config/schema';
 import { ConfigError, loadConfig, usage } from '../config/load';
 import { openApiRefusal } from '../guard/api-exposure';
@@ -8,6 +9,7 @@ import { connectionBudget, openFilesLimit } from '../server/fd-limit';
 import { Gateway } from '../server/gateway';
 
 const DEMO_TOPIC = 'demo';
+const DEMO_CHAT_TOPIC = 'demo.chat';
 const DEMO_INTERVAL_MS = 2000;
 
 /** Publishes a small notification every couple of seconds, so a fresh gateway shows life. */
@@ -45,6 +47,8 @@ export async function serve(argv: readonly string[]): Promise<void> {
     }
     throw e;
   }
+  // The demo's chat topic shows presence and join/leave on the built-in page (after any rule of the user's).
+  if (config.demo) config = { ...config, topics: [...config.topics, ...(parseTopicRules([{ match: DEMO_CHAT_TOPIC, presence: true, joinLeave: true }]) as TopicRuleConfig[])] };
   const refusal = openApiRefusal(config);
   if (refusal !== null) {
     console.error(`wsgate: ${refusal}`);

@@ -207,7 +207,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
     parse: parseTopicRules,
     help: 'per-topic options as a JSON array of rules, first match wins: [{"match":"chat.*","presence":true}] (keys below)',
   },
-  demo: { kind: 'bool', def: false, help: 'publish a notification to topic "demo" every 2 s' },
+  demo: { kind: 'bool', def: false, help: 'publish a notification to topic "demo" every 2 s; topic "demo.chat" gets presence and join/leave' },
   page: { kind: 'bool', def: false, help: 'serve the built-in web page at /' },
   allowedOrigins: {
     kind: 'string',

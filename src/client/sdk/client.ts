@@ -4,7 +4,7 @@ import { Emitter } from './emitter';
 import { ClientCode, WsgateError, asServerCode } from './errors';
 import { defaultSocketFactory, type SocketFactory, type SocketHandle } from './socket';
 import { refreshDelayMs, tokenExpiryMs } from './token-expiry';
-import { type CodecName, type Command, type ServerFrame, type StreamPosition, type WireCodec, wireCodec } from './wire';
+import { type CodecName, type Command, type HistoryMessage, type PresenceMember, type ServerFrame, type StreamPosition, type WireCodec, wireCodec } from './wire';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -60,6 +60,17 @@ export interface StateEvent {
   readonly attempt: number;
 }
 
+/** Someone subscribed to / left a topic with join/leave (its rule has `joinLeave`). */
+export interface MemberEvent {
+  readonly topic: string;
+  readonly member: PresenceMember;
+}
+
+/** The server subscribed this client to a topic (POST /subscribe). */
+export interface ServerSubscriptionEvent {
+  readonly topic: string;
+}
+
 /** The server ended a subscription (a refreshed token no longer allows the topic, or POST /unsubscribe; `reason` may be empty); it is forgotten. */
 export interface UnsubscribedEvent {
   readonly topic: string;
@@ -72,6 +83,25 @@ export interface ClientEvents {
   gap: GapEvent;
   state: StateEvent;
   error: WsgateError;
+  join: MemberEvent;
+  leave: MemberEvent;
+  subscribed: ServerSubscriptionEvent;
+}
+
+export interface PresenceStats {
+  /** Connections subscribed, cluster-wide. */
+  readonly clients: number;
+  /** Distinct users among the listed members. */
+  readonly users: number;
+  /** Members counted but not listed (over the rule's maxPresence). */
+  readonly unlisted: number;
+}
+
+export interface HistoryPage {
+  readonly seq: number;
+  readonly epoch: string;
+  /** Oldest first. */
+  readonly messages: readonly HistoryMessage[];
 }
 
 export interface SubscribeResult {
@@ -95,13 +125,19 @@ interface Subscription {
   /** A `sub` is in flight, or has been answered, on the current connection. */
   sent: boolean;
   active: boolean;
+  /** Given by the server (POST /subscribe): deliveries are taken before the position is known. */
+  readonly serverGiven: boolean;
   readonly waiters: Waiter<SubscribeResult>[];
 }
 
 type Pending = { readonly kind: 'sub'; readonly sub: Subscription } | { readonly kind: 'ping' } | { readonly kind: 'cmd'; readonly waiter: Waiter<ServerOk> };
 type ServerOk = Extract<ServerFrame, { kind: 'ok' }>;
-type Outgoing = Extract<Command, { op: 'unsub' | 'pub' }>;
-type OutgoingWithoutId = { op: 'unsub'; topic: string } | { op: 'pub'; topic: string; data: unknown };
+type Outgoing = Extract<Command, { op: 'unsub' | 'pub' | 'presence' | 'presence_stats' | 'history' }>;
+type OutgoingWithoutId =
+  | { op: 'unsub'; topic: string }
+  | { op: 'pub'; topic: string; data: unknown }
+  | { op: 'presence' | 'presence_stats'; topic: string }
+  | { op: 'history'; topic: string; limit?: number; since?: StreamPosition };
 
 // 1008: policy (token expired); 1009: frame too big. Everything else follows protocol/close-classes.ts.
 const CLOSE_POLICY = 1008;
@@ -179,7 +215,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     let sub = this.subs.get(topic);
     if (sub?.active === true && sub.position !== null) return Promise.resolve({ topic, ...sub.position });
     if (sub === undefined) {
-      sub = { topic, position: null, sent: false, active: false, waiters: [] };
+      sub = { topic, position: null, sent: false, active: false, waiters: [], serverGiven: false };
       this.subs.set(topic, sub);
     }
     const s = sub;
@@ -201,6 +237,22 @@ export class WsgateClient extends Emitter<ClientEvents> {
   async publish(topic: string, data: unknown): Promise<{ seq: number }> {
     const ok = await this.command({ op: 'pub', topic, data });
     return { seq: ok.seq ?? 0 };
+  }
+
+  /** Who is subscribed to `topic` (its rule needs `presence`), across the cluster. */
+  async presence(topic: string): Promise<readonly PresenceMember[]> {
+    return (await this.command({ op: 'presence', topic })).presence ?? [];
+  }
+
+  async presenceStats(topic: string): Promise<PresenceStats> {
+    const ok = await this.command({ op: 'presence_stats', topic });
+    return { clients: ok.clients ?? 0, users: ok.users ?? 0, unlisted: ok.unlisted ?? 0 };
+  }
+
+  /** Retained messages of `topic` without subscribing: the newest `limit`, or the first after `since`. */
+  async history(topic: string, options: { limit?: number; since?: StreamPosition } = {}): Promise<HistoryPage> {
+    const ok = await this.command({ op: 'history', topic, ...options });
+    return { seq: ok.seq ?? 0, epoch: ok.epoch ?? '', messages: ok.messages ?? [] };
   }
 
   private command(cmd: OutgoingWithoutId): Promise<ServerOk> {
@@ -335,6 +387,11 @@ export class WsgateClient extends Emitter<ClientEvents> {
         return this.onDelivery(frame.topic, frame.seq, frame.data);
       case 'dropped':
         return this.emit('error', new WsgateError(ClientCode.Dropped, `the server dropped ${frame.n} messages (slow consumer)`));
+      case 'join':
+      case 'leave':
+        return this.emit(frame.kind, { topic: frame.topic, member: frame.member });
+      case 'subscribed':
+        return this.onServerSubscribed(frame.topic);
       case 'unsubscribed':
         return this.onUnsubscribed(frame.topic, frame.reason);
       case 'ok':
@@ -371,6 +428,19 @@ export class WsgateClient extends Emitter<ClientEvents> {
     for (const w of sub.waiters.splice(0)) w.resolve(result);
   }
 
+  /**
+   * The server subscribed this connection: the topic joins the client's subscriptions (resumed after a
+   * reconnect like any other), and a `sub` (a no-op for a topic held) tells its epoch.
+   */
+  private onServerSubscribed(topic: string): void {
+    if (!this.subs.has(topic)) {
+      const sub: Subscription = { topic, position: null, sent: false, active: false, waiters: [], serverGiven: true };
+      this.subs.set(topic, sub);
+      this.sendSub(sub);
+    }
+    this.emit('subscribed', { topic });
+  }
+
   private onUnsubscribed(topic: string, reason: string): void {
     const sub = this.subs.get(topic);
     if (sub === undefined) return;
@@ -382,8 +452,11 @@ export class WsgateClient extends Emitter<ClientEvents> {
 
   private onDelivery(topic: string, seq: number, data: unknown): void {
     const sub = this.subs.get(topic);
+    if (sub === undefined) return;
+    // A server-given topic delivers before its position is known: the first delivery starts it.
+    if (sub.position === null && sub.serverGiven) sub.position = { seq: seq - 1, epoch: '' };
     // Not (or no longer) wanted, or its position is unknown because the sub reply is still to come.
-    if (sub === undefined || sub.position === null) return;
+    if (sub.position === null) return;
     const last = sub.position;
     if (seq <= last.seq) return; // already delivered: the overlap of a replay and live delivery
     if (seq > last.seq + 1) this.emit('gap', { topic, reason: 'skipped', expected: last, server: { seq: seq - 1, epoch: last.epoch } });

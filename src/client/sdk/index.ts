@@ -5,7 +5,11 @@ export {
   type ClientOptions,
   type ConnectionState,
   type GapEvent,
+  type HistoryPage,
+  type MemberEvent,
   type MessageEvent,
+  type PresenceStats,
+  type ServerSubscriptionEvent,
   type StateEvent,
   type SubscribeResult,
   type UnsubscribedEvent,
@@ -13,4 +17,4 @@ export {
 } from './client';
 export { ClientCode, type ServerCode, WsgateError, type WsgateErrorCode } from './errors';
 export { type SocketEvents, type SocketFactory, type SocketHandle } from './socket';
-export { type CodecName, type StreamPosition } from './wire';
+export { type CodecName, type HistoryMessage, type PresenceMember, type StreamPosition } from './wire';

@@ -9,10 +9,37 @@ export interface StreamPosition {
   readonly epoch: string;
 }
 
+/** One member of a topic's presence (docs/protocol.md, presence). */
+export interface PresenceMember {
+  /** The connection's id, unique in the cluster. */
+  readonly client: string;
+  /** The token's `sub`; '' when anonymous. */
+  readonly user: string;
+  /** The token's `info` claim, when it is a small JSON object. */
+  readonly info?: Readonly<Record<string, unknown>>;
+}
+
+/** A retained message as the history op returns it. */
+export interface HistoryMessage {
+  readonly seq: number;
+  readonly data: unknown;
+}
+
+/** The extra fields an `ok` may carry, by command (presence, presence_stats, history). */
+export interface OkDetails {
+  readonly presence?: readonly PresenceMember[];
+  readonly clients?: number;
+  readonly users?: number;
+  readonly unlisted?: number;
+  readonly messages?: readonly HistoryMessage[];
+}
+
 /** What the server sends: a delivery, a reply, or a notice (docs/protocol.md). */
 export type ServerFrame =
   | { readonly kind: 'delivery'; readonly topic: string; readonly seq: number; readonly data: unknown }
-  | { readonly kind: 'ok'; readonly id: number | undefined; readonly seq: number | undefined; readonly epoch: string | undefined; readonly recovered: boolean | undefined }
+  | ({ readonly kind: 'ok'; readonly id: number | undefined; readonly seq: number | undefined; readonly epoch: string | undefined; readonly recovered: boolean | undefined } & OkDetails)
+  | { readonly kind: 'join' | 'leave'; readonly topic: string; readonly member: PresenceMember }
+  | { readonly kind: 'subscribed'; readonly topic: string }
   | { readonly kind: 'err'; readonly id: number | undefined; readonly code: ServerCode; readonly reason: string }
   | { readonly kind: 'dropped'; readonly n: number }
   | { readonly kind: 'unsubscribed'; readonly topic: string; readonly reason: string };
@@ -22,6 +49,9 @@ export type Command =
   | { op: 'unsub'; topic: string; id: number }
   | { op: 'pub'; topic: string; id: number; data: unknown }
   | { op: 'ping'; id: number }
+  | { op: 'presence' | 'presence_stats'; topic: string; id: number }
+  | { op: 'history'; topic: string; id: number; limit?: number; since?: StreamPosition }
+
   | { op: 'refresh'; token: string; id: number };
 
 /** Encodes commands and decodes server frames for one codec. */
@@ -41,6 +71,19 @@ const utf8 = new TextDecoder();
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const optNumber = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 
+function isMember(v: unknown): v is PresenceMember {
+  return isRecord(v) && typeof v.client === 'string' && typeof v.user === 'string' && (v.info === undefined || isRecord(v.info));
+}
+
+/** The optional fields of an `ok`, kept only when well-formed. */
+function details(v: Record<string, unknown>): OkDetails {
+  const d: { -readonly [K in keyof OkDetails]: OkDetails[K] } = {};
+  if (Array.isArray(v.presence) && v.presence.every(isMember)) d.presence = v.presence;
+  for (const k of ['clients', 'users', 'unlisted'] as const) if (typeof v[k] === 'number') d[k] = v[k];
+  if (Array.isArray(v.messages)) d.messages = v.messages.filter(isRecord).map((m) => ({ seq: optNumber(m.s) ?? 0, data: m.d }));
+  return d;
+}
+
 /** Turns a decoded map into a typed frame; a shape this SDK does not know gives null. */
 function classify(v: unknown): ServerFrame | null {
   if (!isRecord(v)) return null;
@@ -53,7 +96,13 @@ function classify(v: unknown): ServerFrame | null {
         seq: optNumber(v.seq),
         epoch: typeof v.epoch === 'string' ? v.epoch : undefined,
         recovered: typeof v.recovered === 'boolean' ? v.recovered : undefined,
+        ...details(v),
       };
+    case 'join':
+    case 'leave':
+      return typeof v.t === 'string' && isMember(v.p) ? { kind: v.op, topic: v.t, member: v.p } : null;
+    case 'subscribed':
+      return typeof v.t === 'string' ? { kind: 'subscribed', topic: v.t } : null;
     case 'err':
       // Taken as the server's: a newer server's code this SDK does not list still passes through as sent.
       return { kind: 'err', id: optNumber(v.id), code: String(v.code) as ServerCode, reason: String(v.reason) };

@@ -2,7 +2,7 @@
  * The built-in page: connect, subscribe, publish, watch deliveries and the message rate. Runs in the
  * browser, bundled with the SDK by src/page/build.ts; it uses only the public SDK API.
  */
-import { type MessageEvent, WsgateClient, type WsgateError } from '../../client/sdk';
+import { type MemberEvent, type MessageEvent, WsgateClient, type WsgateError } from '../../client/sdk';
 
 const MAX_ROWS = 200;
 /** Kept for tests and the curious (`window.wsgatePage` in the console): every delivery's topic and seq. */
@@ -145,6 +145,35 @@ $<HTMLButtonElement>('reconnect').onclick = () => {
   client.close();
   client.connect();
 };
+
+// The demo's chat topic (`--demo`) has presence and join/leave: show who is here and who comes and goes.
+const CHAT_TOPIC = 'demo.chat';
+const presencePanel = $('presence-panel');
+const presenceList = $('presence');
+
+function renderPresence(): void {
+  client.presence(CHAT_TOPIC).then((members) => {
+    presencePanel.hidden = false;
+    presenceList.replaceChildren(
+      ...members.map((m) => {
+        const li = document.createElement('li');
+        li.dataset.client = m.client;
+        li.textContent = `${m.user === '' ? 'anonymous' : m.user} · ${m.client}`;
+        return li;
+      }),
+    );
+    // A gateway without --demo has no presence on this topic: no panel, no subscription.
+  }, (e: WsgateError) => (e.code === 'presence_disabled' ? void client.unsubscribe(CHAT_TOPIC) : showError(e)));
+}
+
+const onMember = (op: 'joined' | 'left') => (e: MemberEvent) => {
+  if (e.topic !== CHAT_TOPIC) return;
+  logEvent('info', `${e.member.user === '' ? 'anonymous' : e.member.user} (${e.member.client}) ${op} ${e.topic}`);
+  renderPresence();
+};
+client.on('join', onMember('joined'));
+client.on('leave', onMember('left'));
+client.subscribe(CHAT_TOPIC).then(renderPresence, showError);
 
 client.connect();
 for (const topic of (new URLSearchParams(location.search).get('topics') ?? 'demo').split(',')) if (topic !== '') void client.subscribe(topic).catch(showError);

@@ -22,6 +22,15 @@ export interface HubOptions {
   readonly positions: PositionLimits;
 }
 
+/** How a subscriber receives frames: one of the wsgate codecs, or the Pusher protocol. */
+export type Wire = CodecName | 'pusher';
+
+/** A wire format of another front door: frames a publish once for that topic's subscribers of it. */
+export interface ExtraWire {
+  /** Fans `payload` out to the topic's subscribers of this wire; returns the frame's bytes. */
+  deliver(state: TopicState, payload: Payload): number;
+}
+
 /** Interest changes, so a broker subscribes upstream only to topics with local subscribers. */
 export interface InterestListener {
   interestAdded(topic: string): void;
@@ -39,6 +48,7 @@ export class Hub {
   private readonly positions: PositionMemory;
   private readonly interest: InterestListener[] = [];
   private readonly sweeper: NodeJS.Timeout | null;
+  private pusher: ExtraWire | null = null;
 
   constructor(
     private readonly fanout: Fanout,
@@ -54,6 +64,16 @@ export class Hub {
   /** Adds a listener (the broker's interest table; webhook occupancy). */
   addInterestListener(listener: InterestListener): void {
     this.interest.push(listener);
+  }
+
+  /** The Pusher front door's wire format, set when Pusher apps are configured. */
+  setPusherWire(wire: ExtraWire): void {
+    this.pusher = wire;
+  }
+
+  /** Every topic state this node holds (the Pusher API's channel listing). */
+  entries(): IterableIterator<[string, TopicState]> {
+    return this.topics.entries();
   }
 
   get(topic: string): TopicState | undefined {
@@ -88,23 +108,25 @@ export class Hub {
   }
 
   /** Counts a subscriber the caller has just subscribed to `state.key(codec)`. */
-  addSubscriber(topic: string, codec: CodecName): TopicState {
+  addSubscriber(topic: string, codec: Wire): TopicState {
     const state = this.acquire(topic);
     if (state.subscribers === 0) {
       this.stats.topics++;
       for (const l of this.interest) l.interestAdded(topic);
     }
     if (codec === 'json') state.jsonSubs++;
-    else state.packSubs++;
+    else if (codec === 'msgpack') state.packSubs++;
+    else state.pusherSubs++;
     this.stats.subscriptions++;
     return state;
   }
 
-  removeSubscriber(topic: string, codec: CodecName): void {
+  removeSubscriber(topic: string, codec: Wire): void {
     const state = this.topics.get(topic);
     if (state === undefined) return;
     if (codec === 'json') state.jsonSubs--;
-    else state.packSubs--;
+    else if (codec === 'msgpack') state.packSubs--;
+    else state.pusherSubs--;
     this.stats.subscriptions--;
     if (state.subscribers === 0) {
       this.stats.topics--;
@@ -147,6 +169,7 @@ export class Hub {
         this.stats.sentBytes += packFrame.length * state.packSubs;
       }
     }
+    if (state.pusherSubs > 0 && this.pusher !== null) this.stats.sentBytes += this.pusher.deliver(state, payload) * state.pusherSubs;
     if (history !== null) {
       history.append(seq, Date.now(), { jsonFrame, packFrame });
       this.syncHistoryStats();

@@ -90,8 +90,9 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     (conn.channels ??= new Map()).set(channel, topic);
     if (member !== null) (conn.members ??= new Map()).set(channel, member);
     const state = hub.addSubscriber(topic, 'pusher');
-    if (member !== null && deps.presence.join(topic, member)) ws.publish(state.pusherKey, frames.memberAdded(channel, member.userId, member.userInfo), false);
     ws.subscribe(state.pusherKey);
+    // After subscribing: uWS's ws.publish sends nothing from a socket without subscriptions, and skips the sender.
+    if (member !== null && deps.presence.join(topic, member)) ws.publish(state.pusherKey, frames.memberAdded(channel, member.userId, member.userInfo), false);
     send(ws, frames.subscriptionSucceeded(channel, member === null ? {} : deps.presence.snapshot(topic)));
     if (kind.cache) {
       send(ws, deps.wire.lastFrame(state, channel) ?? frames.cacheMiss(channel));

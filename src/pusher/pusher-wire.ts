@@ -56,9 +56,9 @@ export class PusherWire {
     const ev = pusherEventOf(JSON.parse(payload.json()));
     const frame = frames.event(ev.name, this.channelOf(state.name), ev.data, ev.userId);
     const excluded = ev.exclude === undefined ? undefined : this.sockets.get(ev.exclude);
-    // uWS's ws.publish reaches every subscriber but the socket it is called on.
-    if (excluded !== undefined && !excluded.getUserData().closed) excluded.publish(state.pusherKey, frame, false);
-    else this.fanout(state.pusherKey, frame);
+    // uWS's ws.publish reaches every subscriber but the socket it is called on; from a socket with no
+    // subscriptions at all it sends nothing and returns false (then that socket holds none of these anyway).
+    if (excluded === undefined || excluded.getUserData().closed || !excluded.publish(state.pusherKey, frame, false)) this.fanout(state.pusherKey, frame);
     return frame.length;
   }
 

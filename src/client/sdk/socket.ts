@@ -87,11 +87,9 @@ export async function wsPackageSocket(): Promise<SocketFactory> {
       res.on('error', () => ws.terminate());
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => events.frame(isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString('utf8')));
-    // A refused upgrade is reported by 'unexpected-response' above (its terminate() errors too); other
-    // failures are reported, then followed by 'close'.
-    ws.on('error', (e: Error) => {
-      if (refusedStatus === undefined) events.error(e.message);
-    });
+    // A refused upgrade is reported by 'unexpected-response' above (ending it makes ws emit an error
+    // about the early close, which is not news); other failures are followed by 'close'.
+    ws.on('error', (e: Error) => refusedStatus === undefined && events.error(e.message));
     ws.on('close', (code: number, reason: Buffer) => events.close(code, reason.toString('utf8'), refusedStatus, refusedCode));
     return {
       send: (data) => ws.send(data),

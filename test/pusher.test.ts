@@ -5,24 +5,9 @@ import type PusherJS from 'pusher-js';
 import WebSocket from 'ws';
 import { sign } from '../src/pusher/signature';
 import { RawClient, type TestGateway, sleep, startGateway, waitFor } from './helpers/gateway';
-import { APP, collect, connectionState, pusherClient, serverSdk, subscribed } from './helpers/pusher-clients';
+import { APP, collect, connectionState, pusherClient, rawPusher, serverSdk, subscribed } from './helpers/pusher-clients';
 
 const PUSHER_FLAGS = ['--pusher-apps', `${APP.appId}:${APP.key}:${APP.secret}`, '--pusher-client-events', '--client-publish'];
-
-/** A raw Pusher socket (no library): the frames exactly as the server sends them. */
-async function rawPusher(port: number, key = APP.key, query = 'protocol=7&client=js&version=8.4.0'): Promise<{ ws: WebSocket; frames: Record<string, unknown>[]; socketId: string | null }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/app/${key}?${query}`);
-  const frames: Record<string, unknown>[] = [];
-  ws.on('message', (d) => frames.push(JSON.parse(String(d)) as Record<string, unknown>));
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  await waitFor(() => frames.length > 0, 2000, 'first frame');
-  const first = frames[0] as { event: string; data: unknown };
-  const socketId = first.event === 'pusher:connection_established' ? (JSON.parse(first.data as string) as { socket_id: string }).socket_id : null;
-  return { ws, frames, socketId };
-}
 
 describe('Pusher front door with the real pusher-js and pusher SDK', () => {
   let g: TestGateway;

@@ -64,6 +64,7 @@ export interface Config {
   pusherMaxChannelsPerEvent: number;
   pusherMaxBatchSize: number;
   pusherActivityTimeout: number;
+  pusherPongTimeout: number;
   webhookUrl: string;
   webhookSecret: string;
   webhookDelay: number;
@@ -225,7 +226,8 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   pusherMaxEventBytes: { kind: 'int', def: 10_240, min: 1, max: 1_048_576, help: 'bytes of one Pusher event\'s data (REST and client events)' },
   pusherMaxChannelsPerEvent: { kind: 'int', def: 100, min: 1, max: 10_000, help: 'channels one Pusher REST event may name' },
   pusherMaxBatchSize: { kind: 'int', def: 10, min: 1, max: 1_000, help: 'events in one Pusher batch_events call' },
-  pusherActivityTimeout: { kind: 'int', def: 120, min: 10, max: 480, help: 'seconds of silence after which Pusher clients ping (sent in connection_established)' },
+  pusherActivityTimeout: { kind: 'int', def: 120, min: 1, max: 480, help: 'seconds of silence after which Pusher clients ping (sent in connection_established) and the server pings them' },
+  pusherPongTimeout: { kind: 'int', def: 30, min: 1, max: 480, help: 'seconds a Pusher connection has to answer the server\'s pusher:ping before it is closed with 4201' },
   webhookUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL that receives signed, batched event webhooks (docs/backend.md)' },
   webhookSecret: { kind: 'string', def: '', secret: true, help: 'HMAC-SHA256 key of the X-Wsgate-Signature header (required with --webhook-url)' },
   webhookDelay: { kind: 'int', def: 3000, min: 0, max: 600_000, help: 'ms topic_vacated waits: a topic occupied again within it sends nothing' },

@@ -2,7 +2,7 @@ import type { Op } from '../protocol/commands';
 
 /** Label values are closed sets, so no metric can grow unbounded label cardinality. */
 export type UpgradeResult = 'accepted' | 'unauthorized' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'origin_not_allowed' | 'ip_limit' | 'ip_rate' | 'proxy_unavailable';
-export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error' | 'command_flood' | 'internal_error' | 'terminated';
+export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error' | 'command_flood' | 'internal_error' | 'terminated' | 'pong_timeout';
 /** Where an unexpected exception was contained (server/contain.ts). */
 export type HandlerName = 'upgrade' | 'open' | 'message' | 'drain' | 'dropped' | 'close' | 'http';
 export type PublishSource = 'socket' | 'http' | 'broker' | 'demo';
@@ -29,6 +29,8 @@ export class Stats {
   pendingUpgrades = 0;
   /** Connections through the Pusher front door (also counted in `connections`). */
   pusherConnections = 0;
+  /** Subscriptions held by Pusher connections (also counted in `subscriptions`). */
+  pusherSubscriptions = 0;
   /** Frames received from Pusher clients. */
   pusherEvents = 0;
   /** Pusher REST calls refused for their signature (401). */
@@ -36,7 +38,7 @@ export class Stats {
   subscriptions = 0;
   topics = 0;
   readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'forbidden', 'bad_request', 'limit', 'draining', 'origin_not_allowed', 'ip_limit', 'ip_rate', 'proxy_unavailable']);
-  readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error', 'command_flood', 'internal_error', 'terminated']);
+  readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error', 'command_flood', 'internal_error', 'terminated', 'pong_timeout']);
   readonly handlerErrors = zeros<HandlerName>(['upgrade', 'open', 'message', 'drain', 'dropped', 'close', 'http']);
   /** Commands refused by --max-commands-per-second (also in errors as rate_limited). */
   commandsRateLimited = 0;

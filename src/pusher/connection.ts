@@ -24,9 +24,13 @@ export interface PusherConnection extends CommandBucket {
   refusal: { code: number; message: string } | null;
   closeReason: DisconnectReason | null;
   closed: boolean;
+  /** The activity sweep's clock at the last frame received (seconds; see activity-sweep.ts). */
+  seenAt: number;
+  /** The sweep's clock when it sent pusher:ping and awaits any frame; -1 when none is awaited. */
+  pingAt: number;
 }
 
-export function newPusherConnection(app: PusherApp, socketId: string, addressKey: AddressKey, refusal: PusherConnection['refusal']): PusherConnection {
+export function newPusherConnection(app: PusherApp, socketId: string, addressKey: AddressKey, refusal: PusherConnection['refusal'], now: number): PusherConnection {
   return {
     app,
     socketId,
@@ -37,6 +41,8 @@ export function newPusherConnection(app: PusherApp, socketId: string, addressKey
     refusal,
     closeReason: null,
     closed: false,
+    seenAt: now,
+    pingAt: -1,
     cmdMilli: -1,
     cmdAt: 0,
     cmdRefused: 0,

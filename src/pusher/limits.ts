@@ -12,6 +12,8 @@ export interface PusherLimits {
   readonly maxBatchSize: number;
   /** Seconds of silence after which pusher-js pings (told in connection_established). */
   readonly activityTimeout: number;
+  /** Seconds a connection has to answer the server's pusher:ping (any frame counts) before 4201. */
+  readonly pongTimeout: number;
 }
 
 export const pusherLimits = (config: Config): PusherLimits => ({
@@ -21,4 +23,5 @@ export const pusherLimits = (config: Config): PusherLimits => ({
   maxChannelsPerEvent: config.pusherMaxChannelsPerEvent,
   maxBatchSize: config.pusherMaxBatchSize,
   activityTimeout: config.pusherActivityTimeout,
+  pongTimeout: config.pusherPongTimeout,
 });

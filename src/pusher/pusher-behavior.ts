@@ -40,6 +40,8 @@ export interface PusherDeps {
   readonly fault: FaultSink;
   readonly wire: PusherWire;
   readonly presence: PusherPresence;
+  /** The coarse clock connections are stamped with on every frame (pong timeout, activity-sweep.ts). */
+  readonly clock: { readonly now: number };
   /** Hands a frame to every local subscriber of a uWS topic (app.publish). */
   readonly publishLocal: (key: string, frame: string) => void;
 }
@@ -90,6 +92,7 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     (conn.channels ??= new Map()).set(channel, topic);
     if (member !== null) (conn.members ??= new Map()).set(channel, member);
     const state = hub.addSubscriber(topic, 'pusher');
+    stats.pusherSubscriptions++;
     ws.subscribe(state.pusherKey);
     // After subscribing: uWS's ws.publish sends nothing from a socket without subscriptions, and skips the sender.
     if (member !== null && deps.presence.join(topic, member)) ws.publish(state.pusherKey, frames.memberAdded(channel, member.userId, member.userInfo), false);
@@ -108,6 +111,7 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     }
     ws?.unsubscribe('p ' + topic);
     hub.removeSubscriber(topic, 'pusher');
+    stats.pusherSubscriptions--;
   };
 
   const unsubscribe = (ws: PusherSocket, conn: PusherConnection, channel: string) => {
@@ -161,6 +165,8 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
   return containSocket<PusherConnection>(
     {
       maxPayloadLength: config.maxPayload,
+      // Backstop for dead TCP peers only (uWS closes them 1006 after unanswered WebSocket pings); the
+      // Pusher-level ping and 4201 are the activity sweep's (activity-sweep.ts says why both).
       idleTimeout: limits.activityTimeout * 2 > 960 ? 960 : Math.max(limits.activityTimeout * 2, 16),
       sendPingsAutomatically: true,
       maxBackpressure: config.maxBackpressure,
@@ -186,7 +192,7 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
         if (app === undefined) refusal = { code: PusherCode.AppNotFound, message: `App key ${key} not in this cluster` };
         else if (!(protocol >= MIN_PROTOCOL && protocol <= MAX_PROTOCOL)) refusal = { code: PusherCode.UnsupportedProtocol, message: `Unsupported protocol version ${protocol}` };
         else if (stats.connections + stats.pendingUpgrades >= config.maxConnections) refusal = { code: PusherCode.OverQuota, message: 'Over connection quota' };
-        const conn = newPusherConnection(app ?? { id: '', key, secret: '' }, frames.newSocketId(), refusal === null ? address : null, refusal);
+        const conn = newPusherConnection(app ?? { id: '', key, secret: '' }, frames.newSocketId(), refusal === null ? address : null, refusal, deps.clock.now);
         res.cork(() => res.upgrade(conn, wsKey, '', extensions, context));
       },
 
@@ -208,6 +214,7 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
 
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData();
+        conn.seenAt = deps.clock.now;
         stats.receivedBytes += message.byteLength;
         if (isBinary) return send(ws, frames.pusherError(PusherCode.Generic, 'binary frames are not part of the Pusher protocol'));
         let value: unknown;

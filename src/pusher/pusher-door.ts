@@ -9,6 +9,7 @@ import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
 import type { FaultSink } from '../server/contain';
 import { spreadOver } from '../server/drain';
 import { PusherApps, parsePusherApps } from './apps';
+import { ActivitySweep } from './activity-sweep';
 import { PusherCode } from './frames';
 import { pusherLimits } from './limits';
 import { PusherPresence } from './presence';
@@ -44,6 +45,7 @@ export interface PusherDoorDeps {
 /** The Pusher Channels front door: `/app/<key>` sockets and the signed `/apps/<id>/…` API on one uWS app. */
 export class PusherDoor {
   readonly sockets: PusherSockets = new Map();
+  private readonly sweep: ActivitySweep;
 
   constructor(
     app: TemplatedApp,
@@ -56,7 +58,8 @@ export class PusherDoor {
     const publishLocal = (key: string, frame: string) => void app.publish(key, frame, false);
     const wire = new PusherWire(apps, this.sockets, publishLocal);
     hub.setPusherWire(wire);
-    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, presence, publishLocal, sockets: this.sockets }));
+    this.sweep = new ActivitySweep(this.sockets, limits.activityTimeout, limits.pongTimeout);
+    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, presence, publishLocal, sockets: this.sockets, clock: this.sweep }));
     registerPusherRest(app, { ...deps, apps, limits, presence, sockets: this.sockets });
   }
 
@@ -68,5 +71,9 @@ export class PusherDoor {
       conn.closeReason = 'drain';
       ws.end(PusherCode.Reconnect, 'server is draining; reconnect');
     });
+  }
+
+  close(): void {
+    this.sweep.stop();
   }
 }

@@ -172,6 +172,7 @@ export class Gateway {
     this.app.close();
     this.admin?.close();
     this.guard.stop();
+    this.pusher?.close();
     await this.broker.close();
     await this.hooks.close();
     this.hub.close();

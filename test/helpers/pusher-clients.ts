@@ -1,5 +1,7 @@
 import PusherJS, { type Channel, type Options } from 'pusher-js';
 import Pusher from 'pusher';
+import WebSocket from 'ws';
+import { waitFor } from './gateway';
 
 export const APP = { appId: '1', key: 'app-key', secret: 'app-secret' };
 
@@ -69,3 +71,19 @@ export function collect(channel: Channel, name: string): unknown[] {
   channel.bind(name, (d: unknown) => got.push(d));
   return got;
 }
+
+/** A raw Pusher socket (no library): the frames exactly as the server sends them. */
+export async function rawPusher(port: number, key = APP.key, query = 'protocol=7&client=js&version=8.4.0'): Promise<{ ws: WebSocket; frames: Record<string, unknown>[]; socketId: string | null }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/app/${key}?${query}`);
+  const frames: Record<string, unknown>[] = [];
+  ws.on('message', (d) => frames.push(JSON.parse(String(d)) as Record<string, unknown>));
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  await waitFor(() => frames.length > 0, 2000, 'first frame');
+  const first = frames[0] as { event: string; data: unknown };
+  const socketId = first.event === 'pusher:connection_established' ? (JSON.parse(first.data as string) as { socket_id: string }).socket_id : null;
+  return { ws, frames, socketId };
+}
+

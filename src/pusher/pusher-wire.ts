@@ -57,8 +57,11 @@ export class PusherWire {
     const frame = frames.event(ev.name, this.channelOf(state.name), ev.data, ev.userId);
     const excluded = ev.exclude === undefined ? undefined : this.sockets.get(ev.exclude);
     // uWS's ws.publish reaches every subscriber but the socket it is called on; from a socket with no
-    // subscriptions at all it sends nothing and returns false (then that socket holds none of these anyway).
-    if (excluded === undefined || excluded.getUserData().closed || !excluded.publish(state.pusherKey, frame, false)) this.fanout(state.pusherKey, frame);
+    // subscriptions at all it sends nothing (then that socket holds none of these anyway: app.publish).
+    // Its result is no guide: it is also false when the excluded socket is the topic's only subscriber here.
+    const conn = excluded?.getUserData();
+    if (excluded !== undefined && conn !== undefined && !conn.closed && (conn.channels?.size ?? 0) > 0) excluded.publish(state.pusherKey, frame, false);
+    else this.fanout(state.pusherKey, frame);
     return frame.length;
   }
 

@@ -65,6 +65,7 @@ export interface Config {
   pusherMaxBatchSize: number;
   pusherActivityTimeout: number;
   pusherPongTimeout: number;
+  pusherWebhookUrl: string;
   webhookUrl: string;
   webhookSecret: string;
   webhookDelay: number;
@@ -227,6 +228,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   pusherMaxChannelsPerEvent: { kind: 'int', def: 100, min: 1, max: 10_000, help: 'channels one Pusher REST event may name' },
   pusherMaxBatchSize: { kind: 'int', def: 10, min: 1, max: 1_000, help: 'events in one Pusher batch_events call' },
   pusherActivityTimeout: { kind: 'int', def: 120, min: 1, max: 480, help: 'seconds of silence after which Pusher clients ping (sent in connection_established) and the server pings them' },
+  pusherWebhookUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL that receives Pusher-format webhooks, signed with the app secret (X-Pusher-Signature; docs/pusher.md)' },
   pusherPongTimeout: { kind: 'int', def: 30, min: 1, max: 480, help: 'seconds a Pusher connection has to answer the server\'s pusher:ping before it is closed with 4201' },
   webhookUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL that receives signed, batched event webhooks (docs/backend.md)' },
   webhookSecret: { kind: 'string', def: '', secret: true, help: 'HMAC-SHA256 key of the X-Wsgate-Signature header (required with --webhook-url)' },

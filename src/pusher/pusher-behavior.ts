@@ -18,6 +18,7 @@ import * as frames from './frames';
 import { PusherCode } from './frames';
 import type { PusherLimits } from './limits';
 import type { PusherPresence } from './presence';
+import type { PusherWebhooks } from './pusher-webhooks';
 import type { PusherWire } from './pusher-wire';
 import { channelAuthValid, userAuthValid } from './signature';
 
@@ -42,6 +43,8 @@ export interface PusherDeps {
   readonly presence: PusherPresence;
   /** The coarse clock connections are stamped with on every frame (pong timeout, activity-sweep.ts). */
   readonly clock: { readonly now: number };
+  /** Pusher-format webhooks, when --pusher-webhook-url is set. */
+  readonly webhooks: PusherWebhooks | null;
   /** Hands a frame to every local subscriber of a uWS topic (app.publish). */
   readonly publishLocal: (key: string, frame: string) => void;
 }
@@ -56,7 +59,7 @@ const MAX_PROTOCOL = 7;
  * Pusher subscribers through the hub's encode-once native fan-out like any publish.
  */
 export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnection> {
-  const { config, apps, limits, hub, broker, stats, guard, log, sockets } = deps;
+  const { config, apps, limits, hub, broker, stats, guard, log, sockets, webhooks } = deps;
   const clientEvents = new CommandRate(limits.clientEventsPerSecond, limits.clientEventsPerSecond);
   const payload = new Payload();
 
@@ -94,8 +97,12 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     const state = hub.addSubscriber(topic, 'pusher');
     stats.pusherSubscriptions++;
     ws.subscribe(state.pusherKey);
+    if (state.pusherSubs === 1) webhooks?.emit(conn.app, { name: 'channel_occupied', channel });
     // After subscribing: uWS's ws.publish sends nothing from a socket without subscriptions, and skips the sender.
-    if (member !== null && deps.presence.join(topic, member)) ws.publish(state.pusherKey, frames.memberAdded(channel, member.userId, member.userInfo), false);
+    if (member !== null && deps.presence.join(topic, member)) {
+      ws.publish(state.pusherKey, frames.memberAdded(channel, member.userId, member.userInfo), false);
+      webhooks?.emit(conn.app, { name: 'member_added', channel, user_id: member.userId });
+    }
     send(ws, frames.subscriptionSucceeded(channel, member === null ? {} : deps.presence.snapshot(topic)));
     if (kind.cache) {
       send(ws, deps.wire.lastFrame(state, channel) ?? frames.cacheMiss(channel));
@@ -107,11 +114,15 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     const member = conn.members?.get(channel);
     if (member !== undefined) {
       conn.members?.delete(channel);
-      if (deps.presence.leave(topic, member.userId)) deps.publishLocal('p ' + topic, frames.memberRemoved(channel, member.userId));
+      if (deps.presence.leave(topic, member.userId)) {
+        deps.publishLocal('p ' + topic, frames.memberRemoved(channel, member.userId));
+        webhooks?.emit(conn.app, { name: 'member_removed', channel, user_id: member.userId });
+      }
     }
     ws?.unsubscribe('p ' + topic);
     hub.removeSubscriber(topic, 'pusher');
     stats.pusherSubscriptions--;
+    if (webhooks !== null && (hub.get(topic)?.pusherSubs ?? 0) === 0) webhooks.emit(conn.app, { name: 'channel_vacated', channel });
   };
 
   const unsubscribe = (ws: PusherSocket, conn: PusherConnection, channel: string) => {
@@ -137,6 +148,7 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     const topic = conn.channels.get(channel) as string;
     const outcome = broker.publish(topic, payload.setValue(value, false), 'socket', performance.now());
     if (outcome instanceof Promise) void outcome.then(undefined, () => undefined);
+    webhooks?.emit(conn.app, userId === undefined ? { name: 'client_event', channel, event: name, data: text, socket_id: conn.socketId } : { name: 'client_event', channel, event: name, data: text, socket_id: conn.socketId, user_id: userId });
   };
 
   const signin = (ws: PusherSocket, conn: PusherConnection, data: Record<string, unknown>) => {

@@ -3,6 +3,7 @@ import type { Broker } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { UpgradeGuard } from '../guard/upgrade-guard';
 import type { Logger } from '../log';
+import type { FixedHistogram } from '../metrics/histogram';
 import type { Stats } from '../metrics/stats';
 import type { Hub } from '../pubsub/hub';
 import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
@@ -14,6 +15,7 @@ import { PusherCode } from './frames';
 import { pusherLimits } from './limits';
 import { PusherPresence } from './presence';
 import { type PusherSockets, pusherBehavior } from './pusher-behavior';
+import { PusherWebhooks } from './pusher-webhooks';
 import { PusherWire } from './pusher-wire';
 import { registerPusherRest } from './rest-routes';
 
@@ -40,26 +42,36 @@ export interface PusherDoorDeps {
   readonly log: Logger;
   readonly fault: FaultSink;
   readonly isDraining: () => boolean;
+  readonly webhookDuration: FixedHistogram;
 }
+
+// How long queued Pusher webhooks may take to leave when the node shuts down.
+const WEBHOOK_CLOSE_GRACE_MS = 2000;
 
 /** The Pusher Channels front door: `/app/<key>` sockets and the signed `/apps/<id>/…` API on one uWS app. */
 export class PusherDoor {
   readonly sockets: PusherSockets = new Map();
   private readonly sweep: ActivitySweep;
+  private readonly webhooks: PusherWebhooks | null;
 
   constructor(
     app: TemplatedApp,
     deps: PusherDoorDeps,
   ) {
     const { config, hub } = deps;
-    const apps = new PusherApps(parsePusherApps(config.pusherApps) ?? []);
+    const list = parsePusherApps(config.pusherApps) ?? [];
+    const apps = new PusherApps(list);
+    this.webhooks =
+      config.pusherWebhookUrl === ''
+        ? null
+        : new PusherWebhooks({ url: config.pusherWebhookUrl, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, list, deps.stats, deps.webhookDuration, deps.log);
     const limits = pusherLimits(config);
     const presence = new PusherPresence();
     const publishLocal = (key: string, frame: string) => void app.publish(key, frame, false);
     const wire = new PusherWire(apps, this.sockets, publishLocal);
     hub.setPusherWire(wire);
     this.sweep = new ActivitySweep(this.sockets, limits.activityTimeout, limits.pongTimeout);
-    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, presence, publishLocal, sockets: this.sockets, clock: this.sweep }));
+    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, presence, publishLocal, sockets: this.sockets, clock: this.sweep, webhooks: this.webhooks }));
     registerPusherRest(app, { ...deps, apps, limits, presence, sockets: this.sockets });
   }
 
@@ -73,7 +85,8 @@ export class PusherDoor {
     });
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.sweep.stop();
+    await this.webhooks?.close(WEBHOOK_CLOSE_GRACE_MS);
   }
 }

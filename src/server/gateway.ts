@@ -79,7 +79,7 @@ export class Gateway {
         fault,
       }),
     );
-    this.pusher = config.pusherApps === '' ? null : new PusherDoor(app, { config, hub: this.hub, broker: this.broker, stats: this.stats, guard: this.guard, log, fault, isDraining: () => this.draining });
+    this.pusher = config.pusherApps === '' ? null : new PusherDoor(app, { config, hub: this.hub, broker: this.broker, stats: this.stats, guard: this.guard, log, fault, isDraining: () => this.draining, webhookDuration: this.metrics.webhookDuration });
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {
       this.stats.upgrades.bad_request++;
@@ -172,7 +172,7 @@ export class Gateway {
     this.app.close();
     this.admin?.close();
     this.guard.stop();
-    this.pusher?.close();
+    await this.pusher?.close();
     await this.broker.close();
     await this.hooks.close();
     this.hub.close();

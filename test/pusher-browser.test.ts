@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type BrowserContext, chromium } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { launchChromium } from './helpers/chromium';
 import { type TestGateway, startGateway, waitFor } from './helpers/gateway';
 import { APP, serverSdk } from './helpers/pusher-clients';
 
@@ -26,7 +25,7 @@ for (const name of ['browser-news', 'private-browser']) {
 
 describe('pusher-js in headless Chromium against wsgate', () => {
   let browser: BrowserContext;
-  let profile: string;
+  let closeBrowser: (() => Promise<void>) | undefined;
   let site: Server;
   let g: TestGateway;
 
@@ -50,17 +49,12 @@ describe('pusher-js in headless Chromium against wsgate', () => {
     const origin = `http://localhost:${(site.address() as { port: number }).port}`;
     // A browser sends its page's Origin: the gateway must list it (as for /ws).
     g = await startGateway(['--pusher-apps', `${APP.appId}:${APP.key}:${APP.secret}`, '--allowed-origins', origin]);
-    profile = mkdtempSync(path.join(tmpdir(), 'wsgate-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    ({ browser, close: closeBrowser } = await launchChromium());
   });
   after(async () => {
-    await browser?.close();
+    await closeBrowser?.();
     await g?.stop();
     await new Promise((r) => site?.close(r));
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   test('the page subscribes to a public and a private channel and receives events the server SDK triggers', async () => {

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type Echo from 'laravel-echo';
 import PusherJS from 'pusher-js';
 import { type TestGateway, startGateway, waitFor } from './helpers/gateway';
-import { APP, type MemberData, serverSdk } from './helpers/pusher-clients';
+import { APP, type MemberData, sdkAuthorization, serverSdk } from './helpers/pusher-clients';
 
 /**
  * Laravel Echo configured as a Laravel app configures it for Pusher or Soketi, with only the host
@@ -22,12 +22,7 @@ function echo(EchoClass: typeof Echo, port: number, member: MemberData): Echo<'p
     forceTLS: false,
     enabledTransports: ['ws'],
     disableStats: true,
-    channelAuthorization: {
-      endpoint: '',
-      transport: 'ajax',
-      customHandler: (params: { socketId: string; channelName: string }, callback: (e: Error | null, a: unknown) => void) =>
-        callback(null, sdk.authorizeChannel(params.socketId, params.channelName, params.channelName.startsWith('presence-') ? member : undefined)),
-    },
+    channelAuthorization: sdkAuthorization(sdk, member),
   } as never);
 }
 

@@ -1,25 +1,19 @@
 import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
-import type { Broker } from '../broker/broker';
-import type { Config } from '../config/schema';
 import { CommandRate } from '../guard/command-rate';
 import type { UpgradeGuard } from '../guard/upgrade-guard';
 import type { Logger } from '../log';
-import type { Stats } from '../metrics/stats';
 import { decodeBounded } from '../protocol/codec';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import { Payload } from '../protocol/payload';
-import type { Hub } from '../pubsub/hub';
 import { containSocket, type FaultSink } from '../server/contain';
 import { sendError } from '../server/http-reply';
-import type { PusherApps } from './apps';
 import { channelKind } from './channels';
 import { type PusherConnection, newPusherConnection } from './connection';
 import * as frames from './frames';
 import { PusherCode } from './frames';
-import type { PusherLimits } from './limits';
-import type { PusherPresence } from './presence';
 import type { PusherWebhooks } from './pusher-webhooks';
 import type { PusherWire } from './pusher-wire';
+import type { PusherRestDeps } from './rest-routes';
 import { channelAuthValid, userAuthValid } from './signature';
 
 export type PusherSocket = WebSocket<PusherConnection>;
@@ -27,20 +21,13 @@ export type PusherSocket = WebSocket<PusherConnection>;
 /** The Pusher sockets of this node by socket id: event exclusion and terminate_connections find them here. */
 export type PusherSockets = Map<string, PusherSocket>;
 
-export interface PusherDeps {
-  readonly config: Config;
-  readonly apps: PusherApps;
-  readonly limits: PusherLimits;
-  readonly hub: Hub;
-  readonly broker: Broker;
-  readonly stats: Stats;
+/** What the socket door needs beyond what the REST door does. */
+export interface PusherDeps extends PusherRestDeps {
   readonly guard: UpgradeGuard;
   readonly log: Logger;
-  readonly sockets: PusherSockets;
   readonly isDraining: () => boolean;
   readonly fault: FaultSink;
   readonly wire: PusherWire;
-  readonly presence: PusherPresence;
   /** The coarse clock connections are stamped with on every frame (pong timeout, activity-sweep.ts). */
   readonly clock: { readonly now: number };
   /** Pusher-format webhooks, when --pusher-webhook-url is set. */

@@ -10,6 +10,24 @@ export function serverSdk(port: number, app = APP): Pusher {
   return new Pusher({ ...app, host: '127.0.0.1', port: String(port), useTLS: false });
 }
 
+/**
+ * pusher-js's channelAuthorization answered as an application's auth endpoint answers it: with the
+ * server SDK's authorizeChannel (presence channels sign `member`).
+ */
+export function sdkAuthorization(sdk: Pusher, member: MemberData | undefined): NonNullable<Options['channelAuthorization']> {
+  return {
+    endpoint: '',
+    transport: 'ajax',
+    customHandler: (params, callback) => {
+      try {
+        callback(null, sdk.authorizeChannel(params.socketId, params.channelName, params.channelName.startsWith('presence-') ? member : undefined));
+      } catch (e) {
+        callback(e as Error, null);
+      }
+    },
+  };
+}
+
 /** What a presence subscription signs as its member. */
 export interface MemberData {
   user_id: string;
@@ -29,17 +47,7 @@ export function pusherClient(port: number, opts: { member?: MemberData; key?: st
     forceTLS: false,
     enabledTransports: ['ws'],
     disableStats: true,
-    channelAuthorization: {
-      endpoint: '',
-      transport: 'ajax',
-      customHandler: (params, callback) => {
-        try {
-          callback(null, sdk.authorizeChannel(params.socketId, params.channelName, params.channelName.startsWith('presence-') ? opts.member : undefined));
-        } catch (e) {
-          callback(e as Error, null);
-        }
-      },
-    },
+    channelAuthorization: sdkAuthorization(sdk, opts.member),
     ...opts.extra,
   });
 }

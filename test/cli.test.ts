@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { type AddressInfo, connect } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { GatewayClient } from '../src/client/gateway-client';
 import { MAIN, freePort, startGateway, waitFor } from './helpers/gateway';
+import { makeTestPki } from './helpers/tls-certs';
 
 /**
  * Runs the CLI to completion (killed after 15 s), as a user at a terminal would. Asynchronous: the
@@ -117,6 +122,37 @@ describe('wsgate CLI', () => {
     );
   });
 
+  it('takes wss:// and https:// through a TLS front, and names a certificate it cannot verify', async () => {
+    const g = await startGateway([]);
+    started.push(g);
+    const pki = makeTestPki();
+    // A TLS terminator in front of the gateway, as a reverse proxy would be (bytes passed through).
+    const front = createTlsServer({ cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey) }, (tlsSocket) => {
+      const upstream = connect(g.port, '127.0.0.1');
+      tlsSocket.pipe(upstream).pipe(tlsSocket);
+      upstream.on('error', () => tlsSocket.destroy());
+      tlsSocket.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    started.push({ stop: () => new Promise<void>((resolve) => front.close(() => (pki.remove(), resolve()))) });
+    const port = (front.address() as AddressInfo).port;
+    const trusted = { NODE_EXTRA_CA_CERTS: pki.ca };
+    const s = new SubProcess(spawn(process.execPath, [MAIN, 'sub', 'news', '--url', `wss://127.0.0.1:${port}/ws`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...trusted } }));
+    started.push(s);
+    await s.subscribed();
+    const p = await run(['pub', 'news', '"over tls"', '--url', `https://127.0.0.1:${port}`], trusted);
+    assert.equal(p.status, 0, p.stderr);
+    await waitFor(() => s.out.includes('over tls'), 5000, 'delivery through the TLS front');
+    for (const args of [
+      ['sub', 'news', '--url', `wss://127.0.0.1:${port}/ws`],
+      ['pub', 'news', '1', '--url', `https://127.0.0.1:${port}`],
+    ]) {
+      const r = await run(args);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /cannot reach .*: TLS: /, args.join(' '));
+    }
+  });
+
   it('prints the HTTP status and the gateway error code of a refused publish or upgrade', async () => {
     const secret = 'cli-test-secret-of-32-bytes-long!';
     const g = await startGateway(['--api-key', 'right', '--jwt-secret', secret]);
@@ -136,6 +172,30 @@ describe('wsgate CLI', () => {
     const forbiddenPub = await run(['pub', 'chat.a', '1', '--via', 'ws', '--url', g.ws, '--token', narrow]);
     assert.equal(forbiddenPub.status, 1);
     assert.match(forbiddenPub.stderr, /publish refused: forbidden/);
+  });
+
+  it('npm start: a SIGTERM to npm reaches the gateway, which drains and exits (the script execs node)', async () => {
+    const port = await freePort();
+    const npm = spawn('npm', ['start'], { cwd: path.join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WSGATE_PORT: String(port), WSGATE_HOST: '127.0.0.1' }, detached: true });
+    let out = '';
+    npm.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    npm.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = once(npm, 'exit');
+    try {
+      await waitFor(() => out.includes('"listening"') || npm.exitCode !== null, 30_000, 'npm start listening');
+      npm.kill('SIGTERM');
+      await waitFor(() => out.includes('"drained"'), 15_000, 'the gateway to drain');
+      await exited;
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null);
+      assert.equal(health, null, 'nothing listens after npm exited');
+    } finally {
+      // The process group: npm and, if the signal did not reach it, the gateway under it.
+      try {
+        if (npm.pid !== undefined) process.kill(-npm.pid, 'SIGKILL');
+      } catch {
+        // the group is gone: both exited
+      }
+    }
   });
 
   it('sub reports the close code when the gateway drains (1012) and exits 1', async () => {

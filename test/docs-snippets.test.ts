@@ -11,7 +11,7 @@ import { freePort, sleep } from './helpers/gateway';
 /**
  * Every command and program the docs show is run here as written, so a doc cannot drift from the code.
  * What is adapted, and why:
- * - ports: the docs' 8080, 8081 (gateways), 4222 (NATS) and 6379 (Redis) become free ports of this run
+ * - ports: the docs' 8080, 8081 (gateways), 9091 (admin listener), 4222 (NATS) and 6379 (Redis) become free ports of this run
  *   (other test runs share the machine); WSGATE_PORT carries the 8080 one to commands that use the default;
  * - `npx wsgate …` runs package.json's bin (dist/src/cli/main.js) directly: npm exec resolves the same file
  *   (checked below) but takes seconds per call, and the shared node_modules symlink of this machine's
@@ -19,7 +19,8 @@ import { freePort, sleep } from './helpers/gateway';
  */
 const ROOT = path.join(__dirname, '..', '..');
 const DOCS = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
-const DOC_PORTS = [8080, 8081, 4222, 6379];
+const DOC_PORTS = [8080, 8081, 9091, 4222, 6379];
+const DOC_PORT = new RegExp(`\\b(${DOC_PORTS.join('|')})\\b`, 'g');
 const STEP_MS = 30_000;
 const BIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const SCRATCH = path.join(ROOT, 'dist', 'doc-snippets');
@@ -88,7 +89,7 @@ class Session {
   }
 
   mapPorts(text: string): string {
-    return text.replace(/\b(8080|8081|4222|6379)\b/g, (p) => String(this.ports.get(Number(p))));
+    return text.replace(DOC_PORT, (p) => String(this.ports.get(Number(p))));
   }
 
   private spawn(block: DocBlock, script: string): Proc {

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { ClientCode } from '../src/client/sdk';
@@ -57,6 +59,12 @@ describe('SDK error codes and positions()', () => {
       for (const c of wss.clients) c.terminate();
       await new Promise((resolve) => wss.close(resolve));
     }
+  });
+
+  test('docs/client.md lists every ClientCode in its Errors table', () => {
+    const doc = readFileSync(path.join(__dirname, '..', '..', 'docs', 'client.md'), 'utf8');
+    const table = doc.slice(doc.indexOf('## Errors'), doc.indexOf('\n## ', doc.indexOf('## Errors') + 1));
+    for (const code of Object.values(ClientCode)) assert.ok(table.includes(`| \`${code}\` |`), `${code} has a row`);
   });
 
   test('positions() is a plain object that JSON.stringify shows', async () => {

@@ -24,8 +24,9 @@ describe('subscribe and publish proxies', () => {
     });
     g = await startGateway([
       '--connect-proxy-url', `${app.url}/connect`,
-      '--subscribe-proxy-url', `${app.url}/subscribe`, '--subscribe-proxy-topics', 'private.*,vip',
-      '--publish-proxy-url', `${app.url}/publish`, '--publish-proxy-topics', 'chat.*',
+      '--subscribe-proxy-url', `${app.url}/subscribe`,
+      '--publish-proxy-url', `${app.url}/publish`,
+      '--topics', JSON.stringify([{ match: 'private.*', subscribeProxy: true }, { match: 'vip', subscribeProxy: true }, { match: 'chat.*', publishProxy: true }]),
       '--proxy-timeout', '300', '--client-publish',
     ]);
   });

@@ -43,7 +43,7 @@ describe('webhooks (one node)', () => {
     app.on('/connect', (r, res) => json(res, 200, { user: (r.body as { query: { user?: string } }).query.user }));
     g = await startGateway([
       '--webhook-url', `${app.url}/hooks`, '--webhook-secret', SECRET, '--webhook-delay', '300',
-      '--webhook-publish-topics', 'chat.*', '--client-publish', '--connect-proxy-url', `${app.url}/connect`,
+      '--topics', JSON.stringify([{ match: 'chat.*', webhookPublish: true }]), '--client-publish', '--connect-proxy-url', `${app.url}/connect`,
     ]);
   });
   after(async () => {

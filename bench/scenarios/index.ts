@@ -2,13 +2,15 @@ import { alloc } from './alloc';
 import { brokercost } from './brokercost';
 import { crossnode } from './crossnode';
 import { fanout } from './fanout';
+import { hooks } from './hooks';
 import { idle } from './idle';
 import { latency } from './latency';
 import { manytopics } from './manytopics';
 import { micro } from './micro';
 import { publishapi } from './publishapi';
 import { selftest } from './selftest';
+import { soak } from './soak';
 import { Scenario } from './types';
 
 /** In suite order: the generator's own figures first, so every report carries them. */
-export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode, brokercost];
+export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, alloc, crossnode, brokercost, soak, hooks];

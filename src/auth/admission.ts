@@ -2,7 +2,7 @@ import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { ConnectProxy } from '../hooks/connect-proxy';
 import type { UpgradeResult } from '../metrics/stats';
 import type { Codec } from '../protocol/codec';
-import { GatewayError } from '../protocol/codes';
+import { ErrorCode, GatewayError } from '../protocol/codes';
 import { type Grant, openGrant, type TokenVerifier } from './token-verifier';
 
 /** A connection let in: what it may do and the topics the server subscribes it to on open. */
@@ -31,19 +31,23 @@ export const isRefused = (a: Admission): a is Refused => 'refused' in a;
  */
 export class Admitter {
   constructor(
-    private readonly verifier: TokenVerifier | null,
+    readonly verifier: TokenVerifier | null,
     private readonly proxy: ConnectProxy | null,
   ) {}
 
-  /** Synchronous when nothing is asked (open gateway); reads all it needs from `req` before any await. */
+  /**
+   * Synchronous except for the connect proxy (tokens are verified synchronously, so a token upgrade
+   * completes inside uWS's upgrade handler); reads all it needs from `req` before any await.
+   */
   admit(token: string, req: HttpRequest, res: HttpResponse, query: URLSearchParams, codec: Codec): Admission | Promise<Admission> {
     if (this.verifier !== null && (token !== '' || this.proxy === null)) return this.verify(this.verifier, token);
     if (this.proxy !== null) return this.proxy.admit(this.proxy.read(req, res, query, codec));
     return open;
   }
 
-  private async verify(verifier: TokenVerifier, token: string): Promise<Admission> {
-    const grant = await verifier.verify(token);
-    return grant instanceof GatewayError ? { refused: 'unauthorized', error: grant } : { grant, serverTopics: NO_TOPICS };
+  private verify(verifier: TokenVerifier, token: string): Admission {
+    const grant = verifier.verify(token);
+    if (!(grant instanceof GatewayError)) return { grant, serverTopics: NO_TOPICS };
+    return { refused: grant.code === ErrorCode.Unavailable ? 'unavailable' : 'unauthorized', error: grant };
   }
 }

@@ -9,14 +9,18 @@ import type { StreamPosition } from '../protocol/commands';
 import { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { type TopicState, newEpoch } from '../pubsub/topic-state';
-import type { Broker, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
+import type { Broker, HistoryPage, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
+import type { HistoryMessage } from '../protocol/codec';
+import { unpackr } from '../protocol/msgpack';
+import { unrecoverable } from '../pubsub/history-read';
 import { brokerTls } from './broker-tls';
 import { Envelope, MsgpackCursor } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
+import { CONTROL_CHANNEL, HISTORY_LUA, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, controlChannel, logKey, metaKey, nodeChannel } from './redis-scripts';
+import type { ControlTransport } from '../cluster/control-bus';
 import { msgpackDepth } from '../protocol/depth';
-import { PUBLISH_LUA, SNAPSHOT_LUA, channelOf, logKey, metaKey, nodeChannel } from './redis-scripts';
 
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
 const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
@@ -25,6 +29,7 @@ const SNAPSHOT_TIMEOUT_MS = 3000;
 const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
 const PUBLISH_SHA = sha1(PUBLISH_LUA);
 const SNAPSHOT_SHA = sha1(SNAPSHOT_LUA);
+const HISTORY_SHA = sha1(HISTORY_LUA);
 
 /** A snapshot script sent; its reply arrives at the cut in the subscriber stream. */
 interface PendingSnapshot {
@@ -46,6 +51,10 @@ interface PendingSnapshot {
 export class RedisBroker implements Broker, InterestTarget {
   readonly kind = 'redis';
   private readonly nodeId = newEpoch();
+  readonly control: ControlTransport;
+  private receiveControl: (message: Buffer) => void = () => {};
+  private readonly controlChannelBuf = Buffer.from(CONTROL_CHANNEL);
+  private readonly ownControlChannelBuf: Buffer;
   private readonly replyChannel: string;
   private readonly replyChannelBuf: Buffer;
   private readonly interest: InterestTable;
@@ -78,6 +87,14 @@ export class RedisBroker implements Broker, InterestTarget {
   ) {
     this.replyChannel = nodeChannel(this.nodeId);
     this.replyChannelBuf = Buffer.from(this.replyChannel);
+    this.ownControlChannelBuf = Buffer.from(controlChannel(this.nodeId));
+    this.control = {
+      nodeId: this.nodeId,
+      send: (to, message) => {
+        if (this.cmdUp) this.cmd.publish(to === null ? CONTROL_CHANNEL : controlChannel(to), message).catch(() => undefined);
+      },
+      onControl: (receive) => (this.receiveControl = receive),
+    };
     this.interest = new InterestTable(this, config.brokerLinger, stats);
     this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log, this.config.maxDepth);
     hub.addInterestListener(this.interest);
@@ -87,6 +104,7 @@ export class RedisBroker implements Broker, InterestTarget {
     this.sub.on('ready', () => this.resubscribe());
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (channel.equals(this.replyChannelBuf)) this.snapshotReply(message);
+      else if (channel.equals(this.controlChannelBuf) || channel.equals(this.ownControlChannelBuf)) this.receiveControl(message);
       else this.receiver.receive(message);
     });
   }
@@ -194,6 +212,37 @@ export class RedisBroker implements Broker, InterestTarget {
     });
   }
 
+  async history(topic: string, limit: number, since: StreamPosition | undefined): Promise<HistoryPage | GatewayError> {
+    if (!this.cmdUp) return UNAVAILABLE;
+    let reply: [number, Buffer, Buffer[]];
+    try {
+      // ioredis has a Buffer variant of every command at runtime; its typings omit evalshaBuffer.
+      const binary = this.cmd as unknown as { evalshaBuffer(...args: (string | number)[]): Promise<[number, Buffer, Buffer[]]> };
+      reply = await binary.evalshaBuffer(HISTORY_SHA, 2, metaKey(topic), logKey(topic), limit, since?.seq ?? -1, since?.epoch ?? '', this.candidateEpoch(), this.config.positionTtl * 1000);
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message, broker: 'redis' }, 'history failed');
+      return UNAVAILABLE;
+    }
+    const [seq, epochBuf, entries] = reply;
+    const epoch = epochBuf.toString('latin1');
+    if (since !== undefined && since.epoch !== epoch) return unrecoverable(since);
+    const oldest = absoluteNow() - this.hub.ruleOf(topic).historyLimits.ttlMs;
+    const cursor = new MsgpackCursor();
+    const env = new Envelope();
+    const messages: HistoryMessage[] = [];
+    try {
+      for (const e of entries) {
+        env.read(cursor.reset(e));
+        // Only data bounded like a client's: anything else on the stream is foreign.
+        if (env.ts >= oldest && msgpackDepth(env.data, this.config.maxDepth) >= 0) messages.push({ s: env.seq, d: unpackr.unpack(env.data) });
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, topic }, 'malformed entry in a history stream');
+      return UNAVAILABLE;
+    }
+    return { seq: Number(seq), epoch, messages };
+  }
+
   /**
    * After the subscriber connection was away: fans out to the local subscribers what `topic` missed
    * meanwhile, read from the stream at a cut, so they see no gap; live messages wait (are dropped as
@@ -260,7 +309,7 @@ export class RedisBroker implements Broker, InterestTarget {
   }
 
   private loadScripts(): void {
-    Promise.all([this.cmd.script('LOAD', PUBLISH_LUA), this.cmd.script('LOAD', SNAPSHOT_LUA)]).then(
+    Promise.all([this.cmd.script('LOAD', PUBLISH_LUA), this.cmd.script('LOAD', SNAPSHOT_LUA), this.cmd.script('LOAD', HISTORY_LUA)]).then(
       () => {
         this.cmdUp = true;
         this.syncUp();
@@ -275,7 +324,7 @@ export class RedisBroker implements Broker, InterestTarget {
    */
   private resubscribe(): void {
     const topics = [...this.interest.topics()];
-    const p = this.sub.subscribe(this.replyChannel, ...topics.map(channelOf));
+    const p = this.sub.subscribe(this.replyChannel, CONTROL_CHANNEL, controlChannel(this.nodeId), ...topics.map(channelOf));
     p.catch(() => undefined);
     for (const t of topics) this.subscribed.set(t, p);
     // Synchronously, before any message of the new subscription can arrive.

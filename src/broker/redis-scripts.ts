@@ -67,7 +67,41 @@ redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ARGV[2], seq, epoch, entries, last
 return seq
 `;
 
+/**
+ * A history read: the position (creating the topic's epoch if new) and up to `limit` entries, the newest
+ * ones (oldest first), or with \`since\` of the same epoch the first ones after it.
+ * KEYS: meta, log. ARGV: limit, since seq (-1: none), since epoch, epoch if new, meta ttl ms.
+ * Reply: [seq, epoch, [envelope, …]].
+ */
+export const HISTORY_LUA = `
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+local epoch = m[1]
+local seq = 0
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+else
+  seq = tonumber(m[2])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local entries = {}
+local since = tonumber(ARGV[2])
+if since < 0 then
+  local r = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])
+  local n = #r
+  for i, e in ipairs(r) do entries[n - i + 1] = e[2][2] end
+elseif ARGV[3] == epoch and since < seq then
+  local r = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+', 'COUNT', ARGV[1])
+  for i, e in ipairs(r) do entries[i] = e[2][2] end
+end
+return {seq, epoch, entries}
+`;
+
 export const metaKey = (topic: string): string => `wsgate:{${topic}}:meta`;
 export const logKey = (topic: string): string => `wsgate:{${topic}}:log`;
 export const channelOf = (topic: string): string => `wsgate:m:${topic}`;
+/** Control messages between nodes (ControlBus): to all, and to one node. */
+export const CONTROL_CHANNEL = 'wsgate:ctl';
+export const controlChannel = (nodeId: string): string => `wsgate:ctl:${nodeId}`;
 export const nodeChannel = (nodeId: string): string => `wsgate:node:${nodeId}`;

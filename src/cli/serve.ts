@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, usage } from '../config/load';
 import { openApiRefusal } from '../guard/api-exposure';
 import { createLogger } from '../log';
 import { Payload } from '../protocol/payload';
+import { connectionBudget, openFilesLimit } from '../server/fd-limit';
 import { Gateway } from '../server/gateway';
 
 const DEMO_TOPIC = 'demo';
@@ -50,7 +51,9 @@ export async function serve(argv: readonly string[]): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
-  const gateway = new Gateway(config, log);
+  const fds = connectionBudget(config.maxConnections, openFilesLimit());
+  if (fds.warning !== null) log.warn({ maxConnections: config.maxConnections, openFilesLimit: openFilesLimit(), effective: fds.maxConnections }, fds.warning);
+  const gateway = new Gateway({ ...config, maxConnections: fds.maxConnections }, log);
   await gateway.start();
   const demo = config.demo ? startDemo(gateway) : null;
 

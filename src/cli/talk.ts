@@ -101,11 +101,13 @@ export async function pub(argv: readonly string[]): Promise<void> {
   const target = resolveTarget(opts.get('url') ?? defaultUrl(process.env));
   if (via === 'ws') {
     const client = await open(target, 'json', opts.get('token'));
+    let closed = '';
+    client.ws.on('close', (code, reason) => (closed = describeClose(code, reason.toString())));
     try {
       const r = await client.pub(topic, data);
       console.log(JSON.stringify({ results: [{ topic, seq: r.seq }] }));
     } catch (e) {
-      throw refused('publish', e);
+      throw closed !== '' && !(e instanceof CommandError) ? new Error(`publish not confirmed: ${closed}`) : refused('publish', e);
     } finally {
       await client.close();
     }

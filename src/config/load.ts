@@ -135,8 +135,8 @@ export function loadConfig({ argv, env }: ConfigSources): Config {
   if (config.drainWindow >= config.drainTimeout) {
     throw new ConfigError('drainWindow', 'config', `less than drainTimeout (${config.drainTimeout} ms)`);
   }
-  if (config.jwtSecret !== '' && config.jwtPublicKey !== '') {
-    throw new ConfigError('jwtSecret', 'config', 'either jwtSecret or jwtPublicKey, not both');
+  if ([config.jwtSecret, config.jwtPublicKey, config.jwtJwksUrl].filter((v) => v !== '').length > 1) {
+    throw new ConfigError('jwtSecret', 'config', 'at most one of jwtSecret, jwtPublicKey and jwtJwksUrl');
   }
   const tlsFiles = config.brokerTlsCa !== '' || config.brokerTlsCert !== '' || config.brokerTlsKey !== '';
   if (tlsFiles && !/^(tls|rediss):\/\//.test(config.broker)) {

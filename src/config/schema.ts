@@ -23,6 +23,12 @@ export interface Config {
   maxBody: number;
   jwtSecret: string;
   jwtPublicKey: string;
+  jwtJwksUrl: string;
+  jwtJwksMaxAge: number;
+  jwtJwksCooldown: number;
+  jwtAudience: string;
+  jwtIssuer: string;
+  jwtClockSkew: number;
   drainWindow: number;
   drainTimeout: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -37,6 +43,8 @@ export interface Config {
   historyTtl: number;
   historyMaxBytes: number;
   positionTtl: number;
+  nodeTtl: number;
+  clusterQueryTimeout: number;
   positionMaxTopics: number;
   topics: readonly TopicRuleConfig[];
   demo: boolean;
@@ -53,8 +61,6 @@ export interface Config {
   connectProxyUrl: string;
   subscribeProxyUrl: string;
   publishProxyUrl: string;
-  subscribeProxyTopics: string;
-  publishProxyTopics: string;
   proxyTimeout: number;
   proxyMaxInflight: number;
   pusherApps: string;
@@ -70,7 +76,8 @@ export interface Config {
   webhookSecret: string;
   webhookDelay: number;
   webhookMaxQueue: number;
-  webhookPublishTopics: string;
+  idempotencyWindow: number;
+  idempotencyMaxKeys: number;
 }
 
 export type ConfigKey = keyof Config;
@@ -109,8 +116,6 @@ export type Spec = (IntSpec | StringSpec | EnumSpec | BoolSpec | RulesSpec) & { 
 const MiB = 1024 * 1024;
 
 const httpUrl = { ok: (v: string) => v === '' || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(v), rule: 'an http:// or https:// URL, or empty' };
-const patternList = { ok: (v: string) => /^[A-Za-z0-9._\-:@/*]+(,[A-Za-z0-9._\-:@/*]+)*$/.test(v), rule: 'comma-separated topic patterns (chat.*, news, *)' };
-const patternListOrNone = { ok: (v: string) => v === '' || patternList.ok(v), rule: 'comma-separated topic patterns, or empty for none' };
 
 export const schema: { readonly [K in ConfigKey]: Spec } = {
   host: { kind: 'string', def: '0.0.0.0', help: 'address to listen on' },
@@ -131,7 +136,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   },
   maxTopicsPerConn: { kind: 'int', def: 256, min: 1, max: 100_000, help: 'subscriptions one connection may hold' },
   maxTopicLength: { kind: 'int', def: 128, min: 1, max: 255, help: 'longest topic name in bytes' },
-  maxConnections: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'open connections before upgrades get 503' },
+  maxConnections: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'open connections before upgrades get 503 (lowered to the open-files limit − 128 if that is smaller)' },
   maxBackpressure: { kind: 'int', def: 1 * MiB, min: 1024, max: 1024 * MiB, help: 'bytes buffered for one slow client before the slow-consumer policy applies' },
   slowConsumer: { kind: 'enum', def: 'disconnect', values: ['disconnect', 'drop'], help: 'slow-consumer policy: close with 4008, or drop messages and notify' },
   idleTimeout: {
@@ -148,7 +153,18 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   maxBatch: { kind: 'int', def: 1000, min: 1, max: 100_000, help: 'items in one POST /publish batch' },
   maxBody: { kind: 'int', def: 1 * MiB, min: 1024, max: 256 * MiB, help: 'bytes in one POST /publish body' },
   jwtSecret: { kind: 'string', def: '', secret: true, help: 'HS256 secret: require a JWT to connect' },
-  jwtPublicKey: { kind: 'string', def: '', help: 'PEM public key file (RS256/ES256): require a JWT to connect' },
+  jwtPublicKey: { kind: 'string', def: '', help: 'PEM public key file (RSA: RS256/384/512, EC P-256: ES256, P-384: ES384, Ed25519: EdDSA): require a JWT to connect' },
+  jwtJwksUrl: {
+    kind: 'string',
+    def: '',
+    help: "an OpenID provider's JWKS URL: require a JWT signed by one of its keys (fetched, cached and refreshed)",
+    check: { ok: (v) => v === '' || /^https?:\/\/\S+$/.test(v), rule: 'an http:// or https:// URL' },
+  },
+  jwtJwksMaxAge: { kind: 'int', def: 600, min: 1, max: 86_400, help: 'seconds a fetched JWKS is used before it is refetched in the background' },
+  jwtJwksCooldown: { kind: 'int', def: 30, min: 0, max: 3600, help: 'seconds after a JWKS fetch before a token with an unknown kid may trigger another' },
+  jwtAudience: { kind: 'string', def: '', help: 'comma-separated accepted aud values: a token must name one (empty = not checked)' },
+  jwtIssuer: { kind: 'string', def: '', help: 'required iss of tokens (empty = not checked)' },
+  jwtClockSkew: { kind: 'int', def: 0, min: 0, max: 600, help: 'seconds of clock difference tolerated on exp and nbf' },
   drainWindow: { kind: 'int', def: 10_000, min: 0, max: 600_000, help: 'ms over which connections are closed with 1012 on SIGTERM' },
   drainTimeout: { kind: 'int', def: 25_000, min: 100, max: 3_600_000, help: 'ms after SIGTERM by which the process exits' },
   logLevel: { kind: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },
@@ -181,6 +197,20 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
     max: 10_000_000,
     help: 'topics whose position is remembered on the node, least recently used dropped first (~140 B each for short topics; 0 = none)',
   },
+  nodeTtl: {
+    kind: 'int',
+    def: 10_000,
+    min: 1000,
+    max: 60_000,
+    help: 'ms after which a node that stopped sending heartbeats (every nodeTtl/3) counts as gone, with its presence entries (cluster brokers)',
+  },
+  clusterQueryTimeout: {
+    kind: 'int',
+    def: 1000,
+    min: 50,
+    max: 30_000,
+    help: 'ms a cluster-wide query (topic list, presence, server-side control) waits for the other nodes',
+  },
   topics: {
     kind: 'rules',
     def: [],
@@ -209,11 +239,9 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   adminPort: { kind: 'int', def: 0, min: 0, max: 65535, help: 'serve the HTTP API, /metrics, /healthz and /readyz on this separate port instead of the public one (0 = public port)' },
   adminHost: { kind: 'string', def: '127.0.0.1', help: 'address of the --admin-port listener' },
   connectProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked on every upgrade without a token: it answers the user and grants (docs/backend.md)' },
-  subscribeProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a subscription to a --subscribe-proxy-topics topic takes effect' },
-  publishProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a client publish to a --publish-proxy-topics topic (it may replace the data)' },
-  subscribeProxyTopics: { kind: 'string', def: '*', check: patternList, help: 'topics whose subscriptions go through --subscribe-proxy-url' },
-  publishProxyTopics: { kind: 'string', def: '*', check: patternList, help: 'topics whose client publishes go through --publish-proxy-url' },
-  proxyTimeout: { kind: 'int', def: 2000, min: 10, max: 60_000, help: 'ms an application proxy call may take before it counts as unavailable' },
+  subscribeProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a subscription takes effect, for topics whose rule sets subscribeProxy' },
+  publishProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a client publish, for topics whose rule sets publishProxy (it may replace the data)' },
+  proxyTimeout: { kind: 'int', def: 2000, min: 10, max: 60_000, help: 'ms an application proxy call or webhook POST may take before it counts as failed' },
   proxyMaxInflight: { kind: 'int', def: 1000, min: 1, max: 100_000, help: 'proxy calls in flight per node; more are answered unavailable at once' },
   pusherApps: {
     kind: 'string',
@@ -234,7 +262,8 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   webhookSecret: { kind: 'string', def: '', secret: true, help: 'HMAC-SHA256 key of the X-Wsgate-Signature header (required with --webhook-url)' },
   webhookDelay: { kind: 'int', def: 3000, min: 0, max: 600_000, help: 'ms topic_vacated waits: a topic occupied again within it sends nothing' },
   webhookMaxQueue: { kind: 'int', def: 10_000, min: 1, max: 1_000_000, help: 'webhook events held while the application is slow or away; more are dropped and counted' },
-  webhookPublishTopics: { kind: 'string', def: '', check: patternListOrNone, help: 'topics whose client publishes are sent as client_publish webhooks (empty = none)' },
+  idempotencyWindow: { kind: 'int', def: 300, min: 1, max: 86_400, help: 'seconds a publish idempotencyKey is remembered (cluster-wide with Redis, per node otherwise)' },
+  idempotencyMaxKeys: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'idempotency keys one node remembers (memory and NATS brokers); the oldest go first' },
 };
 
 export const configKeys = Object.keys(schema) as ConfigKey[];

@@ -9,6 +9,9 @@ import type { Stats } from '../metrics/stats';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
 import { ConnectProxy } from './connect-proxy';
+import { connectOnce } from './lazy-redis';
+import { type Idempotency, LocalIdempotency } from '../idempotency/idempotency';
+import { RedisIdempotency } from '../idempotency/redis-idempotency';
 import { NatsLedger } from './nats-ledger';
 import { LocalLedger, Occupancy, type OccupancyLedger } from './occupancy';
 import { ProxyClient } from './proxy-client';
@@ -23,8 +26,6 @@ export interface TopicProxies {
   readonly publish: PublishProxy | null;
 }
 
-const patterns = (list: string): string[] => (list === '' ? [] : list.split(','));
-
 // How long the node's queued webhooks may take to leave when it shuts down.
 const CLOSE_GRACE_MS = 2000;
 
@@ -34,6 +35,7 @@ export class Hooks implements TopicProxies {
   readonly subscribe: SubscribeProxy | null;
   readonly publish: PublishProxy | null;
   readonly events: SessionEvents | null;
+  readonly idempotency: Idempotency;
   private readonly client: ProxyClient | null;
   private readonly sender: WebhookSender | null;
   private occupancy: Occupancy | null = null;
@@ -41,7 +43,10 @@ export class Hooks implements TopicProxies {
   private readonly config: Config;
   private readonly stats: Stats;
   private readonly log: Logger;
-  /** Shared state with the other nodes (Redis broker only): occupancy ledger. */
+  /**
+   * Shared state with the other nodes (Redis broker only): occupancy ledger, idempotency keys. Connected
+   * on first use, so a node using neither holds no extra Redis connection.
+   */
   private readonly redis: Redis | null;
 
   constructor(config: Config, hub: Hub, stats: Stats, metrics: GatewayMetrics, log: Logger) {
@@ -49,15 +54,17 @@ export class Hooks implements TopicProxies {
     const client = anyProxy ? new ProxyClient({ timeoutMs: config.proxyTimeout, maxInflight: config.proxyMaxInflight }, stats, metrics.proxyDuration) : null;
     this.client = client;
     this.connect = client !== null && config.connectProxyUrl !== '' ? new ConnectProxy(client, config.connectProxyUrl, config.maxTopicsPerConn, config.maxTopicLength, log) : null;
-    this.subscribe = client !== null && config.subscribeProxyUrl !== '' ? new SubscribeProxy(client, config.subscribeProxyUrl, patterns(config.subscribeProxyTopics), log) : null;
-    this.publish = client !== null && config.publishProxyUrl !== '' ? new PublishProxy(client, config.publishProxyUrl, patterns(config.publishProxyTopics), log) : null;
+    this.subscribe = client !== null && config.subscribeProxyUrl !== '' ? new SubscribeProxy(client, config.subscribeProxyUrl, (t) => hub.ruleOf(t).subscribeProxy, log) : null;
+    this.publish = client !== null && config.publishProxyUrl !== '' ? new PublishProxy(client, config.publishProxyUrl, (t) => hub.ruleOf(t).publishProxy, log) : null;
 
     const webhooks = config.webhookUrl !== '';
-    this.redis = webhooks && /^rediss?:\/\//.test(config.broker) ? hooksRedis(config, log) : null;
+    this.redis = /^rediss?:\/\//.test(config.broker) ? hooksRedis(config, log) : null;
+    const windowMs = config.idempotencyWindow * 1000;
+    this.idempotency = this.redis !== null ? new RedisIdempotency(this.redis, windowMs, stats) : new LocalIdempotency(windowMs, config.idempotencyMaxKeys, stats);
     this.sender = webhooks
       ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
       : null;
-    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, patterns(config.webhookPublishTopics)) : null;
+    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish) : null;
     this.hub = hub;
     this.config = config;
     this.stats = stats;
@@ -67,6 +74,8 @@ export class Hooks implements TopicProxies {
   /** Connects what needs connecting and starts following topic occupancy (before the node listens). */
   async start(): Promise<void> {
     if (this.sender === null) return;
+    // A Redis that is away makes occupancy events go unsent (counted) until it is back.
+    if (this.redis !== null) await connectOnce(this.redis);
     const ledger = await this.ledger();
     this.occupancy = new Occupancy(ledger, this.sender, this.config.webhookDelay, this.stats, this.log);
     this.hub.addInterestListener(this.occupancy);
@@ -79,8 +88,6 @@ export class Hooks implements TopicProxies {
   private async ledger(): Promise<OccupancyLedger> {
     const node = newEpoch();
     if (this.redis !== null) {
-      // A Redis that is away only makes occupancy events go unsent (counted) until it is back.
-      await this.redis.connect().catch(() => undefined);
       return new RedisLedger(this.redis, node, this.config.webhookDelay * 2 + 10_000);
     }
     if (/^(nats|tls):\/\//.test(this.config.broker)) {
@@ -96,6 +103,7 @@ export class Hooks implements TopicProxies {
   async close(): Promise<void> {
     await this.occupancy?.close();
     await this.sender?.close(CLOSE_GRACE_MS);
+    await this.idempotency.close();
     this.redis?.disconnect();
     await this.client?.close();
   }

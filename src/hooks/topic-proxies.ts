@@ -1,4 +1,3 @@
-import { TopicPatterns } from '../auth/topic-patterns';
 import type { Logger } from '../log';
 import type { ProxyKind } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
@@ -19,23 +18,18 @@ export interface Allowed {
 // The application's reason is relayed to the client: bounded.
 const MAX_REASON = 256;
 
-/** A proxy asked for topics matching its patterns; answers are `{"allow":true|false,"reason"?,…}`. */
-class TopicProxy {
-  private readonly topics: TopicPatterns;
+/** Whether a topic's rule turns a proxy on (`subscribeProxy` / `publishProxy`). */
+export type ProxiedTopic = (topic: string) => boolean;
 
+/** A proxy asked for the topics whose rule turns it on; answers are `{"allow":true|false,"reason"?,…}`. */
+class TopicProxy {
   constructor(
     private readonly client: ProxyClient,
     private readonly kind: Exclude<ProxyKind, 'connect'>,
     private readonly url: string,
-    topics: readonly string[],
+    readonly applies: ProxiedTopic,
     private readonly log: Logger,
-  ) {
-    this.topics = new TopicPatterns(topics);
-  }
-
-  applies(topic: string): boolean {
-    return this.topics.allows(topic);
-  }
+  ) {}
 
   /** The answer object when allowed, else the error to reply (`forbidden` with the application's reason, or `unavailable`). */
   protected async verdict(body: object): Promise<Record<string, unknown> | GatewayError> {
@@ -64,10 +58,10 @@ class TopicProxy {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Asks the application before a subscription to a matching topic takes effect (`--subscribe-proxy-url`). */
+/** Asks the application before a subscription takes effect (`--subscribe-proxy-url`, rule `subscribeProxy`). */
 export class SubscribeProxy extends TopicProxy {
-  constructor(client: ProxyClient, url: string, topics: readonly string[], log: Logger) {
-    super(client, 'subscribe', url, topics, log);
+  constructor(client: ProxyClient, url: string, applies: ProxiedTopic, log: Logger) {
+    super(client, 'subscribe', url, applies, log);
   }
 
   /** null when allowed, else the error to reply. */
@@ -77,10 +71,10 @@ export class SubscribeProxy extends TopicProxy {
   }
 }
 
-/** Asks the application before a client publish to a matching topic (`--publish-proxy-url`); it may replace the data. */
+/** Asks the application before a client publish (`--publish-proxy-url`, rule `publishProxy`); it may replace the data. */
 export class PublishProxy extends TopicProxy {
-  constructor(client: ProxyClient, url: string, topics: readonly string[], log: Logger) {
-    super(client, 'publish', url, topics, log);
+  constructor(client: ProxyClient, url: string, applies: ProxiedTopic, log: Logger) {
+    super(client, 'publish', url, applies, log);
   }
 
   async ask(caller: Caller, topic: string, data: unknown): Promise<Allowed | GatewayError> {

@@ -55,8 +55,9 @@ export class GatewayMetrics {
     m.counter('wsgate_slow_consumer_disconnects_total', 'Connections closed with 4008 (policy disconnect).', () => s.slowConsumerDisconnects);
     m.histogram('wsgate_publish_fanout_duration_seconds', 'From a publish entering the node to the native fan-out call returning.', this.fanoutDuration);
     m.labeled('wsgate_http_publish_requests_total', 'POST /publish requests by result.', 'counter', 'result', entries(s.httpPublish));
-    m.counter('wsgate_heap_allocated_bytes_total', 'JS heap bytes allocated by the process, measured from V8 GC statistics.', () => this.heap.sample());
+    m.counter('wsgate_heap_allocated_bytes_total', 'JS heap bytes allocated by the process, measured (V8 allocation counter or GC statistics).', () => this.heap.sample());
     m.gauge('wsgate_heap_allocated_bytes_per_publish', 'JS heap bytes allocated per publish over the last window.', () => this.perPublish.value);
+    m.labeled('wsgate_heap_meter_collections_total', 'Full GCs the heap-allocation meter asked V8 for, to free stopped GC profilers (none where V8 counts allocations itself).', 'counter', 'kind', () => Object.entries(this.heap.collections));
     m.gauge('wsgate_draining', '1 while the node drains.', () => (s.draining ? 1 : 0));
     m.gauge('wsgate_ready', '1 when /readyz answers 200.', () => (readiness() ? 1 : 0));
     m.gauge('wsgate_history_entries', 'Messages retained in history.', () => s.historyEntries);
@@ -64,6 +65,9 @@ export class GatewayMetrics {
     m.gauge('wsgate_remembered_positions', 'Positions (seq, epoch) kept for topics the node holds no state for.', () => s.rememberedPositions);
     m.labeled('wsgate_recoveries_total', 'Subscriptions with since, by outcome.', 'counter', 'outcome', entries(s.recoveries));
     m.counter('wsgate_replayed_messages_total', 'Messages replayed from history.', () => s.replayed);
+    m.labeled('wsgate_server_api_calls_total', 'Server API calls (POST /disconnect, /subscribe, /unsubscribe) run, by call.', 'counter', 'call', entries(s.serverApi));
+    m.labeled('wsgate_server_api_refused_total', 'Server API calls refused (bad request, API key, body size), by call.', 'counter', 'call', entries(s.serverApiRefused));
+    m.labeled('wsgate_join_leave_events_total', 'Join/leave notices fanned out by this node (once each, however many subscribers).', 'counter', 'op', entries(s.joinLeave));
     m.counter('wsgate_last_message_hits_total', 'Subscribers sent the topic\'s latest message on subscribe (rule lastMessage).', () => s.lastMessageHits);
     m.gauge('wsgate_broker_up', '1 while the broker connection is up.', () => (s.brokerUp ? 1 : 0));
     m.counter('wsgate_broker_published_total', 'Messages sent to the broker.', () => s.brokerPublished);
@@ -80,6 +84,9 @@ export class GatewayMetrics {
     m.labeledCounters('wsgate_proxy_calls_total', 'Application proxy calls by kind and result.', () =>
       PROXY_KINDS.flatMap((kind) => Object.entries(s.proxy[kind]).map(([result, value]) => ({ value, labels: { kind, result } }))),
     );
+    m.counter('wsgate_idempotent_repeats_total', 'Publishes answered with the first seq because their idempotencyKey was seen within the window.', () => s.idempotentRepeats);
+    m.gauge('wsgate_idempotency_keys', 'Idempotency keys held by this node (node-local store).', () => s.idempotencyKeys);
+    m.counter('wsgate_idempotency_evicted_total', 'Node-local idempotency keys forgotten before their window ended (key cap).', () => s.idempotencyEvicted);
     m.labeled('wsgate_webhook_events_total', 'Webhook events by result: sent, failed (given up after retries), dropped (queue full).', 'counter', 'result', entries(s.webhookEvents));
     m.counter('wsgate_webhook_retries_total', 'Webhook POSTs retried after a failure, timeout or 5xx.', () => s.webhookRetries);
     m.gauge('wsgate_webhook_queue', 'Webhook events waiting to be sent.', () => s.webhookQueued);

@@ -1,8 +1,8 @@
 import type { Op } from '../protocol/commands';
 
 /** Label values are closed sets, so no metric can grow unbounded label cardinality. */
-export type UpgradeResult = 'accepted' | 'unauthorized' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'origin_not_allowed' | 'ip_limit' | 'ip_rate' | 'proxy_unavailable';
-export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error' | 'command_flood' | 'internal_error' | 'terminated' | 'pong_timeout';
+export type UpgradeResult = 'accepted' | 'unauthorized' | 'unavailable' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'origin_not_allowed' | 'ip_limit' | 'ip_rate' | 'proxy_unavailable';
+export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error' | 'command_flood' | 'internal_error' | 'server' | 'terminated' | 'pong_timeout';
 /** Where an unexpected exception was contained (server/contain.ts). */
 export type HandlerName = 'upgrade' | 'open' | 'message' | 'drain' | 'dropped' | 'close' | 'http';
 export type PublishSource = 'socket' | 'http' | 'broker' | 'demo';
@@ -37,12 +37,12 @@ export class Stats {
   pusherRestRefused = 0;
   subscriptions = 0;
   topics = 0;
-  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'forbidden', 'bad_request', 'limit', 'draining', 'origin_not_allowed', 'ip_limit', 'ip_rate', 'proxy_unavailable']);
-  readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error', 'command_flood', 'internal_error', 'terminated', 'pong_timeout']);
+  readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'unavailable', 'forbidden', 'bad_request', 'limit', 'draining', 'origin_not_allowed', 'ip_limit', 'ip_rate', 'proxy_unavailable']);
+  readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error', 'command_flood', 'internal_error', 'server', 'terminated', 'pong_timeout']);
   readonly handlerErrors = zeros<HandlerName>(['upgrade', 'open', 'message', 'drain', 'dropped', 'close', 'http']);
   /** Commands refused by --max-commands-per-second (also in errors as rate_limited). */
   commandsRateLimited = 0;
-  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'invalid']);
+  readonly received = zeros<Op | 'invalid'>(['sub', 'unsub', 'pub', 'ping', 'refresh', 'history', 'presence', 'presence_stats', 'invalid']);
   readonly publishes = zeros<PublishSource>(['socket', 'http', 'broker', 'demo']);
   deliveries = 0;
   receivedBytes = 0;
@@ -59,6 +59,11 @@ export class Stats {
   rememberedPositions = 0;
   readonly recoveries = zeros<RecoveryOutcome>(['recovered', 'gap']);
   replayed = 0;
+  /** Server API calls (POST /disconnect, /subscribe, /unsubscribe) run, and refused (bad request, key). */
+  readonly serverApi = zeros<'disconnect' | 'subscribe' | 'unsubscribe'>(['disconnect', 'subscribe', 'unsubscribe']);
+  readonly serverApiRefused = zeros<'disconnect' | 'subscribe' | 'unsubscribe'>(['disconnect', 'subscribe', 'unsubscribe']);
+  /** Join/leave notices fanned out by this node (each once, however many subscribers it reached). */
+  readonly joinLeave = zeros<'join' | 'leave'>(['join', 'leave']);
   /** Subscribers sent the topic's latest message on subscribe (rule lastMessage). */
   lastMessageHits = 0;
   brokerUp = false;
@@ -76,6 +81,11 @@ export class Stats {
   readonly webhookEvents = zeros<'sent' | 'failed' | 'dropped'>(['sent', 'failed', 'dropped']);
   webhookRetries = 0;
   webhookQueued = 0;
+  /** Publishes not made because their idempotencyKey was seen within the window. */
+  idempotentRepeats = 0;
+  /** Node-local idempotency keys held, and those forgotten before their window ended (key cap). */
+  idempotencyKeys = 0;
+  idempotencyEvicted = 0;
   /** Application proxy calls by kind and result. */
   readonly proxy: Readonly<Record<ProxyKind, Record<ProxyResult, number>>> = {
     connect: zeros(PROXY_RESULTS),

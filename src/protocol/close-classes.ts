@@ -26,6 +26,8 @@ export const CLOSE_RULES: Readonly<Record<number, CloseRule>> = {
   1009: { class: 'reconnect', meaning: 'a message over --max-payload; it must not be resent' },
   1011: { class: 'reconnect', meaning: 'internal error (an unexpected exception, contained to this connection)' },
   1012: { class: 'reconnect_now', meaning: 'the node is draining (deploy, shutdown)' },
+  4001: { class: 'reconnect', meaning: 'disconnected by the application (POST /disconnect); reconnecting is allowed' },
+  4003: { class: 'terminal', meaning: 'disconnected by the application (POST /disconnect with "reconnect": false); do not reconnect' },
   4008: { class: 'reconnect_now', meaning: 'slow consumer: the send buffer exceeded --max-backpressure' },
   4029: { class: 'reconnect', meaning: 'command flood: more than --command-burst commands refused with rate_limited within 10 s' },
 };

@@ -5,10 +5,35 @@ import { packr, unpackr } from './msgpack';
 export type CodecName = 'json' | 'msgpack';
 
 /** A reply or notice the server sends to one connection (not a delivery: those are built by DeliveryEncoder). */
+/** One message of a history reply: its sequence and data. */
+export interface HistoryMessage {
+  readonly s: number;
+  readonly d: unknown;
+}
+
+/** One member of a topic's presence: a subscription, by connection. */
+export interface PresenceEntry {
+  /** Connection id, unique cluster-wide. */
+  readonly client: string;
+  /** The token's `sub`; '' when anonymous. */
+  readonly user: string;
+  /** The token's `info` claim when it is a JSON object of bounded size. */
+  readonly info?: Readonly<Record<string, unknown>>;
+}
+
+/** presence_stats: connections and distinct users present; `unlisted` members are counted but not listed (maxPresence). */
+export interface PresenceStats {
+  readonly clients: number;
+  readonly users: number;
+  readonly unlisted: number;
+}
+
 export type Reply =
-  | { op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean }
+  | ({ op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean; messages?: readonly HistoryMessage[]; presence?: readonly PresenceEntry[] } & Partial<PresenceStats>)
   | { op: 'err'; id?: number; code: string; reason: string }
-  | { op: 'dropped'; n: number };
+  | { op: 'dropped'; n: number }
+  /** A subscription the server added or ended (POST /subscribe, /unsubscribe, token refresh: with its reason). */
+  | { op: 'subscribed' | 'unsubscribed'; t: string; reason?: string };
 
 /** How one connection's frames are decoded and its replies encoded. */
 export interface Codec {

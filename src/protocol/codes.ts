@@ -8,6 +8,9 @@ export const ErrorCode = {
   Forbidden: 'forbidden',
   BadSince: 'bad_since',
   Unavailable: 'unavailable',
+  UnrecoverablePosition: 'unrecoverable_position',
+  /** presence / presence_stats on a topic whose rule has no presence. */
+  PresenceDisabled: 'presence_disabled',
   /** Over --max-commands-per-second: the command was not executed. */
   RateLimited: 'rate_limited',
   // Upgrade / HTTP only
@@ -36,6 +39,9 @@ export const CloseCode = {
   ServiceRestart: 1012,
   SlowConsumer: 4008,
   CommandFlood: 4029,
+  /** POST /disconnect with reconnect (the default) / with "reconnect": false. */
+  ServerDisconnect: 4001,
+  ServerDisconnectTerminal: 4003,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

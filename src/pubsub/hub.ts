@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { CodecName } from '../protocol/codec';
 import { DeliveryEncoder } from '../protocol/delivery';
 import type { Payload } from '../protocol/payload';
+import { packr } from '../protocol/msgpack';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
 import type { TopicRule, TopicRules } from '../rules/topic-rules';
@@ -12,7 +13,8 @@ import { TopicState, newEpoch } from './topic-state';
 
 /** The native fan-out: one call hands a frame to every subscriber of a uWS topic. */
 export interface Fanout {
-  publish(key: string, frame: Uint8Array, binary: boolean): void;
+  /** Whether any socket is subscribed to `key` (uWS's own answer). */
+  publish(key: string, frame: Uint8Array, binary: boolean): boolean;
 }
 
 export interface HubOptions {
@@ -100,6 +102,16 @@ export class Hub {
     return state;
   }
 
+  /** Topics with at least one local subscriber, and how many. */
+  *activeTopics(): IterableIterator<[topic: string, subscribers: number]> {
+    for (const state of this.topics.values()) if (state.subscribers > 0) yield [state.name, state.subscribers];
+  }
+
+  /** Lets a state acquired only to be read go again (its position is remembered). */
+  releaseIfIdle(state: TopicState): void {
+    if (state.idle && this.topics.get(state.name) === state) this.retire(state);
+  }
+
   /** Drops an idle state, keeping its position so the topic's numbering continues when it is used again. */
   private retire(state: TopicState): void {
     this.topics.delete(state.name);
@@ -121,9 +133,10 @@ export class Hub {
     return state;
   }
 
-  removeSubscriber(topic: string, codec: Wire): void {
+  /** Uncounts a subscriber; returns the topic's rule (undefined when the node has no state for it). */
+  removeSubscriber(topic: string, codec: Wire): TopicRule | undefined {
     const state = this.topics.get(topic);
-    if (state === undefined) return;
+    if (state === undefined) return undefined;
     if (codec === 'json') state.jsonSubs--;
     else if (codec === 'msgpack') state.packSubs--;
     else state.pusherSubs--;
@@ -133,6 +146,7 @@ export class Hub {
       for (const l of this.interest) l.interestRemoved(topic);
       if (state.idle) this.retire(state);
     }
+    return state.rule;
   }
 
   /**
@@ -180,6 +194,28 @@ export class Hub {
     this.fanoutDuration.observe((performance.now() - startedAt) / 1000);
     if (state.idle) this.retire(state);
     return seq;
+  }
+
+  /**
+   * Fans out a notice outside the topic's sequence (join/leave): encoded once per codec that has
+   * subscribers, handed to uWS like a delivery. Whether any socket was subscribed (a joiner counted in
+   * the state is not subscribed yet).
+   */
+  notice(topic: string, notice: { readonly op: string; readonly t: string; readonly p: unknown }): boolean {
+    const state = this.topics.get(topic);
+    if (state === undefined || state.subscribers === 0) return false;
+    let reached = false;
+    if (state.jsonSubs > 0) {
+      const frame = Buffer.from(JSON.stringify(notice));
+      reached = this.fanout.publish(state.jsonKey, frame, false);
+      this.stats.sentBytes += frame.length * state.jsonSubs;
+    }
+    if (state.packSubs > 0) {
+      const frame = packr.pack(notice);
+      reached = this.fanout.publish(state.packKey, frame, true) || reached;
+      this.stats.sentBytes += frame.length * state.packSubs;
+    }
+    return reached;
   }
 
   /** Keeps `data` (msgpack, copied) as the topic's latest message; dropped when the budget is full. */

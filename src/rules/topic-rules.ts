@@ -48,6 +48,9 @@ export const ruleOptions = {
   presenceGrace: int('ms a user\'s departure waits (presenceBy "user") so a quick reconnect sends neither leave nor join', 5000, 0, 600_000),
   maxPresence: int('members listed per topic; later members are served but not listed (stats say so)', 1000, 1, 1_000_000),
   lastMessage: bool('a sub without since is answered with the topic\'s latest message'),
+  subscribeProxy: bool('a sub takes effect only once the application allows it (--subscribe-proxy-url)'),
+  publishProxy: bool('a client pub is published only once the application allows it, possibly with its replacement data (--publish-proxy-url)'),
+  webhookPublish: bool('client publishes are sent to the application as client_publish webhooks (--webhook-url)'),
   history: {
     help: 'messages kept for recovery and the history op: {"size":<entries>,"ttl":<seconds>} (default: --history-size / --history-ttl)',
     accepted: `{"size": 0..${MAX_HISTORY_SIZE}, "ttl": 1..${MAX_HISTORY_TTL}}`,
@@ -75,6 +78,8 @@ export interface TopicRule extends RuleOptions {
   readonly index: number;
   readonly match: string;
   readonly historyLimits: { readonly size: number; readonly ttlMs: number };
+  /** Subscriptions are tracked as members (presence or join/leave): the only check a plain topic pays on subscribe. */
+  readonly members: boolean;
 }
 
 /** A rule that cannot be accepted: which one, which key, what it accepts. */
@@ -143,6 +148,7 @@ export class TopicRules {
       ...c,
       index,
       historyLimits: c.history === null ? globalHistory : { size: c.history.size, ttlMs: c.history.ttl * 1000 },
+      members: c.presence || c.joinLeave,
     });
     const defaults = Object.fromEntries(optionNames.map((n) => [n, ruleOptions[n].def])) as RuleOptions;
     this.plain = resolve({ match: '', ...defaults }, -1);

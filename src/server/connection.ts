@@ -15,7 +15,8 @@ let serials = 0;
 export interface Connection extends CommandBucket {
   readonly serial: number;
   readonly codec: Codec;
-  readonly grant: Grant;
+  /** Replaced by an in-band `refresh`. */
+  grant: Grant;
   /** Topics this connection subscribed to (bounded by maxTopicsPerConn). */
   readonly topics: Set<string>;
   /** Topics from `?topics=` to subscribe on open; emptied then, since idle connections are the bulk of memory. */

@@ -1,6 +1,7 @@
 import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_listen_socket_close, us_socket_local_port } from 'uWebSockets.js';
 import { Admitter } from '../auth/admission';
-import { TokenVerifier } from '../auth/token-verifier';
+import { createVerifier } from '../auth/create-verifier';
+import type { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
 import type { Config } from '../config/schema';
@@ -16,9 +17,15 @@ import { UpgradeGuard } from '../guard/upgrade-guard';
 import { containRoute, faultSink } from './contain';
 import { TopicRules } from '../rules/topic-rules';
 import { PusherDoor, pusherCacheRules } from '../pusher/pusher-door';
+import { TopicQueries } from '../session/topic-queries';
+import { ControlBus } from '../cluster/control-bus';
+import { Presence } from '../session/presence';
+import { ServerControl } from '../session/server-control';
+import { registerControlRoutes } from './control-route';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
+import { registerTopicRoutes } from './topics-route';
 import { type Socket, socketBehavior } from './socket-behavior';
 
 /** One wsgate node: the uWS app, its hub, broker, metrics and lifecycle. */
@@ -27,6 +34,8 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly hub: Hub;
   readonly broker: Broker;
+  readonly bus: ControlBus;
+  readonly presence: Presence;
   private readonly hooks: Hooks;
   /** The Pusher Channels front door, when --pusher-apps names any. */
   private readonly pusher: PusherDoor | null;
@@ -35,6 +44,7 @@ export class Gateway {
   private readonly admin: TemplatedApp | null;
   private readonly guard: UpgradeGuard;
   private readonly sockets = new Set<Socket>();
+  private readonly verifier: TokenVerifier | null;
   private listenSocket: us_listen_socket | null = null;
   private adminListenSocket: us_listen_socket | null = null;
   private draining = false;
@@ -54,10 +64,20 @@ export class Gateway {
       positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
+    this.bus = new ControlBus(this.broker.control ?? null, {
+      heartbeatMs: Math.floor(config.nodeTtl / 3),
+      nodeTtlMs: config.nodeTtl,
+      queryTimeoutMs: config.clusterQueryTimeout,
+    });
+    const queries = new TopicQueries(this.hub, this.broker, this.bus);
+    this.presence = new Presence(this.hub, this.bus, this.stats);
+    const control = new ServerControl(this.bus);
+    const members = this.presence.registry;
+    this.metrics.metrics.gauge('wsgate_presence_entries', 'Presence members held by this node\'s connections (listed or only counted).', () => members.members);
     const fault = faultSink(this.stats, log);
     this.guard = new UpgradeGuard(config);
     this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
-    const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
+    const verifier = (this.verifier = createVerifier(config));
     this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log);
     const admitter = new Admitter(verifier, this.hooks.connect);
 
@@ -67,10 +87,14 @@ export class Gateway {
         config,
         hub: this.hub,
         broker: this.broker,
+        queries,
+        presence: this.presence,
+        control,
         stats: this.stats,
         admitter,
         proxies: this.hooks,
         events: this.hooks.events,
+        idempotency: this.hooks.idempotency,
         log,
         sockets: this.sockets,
         isDraining: () => this.draining,
@@ -93,7 +117,9 @@ export class Gateway {
     // carries only upgrades and the page.
     this.admin = config.adminPort !== 0 ? App() : null;
     const ops = this.admin ?? app;
-    ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.stats, fault)));
+    ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.hooks.idempotency, this.stats, fault)));
+    registerTopicRoutes(ops, config, queries, this.presence, fault);
+    registerControlRoutes(ops, config, control, this.stats, fault);
     ops.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
     ops.get('/readyz', containRoute(fault, (res) => {
       const reason = this.notReadyReason();
@@ -120,6 +146,7 @@ export class Gateway {
   private notReadyReason(): string | null {
     if (this.draining) return 'draining';
     if (this.listenSocket === null) return 'not listening';
+    if (this.verifier !== null && !this.verifier.keys.loaded()) return 'JWT keys not loaded';
     if (this.config.brokerRequiredForReady && !this.broker.ready()) return 'broker not ready';
     return null;
   }
@@ -131,6 +158,9 @@ export class Gateway {
   /** Starts the broker and listens; resolves with the bound port. */
   async start(): Promise<number> {
     await this.broker.start();
+    // A JWKS that cannot be fetched yet is not fatal: upgrades get 503 and /readyz says so until it loads.
+    await this.verifier?.keys.ready();
+    if (this.verifier !== null && !this.verifier.keys.loaded()) this.log.warn({ jwks: this.config.jwtJwksUrl }, 'JWKS not loaded yet; upgrades get 503 until it is');
     await this.hooks.start();
     if (this.admin !== null) {
       this.adminListenSocket = listen(this.admin, this.config.adminHost, this.config.adminPort);
@@ -170,6 +200,8 @@ export class Gateway {
     if (this.adminListenSocket !== null) us_listen_socket_close(this.adminListenSocket);
     this.adminListenSocket = null;
     this.app.close();
+    this.bus.close();
+    this.presence.close();
     this.admin?.close();
     this.guard.stop();
     await this.pusher?.close();

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Broker, PublishOutcome } from '../broker/broker';
@@ -8,12 +7,15 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import { decodeBounded } from '../protocol/codec';
 import { Payload } from '../protocol/payload';
 import { checkTopic } from '../protocol/topic';
+import { type Idempotency, checkIdempotencyKey } from '../idempotency/idempotency';
+import { apiKeyCheck } from './api-key';
 import { answerInternalError, contained, type FaultSink } from './contain';
-import { bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
+import { readBody, sendError, sendJson, watchAbort } from './http-reply';
 
 interface Item {
   readonly topic: string;
   readonly data: unknown;
+  readonly idempotencyKey?: string;
 }
 
 type ItemResult = { topic: string; seq: number } | { topic: string; code: string; reason: string };
@@ -25,11 +27,6 @@ const STATUS: Record<Exclude<HttpPublishResult, 'ok'>, string> = {
   unsupported_media_type: '415 Unsupported Media Type',
   unavailable: '503 Service Unavailable',
 };
-
-function keyMatches(given: string, expected: Buffer): boolean {
-  const g = Buffer.from(given);
-  return g.length === expected.length && timingSafeEqual(g, expected);
-}
 
 /** Whether a body is a batch: a JSON or msgpack array at the top (leading JSON whitespace skipped). */
 function isBatch(body: Buffer, msgpack: boolean): boolean {
@@ -68,13 +65,15 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
     const err = checkTopic(topic, config.maxTopicLength);
     if (err !== null) return new GatewayError(err.code, `item ${i}: ${err.reason}`);
     if (data === undefined) return new GatewayError(ErrorCode.BadRequest, `item ${i}: data is required`);
+    const key = checkIdempotencyKey((item as Record<string, unknown>).idempotencyKey);
+    if (key instanceof GatewayError) return new GatewayError(key.code, `item ${i}: ${key.reason}`);
   }
   return list as Item[];
 }
 
 /** POST /publish: how backends push messages to the edge. */
-export function publishRoute(config: Config, broker: Broker, stats: Stats, fault: FaultSink) {
-  const apiKey = config.apiKey === '' ? null : Buffer.from(config.apiKey);
+export function publishRoute(config: Config, broker: Broker, idempotency: Idempotency, stats: Stats, fault: FaultSink) {
+  const authorized = apiKeyCheck(config.apiKey);
   const payload = new Payload();
 
   return (res: HttpResponse, req: HttpRequest): void => {
@@ -86,7 +85,7 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats, fault
       stats.httpPublish[result]++;
       sendError(res, STATUS[result], error, abort);
     };
-    if (apiKey !== null && !keyMatches(bearer(authorization), apiKey)) {
+    if (!authorized(authorization)) {
       return refuse('unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
     }
     const msgpack = contentType.startsWith('application/msgpack') || contentType.startsWith('application/x-msgpack');
@@ -111,9 +110,10 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats, fault
         }
         const items = parseItems(decoded, config);
         if (items instanceof GatewayError) return refuse('bad_request', items);
-        const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
-          broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt),
-        );
+        const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) => {
+          const run = () => broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt);
+          return item.idempotencyKey === undefined ? run() : idempotency.once(item.topic, item.idempotencyKey, run);
+        });
         const finish = (settled: PublishOutcome[]) => {
           const results: ItemResult[] = settled.map((o, i) => {
             const topic = (items[i] as Item).topic;

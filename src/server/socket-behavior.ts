@@ -13,27 +13,37 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
+import { armExpiry, refreshGrant } from '../session/token-lifetime';
+import type { Outcome, TopicQueries } from '../session/topic-queries';
+import type { Presence } from '../session/presence';
+import type { ControlAction, ServerControl } from '../session/server-control';
 import type { CommandRate } from '../guard/command-rate';
 import type { AddressKey, UpgradeGuard } from '../guard/upgrade-guard';
 import { inOrder } from '../hooks/publish-order';
 import { type Caller } from '../hooks/topic-proxies';
 import type { TopicProxies } from '../hooks/hooks';
 import type { SessionEvents } from '../hooks/session-events';
+import type { Idempotency } from '../idempotency/idempotency';
 import { type Connection, clientId, newConnection } from './connection';
 import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
 import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
 import { type Aborted, bearer, sendError } from './http-reply';
 
 export type Socket = WebSocket<Connection>;
+type OkFields = Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>;
 
 export interface SocketDeps {
   readonly config: Config;
   readonly hub: Hub;
   readonly broker: Broker;
+  readonly queries: TopicQueries;
+  readonly presence: Presence;
+  readonly control: ServerControl;
   readonly stats: Stats;
   readonly admitter: Admitter;
   readonly proxies: TopicProxies;
   readonly events: SessionEvents | null;
+  readonly idempotency: Idempotency;
   readonly log: Logger;
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
@@ -50,6 +60,7 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  unavailable: '503 Service Unavailable',
   origin_not_allowed: '403 Forbidden',
   ip_limit: '429 Too Many Requests',
   ip_rate: '429 Too Many Requests',
@@ -62,15 +73,12 @@ const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: co
 
 /** The subprotocol to echo: none when the client offered none (JSON by default). */
 const protocol = (hs: Handshake, codec: Codec): string => (hs.protocol === '' ? '' : codec.subprotocol);
-
-// Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 // How long a slow consumer may stay stuck before it is cut without waiting for room for a close frame.
 const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, admitter, proxies, events, log, sockets, guard, commandRate, fault } = deps;
+  const { config, hub, broker, queries, presence, stats, admitter, proxies, events, idempotency, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
   const upgrades = new AsyncUpgrades(stats);
@@ -78,7 +86,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: Aborted) => {
     stats.upgrades[result]++;
-    sendError(res, UPGRADE_STATUS[result], error, abort);
+    sendError(res, UPGRADE_STATUS[result], error, abort, true);
   };
 
   const reply = (ws: Socket, conn: Connection, r: Reply) => {
@@ -93,8 +101,15 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     reply(ws, conn, e.id === undefined ? { op: 'err', code: e.code, reason: e.reason } : { op: 'err', id: e.id, code: e.code, reason: e.reason });
   };
 
-  const ok = (ws: Socket, conn: Connection, id: number | undefined, extra?: Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>) => {
+  const ok = (ws: Socket, conn: Connection, id: number | undefined, extra?: OkFields) => {
     if (id !== undefined) reply(ws, conn, { op: 'ok', id, ...extra });
+  };
+
+  /** Replies with a session operation's outcome, now or when the broker answers. */
+  const answer = <T extends OkFields>(ws: Socket, conn: Connection, id: number | undefined, outcome: Outcome<T>) => {
+    const done = (o: T | GatewayError) => (o instanceof GatewayError ? fail(ws, conn, o.withId(id)) : ok(ws, conn, id, o));
+    if (outcome instanceof Promise) outcome.then(done, () => done(new GatewayError(ErrorCode.Unavailable, 'broker failed')));
+    else done(outcome);
   };
 
   /** Replies to a `sub` and replays what `replay` sends, corked, before the caller subscribes the socket. */
@@ -201,6 +216,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     conn.topics.add(topic);
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
+    if (state.rule.members) presence.joined(caller(conn), topic, state.rule);
     const snapshot = broker.snapshot;
     const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
     if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
@@ -223,26 +239,33 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (!conn.topics.delete(topic)) return;
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
-    hub.removeSubscriber(topic, conn.codec.name);
+    left(conn, topic, false);
+  };
+
+  const left = (conn: Connection, topic: string, closing: boolean) => {
+    const rule = hub.removeSubscriber(topic, conn.codec.name);
+    if (rule?.members) presence.left(caller(conn), topic, rule, closing);
   };
 
   const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
     if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', cmd.id));
     if (!conn.grant.publish.allows(cmd.topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', cmd.id));
     const proxy = proxies.publish;
-    if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+    if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd, cmd.data, startedAt);
     // Behind the application's answer, and so is every later publish of this connection until the queue empties.
     const queued = inOrder(conn, async () => {
-      if (!proxy.applies(cmd.topic)) return publishNow(ws, conn, cmd.topic, cmd.data, cmd.id, startedAt);
+      if (!proxy.applies(cmd.topic)) return publishNow(ws, conn, cmd, cmd.data, startedAt);
       const allowed = await proxy.ask(caller(conn), cmd.topic, cmd.data);
       if (allowed instanceof GatewayError) fail(ws, conn, allowed.withId(cmd.id));
-      else publishNow(ws, conn, cmd.topic, allowed.data, cmd.id, startedAt);
+      else publishNow(ws, conn, cmd, allowed.data, startedAt);
     });
     if (!queued) fail(ws, conn, new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the application', cmd.id));
   };
 
-  const publishNow = (ws: Socket, conn: Connection, topic: string, data: unknown, id: number | undefined, startedAt: number) => {
-    const outcome = broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
+  const publishNow = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, data: unknown, startedAt: number) => {
+    const { topic, id, idempotencyKey } = cmd;
+    const run = () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt);
+    const outcome = idempotencyKey === undefined ? run() : idempotency.once(topic, idempotencyKey, run);
     const settle = contained(
       'message',
       fault,
@@ -255,6 +278,25 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     );
     if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', id)));
     else settle(outcome);
+  };
+
+  const expire = (ws: Socket, conn: Connection) => () => {
+    if (conn.closed) return;
+    conn.closeReason = 'token_expired';
+    ws.end(CloseCode.PolicyViolation, 'token expired');
+  };
+
+  /** Swaps the grant; topics it no longer allows end with an `unsubscribed` notice before the `ok`. */
+  const refresh = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'refresh' }>) => {
+    const r = refreshGrant(admitter.verifier, conn, cmd.token, cmd.id);
+    if (r instanceof GatewayError) return fail(ws, conn, r);
+    conn.grant = r.grant;
+    for (const t of r.revoked) {
+      unsubscribe(ws, conn, t);
+      reply(ws, conn, { op: 'unsubscribed', t, reason: 'the refreshed token does not allow this topic' });
+    }
+    armExpiry(conn, expire(ws, conn));
+    ok(ws, conn, cmd.id);
   };
 
   const handle = (ws: Socket, conn: Connection, cmd: Command, startedAt: number) => {
@@ -272,6 +314,14 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         return publish(ws, conn, cmd, startedAt);
       case 'ping':
         return ok(ws, conn, cmd.id);
+      case 'refresh':
+        return refresh(ws, conn, cmd);
+      case 'history':
+        return answer(ws, conn, cmd.id, queries.history(conn.grant.subscribe, cmd.topic, cmd.limit, cmd.since));
+      case 'presence':
+        return answer(ws, conn, cmd.id, presence.list(conn.grant.subscribe, cmd.topic));
+      case 'presence_stats':
+        return answer(ws, conn, cmd.id, presence.stats(conn.grant.subscribe, cmd.topic));
     }
   };
 
@@ -285,8 +335,38 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     }
     const full = guard.stillRoom(address);
     if (full !== null) return refuse(res, full.result, full.error, abort);
-    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec));
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec), abort !== undefined);
   };
+
+  /** Server-side control of one connection (POST /disconnect, /subscribe, /unsubscribe); whether it changed anything. */
+  const serverSide = (ws: Socket, conn: Connection, action: ControlAction): boolean => {
+    switch (action.kind) {
+      case 'disconnect':
+        conn.closeReason = 'server';
+        ws.end(action.reconnect ? CloseCode.ServerDisconnect : CloseCode.ServerDisconnectTerminal, 'disconnected by the server');
+        return true;
+      case 'subscribe': {
+        if (conn.topics.has(action.topic)) return false;
+        // The notice first: the deliveries (the latest message, if any) follow it.
+        reply(ws, conn, { op: 'subscribed', t: action.topic });
+        return subscribe(ws, conn, { op: 'sub', topic: action.topic, id: undefined, since: undefined }, true) === null;
+      }
+      case 'unsubscribe':
+        if (!conn.topics.has(action.topic)) return false;
+        unsubscribe(ws, conn, action.topic);
+        reply(ws, conn, { op: 'unsubscribed', t: action.topic });
+        return true;
+    }
+  };
+  deps.control.attach((target, action) => {
+    let affected = 0;
+    for (const ws of sockets) {
+      const conn = ws.getUserData();
+      const match = 'user' in target ? conn.grant.subject === target.user : clientId(conn) === target.client;
+      if (match && !conn.closed && serverSide(ws, conn, action)) affected++;
+    }
+    return affected;
+  });
 
   /** Closes a connection whose handler threw (1011); the exception was already reported. */
   const endFaulty = (ws: Socket) => {
@@ -336,6 +416,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         if (err !== null) return refuse(res, 'bad_request', err);
       }
       const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
+      if (!(admission instanceof Promise) && isRefused(admission)) {
+        log.debug({ url: req.getUrl(), query: req.getQuery(), code: admission.error.code, reason: admission.error.reason }, 'upgrade refused');
+      }
       if (admission instanceof Promise) {
         upgrades.wait(
           res,
@@ -355,17 +438,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       // The application gave these (connect proxy): no grant check, no subscribe proxy.
       for (const topic of conn.serverTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
       conn.initialTopics = conn.serverTopics = NO_TOPICS;
-      const exp = conn.grant.expiresAt;
-      if (exp !== undefined) {
-        const ms = exp * 1000 - Date.now();
-        if (ms < MAX_TIMER_MS) {
-          conn.expiry = setTimeout(() => {
-            if (conn.closed) return;
-            conn.closeReason = 'token_expired';
-            ws.end(CloseCode.PolicyViolation, 'token expired');
-          }, Math.max(ms, 0));
-        }
-      }
+      armExpiry(conn, expire(ws, conn));
     },
 
     message: (ws, message, isBinary) => {
@@ -459,7 +532,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
-      for (const topic of conn.topics) hub.removeSubscriber(topic, conn.codec.name);
+      for (const topic of conn.topics) left(conn, topic, true);
       events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },

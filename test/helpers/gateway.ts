@@ -52,10 +52,11 @@ export interface ChildGateway {
   stop(): Promise<void>;
 }
 
-export async function spawnGateway(flags: readonly string[] = []): Promise<ChildGateway> {
+export async function spawnGateway(flags: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ChildGateway> {
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--log-level', 'info', ...TEST_SERVE_FLAGS, ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   let out = '';

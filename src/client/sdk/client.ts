@@ -3,6 +3,7 @@ import { type BackoffOptions, backoffDelay, defaultBackoff, promptDelay } from '
 import { Emitter } from './emitter';
 import { ClientCode, WsgateError, asServerCode } from './errors';
 import { defaultSocketFactory, type SocketFactory, type SocketHandle } from './socket';
+import { refreshDelayMs, tokenExpiryMs } from './token-expiry';
 import { type CodecName, type Command, type ServerFrame, type StreamPosition, type WireCodec, wireCodec } from './wire';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -14,7 +15,9 @@ export interface ClientOptions {
   readonly codec?: CodecName;
   /**
    * Called before every (re)connect for a fresh JWT; `undefined` connects without one. Browsers send it
-   * as `token=`, Node (ws package) as `Authorization: Bearer`.
+   * as `token=`, Node (ws package) as `Authorization: Bearer`. While connected, it is also called at
+   * 80–90 % of the token's remaining lifetime (read from `exp`) and a different token is sent in-band
+   * (`refresh`), so the connection outlives its first token without reconnecting.
    */
   readonly token?: () => string | undefined | Promise<string | undefined>;
   readonly backoff?: Partial<BackoffOptions>;
@@ -57,8 +60,15 @@ export interface StateEvent {
   readonly attempt: number;
 }
 
+/** The server ended a subscription (a refreshed token no longer allows the topic, or POST /unsubscribe; `reason` may be empty); it is forgotten. */
+export interface UnsubscribedEvent {
+  readonly topic: string;
+  readonly reason: string;
+}
+
 export interface ClientEvents {
   message: MessageEvent;
+  unsubscribed: UnsubscribedEvent;
   gap: GapEvent;
   state: StateEvent;
   error: WsgateError;
@@ -124,6 +134,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
   private freshToken: string | undefined;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private lastReceivedAt = 0;
 
   constructor(private readonly options: ClientOptions) {
@@ -251,10 +262,50 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.lastReceivedAt = Date.now();
     this.setState('open');
     this.pingTimer = setInterval(() => this.ping(), this.pingIntervalMs);
+    this.scheduleRefresh();
     for (const sub of this.subs.values()) this.sendSub(sub);
     const queued = this.queued;
     this.queued = [];
     for (const { cmd, waiter } of queued) this.send({ ...cmd, id: this.register({ kind: 'cmd', waiter }) } as Outgoing);
+  }
+
+  /** Arms the in-band refresh of the current token, if it has an `exp` and a provider can replace it. */
+  private scheduleRefresh(): void {
+    const exp = this.lastToken === undefined || this.options.token === undefined ? undefined : tokenExpiryMs(this.lastToken);
+    const delay = exp === undefined ? undefined : refreshDelayMs(exp);
+    if (delay === undefined) return;
+    const gen = this.generation;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      if (gen === this.generation && this.isOpen) void this.refreshToken(gen);
+    }, delay);
+  }
+
+  /**
+   * Asks the provider for a new token and sends it in-band. A provider that fails or returns the same
+   * token, or a refresh the server refuses (reported as an `error` event), leaves the connection to
+   * expire: the server closes it with 1008 and the reconnect path asks the provider again.
+   */
+  private async refreshToken(gen: number): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = await this.options.token?.();
+    } catch (e) {
+      if (gen === this.generation) this.emit('error', new WsgateError(ClientCode.TokenProvider, e instanceof Error ? e.message : String(e)));
+      return;
+    }
+    if (gen !== this.generation || !this.isOpen || token === undefined || token === this.lastToken) return;
+    const fresh = token;
+    const waiter: Waiter<ServerOk> = {
+      resolve: () => {
+        this.lastToken = fresh;
+        if (gen === this.generation) this.scheduleRefresh();
+      },
+      reject: (e) => {
+        if (e.code !== ClientCode.ConnectionLost) this.emit('error', e);
+      },
+    };
+    this.send({ op: 'refresh', token: fresh, id: this.register({ kind: 'cmd', waiter }) });
   }
 
   /** Liveness: any frame counts as an answer, so a busy connection is never cut for a slow pong. */
@@ -284,6 +335,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
         return this.onDelivery(frame.topic, frame.seq, frame.data);
       case 'dropped':
         return this.emit('error', new WsgateError(ClientCode.Dropped, `the server dropped ${frame.n} messages (slow consumer)`));
+      case 'unsubscribed':
+        return this.onUnsubscribed(frame.topic, frame.reason);
       case 'ok':
       case 'err': {
         const p = frame.id === undefined ? undefined : this.pending.get(frame.id);
@@ -316,6 +369,15 @@ export class WsgateClient extends Emitter<ClientEvents> {
     sub.active = true;
     const result: SubscribeResult = frame.recovered === undefined ? { topic: sub.topic, ...server } : { topic: sub.topic, ...server, recovered: frame.recovered };
     for (const w of sub.waiters.splice(0)) w.resolve(result);
+  }
+
+  private onUnsubscribed(topic: string, reason: string): void {
+    const sub = this.subs.get(topic);
+    if (sub === undefined) return;
+    this.subs.delete(topic);
+    const error = new WsgateError(ClientCode.Unsubscribed, reason);
+    for (const w of sub.waiters.splice(0)) w.reject(error);
+    this.emit('unsubscribed', { topic, reason });
   }
 
   private onDelivery(topic: string, seq: number, data: unknown): void {
@@ -389,6 +451,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.socket = null;
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     this.pingTimer = null;
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const lost = reason ?? new WsgateError(ClientCode.ConnectionLost, 'connection lost before the reply; the command may or may not have taken effect');

@@ -35,6 +35,8 @@ export const ClientCode = {
   Transport: 'transport_error',
   /** The server skipped messages for this slow client (`--slow-consumer drop`); a `gap` event follows. */
   Dropped: 'dropped',
+  /** The server ended the subscription (an `unsubscribed` notice); a `subscribe()` still waiting for it rejects. */
+  Unsubscribed: 'unsubscribed',
 } as const;
 export type ClientCode = (typeof ClientCode)[keyof typeof ClientCode];
 

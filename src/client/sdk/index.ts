@@ -8,6 +8,7 @@ export {
   type MessageEvent,
   type StateEvent,
   type SubscribeResult,
+  type UnsubscribedEvent,
   WsgateClient,
 } from './client';
 export { ClientCode, type ServerCode, WsgateError, type WsgateErrorCode } from './errors';

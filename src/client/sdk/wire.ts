@@ -14,13 +14,15 @@ export type ServerFrame =
   | { readonly kind: 'delivery'; readonly topic: string; readonly seq: number; readonly data: unknown }
   | { readonly kind: 'ok'; readonly id: number | undefined; readonly seq: number | undefined; readonly epoch: string | undefined; readonly recovered: boolean | undefined }
   | { readonly kind: 'err'; readonly id: number | undefined; readonly code: ServerCode; readonly reason: string }
-  | { readonly kind: 'dropped'; readonly n: number };
+  | { readonly kind: 'dropped'; readonly n: number }
+  | { readonly kind: 'unsubscribed'; readonly topic: string; readonly reason: string };
 
 export type Command =
   | { op: 'sub'; topic: string; id: number; since?: StreamPosition }
   | { op: 'unsub'; topic: string; id: number }
   | { op: 'pub'; topic: string; id: number; data: unknown }
-  | { op: 'ping'; id: number };
+  | { op: 'ping'; id: number }
+  | { op: 'refresh'; token: string; id: number };
 
 /** Encodes commands and decodes server frames for one codec. */
 export interface WireCodec {
@@ -57,6 +59,8 @@ function classify(v: unknown): ServerFrame | null {
       return { kind: 'err', id: optNumber(v.id), code: String(v.code) as ServerCode, reason: String(v.reason) };
     case 'dropped':
       return { kind: 'dropped', n: optNumber(v.n) ?? 0 };
+    case 'unsubscribed':
+      return typeof v.t === 'string' ? { kind: 'unsubscribed', topic: v.t, reason: typeof v.reason === 'string' ? v.reason : '' } : null;
     default:
       return null;
   }

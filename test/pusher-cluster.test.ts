@@ -54,6 +54,29 @@ for (const kind of ['redis', 'nats'] as const) {
       assert.equal((got[1] as unknown[]).length, 0, 'the excluded socket on node 1 got nothing');
     });
 
+    it('presence spans nodes: one member list, member_added once per user, member_removed after their last connection anywhere', async () => {
+      await eventually('nodes know each other', () => nodes.every((n) => n.gateway.bus.nodes === 2), 10_000);
+      const watcher = client(0, { member: { user_id: 'watcher' } });
+      const room = watcher.subscribe('presence-span');
+      const added = collect(room, 'pusher:member_added');
+      const removed = collect(room, 'pusher:member_removed');
+      await subscribed(room);
+      const ann1 = client(1, { member: { user_id: 'ann', user_info: { n: 1 } } });
+      const first = (await subscribed(ann1.subscribe('presence-span'))) as { count: number; members: Record<string, unknown> };
+      assert.equal(first.count, 2, 'the member on the other node is listed');
+      assert.deepEqual(Object.keys(first.members).sort(), ['ann', 'watcher']);
+      await eventually('ann added on node 0', () => added.length === 1, 5000);
+      const ann2 = client(0, { member: { user_id: 'ann', user_info: { n: 1 } } });
+      await subscribed(ann2.subscribe('presence-span'));
+      ann1.disconnect();
+      await sleep(500);
+      assert.equal(added.length, 1, 'ann added once for connections on two nodes');
+      assert.equal(removed.length, 0, 'ann still connected on node 0');
+      ann2.disconnect();
+      await eventually('ann removed after the last connection', () => removed.length === 1, 5000);
+      assert.deepEqual(removed[0], { id: 'ann', info: { n: 1 } });
+    });
+
     it('client events cross nodes and are not echoed to the sender', async () => {
       const [s0, r1] = [client(0), client(1)];
       const [cs, cr] = [s0.subscribe('private-room'), r1.subscribe('private-room')];

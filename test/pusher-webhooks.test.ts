@@ -46,15 +46,16 @@ describe('Pusher-format webhooks, signed with the app secret', () => {
     ann.disconnect();
     bob.disconnect();
     await waitFor(() => events().includes('channel_vacated presence-room'), 5000, 'channel_vacated');
-    assert.deepEqual(events(), [
+    await waitFor(() => events().length === 7, 5000, 'all seven events');
+    assert.deepEqual(events().slice(0, 5), [
       'channel_occupied presence-room',
       'member_added presence-room ann',
       'member_added presence-room bob',
       'client_event presence-room ann',
       'member_removed presence-room ann',
-      'member_removed presence-room bob',
-      'channel_vacated presence-room',
     ]);
+    // member_removed waits for the cluster's answer (is the user on another node?); vacated does not.
+    assert.deepEqual(events().slice(5).sort(), ['channel_vacated presence-room', 'member_removed presence-room bob']);
     const ce = got.flatMap((r) => r.events).find((e) => e.name === 'client_event');
     assert.equal(ce?.event, 'client-wave');
     assert.equal(ce?.data, '{"hi":1}');

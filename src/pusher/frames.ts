@@ -37,12 +37,6 @@ export const subscriptionError = (channel: string, type: string, error: string, 
 
 export const cacheMiss = (channel: string): string => JSON.stringify({ event: 'pusher:cache_miss', channel, data: '{}' });
 
-export const memberAdded = (channel: string, userId: string, userInfo: unknown): string =>
-  JSON.stringify({ event: 'pusher_internal:member_added', channel, data: JSON.stringify(userInfo === undefined ? { user_id: userId } : { user_id: userId, user_info: userInfo }) });
-
-export const memberRemoved = (channel: string, userId: string): string =>
-  JSON.stringify({ event: 'pusher_internal:member_removed', channel, data: JSON.stringify({ user_id: userId }) });
-
 export const signinSuccess = (userData: string): string => JSON.stringify({ event: 'pusher:signin_success', data: JSON.stringify({ user_data: userData }) });
 
 /** An event as subscribers receive it; `userId` on client events of presence channels. */

@@ -13,6 +13,7 @@ import * as frames from './frames';
 import { PusherCode } from './frames';
 import type { PusherWebhooks } from './pusher-webhooks';
 import type { PusherWire } from './pusher-wire';
+import type { ClusterPresence } from './cluster-presence';
 import type { PusherRestDeps } from './rest-routes';
 import { channelAuthValid, userAuthValid } from './signature';
 
@@ -28,12 +29,11 @@ export interface PusherDeps extends PusherRestDeps {
   readonly isDraining: () => boolean;
   readonly fault: FaultSink;
   readonly wire: PusherWire;
+  readonly clusterPresence: ClusterPresence;
   /** The coarse clock connections are stamped with on every frame (pong timeout, activity-sweep.ts). */
   readonly clock: { readonly now: number };
   /** Pusher-format webhooks, when --pusher-webhook-url is set. */
   readonly webhooks: PusherWebhooks | null;
-  /** Hands a frame to every local subscriber of a uWS topic (app.publish). */
-  readonly publishLocal: (key: string, frame: string) => void;
 }
 
 // pusher-js 8 speaks protocol 7; Pusher's servers accept 5..7 and refuse others with 4007.
@@ -85,15 +85,37 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     stats.pusherSubscriptions++;
     ws.subscribe(state.pusherKey);
     if (state.pusherSubs === 1) webhooks?.emit(conn.app, { name: 'channel_occupied', channel });
-    // After subscribing: uWS's ws.publish sends nothing from a socket without subscriptions, and skips the sender.
-    if (member !== null && deps.presence.join(topic, member)) {
-      ws.publish(state.pusherKey, frames.memberAdded(channel, member.userId, member.userInfo), false);
-      webhooks?.emit(conn.app, { name: 'member_added', channel, user_id: member.userId });
-    }
-    send(ws, frames.subscriptionSucceeded(channel, member === null ? {} : deps.presence.snapshot(topic)));
-    if (kind.cache) {
-      send(ws, deps.wire.lastFrame(state, channel) ?? frames.cacheMiss(channel));
-    }
+    if (member === null) return subscribed(ws, channel, topic, kind.cache);
+    // Presence: the member list is the cluster's; member_added goes out (to every node, not to this
+    // socket) when this is the user's first connection on the channel anywhere.
+    const joined = member;
+    const first = deps.presence.join(topic, joined);
+    void deps.clusterPresence.view(topic).then((view) => {
+      if (conn.closed || conn.channels?.get(channel) !== topic) return;
+      send(ws, frames.subscriptionSucceeded(channel, view.snapshot));
+      if (first && !view.elsewhere.has(joined.userId)) announce(conn, topic, channel, 'member_added', joined.userId, joined.userInfo);
+      if (kind.cache) subscribed(ws, channel, topic, true, false);
+    });
+  };
+
+  /** Confirms a subscription (unless told not to) and sends a cache channel its last event or cache_miss. */
+  const subscribed = (ws: PusherSocket, channel: string, topic: string, cache: boolean, confirm = true) => {
+    if (confirm) send(ws, frames.subscriptionSucceeded(channel));
+    const state = hub.get(topic);
+    if (cache) send(ws, (state === undefined ? null : deps.wire.lastFrame(state, channel)) ?? frames.cacheMiss(channel));
+  };
+
+  /**
+   * Tells every node's subscribers of a presence channel that a user joined or left, through the broker
+   * like an event (the joining socket excluded); the webhook goes with it, so once per cluster.
+   */
+  const announce = (conn: PusherConnection, topic: string, channel: string, name: 'member_added' | 'member_removed', userId: string, userInfo?: unknown) => {
+    const data = JSON.stringify(userInfo === undefined ? { user_id: userId } : { user_id: userId, user_info: userInfo });
+    const event = `pusher_internal:${name}`;
+    const value = name === 'member_added' ? { event, data, socket_id: conn.socketId } : { event, data };
+    const outcome = broker.publish(topic, payload.setValue(value, false), 'socket', performance.now());
+    if (outcome instanceof Promise) void outcome.then(undefined, () => undefined);
+    webhooks?.emit(conn.app, { name, channel, user_id: userId });
   };
 
   /** Ends one channel subscription (the socket's own uWS subscription too unless it is closing). */
@@ -102,8 +124,9 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     if (member !== undefined) {
       conn.members?.delete(channel);
       if (deps.presence.leave(topic, member.userId)) {
-        deps.publishLocal('p ' + topic, frames.memberRemoved(channel, member.userId));
-        webhooks?.emit(conn.app, { name: 'member_removed', channel, user_id: member.userId });
+        void deps.clusterPresence.view(topic).then((view) => {
+          if (!(member.userId in view.snapshot.presence.hash)) announce(conn, topic, channel, 'member_removed', member.userId);
+        });
       }
     }
     ws?.unsubscribe('p ' + topic);

@@ -2,6 +2,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { Broker } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { UpgradeGuard } from '../guard/upgrade-guard';
+import type { ControlBus } from '../cluster/control-bus';
 import type { Logger } from '../log';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { Stats } from '../metrics/stats';
@@ -11,6 +12,7 @@ import type { FaultSink } from '../server/contain';
 import { spreadOver } from '../server/drain';
 import { PusherApps, parsePusherApps } from './apps';
 import { ActivitySweep } from './activity-sweep';
+import { ClusterPresence } from './cluster-presence';
 import { PusherCode } from './frames';
 import { pusherLimits } from './limits';
 import { PusherPresence } from './presence';
@@ -43,6 +45,8 @@ export interface PusherDoorDeps {
   readonly fault: FaultSink;
   readonly isDraining: () => boolean;
   readonly webhookDuration: FixedHistogram;
+  /** Cluster-wide presence asks every node over it. */
+  readonly bus: ControlBus;
 }
 
 // How long queued Pusher webhooks may take to leave when the node shuts down.
@@ -67,11 +71,11 @@ export class PusherDoor {
         : new PusherWebhooks({ url: config.pusherWebhookUrl, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, list, deps.stats, deps.webhookDuration, deps.log);
     const limits = pusherLimits(config);
     const presence = new PusherPresence();
-    const publishLocal = (key: string, frame: string) => void app.publish(key, frame, false);
-    const wire = new PusherWire(apps, this.sockets, publishLocal);
+    const wire = new PusherWire(apps, this.sockets, (key, frame) => void app.publish(key, frame, false));
     hub.setPusherWire(wire);
     this.sweep = new ActivitySweep(this.sockets, limits.activityTimeout, limits.pongTimeout);
-    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, presence, publishLocal, sockets: this.sockets, clock: this.sweep, webhooks: this.webhooks }));
+    const clusterPresence = new ClusterPresence(presence, deps.bus);
+    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, presence, clusterPresence, sockets: this.sockets, clock: this.sweep, webhooks: this.webhooks }));
     registerPusherRest(app, { ...deps, apps, limits, presence, sockets: this.sockets });
   }
 

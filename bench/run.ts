@@ -28,8 +28,8 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
   let servers = (argValue(argv, 'servers')?.split(',') as ServerName[] | undefined) ?? [...ALL_SERVERS];
   const notes: string[] = [];
-  if (servers.includes('wsgate') && !wsgateAvailable()) {
-    servers = servers.filter((s) => s !== 'wsgate');
+  if (servers.some((s) => s === 'wsgate' || s === 'pusher') && !wsgateAvailable()) {
+    servers = servers.filter((s) => s !== 'wsgate' && s !== 'pusher');
     notes.push('wsgate was not built (dist/src/cli/main.js missing): baselines only.');
   }
   if (argFlag(argv, 'cpu-prof')) {

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type BrowserContext, chromium } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { launchChromium } from './helpers/chromium';
 import { type TestGateway, startGateway } from './helpers/gateway';
 
 /** A page on another origin that opens a socket to the gateway and reports what happened. */
@@ -18,7 +16,7 @@ window.outcome = new Promise((resolve) => {
 
 describe('origin policy seen from a real browser (headless Chromium)', () => {
   let browser: BrowserContext;
-  let profile: string;
+  let closeBrowser: (() => Promise<void>) | undefined;
   let site: Server;
   let siteOrigin = '';
   let strict: TestGateway;
@@ -31,18 +29,13 @@ describe('origin policy seen from a real browser (headless Chromium)', () => {
     siteOrigin = `http://localhost:${(site.address() as { port: number }).port}`;
     strict = await startGateway([]);
     listed = await startGateway(['--allowed-origins', siteOrigin]);
-    profile = mkdtempSync(path.join(tmpdir(), 'wsgate-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    ({ browser, close: closeBrowser } = await launchChromium());
   });
   after(async () => {
-    await browser?.close();
+    await closeBrowser?.();
     await strict?.stop();
     await listed?.stop();
     await new Promise((r) => site?.close(r));
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   const outcome = async (gw: TestGateway): Promise<string> => {

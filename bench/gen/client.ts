@@ -1,8 +1,8 @@
 import * as net from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { FrameScanner, FrameSink, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, encodeClientFrame } from '../lib/frame';
 import { HandshakeReader, newKey, upgradeRequest } from '../lib/handshake';
-import { Dialect } from '../lib/dialect';
+import { Dialect, PUSHER_BENCH_APP, pusherChannel } from '../lib/dialect';
 
 export interface ClientEvents {
   /** A read is about to be scanned (frames of one read arrived together). */
@@ -39,11 +39,14 @@ export class WsClient implements FrameSink {
   private handshake: HandshakeReader | null;
   private readonly scanner: FrameScanner;
   private readonly socketIo: boolean;
+  private readonly pusher: boolean;
+  /** Pusher: subscriptions not yet confirmed; ready at 0. */
+  private pusherPending: number;
 
   constructor(
     readonly index: number,
     target: ClientTarget,
-    topics: readonly string[],
+    private readonly topics: readonly string[],
     localAddress: string,
     readBuffer: Buffer,
     private readonly events: ClientEvents,
@@ -52,6 +55,8 @@ export class WsClient implements FrameSink {
     this.handshake = new HandshakeReader(key);
     this.scanner = new FrameScanner(this);
     this.socketIo = target.dialect.name === 'socketio';
+    this.pusher = target.dialect.name === 'pusher';
+    this.pusherPending = topics.length;
     // `onread` with a shared, preallocated buffer: Node reads into it and calls back synchronously,
     // so no Buffer is allocated per read.
     this.socket = net.connect({
@@ -103,7 +108,7 @@ export class WsClient implements FrameSink {
       return true;
     }
     this.handshake = null;
-    if (!this.socketIo) this.becomeReady();
+    if (!this.socketIo && !this.pusher) this.becomeReady();
     this.events.onChunk();
     this.scanner.push(buf, r.bodyStart, n);
     this.events.onChunkDone();
@@ -118,6 +123,7 @@ export class WsClient implements FrameSink {
   onFrame(opcode: number, _fin: boolean, data: Buffer, start: number, end: number): void {
     if (opcode === OP_TEXT || opcode === OP_BINARY || opcode === OP_CONT) {
       if (this.socketIo && this.socketIoControl(data, start, end)) return;
+      if (this.pusher && !this.ready && this.pusherControl(data.toString('utf8', start, end))) return;
       this.events.onData(this, data, start, end);
     } else if (opcode === OP_PING) {
       this.socket.write(encodeClientFrame(0xa, Buffer.from(data.subarray(start, end)), this.mask));
@@ -130,6 +136,27 @@ export class WsClient implements FrameSink {
 
   onProtocolError(reason: string): void {
     this.end(`protocol error: ${reason}`);
+  }
+
+  /**
+   * Pusher frames before the client is ready (once per connection, so JSON.parse is fine here):
+   * connection_established → a signed subscribe per topic; ready when every subscription succeeded.
+   */
+  private pusherControl(text: string): boolean {
+    const frame = JSON.parse(text) as { event?: string; data?: string };
+    if (frame.event === 'pusher:connection_established') {
+      const socketId = (JSON.parse(frame.data ?? '{}') as { socket_id: string }).socket_id;
+      for (const topic of this.topics) {
+        const channel = pusherChannel(topic);
+        const auth = `${PUSHER_BENCH_APP.key}:${createHmac('sha256', PUSHER_BENCH_APP.secret).update(`${socketId}:${channel}`).digest('hex')}`;
+        this.sendText(JSON.stringify({ event: 'pusher:subscribe', data: { channel, auth } }));
+      }
+      if (this.topics.length === 0) this.becomeReady();
+      return true;
+    }
+    if (frame.event === 'pusher_internal:subscription_succeeded' && --this.pusherPending === 0) this.becomeReady();
+    else if (frame.event === 'pusher:error' || frame.event === 'pusher:subscription_error') this.end(`pusher refused: ${text}`);
+    return true;
   }
 
   /** Handles Engine.IO / Socket.IO control packets; true when the frame was one. */

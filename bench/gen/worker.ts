@@ -92,7 +92,8 @@ function connect(cmd: ConnectCmd): void {
     while (inflight < cmd.concurrency && next < cmd.count) {
       const i = cmd.first + next++;
       inflight++;
-      const topics = cmd.role === 'sub' ? [topicName(i % cmd.numTopics)] : [];
+      // Pusher publishers send client events, which need a subscription to the channel.
+      const topics = cmd.role === 'sub' ? [topicName(i % cmd.numTopics)] : target.dialect.name === 'pusher' ? Array.from({ length: cmd.numTopics }, (_, t) => topicName(t)) : [];
       started.push(new WsClient(i, targets[i % targets.length], topics, localAddressFor(i), readBuffer, events));
     }
     if (ok + failed === cmd.count) finish();

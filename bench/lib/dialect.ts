@@ -1,10 +1,12 @@
 /**
- * The two client dialects the generator speaks. wsgate and the raw uWS and ws baselines share the
+ * The client dialects the generator speaks. wsgate and the raw uWS and ws baselines share the
  * wsgate wire protocol (subscribe with `?topics=`, publish `{"op":"pub",...}`, deliveries carry the
- * data). Socket.IO is spoken natively (Engine.IO v4 over the websocket transport, text packets), so
- * the same hand-written, non-allocating receive path measures all four servers.
+ * data). Socket.IO is spoken natively (Engine.IO v4 over the websocket transport, text packets), and
+ * so is Pusher (protocol 7: subscribe to `private-<topic>` with a signed auth after
+ * connection_established, publish as client events), so the same hand-written, non-allocating receive
+ * path measures every server.
  */
-export type DialectName = 'plain' | 'socketio';
+export type DialectName = 'plain' | 'socketio' | 'pusher';
 
 export interface Dialect {
   readonly name: DialectName;
@@ -30,6 +32,19 @@ const socketio: Dialect = {
   pubSuffix: Buffer.from('"}]'),
 };
 
+/** The one app the Pusher bench server is started with (bench/lib/servers.ts). */
+export const PUSHER_BENCH_APP = { id: '1', key: 'bench-key', secret: 'bench-secret' } as const;
+
+/** Client events need a private channel the sender is subscribed to (never echoed to it). */
+export const pusherChannel = (topic: string): string => `private-${topic}`;
+
+const pusher: Dialect = {
+  name: 'pusher',
+  path: () => `/app/${PUSHER_BENCH_APP.key}?protocol=7&client=js&version=8.4.0`,
+  pubPrefix: (topic) => Buffer.from(`{"event":"client-b","channel":"${pusherChannel(topic)}","data":"`),
+  pubSuffix: Buffer.from('"}'),
+};
+
 export function dialect(name: DialectName): Dialect {
-  return name === 'plain' ? plain : socketio;
+  return name === 'plain' ? plain : name === 'socketio' ? socketio : pusher;
 }

@@ -1,11 +1,11 @@
 import { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DialectName } from './dialect';
+import { DialectName, PUSHER_BENCH_APP } from './dialect';
 import { freePort, pinning, spawnNode, stopProcess, waitForPort } from './procs';
 
-export type ServerName = 'wsgate' | 'uws' | 'ws' | 'socketio';
-export const ALL_SERVERS: readonly ServerName[] = ['wsgate', 'uws', 'ws', 'socketio'];
+export type ServerName = 'wsgate' | 'pusher' | 'uws' | 'ws' | 'socketio';
+export const ALL_SERVERS: readonly ServerName[] = ['wsgate', 'pusher', 'uws', 'ws', 'socketio'];
 
 /** dist/ root: this file is dist/bench/lib/servers.js. */
 const DIST = path.resolve(__dirname, '..', '..');
@@ -21,32 +21,48 @@ export interface ServerDef {
 
 const baseline = (file: string) => (port: number) => [path.join(DIST, 'bench', 'baselines', file), '--port', String(port)];
 
+const wsgateArgs = (port: number): string[] => [
+  WSGATE_MAIN,
+  'serve',
+  '--host',
+  '127.0.0.1',
+  '--port',
+  String(port),
+  '--client-publish',
+  // A bench machine: the open HTTP API and unlimited command rate are what is measured.
+  '--api-insecure',
+  '--max-commands-per-second',
+  '0',
+  '--log-level',
+  'warn',
+  '--max-connections',
+  '200000',
+  '--max-backpressure',
+  String(1024 * 1024),
+  // Exit promptly on SIGTERM (the default drains connections over 10 s).
+  '--drain-window',
+  '0',
+];
+
 export const SERVERS: Record<ServerName, ServerDef> = {
   wsgate: {
     name: 'wsgate',
     label: 'wsgate',
     dialect: 'plain',
+    args: (port) => wsgateArgs(port),
+  },
+  // The same wsgate process spoken to through its Pusher front door (client events as publishes).
+  pusher: {
+    name: 'pusher',
+    label: 'wsgate (Pusher protocol)',
+    dialect: 'pusher',
     args: (port) => [
-      WSGATE_MAIN,
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--client-publish',
-      // A bench machine: the open HTTP API and unlimited command rate are what is measured.
-      '--api-insecure',
-      '--max-commands-per-second',
-      '0',
-      '--log-level',
-      'warn',
-      '--max-connections',
-      '200000',
-      '--max-backpressure',
-      String(1024 * 1024),
-      // Exit promptly on SIGTERM (the default drains connections over 10 s).
-      '--drain-window',
-      '0',
+      ...wsgateArgs(port),
+      '--pusher-apps',
+      `${PUSHER_BENCH_APP.id}:${PUSHER_BENCH_APP.key}:${PUSHER_BENCH_APP.secret}`,
+      '--pusher-client-events',
+      '--pusher-client-events-per-second',
+      '10000',
     ],
   },
   uws: { name: 'uws', label: 'raw uWS', dialect: 'plain', args: baseline('uws.js') },

@@ -1,6 +1,7 @@
 import { parseOrigins } from '../guard/origin';
 import { parseCidrs } from '../guard/client-address';
 import { MAX_DEPTH_LIMIT } from '../protocol/depth';
+import { parsePusherApps } from '../pusher/apps';
 import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
 
 /** Every setting, its bounds and default. Flags are the kebab-case names, env vars WSGATE_<UPPER_SNAKE>. */
@@ -62,6 +63,15 @@ export interface Config {
   publishProxyUrl: string;
   proxyTimeout: number;
   proxyMaxInflight: number;
+  pusherApps: string;
+  pusherClientEvents: boolean;
+  pusherClientEventsPerSecond: number;
+  pusherMaxEventBytes: number;
+  pusherMaxChannelsPerEvent: number;
+  pusherMaxBatchSize: number;
+  pusherActivityTimeout: number;
+  pusherPongTimeout: number;
+  pusherWebhookUrl: string;
   webhookUrl: string;
   webhookSecret: string;
   webhookDelay: number;
@@ -233,6 +243,21 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   publishProxyUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL asked before a client publish, for topics whose rule sets publishProxy (it may replace the data)' },
   proxyTimeout: { kind: 'int', def: 2000, min: 10, max: 60_000, help: 'ms an application proxy call or webhook POST may take before it counts as failed' },
   proxyMaxInflight: { kind: 'int', def: 1000, min: 1, max: 100_000, help: 'proxy calls in flight per node; more are answered unavailable at once' },
+  pusherApps: {
+    kind: 'string',
+    def: '',
+    secret: true,
+    help: 'Pusher Channels apps served at /app/<key> and /apps/<id>/…: id:key:secret[,id:key:secret…] (docs/pusher.md)',
+    check: { ok: (v) => parsePusherApps(v) !== null, rule: 'comma-separated id:key:secret triples, ids and keys unique' },
+  },
+  pusherClientEvents: { kind: 'bool', def: false, help: 'let Pusher clients send client-* events on private and presence channels' },
+  pusherClientEventsPerSecond: { kind: 'int', def: 10, min: 1, max: 10_000, help: 'client events per second per Pusher connection (over it: pusher:error 4301)' },
+  pusherMaxEventBytes: { kind: 'int', def: 10_240, min: 1, max: 1_048_576, help: 'bytes of one Pusher event\'s data (REST and client events)' },
+  pusherMaxChannelsPerEvent: { kind: 'int', def: 100, min: 1, max: 10_000, help: 'channels one Pusher REST event may name' },
+  pusherMaxBatchSize: { kind: 'int', def: 10, min: 1, max: 1_000, help: 'events in one Pusher batch_events call' },
+  pusherActivityTimeout: { kind: 'int', def: 120, min: 1, max: 480, help: 'seconds of silence after which Pusher clients ping (sent in connection_established) and the server pings them' },
+  pusherWebhookUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL that receives Pusher-format webhooks, signed with the app secret (X-Pusher-Signature; docs/pusher.md)' },
+  pusherPongTimeout: { kind: 'int', def: 30, min: 1, max: 480, help: 'seconds a Pusher connection has to answer the server\'s pusher:ping before it is closed with 4201' },
   webhookUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL that receives signed, batched event webhooks (docs/backend.md)' },
   webhookSecret: { kind: 'string', def: '', secret: true, help: 'HMAC-SHA256 key of the X-Wsgate-Signature header (required with --webhook-url)' },
   webhookDelay: { kind: 'int', def: 3000, min: 0, max: 600_000, help: 'ms topic_vacated waits: a topic occupied again within it sends nothing' },

@@ -20,6 +20,8 @@ export interface WebhookOptions {
   readonly maxQueue: number;
   /** ms one POST may take. */
   readonly timeoutMs: number;
+  /** Headers that sign a body; default wsgate's `X-Wsgate-Signature` keyed with `secret` (the Pusher door signs its own way). */
+  readonly signHeaders?: (body: string) => Record<string, string>;
 }
 
 // Bounds of one POST and of retrying it. A failed batch is retried before any later one is sent, so
@@ -39,8 +41,8 @@ export const signature = (secret: string, body: string): string => `sha256=${cre
  * Sends events to the application in signed batches, at least once, in order, one POST at a time.
  * emit() only appends to a bounded queue: a slow or dead application never slows the caller (fan-out).
  */
-export class WebhookSender {
-  private readonly queue: (WebhookEvent & { readonly id: string })[] = [];
+export class WebhookSender<E extends object = WebhookEvent> {
+  private readonly queue: (E & { readonly id: string })[] = [];
   private readonly agent: Agent;
   private readonly node = newEpoch();
   private serial = 0;
@@ -60,7 +62,7 @@ export class WebhookSender {
     this.agent = new Agent({ keepAliveTimeout: 30_000, connections: 1, connectTimeout: options.timeoutMs });
   }
 
-  emit(event: WebhookEvent): void {
+  emit(event: E): void {
     if (this.closing) return;
     if (this.queue.length >= this.options.maxQueue) {
       this.stats.webhookEvents.dropped++;
@@ -92,7 +94,7 @@ export class WebhookSender {
   }
 
   /** Tries a batch up to MAX_ATTEMPTS times with growing, jittered pauses between. */
-  private async deliver(batch: readonly WebhookEvent[]): Promise<void> {
+  private async deliver(batch: readonly E[]): Promise<void> {
     const body = JSON.stringify({ time_ms: Date.now(), events: batch });
     for (let attempt = 1; ; attempt++) {
       const failure = await this.post(body);
@@ -120,7 +122,7 @@ export class WebhookSender {
       const res = await request(this.options.url, {
         method: 'POST',
         dispatcher: this.agent,
-        headers: { 'content-type': 'application/json', 'x-wsgate-signature': signature(this.options.secret, body) },
+        headers: { 'content-type': 'application/json', ...(this.options.signHeaders?.(body) ?? { 'x-wsgate-signature': signature(this.options.secret, body) }) },
         body,
         signal: abort.signal,
       });

@@ -2,7 +2,7 @@ import type { Op } from '../protocol/commands';
 
 /** Label values are closed sets, so no metric can grow unbounded label cardinality. */
 export type UpgradeResult = 'accepted' | 'unauthorized' | 'unavailable' | 'forbidden' | 'bad_request' | 'limit' | 'draining' | 'origin_not_allowed' | 'ip_limit' | 'ip_rate' | 'proxy_unavailable';
-export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error' | 'command_flood' | 'internal_error' | 'server';
+export type DisconnectReason = 'client' | 'slow_consumer' | 'drain' | 'too_big' | 'token_expired' | 'error' | 'command_flood' | 'internal_error' | 'server' | 'terminated' | 'pong_timeout';
 /** Where an unexpected exception was contained (server/contain.ts). */
 export type HandlerName = 'upgrade' | 'open' | 'message' | 'drain' | 'dropped' | 'close' | 'http';
 export type PublishSource = 'socket' | 'http' | 'broker' | 'demo';
@@ -27,10 +27,18 @@ export class Stats {
   connections = 0;
   /** Upgrades waiting for a token check or the connect proxy. */
   pendingUpgrades = 0;
+  /** Connections through the Pusher front door (also counted in `connections`). */
+  pusherConnections = 0;
+  /** Subscriptions held by Pusher connections (also counted in `subscriptions`). */
+  pusherSubscriptions = 0;
+  /** Frames received from Pusher clients. */
+  pusherEvents = 0;
+  /** Pusher REST calls refused for their signature (401). */
+  pusherRestRefused = 0;
   subscriptions = 0;
   topics = 0;
   readonly upgrades = zeros<UpgradeResult>(['accepted', 'unauthorized', 'unavailable', 'forbidden', 'bad_request', 'limit', 'draining', 'origin_not_allowed', 'ip_limit', 'ip_rate', 'proxy_unavailable']);
-  readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error', 'command_flood', 'internal_error', 'server']);
+  readonly disconnects = zeros<DisconnectReason>(['client', 'slow_consumer', 'drain', 'too_big', 'token_expired', 'error', 'command_flood', 'internal_error', 'server', 'terminated', 'pong_timeout']);
   readonly handlerErrors = zeros<HandlerName>(['upgrade', 'open', 'message', 'drain', 'dropped', 'close', 'http']);
   /** Commands refused by --max-commands-per-second (also in errors as rate_limited). */
   commandsRateLimited = 0;

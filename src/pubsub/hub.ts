@@ -24,6 +24,15 @@ export interface HubOptions {
   readonly positions: PositionLimits;
 }
 
+/** How a subscriber receives frames: one of the wsgate codecs, or the Pusher protocol. */
+export type Wire = CodecName | 'pusher';
+
+/** A wire format of another front door: frames a publish once for that topic's subscribers of it. */
+export interface ExtraWire {
+  /** Fans `payload` out to the topic's subscribers of this wire; returns the frame's bytes. */
+  deliver(state: TopicState, payload: Payload): number;
+}
+
 /** Interest changes, so a broker subscribes upstream only to topics with local subscribers. */
 export interface InterestListener {
   interestAdded(topic: string): void;
@@ -41,6 +50,7 @@ export class Hub {
   private readonly positions: PositionMemory;
   private readonly interest: InterestListener[] = [];
   private readonly sweeper: NodeJS.Timeout | null;
+  private pusher: ExtraWire | null = null;
 
   constructor(
     private readonly fanout: Fanout,
@@ -56,6 +66,16 @@ export class Hub {
   /** Adds a listener (the broker's interest table; webhook occupancy). */
   addInterestListener(listener: InterestListener): void {
     this.interest.push(listener);
+  }
+
+  /** The Pusher front door's wire format, set when Pusher apps are configured. */
+  setPusherWire(wire: ExtraWire): void {
+    this.pusher = wire;
+  }
+
+  /** Every topic state this node holds (the Pusher API's channel listing). */
+  entries(): IterableIterator<[string, TopicState]> {
+    return this.topics.entries();
   }
 
   get(topic: string): TopicState | undefined {
@@ -100,24 +120,26 @@ export class Hub {
   }
 
   /** Counts a subscriber the caller has just subscribed to `state.key(codec)`. */
-  addSubscriber(topic: string, codec: CodecName): TopicState {
+  addSubscriber(topic: string, codec: Wire): TopicState {
     const state = this.acquire(topic);
     if (state.subscribers === 0) {
       this.stats.topics++;
       for (const l of this.interest) l.interestAdded(topic);
     }
     if (codec === 'json') state.jsonSubs++;
-    else state.packSubs++;
+    else if (codec === 'msgpack') state.packSubs++;
+    else state.pusherSubs++;
     this.stats.subscriptions++;
     return state;
   }
 
   /** Uncounts a subscriber; returns the topic's rule (undefined when the node has no state for it). */
-  removeSubscriber(topic: string, codec: CodecName): TopicRule | undefined {
+  removeSubscriber(topic: string, codec: Wire): TopicRule | undefined {
     const state = this.topics.get(topic);
     if (state === undefined) return undefined;
     if (codec === 'json') state.jsonSubs--;
-    else state.packSubs--;
+    else if (codec === 'msgpack') state.packSubs--;
+    else state.pusherSubs--;
     this.stats.subscriptions--;
     if (state.subscribers === 0) {
       this.stats.topics--;
@@ -161,6 +183,7 @@ export class Hub {
         this.stats.sentBytes += packFrame.length * state.packSubs;
       }
     }
+    if (state.pusherSubs > 0 && this.pusher !== null) this.stats.sentBytes += this.pusher.deliver(state, payload) * state.pusherSubs;
     if (history !== null) {
       history.append(seq, Date.now(), { jsonFrame, packFrame });
       this.syncHistoryStats();

@@ -12,11 +12,14 @@ export class TopicState {
   seq = 0;
   jsonSubs = 0;
   packSubs = 0;
+  /** Subscribers through the Pusher front door (their frames: src/pusher/pusher-wire.ts). */
+  pusherSubs = 0;
   /** The latest message, kept only for topics whose rule has lastMessage. */
   last: LastMessage | null = null;
   /** uWS topic names per codec: subscribers of each codec get frames in their own encoding. */
   readonly jsonKey: string;
   readonly packKey: string;
+  readonly pusherKey: string;
 
   constructor(
     readonly name: string,
@@ -28,6 +31,7 @@ export class TopicState {
     // A space cannot occur in a valid topic, so these keys never collide with each other.
     this.jsonKey = 'j ' + name;
     this.packKey = 'm ' + name;
+    this.pusherKey = 'p ' + name;
   }
 
   key(codec: CodecName): string {
@@ -35,7 +39,7 @@ export class TopicState {
   }
 
   get subscribers(): number {
-    return this.jsonSubs + this.packSubs;
+    return this.jsonSubs + this.packSubs + this.pusherSubs;
   }
 
   /** No subscribers and nothing retained: the state can go (the hub remembers its position). */

@@ -16,6 +16,7 @@ import { CommandRate } from '../guard/command-rate';
 import { UpgradeGuard } from '../guard/upgrade-guard';
 import { containRoute, faultSink } from './contain';
 import { TopicRules } from '../rules/topic-rules';
+import { PusherDoor, pusherCacheRules } from '../pusher/pusher-door';
 import { TopicQueries } from '../session/topic-queries';
 import { ControlBus } from '../cluster/control-bus';
 import { Presence } from '../session/presence';
@@ -36,6 +37,8 @@ export class Gateway {
   readonly bus: ControlBus;
   readonly presence: Presence;
   private readonly hooks: Hooks;
+  /** The Pusher Channels front door, when --pusher-apps names any. */
+  private readonly pusher: PusherDoor | null;
   private readonly app: TemplatedApp;
   /** The --admin-port listener carrying the HTTP API, /metrics and health; null: they are on the public port. */
   private readonly admin: TemplatedApp | null;
@@ -54,7 +57,7 @@ export class Gateway {
     this.app = App();
     this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
     const app = this.app;
-    const rules = new TopicRules(config.topics, { size: config.historySize, ttlMs: config.historyTtl * 1000 });
+    const rules = new TopicRules([...pusherCacheRules(config), ...config.topics], { size: config.historySize, ttlMs: config.historyTtl * 1000 });
     this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, {
       historyMaxBytes: config.historyMaxBytes,
       rules,
@@ -100,6 +103,7 @@ export class Gateway {
         fault,
       }),
     );
+    this.pusher = config.pusherApps === '' ? null : new PusherDoor(app, { config, hub: this.hub, broker: this.broker, stats: this.stats, guard: this.guard, log, fault, isDraining: () => this.draining, webhookDuration: this.metrics.webhookDuration, bus: this.bus });
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {
       this.stats.upgrades.bad_request++;
@@ -177,7 +181,7 @@ export class Gateway {
     this.draining = true;
     this.stats.draining = true;
     this.stopListening();
-    await closeSpread(this.sockets, this.config.drainWindow, this.log);
+    await Promise.all([closeSpread(this.sockets, this.config.drainWindow, this.log), this.pusher?.drain(this.config.drainWindow)]);
     await this.close();
   }
 
@@ -200,6 +204,7 @@ export class Gateway {
     this.presence.close();
     this.admin?.close();
     this.guard.stop();
+    await this.pusher?.close();
     await this.broker.close();
     await this.hooks.close();
     this.hub.close();

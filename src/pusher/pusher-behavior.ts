@@ -1,0 +1,306 @@
+import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
+import { CommandRate } from '../guard/command-rate';
+import type { UpgradeGuard } from '../guard/upgrade-guard';
+import type { Logger } from '../log';
+import { decodeBounded } from '../protocol/codec';
+import { ErrorCode, GatewayError } from '../protocol/codes';
+import { Payload } from '../protocol/payload';
+import { containSocket, type FaultSink } from '../server/contain';
+import { sendError } from '../server/http-reply';
+import { channelKind } from './channels';
+import { type PusherConnection, newPusherConnection } from './connection';
+import * as frames from './frames';
+import { PusherCode } from './frames';
+import type { PusherWebhooks } from './pusher-webhooks';
+import type { PusherWire } from './pusher-wire';
+import type { ClusterPresence } from './cluster-presence';
+import type { PusherRestDeps } from './rest-routes';
+import { channelAuthValid, userAuthValid } from './signature';
+
+export type PusherSocket = WebSocket<PusherConnection>;
+
+/** The Pusher sockets of this node by socket id: event exclusion and terminate_connections find them here. */
+export type PusherSockets = Map<string, PusherSocket>;
+
+/** What the socket door needs beyond what the REST door does. */
+export interface PusherDeps extends PusherRestDeps {
+  readonly guard: UpgradeGuard;
+  readonly log: Logger;
+  readonly isDraining: () => boolean;
+  readonly fault: FaultSink;
+  readonly wire: PusherWire;
+  readonly clusterPresence: ClusterPresence;
+  /** The coarse clock connections are stamped with on every frame (pong timeout, activity-sweep.ts). */
+  readonly clock: { readonly now: number };
+  /** Pusher-format webhooks, when --pusher-webhook-url is set. */
+  readonly webhooks: PusherWebhooks | null;
+}
+
+// pusher-js 8 speaks protocol 7; Pusher's servers accept 5..7 and refuse others with 4007.
+const MIN_PROTOCOL = 5;
+const MAX_PROTOCOL = 7;
+
+/**
+ * The Pusher Channels front door (`/app/<key>`): connection, channel subscriptions with Pusher's
+ * signatures, client events. Channels are hub topics with their own wire format: events reach
+ * Pusher subscribers through the hub's encode-once native fan-out like any publish.
+ */
+export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnection> {
+  const { config, apps, limits, hub, broker, stats, guard, log, sockets, webhooks } = deps;
+  const clientEvents = new CommandRate(limits.clientEventsPerSecond, limits.clientEventsPerSecond);
+  const payload = new Payload();
+
+  const send = (ws: PusherSocket, frame: string) => {
+    if (ws.getUserData().closed) return;
+    stats.sentBytes += frame.length;
+    ws.send(frame, false);
+  };
+
+  const subscribe = (ws: PusherSocket, conn: PusherConnection, data: Record<string, unknown>) => {
+    const channel = data.channel;
+    if (typeof channel !== 'string') return send(ws, frames.pusherError(PusherCode.Generic, 'pusher:subscribe needs a channel'));
+    const kind = channelKind(channel);
+    if (kind === null) return send(ws, frames.subscriptionError(channel, 'InvalidChannel', 'invalid channel name', 400));
+    if (conn.channels?.has(channel) === true) return send(ws, frames.subscriptionSucceeded(channel));
+    if ((conn.channels?.size ?? 0) >= config.maxTopicsPerConn) {
+      return send(ws, frames.subscriptionError(channel, 'LimitReached', `a connection may hold at most ${config.maxTopicsPerConn} channels`, 400));
+    }
+    let member: { userId: string; userInfo: unknown } | null = null;
+    if (kind.auth) {
+      const auth = typeof data.auth === 'string' ? data.auth : '';
+      const channelData = kind.presence && typeof data.channel_data === 'string' ? data.channel_data : undefined;
+      if (!channelAuthValid(conn.app.key, conn.app.secret, auth, conn.socketId, channel, channelData)) {
+        stats.countError(ErrorCode.Forbidden);
+        return send(ws, frames.subscriptionError(channel, 'AuthError', 'Invalid signature: expected HMAC SHA256 hex digest of socket_id:channel', 401));
+      }
+      if (kind.presence) {
+        member = presenceMember(channelData);
+        if (member === null) return send(ws, frames.subscriptionError(channel, 'AuthError', 'channel_data must be JSON with a user_id', 400));
+      }
+    }
+    const topic = apps.topicOf(conn.app, channel);
+    (conn.channels ??= new Map()).set(channel, topic);
+    if (member !== null) (conn.members ??= new Map()).set(channel, member);
+    const state = hub.addSubscriber(topic, 'pusher');
+    stats.pusherSubscriptions++;
+    ws.subscribe(state.pusherKey);
+    if (state.pusherSubs === 1) webhooks?.emit(conn.app, { name: 'channel_occupied', channel });
+    if (member === null) return subscribed(ws, channel, topic, kind.cache);
+    // Presence: the member list is the cluster's; member_added goes out (to every node, not to this
+    // socket) when this is the user's first connection on the channel anywhere.
+    const joined = member;
+    const first = deps.presence.join(topic, joined);
+    void deps.clusterPresence.view(topic).then((view) => {
+      if (conn.closed || conn.channels?.get(channel) !== topic) return;
+      send(ws, frames.subscriptionSucceeded(channel, view.snapshot));
+      if (first && !view.elsewhere.has(joined.userId)) announce(conn, topic, channel, 'member_added', joined.userId, joined.userInfo);
+      if (kind.cache) subscribed(ws, channel, topic, true, false);
+    });
+  };
+
+  /** Confirms a subscription (unless told not to) and sends a cache channel its last event or cache_miss. */
+  const subscribed = (ws: PusherSocket, channel: string, topic: string, cache: boolean, confirm = true) => {
+    if (confirm) send(ws, frames.subscriptionSucceeded(channel));
+    const state = hub.get(topic);
+    if (cache) send(ws, (state === undefined ? null : deps.wire.lastFrame(state, channel)) ?? frames.cacheMiss(channel));
+  };
+
+  /**
+   * Tells every node's subscribers of a presence channel that a user joined or left, through the broker
+   * like an event (the joining socket excluded); the webhook goes with it, so once per cluster.
+   */
+  const announce = (conn: PusherConnection, topic: string, channel: string, name: 'member_added' | 'member_removed', userId: string, userInfo?: unknown) => {
+    const data = JSON.stringify(userInfo === undefined ? { user_id: userId } : { user_id: userId, user_info: userInfo });
+    const event = `pusher_internal:${name}`;
+    const value = name === 'member_added' ? { event, data, socket_id: conn.socketId } : { event, data };
+    const outcome = broker.publish(topic, payload.setValue(value, false), 'socket', performance.now());
+    if (outcome instanceof Promise) void outcome.then(undefined, () => undefined);
+    webhooks?.emit(conn.app, { name, channel, user_id: userId });
+  };
+
+  /** Ends one channel subscription (the socket's own uWS subscription too unless it is closing). */
+  const leave = (conn: PusherConnection, channel: string, topic: string, ws: PusherSocket | null) => {
+    const member = conn.members?.get(channel);
+    if (member !== undefined) {
+      conn.members?.delete(channel);
+      if (deps.presence.leave(topic, member.userId)) {
+        void deps.clusterPresence.view(topic).then((view) => {
+          if (!(member.userId in view.snapshot.presence.hash)) announce(conn, topic, channel, 'member_removed', member.userId);
+        });
+      }
+    }
+    ws?.unsubscribe('p ' + topic);
+    hub.removeSubscriber(topic, 'pusher');
+    stats.pusherSubscriptions--;
+    if (webhooks !== null && (hub.get(topic)?.pusherSubs ?? 0) === 0) webhooks.emit(conn.app, { name: 'channel_vacated', channel });
+  };
+
+  const unsubscribe = (ws: PusherSocket, conn: PusherConnection, channel: string) => {
+    const topic = conn.channels?.get(channel);
+    if (topic === undefined) return;
+    conn.channels?.delete(channel);
+    leave(conn, channel, topic, ws);
+  };
+
+  /** A `client-*` event: private and presence channels only, when enabled, rate-limited, never echoed. */
+  const clientEvent = (ws: PusherSocket, conn: PusherConnection, name: string, channel: string | undefined, data: unknown) => {
+    if (!limits.clientEvents) return send(ws, frames.pusherError(null, 'To send client events, you must enable this feature (--pusher-client-events)'));
+    if (channel === undefined || conn.channels?.has(channel) !== true) return send(ws, frames.pusherError(null, 'Client event rejected: not subscribed to the channel'));
+    const kind = channelKind(channel);
+    if (kind === null || !kind.auth) return send(ws, frames.pusherError(null, 'Client events are allowed on private and presence channels only'));
+    if (clientEvents.take(conn, Date.now()) !== 'run') {
+      return send(ws, frames.pusherError(PusherCode.ClientEventRateLimit, `Client event rejected: over ${limits.clientEventsPerSecond} per second`));
+    }
+    const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
+    if (text.length > limits.maxEventBytes) return send(ws, frames.pusherError(null, `Client event rejected: data over ${limits.maxEventBytes} bytes`));
+    const userId = kind.presence ? conn.members?.get(channel)?.userId : undefined;
+    const value = userId === undefined ? { event: name, data: text, socket_id: conn.socketId } : { event: name, data: text, socket_id: conn.socketId, user_id: userId };
+    const topic = conn.channels.get(channel) as string;
+    const outcome = broker.publish(topic, payload.setValue(value, false), 'socket', performance.now());
+    if (outcome instanceof Promise) void outcome.then(undefined, () => undefined);
+    webhooks?.emit(conn.app, userId === undefined ? { name: 'client_event', channel, event: name, data: text, socket_id: conn.socketId } : { name: 'client_event', channel, event: name, data: text, socket_id: conn.socketId, user_id: userId });
+  };
+
+  const signin = (ws: PusherSocket, conn: PusherConnection, data: Record<string, unknown>) => {
+    const auth = typeof data.auth === 'string' ? data.auth : '';
+    const userData = typeof data.user_data === 'string' ? data.user_data : '';
+    const user = parseJsonObject(userData);
+    const id = user?.id;
+    if (!userAuthValid(conn.app.key, conn.app.secret, auth, conn.socketId, userData) || (typeof id !== 'string' && typeof id !== 'number')) {
+      send(ws, frames.pusherError(PusherCode.Generic, 'Invalid signin: bad signature or user_data without an id'));
+      return;
+    }
+    conn.userId = String(id);
+    send(ws, frames.signinSuccess(userData));
+  };
+
+  const end = (ws: PusherSocket, code: number, message: string) => {
+    const conn = ws.getUserData();
+    if (conn.closed) return;
+    try {
+      ws.end(code, message);
+    } catch {
+      // closed meanwhile
+    }
+  };
+
+  return containSocket<PusherConnection>(
+    {
+      maxPayloadLength: config.maxPayload,
+      // Backstop for dead TCP peers only (uWS closes them 1006 after unanswered WebSocket pings); the
+      // Pusher-level ping and 4201 are the activity sweep's (activity-sweep.ts says why both).
+      idleTimeout: limits.activityTimeout * 2 > 960 ? 960 : Math.max(limits.activityTimeout * 2, 16),
+      sendPingsAutomatically: true,
+      maxBackpressure: config.maxBackpressure,
+      closeOnBackpressureLimit: false,
+
+      upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
+        const key = req.getParameter(0) ?? '';
+        const wsKey = req.getHeader('sec-websocket-key');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const protocol = Number(new URLSearchParams(req.getQuery() ?? '').get('protocol') ?? '7');
+        if (deps.isDraining()) {
+          stats.upgrades.draining++;
+          return sendError(res, '503 Service Unavailable', new GatewayError(ErrorCode.Draining, 'node is draining; connect to another'));
+        }
+        const address = guard.admit(res, req);
+        if (address !== null && typeof address === 'object') {
+          stats.upgrades[address.result]++;
+          return sendError(res, address.result === 'origin_not_allowed' ? '403 Forbidden' : '429 Too Many Requests', address.error);
+        }
+        // Pusher refuses after the handshake, with an error event and a close code the client acts on.
+        const app = apps.withKey(key);
+        let refusal: PusherConnection['refusal'] = null;
+        if (app === undefined) refusal = { code: PusherCode.AppNotFound, message: `App key ${key} not in this cluster` };
+        else if (!(protocol >= MIN_PROTOCOL && protocol <= MAX_PROTOCOL)) refusal = { code: PusherCode.UnsupportedProtocol, message: `Unsupported protocol version ${protocol}` };
+        else if (stats.connections + stats.pendingUpgrades >= config.maxConnections) refusal = { code: PusherCode.OverQuota, message: 'Over connection quota' };
+        const conn = newPusherConnection(app ?? { id: '', key, secret: '' }, frames.newSocketId(), refusal === null ? address : null, refusal, deps.clock.now);
+        res.cork(() => res.upgrade(conn, wsKey, '', extensions, context));
+      },
+
+      open: (ws) => {
+        const conn = ws.getUserData();
+        if (conn.refusal !== null) {
+          stats.upgrades.bad_request++;
+          send(ws, frames.pusherError(conn.refusal.code, conn.refusal.message));
+          conn.closeReason = 'client';
+          return end(ws, conn.refusal.code, conn.refusal.message);
+        }
+        stats.upgrades.accepted++;
+        stats.connections++;
+        stats.pusherConnections++;
+        guard.opened(conn.addressKey);
+        sockets.set(conn.socketId, ws);
+        send(ws, frames.connectionEstablished(conn.socketId, limits.activityTimeout));
+      },
+
+      message: (ws, message, isBinary) => {
+        const conn = ws.getUserData();
+        conn.seenAt = deps.clock.now;
+        stats.receivedBytes += message.byteLength;
+        if (isBinary) return send(ws, frames.pusherError(PusherCode.Generic, 'binary frames are not part of the Pusher protocol'));
+        let value: unknown;
+        try {
+          value = decodeBounded(new Uint8Array(message), false, config.maxDepth + 2, config.maxDepth);
+        } catch {
+          value = undefined;
+        }
+        const frame = value instanceof GatewayError ? null : frames.parseClientFrame(value);
+        if (frame === null) {
+          stats.received.invalid++;
+          return send(ws, frames.pusherError(PusherCode.Generic, 'frame is not a Pusher event'));
+        }
+        const data = typeof frame.data === 'object' && frame.data !== null ? (frame.data as Record<string, unknown>) : {};
+        stats.pusherEvents++;
+        switch (frame.event) {
+          case 'pusher:ping':
+            return send(ws, frames.pong);
+          case 'pusher:pong':
+            return;
+          case 'pusher:subscribe':
+            return subscribe(ws, conn, data);
+          case 'pusher:unsubscribe':
+            if (typeof data.channel === 'string') unsubscribe(ws, conn, data.channel);
+            return;
+          case 'pusher:signin':
+            return signin(ws, conn, data);
+          default:
+            if (frame.event.startsWith('client-')) return clientEvent(ws, conn, frame.event, frame.channel, frame.data);
+            return send(ws, frames.pusherError(PusherCode.Generic, `unknown event ${frame.event}`));
+        }
+      },
+
+      close: (ws, code) => {
+        const conn = ws.getUserData();
+        conn.closed = true;
+        if (conn.refusal !== null) return;
+        sockets.delete(conn.socketId);
+        stats.connections--;
+        stats.pusherConnections--;
+        guard.closed(conn.addressKey);
+        stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
+        if (conn.channels !== null) for (const [channel, topic] of conn.channels) leave(conn, channel, topic, null);
+        log.debug({ code, socketId: conn.socketId }, 'pusher connection closed');
+      },
+    },
+    deps.fault,
+    (ws) => end(ws, 4009, 'internal error'),
+  );
+}
+
+/** The member of a presence subscription from its signed channel_data, or null when it has no user_id. */
+function presenceMember(channelData: string | undefined): { userId: string; userInfo: unknown } | null {
+  const data = channelData === undefined ? null : parseJsonObject(channelData);
+  const id = data?.user_id;
+  if (typeof id !== 'string' && typeof id !== 'number') return null;
+  return { userId: String(id), userInfo: data?.user_info };
+}
+
+function parseJsonObject(text: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,82 @@
+import type { Payload } from '../protocol/payload';
+import { unpackr } from '../protocol/msgpack';
+import type { TopicState } from '../pubsub/topic-state';
+import type { PusherApps } from './apps';
+import * as frames from './frames';
+import type { PusherSockets } from './pusher-behavior';
+
+/** What a wsgate publish is as a Pusher event. */
+export interface PusherEvent {
+  readonly name: string;
+  readonly data: string;
+  /** Socket id the event must not reach (Pusher's `socket_id` exclusion; client events' sender). */
+  readonly exclude: string | undefined;
+  /** Presence client events name their sender. */
+  readonly userId: string | undefined;
+}
+
+/**
+ * How a topic's data appears to Pusher subscribers (docs/pusher.md): data that is an object with a
+ * string `event` is that event, its `data` passed as a string (JSON text when it is not one); any other
+ * data is an event named `message` carrying the data's JSON text.
+ */
+export function pusherEventOf(value: unknown): PusherEvent {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const v = value as Record<string, unknown>;
+    if (typeof v.event === 'string') {
+      return {
+        name: v.event,
+        data: typeof v.data === 'string' ? v.data : JSON.stringify(v.data ?? null),
+        exclude: typeof v.socket_id === 'string' ? v.socket_id : undefined,
+        userId: typeof v.user_id === 'string' ? v.user_id : undefined,
+      };
+    }
+  }
+  return { name: 'message', data: JSON.stringify(value ?? null), exclude: undefined, userId: undefined };
+}
+
+/** Sends frames to one uWS topic natively; `exceptSocket` publishes through that socket so uWS skips it. */
+export type PusherFanout = (key: string, frame: string) => void;
+
+/**
+ * The hub's third wire format. A publish to a topic with Pusher subscribers is framed once here and
+ * handed to uWS for all of them; nothing runs per subscriber. Topics without Pusher subscribers never
+ * get here. Unlike the wsgate formats the frame needs the data decoded (its event name and channel),
+ * so this costs one decode and one encode per publish, paid only by topics Pusher clients hold.
+ */
+export class PusherWire {
+  constructor(
+    private readonly apps: PusherApps,
+    private readonly sockets: PusherSockets,
+    private readonly fanout: PusherFanout,
+  ) {}
+
+  /** Fans `payload` out to the topic's Pusher subscribers; returns the frame's bytes. */
+  deliver(state: TopicState, payload: Payload): number {
+    const ev = pusherEventOf(JSON.parse(payload.json()));
+    const frame = frames.event(ev.name, this.channelOf(state.name), ev.data, ev.userId);
+    const excluded = ev.exclude === undefined ? undefined : this.sockets.get(ev.exclude);
+    // uWS's ws.publish reaches every subscriber but the socket it is called on; from a socket with no
+    // subscriptions at all it sends nothing (then that socket holds none of these anyway: app.publish).
+    // Its result is no guide: it is also false when the excluded socket is the topic's only subscriber here.
+    const conn = excluded?.getUserData();
+    if (excluded !== undefined && conn !== undefined && !conn.closed && (conn.channels?.size ?? 0) > 0) excluded.publish(state.pusherKey, frame, false);
+    else this.fanout(state.pusherKey, frame);
+    return frame.length;
+  }
+
+  /** The topic's last message as the Pusher event a cache channel subscriber gets, or null. */
+  lastFrame(state: TopicState, channel: string): string | null {
+    const last = state.last;
+    if (last === null || last.data.length === 0) return null;
+    const ev = pusherEventOf(unpackr.unpack(last.data));
+    return frames.event(ev.name, channel, ev.data, ev.userId);
+  }
+
+  /** Channel names are topics with one app, `<appId>:<channel>` with several. */
+  private channelOf(topic: string): string {
+    if (this.apps.size === 1) return topic;
+    const colon = topic.indexOf(':');
+    return colon < 0 ? topic : topic.slice(colon + 1);
+  }
+}

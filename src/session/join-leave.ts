@@ -37,12 +37,15 @@ const HOLDS = 'join_leave_holds';
  * or loses it (last connection gone and `presenceGrace` passed). Every node keeps, per (topic, user), the
  * set of nodes holding the user, and tells its own subscribers of the set's transitions: empty → held is
  * a join, held → empty (a release, or the node-TTL expiry of a dead node) a leave. So each node's
- * subscribers see joins and leaves strictly alternating, whichever nodes the user uses. The race: two
- * nodes gaining the same user at the same instant are both in each set once their messages cross, so
- * one join each node; a node that sees its set empty announces the leave, so a leave is never missing.
- * What is lost is only best effort's: control messages dropped while the broker is down, and a node that
- * joins the cluster learns of users held elsewhere only as they change (its subscribers may then see a
- * user join who was already there). Entries exist only for live members of presenceBy-user topics.
+ * subscribers see joins and leaves strictly alternating, whichever nodes the user uses, and a leave is
+ * never missing: every node announces it when its own set empties. The unavoidable race: two nodes
+ * gaining the same user at the same instant each announce to their own subscribers only, so still one
+ * join per node; a node whose grace ends just as another node gains the user (messages crossing) may
+ * show its subscribers a leave and a join again, the other node nothing. Beyond that it is best effort,
+ * like the bus: a control message dropped while the broker is down is lost (a release lost that way
+ * keeps the user held until its node is gone), and a node that joins the cluster learns of users held
+ * elsewhere as they change (its subscribers may see a join of a user already there). Entries exist only
+ * for live members of presenceBy-user topics, so the state is bounded by them.
  */
 export class JoinLeave {
   private readonly users = new Map<string, Map<string, UserPresence>>();

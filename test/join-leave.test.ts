@@ -154,6 +154,17 @@ for (const kind of ['redis', 'nats'] as const) {
       await sleep(800);
       seen(['join:u1', 'leave:u1', 'join:u1']);
 
+      // Gained on both nodes at the same instant (u2): still one join per node, and one leave.
+      const t2 = await token('u2');
+      const pair = await Promise.all([a.url, b.url].map((url) => GatewayClient.connect(url, { token: t2, topics: ['room.c'] })));
+      await eventually('u2 joined on both nodes', () => about('u2', wA.notices).length === 1 && about('u2', wB.notices).length === 1);
+      await sleep(300);
+      await Promise.all(pair.map((c) => c.close()));
+      await eventually('u2 left on both nodes', () => about('u2', wA.notices).length === 2 && about('u2', wB.notices).length === 2, 5000);
+      await sleep(300);
+      assert.deepEqual(about('u2', wA.notices), ['join:u2', 'leave:u2']);
+      assert.deepEqual(about('u2', wB.notices), ['join:u2', 'leave:u2']);
+
       // B, holding u1's only connection, dies without a word: A's watcher hears one leave once B's heartbeats are missed.
       const killed = Date.now();
       await b.gateway.close();

@@ -176,5 +176,24 @@ for (const kind of ['redis', 'nats'] as const) {
       assert.deepEqual(about('u1', wA.notices), ['join:u1', 'leave:u1', 'join:u1', 'leave:u1']);
       await wA.c.close();
     });
+
+    it('presenceBy "user": a node that starts learns who the others hold', async () => {
+      const a = nodes[0] as { gateway: Gateway; url: string };
+      const t = await token('u3');
+      const onA = await GatewayClient.connect(a.url, { token: t, topics: ['room.n'] });
+      const c = await startNode(broker.url, ['--jwt-secret', SECRET, '--node-ttl', String(NODE_TTL), ...RULES]);
+      nodes.push(c);
+      await eventually('C knows A', () => c.gateway.bus.nodes >= 2);
+      const wC = await watcher(c.url, 'wc');
+      await wC.c.sub('room.n');
+      const onC = await GatewayClient.connect(c.url, { token: t, topics: ['room.n'] });
+      await sleep(300);
+      assert.deepEqual(about('u3', wC.notices), [], 'u3 was already there: no join');
+      await Promise.all([onA.close(), onC.close()]);
+      await eventually('u3 left', () => about('u3', wC.notices).length === 1, 5000);
+      await sleep(300);
+      assert.deepEqual(about('u3', wC.notices), ['leave:u3']);
+      await wC.c.close();
+    });
   });
 }

@@ -43,8 +43,8 @@ const HOLDS = 'join_leave_holds';
  * join per node; a node whose grace ends just as another node gains the user (messages crossing) may
  * show its subscribers a leave and a join again, the other node nothing. Beyond that it is best effort,
  * like the bus: a control message dropped while the broker is down is lost (a release lost that way
- * keeps the user held until its node is gone), and a node that joins the cluster learns of users held
- * elsewhere as they change (its subscribers may see a join of a user already there). Entries exist only
+ * keeps the user held until its node is gone). A node that starts, or comes back after it was declared
+ * gone, is told by each node what it holds (one message per held user). Entries exist only
  * for live members of presenceBy-user topics, so the state is bounded by them.
  */
 export class JoinLeave {
@@ -66,6 +66,10 @@ export class JoinLeave {
       if (!Array.isArray(body) || typeof body[0] !== 'string' || !isEntry(body[1]) || typeof body[2] !== 'boolean') return;
       if (body[2]) this.gain(body[0], body[1], from);
       else this.release(body[0], body[1].user, from);
+    });
+    // A node new to this one (started, or back after it was gone) learns what this one holds.
+    bus.onNodeSeen((node) => {
+      for (const [topic, byUser] of this.users) for (const u of byUser.values()) if (u.holders.has(bus.nodeId)) bus.notify(HOLDS, [topic, u.entry, true], node);
     });
     bus.onNodeGone((node) => {
       for (const [topic, byUser] of this.users) for (const user of [...byUser.keys()]) this.release(topic, user, node);

@@ -35,6 +35,8 @@ async function watcher(url: string, sub: string, codec: 'json' | 'msgpack' = 'js
 }
 
 const ops = (notices: Notice[]) => notices.map((n) => `${n.op}:${n.p.user}`);
+const about = (user: string, notices: Notice[]) => ops(notices.filter((n) => n.p.user === user));
+const NODE_TTL = 2000;
 
 describe('join and leave (memory broker)', () => {
   let g: Awaited<ReturnType<typeof startGateway>>;
@@ -93,7 +95,7 @@ for (const kind of ['redis', 'nats'] as const) {
     const nodes: { gateway: Gateway; url: string }[] = [];
     before(async () => {
       broker = await BrokerServer.start(kind);
-      for (let i = 0; i < 2; i++) nodes.push(await startNode(broker.url, ['--jwt-secret', SECRET, ...RULES]));
+      for (let i = 0; i < 2; i++) nodes.push(await startNode(broker.url, ['--jwt-secret', SECRET, '--node-ttl', String(NODE_TTL), ...RULES]));
       await eventually('brokers up', () => nodes.every((n) => n.gateway.broker.ready()));
       await eventually('nodes know each other', () => nodes.every((n) => n.gateway.bus.nodes === 2));
     });
@@ -111,6 +113,87 @@ for (const kind of ['redis', 'nats'] as const) {
       await eventually('leave seen on A', () => onA.notices.length === 2);
       assert.deepEqual(ops(onA.notices), ['join:b', 'leave:b']);
       await onA.c.close();
+    });
+
+    it('presenceBy "user" holds cluster-wide: one join and one leave per node however many nodes the user uses; a node that dies leaves after the node TTL', async () => {
+      const [a, b] = nodes as [{ gateway: Gateway; url: string }, { gateway: Gateway; url: string }];
+      const wA = await watcher(a.url, 'wa');
+      const wB = await watcher(b.url, 'wb');
+      await wA.c.sub('room.c');
+      await wB.c.sub('room.c');
+      const t = await token('u1');
+      const seen = (expected: string[]) => {
+        assert.deepEqual(about('u1', wA.notices), expected, 'watcher on A');
+        assert.deepEqual(about('u1', wB.notices), expected, 'watcher on B');
+      };
+      const both = (n: number) => about('u1', wA.notices).length === n && about('u1', wB.notices).length === n;
+
+      // On both nodes at once: one join.
+      const onA = await GatewayClient.connect(a.url, { token: t, topics: ['room.c'] });
+      await eventually('join on both nodes', () => both(1));
+      const onB = await GatewayClient.connect(b.url, { token: t, topics: ['room.c'] });
+      await sleep(300);
+      seen(['join:u1']);
+      // Leaves A, still on B: nothing, even after the grace (400 ms).
+      await onA.close();
+      await sleep(800);
+      seen(['join:u1']);
+      // Leaves B: one leave after the grace.
+      const left = Date.now();
+      await onB.close();
+      await eventually('leave on both nodes', () => both(2), 5000);
+      assert.ok(Date.now() - left >= 350, 'not before the grace');
+      await sleep(300);
+      seen(['join:u1', 'leave:u1']);
+
+      // Back on A, then moves to B within the grace: nothing.
+      const againA = await GatewayClient.connect(a.url, { token: t, topics: ['room.c'] });
+      await eventually('second join on both nodes', () => both(3));
+      await againA.close();
+      await GatewayClient.connect(b.url, { token: t, topics: ['room.c'] });
+      await sleep(800);
+      seen(['join:u1', 'leave:u1', 'join:u1']);
+
+      // Gained on both nodes at the same instant (u2): still one join per node, and one leave.
+      const t2 = await token('u2');
+      const pair = await Promise.all([a.url, b.url].map((url) => GatewayClient.connect(url, { token: t2, topics: ['room.c'] })));
+      await eventually('u2 joined on both nodes', () => about('u2', wA.notices).length === 1 && about('u2', wB.notices).length === 1);
+      await sleep(300);
+      await Promise.all(pair.map((c) => c.close()));
+      await eventually('u2 left on both nodes', () => about('u2', wA.notices).length === 2 && about('u2', wB.notices).length === 2, 5000);
+      await sleep(300);
+      assert.deepEqual(about('u2', wA.notices), ['join:u2', 'leave:u2']);
+      assert.deepEqual(about('u2', wB.notices), ['join:u2', 'leave:u2']);
+
+      // B, holding u1's only connection, dies without a word: A's watcher hears one leave once B's heartbeats are missed.
+      const killed = Date.now();
+      await b.gateway.close();
+      await sleep(600);
+      assert.deepEqual(about('u1', wA.notices), ['join:u1', 'leave:u1', 'join:u1'], 'no leave before the node TTL');
+      await eventually('leave after the node TTL', () => about('u1', wA.notices).length === 4, NODE_TTL * 3);
+      assert.ok(Date.now() - killed >= NODE_TTL - 100, 'from the node TTL, not the grace');
+      await sleep(300);
+      assert.deepEqual(about('u1', wA.notices), ['join:u1', 'leave:u1', 'join:u1', 'leave:u1']);
+      await wA.c.close();
+    });
+
+    it('presenceBy "user": a node that starts learns who the others hold', async () => {
+      const a = nodes[0] as { gateway: Gateway; url: string };
+      const t = await token('u3');
+      const onA = await GatewayClient.connect(a.url, { token: t, topics: ['room.n'] });
+      const c = await startNode(broker.url, ['--jwt-secret', SECRET, '--node-ttl', String(NODE_TTL), ...RULES]);
+      nodes.push(c);
+      await eventually('C knows A', () => c.gateway.bus.nodes >= 2);
+      const wC = await watcher(c.url, 'wc');
+      await wC.c.sub('room.n');
+      const onC = await GatewayClient.connect(c.url, { token: t, topics: ['room.n'] });
+      await sleep(300);
+      assert.deepEqual(about('u3', wC.notices), [], 'u3 was already there: no join');
+      await Promise.all([onA.close(), onC.close()]);
+      await eventually('u3 left', () => about('u3', wC.notices).length === 1, 5000);
+      await sleep(300);
+      assert.deepEqual(about('u3', wC.notices), ['leave:u3']);
+      await wC.c.close();
     });
   });
 }

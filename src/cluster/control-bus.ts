@@ -52,6 +52,7 @@ export class ControlBus {
   private readonly peers = new Map<string, number>();
   private readonly gatherings = new Map<number, Gathering>();
   private readonly goneListeners: ((node: string) => void)[] = [];
+  private readonly seenListeners: ((node: string) => void)[] = [];
   private nextId = 0;
   private readonly timer: NodeJS.Timeout | null;
 
@@ -86,10 +87,15 @@ export class ControlBus {
     this.listeners.set(kind, listener);
   }
 
-  /** Tells every other node, expecting no answer (best effort, like the transport). */
-  notify(kind: string, body: unknown): void {
+  /** Tells every other node (`to` null) or one, expecting no answer (best effort, like the transport). */
+  notify(kind: string, body: unknown, to: string | null = null): void {
     const transport = this.transport;
-    if (transport !== null && this.peers.size > 0) transport.send(null, this.encode([NOTICE, transport.nodeId, kind, body]));
+    if (transport !== null && this.peers.size > 0) transport.send(to, this.encode([NOTICE, transport.nodeId, kind, body]));
+  }
+
+  /** Calls `listener` with the id of a node heard from for the first time (or again after it was gone). */
+  onNodeSeen(listener: (node: string) => void): void {
+    this.seenListeners.push(listener);
   }
 
   /** Calls `listener` with the id of a node that stopped sending heartbeats. */
@@ -139,6 +145,7 @@ export class ControlBus {
     this.peers.set(from, Date.now());
     // A node just started: answer at once so it need not wait a heartbeat period to know us.
     if (!known && m[0] === HEARTBEAT) this.heartbeat(from);
+    if (!known) for (const listener of this.seenListeners) listener(from);
     if (m[0] === QUERY && typeof m[2] === 'number' && typeof m[3] === 'string') {
       const transport = this.transport as ControlTransport;
       transport.send(from, this.encode([REPLY, transport.nodeId, m[2], this.answer(m[3], m[4])]));

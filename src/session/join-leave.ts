@@ -6,24 +6,46 @@ import type { TopicRule } from '../rules/topic-rules';
 
 type JoinLeaveOp = 'join' | 'leave';
 
-/** A user's connections to one topic on this node (presenceBy "user"), and its pending departure. */
+/**
+ * One user on one topic (presenceBy "user") as this node sees the cluster: the nodes holding it (this
+ * one included while it has connections or is within the grace), this node's connections and pending
+ * departure.
+ */
 interface UserPresence {
+  readonly holders: Set<string>;
   connections: number;
   leaving: NodeJS.Timeout | null;
   /** The entry announced on join, announced again on leave. */
   readonly entry: PresenceEntry;
 }
 
+/** A connection's join/leave, fanned out by every node that receives it. */
 const NOTICE = 'join_leave';
+/** Wire `[topic, entry, holding]`: the sending node gained (true) or, after its grace, lost a user. */
+const HOLDS = 'join_leave_holds';
 
 /**
  * Join and leave notices for topics whose rule has `joinLeave: true`: `{"op":"join"|"leave","t":…,"p":…}`
- * to the topic's subscribers on every node, encoded once per codec and fanned out natively (Hub.notice),
- * outside the topic's sequence. The node of the connection announces it: to its own subscribers at once
- * (before the joiner is subscribed, after the leaver is unsubscribed, so neither hears itself), and to
- * the other nodes over the control bus. A topic of n members where all join sends n² notices; with
- * `presenceBy: "user"` a user's first connection and last departure (after `presenceGrace`) are
- * announced, counted per node: a user connected through two nodes is announced by each.
+ * to the topic's subscribers, encoded once per codec and fanned out natively (Hub.notice), outside the
+ * topic's sequence. A topic of n members where all join sends n² notices.
+ *
+ * `presenceBy: "client"`: the node of the connection announces it to its own subscribers at once (before
+ * the joiner is subscribed, after the leaver is unsubscribed, so neither hears itself) and to the other
+ * nodes over the control bus.
+ *
+ * `presenceBy: "user"`, cluster-wide: a node tells the others only when it gains a user (first connection)
+ * or loses it (last connection gone and `presenceGrace` passed). Every node keeps, per (topic, user), the
+ * set of nodes holding the user, and tells its own subscribers of the set's transitions: empty → held is
+ * a join, held → empty (a release, or the node-TTL expiry of a dead node) a leave. So each node's
+ * subscribers see joins and leaves strictly alternating, whichever nodes the user uses, and a leave is
+ * never missing: every node announces it when its own set empties. The unavoidable race: two nodes
+ * gaining the same user at the same instant each announce to their own subscribers only, so still one
+ * join per node; a node whose grace ends just as another node gains the user (messages crossing) may
+ * show its subscribers a leave and a join again, the other node nothing. Beyond that it is best effort,
+ * like the bus: a control message dropped while the broker is down is lost (a release lost that way
+ * keeps the user held until its node is gone). A node that starts, or comes back after it was declared
+ * gone, is told by each node what it holds (one message per held user). Entries exist only
+ * for live members of presenceBy-user topics, so the state is bounded by them.
  */
 export class JoinLeave {
   private readonly users = new Map<string, Map<string, UserPresence>>();
@@ -40,41 +62,67 @@ export class JoinLeave {
       if (!Array.isArray(body) || (body[0] !== 'join' && body[0] !== 'leave') || typeof body[1] !== 'string' || !isEntry(body[2])) return;
       this.fanOut(body[0], body[1], body[2]);
     });
+    bus.listen(HOLDS, (body, from) => {
+      if (!Array.isArray(body) || typeof body[0] !== 'string' || !isEntry(body[1]) || typeof body[2] !== 'boolean') return;
+      if (body[2]) this.gain(body[0], body[1], from);
+      else this.release(body[0], body[1].user, from);
+    });
+    // A node new to this one (started, or back after it was gone) learns what this one holds.
+    bus.onNodeSeen((node) => {
+      for (const [topic, byUser] of this.users) for (const u of byUser.values()) if (u.holders.has(bus.nodeId)) bus.notify(HOLDS, [topic, u.entry, true], node);
+    });
+    bus.onNodeGone((node) => {
+      for (const [topic, byUser] of this.users) for (const user of [...byUser.keys()]) this.release(topic, user, node);
+    });
   }
 
   joined(topic: string, entry: PresenceEntry, rule: TopicRule): void {
     if (rule.presenceBy === 'client' || entry.user === '') return this.announce('join', topic, entry);
-    let byUser = this.users.get(topic);
-    if (byUser === undefined) this.users.set(topic, (byUser = new Map()));
-    const u = byUser.get(entry.user);
-    if (u === undefined) {
-      byUser.set(entry.user, { connections: 1, leaving: null, entry });
-      return this.announce('join', topic, entry);
-    }
-    u.connections++;
-    // Back within the grace period: neither a leave nor a join.
+    const u = this.gain(topic, entry, this.bus.nodeId);
+    if (u.connections++ > 0) return;
     if (u.leaving !== null) {
+      // Back within the grace period: still held, so neither a leave nor a join.
       clearTimeout(u.leaving);
       u.leaving = null;
-    }
+    } else this.bus.notify(HOLDS, [topic, entry, true]);
   }
 
   /** `closing`: the connection is being closed (its leave is fanned out locally after the close handler). */
   left(topic: string, entry: PresenceEntry, rule: TopicRule, closing: boolean): void {
     if (rule.presenceBy === 'client' || entry.user === '') return this.announce('leave', topic, entry, closing);
-    const byUser = this.users.get(topic);
-    const u = byUser?.get(entry.user);
-    if (byUser === undefined || u === undefined || --u.connections > 0) return;
+    const u = this.users.get(topic)?.get(entry.user);
+    if (u === undefined || --u.connections > 0) return;
     u.leaving = setTimeout(() => {
-      byUser.delete(entry.user);
-      if (byUser.size === 0) this.users.delete(topic);
-      this.announce('leave', topic, u.entry);
+      u.leaving = null;
+      this.bus.notify(HOLDS, [topic, u.entry, false]);
+      this.release(topic, entry.user, this.bus.nodeId);
     }, rule.presenceGrace).unref();
   }
 
   close(): void {
     for (const byUser of this.users.values()) for (const u of byUser.values()) if (u.leaving !== null) clearTimeout(u.leaving);
     this.users.clear();
+  }
+
+  /** `node` holds the user: a join for this node's subscribers if no node did. */
+  private gain(topic: string, entry: PresenceEntry, node: string): UserPresence {
+    let byUser = this.users.get(topic);
+    if (byUser === undefined) this.users.set(topic, (byUser = new Map()));
+    let u = byUser.get(entry.user);
+    if (u === undefined) byUser.set(entry.user, (u = { holders: new Set(), connections: 0, leaving: null, entry }));
+    if (u.holders.size === 0) this.fanOut('join', topic, u.entry);
+    u.holders.add(node);
+    return u;
+  }
+
+  /** `node` no longer holds the user: a leave for this node's subscribers if no node does. */
+  private release(topic: string, user: string, node: string): void {
+    const byUser = this.users.get(topic);
+    const u = byUser?.get(user);
+    if (byUser === undefined || u === undefined || !u.holders.delete(node) || u.holders.size > 0) return;
+    byUser.delete(user);
+    if (byUser.size === 0) this.users.delete(topic);
+    this.fanOut('leave', topic, u.entry);
   }
 
   private announce(op: JoinLeaveOp, topic: string, entry: PresenceEntry, later = false): void {

@@ -84,17 +84,21 @@ for (const kind of ['redis', 'nats'] as const) {
         await eventually('three nodes know each other', () => nodes.every((n) => n.gateway.bus.nodes === 3));
         const a = await GatewayClient.connect(`ws://127.0.0.1:${dying.port}/ws`);
         const b = await GatewayClient.connect(nodes[1]!.url);
-        await Promise.all([a.sub('orphan'), a.sub('kept'), b.sub('kept')]);
-        await eventually('occupied', () => events('topic_occupied', 'orphan').length === 1 && events('topic_occupied', 'kept').length === 1);
+        await Promise.all([a.sub('orphan'), a.sub('pending'), a.sub('kept'), b.sub('kept')]);
+        await eventually('occupied', () => ['orphan', 'pending', 'kept'].every((t) => events('topic_occupied', t).length === 1));
+        // 'pending': left, its vacate marker written, then the node dies before confirming it.
+        await a.unsub('pending');
+        await sleep(100);
         const killedAt = Date.now();
         dying.child.kill('SIGKILL');
         await dying.exited;
         // Bound: the node TTL, plus up to one heartbeat period (TTL/3) before a survivor's check, plus the delay.
-        await eventually('vacated', () => events('topic_vacated', 'orphan').length >= 1, NODE_TTL_MS + NODE_TTL_MS / 3 + DELAY_MS + 3000);
+        await eventually('vacated', () => events('topic_vacated', 'orphan').length >= 1 && events('topic_vacated', 'pending').length >= 1, NODE_TTL_MS + NODE_TTL_MS / 3 + DELAY_MS + 3000);
         const took = Date.now() - killedAt;
         assert.ok(took >= DELAY_MS, `not before the delay (${took} ms)`);
         await sleep(DELAY_MS + 800);
         assert.equal(events('topic_vacated', 'orphan').length, 1, 'once, by one of the two survivors');
+        assert.equal(events('topic_vacated', 'pending').length, 1, 'its pending vacate taken over once');
         assert.equal(events('topic_vacated', 'kept').length, 0, 'still held on a surviving node');
         await b.unsub('kept');
         await eventually('kept vacated', () => events('topic_vacated', 'kept').length === 1);

@@ -52,8 +52,11 @@ export class NatsLedger implements OccupancyLedger {
   }
 
   async reap(node: string): Promise<string[]> {
+    // Listed in full first: changing keys while the lister ran ended it after the first key (seen in tests).
+    const keys: string[] = [];
+    for await (const key of await this.kv.keys()) keys.push(key);
     const taken: string[] = [];
-    for await (const key of await this.kv.keys()) {
+    for (const key of keys) {
       const topic = topicOf(key);
       if (await this.change(topic, this.leave(node))) taken.push(topic);
     }
@@ -62,11 +65,15 @@ export class NatsLedger implements OccupancyLedger {
 
   /**
    * `node` leaves (itself, or reaped by this node). The one change that removes the last member makes this
-   * node the confirmer; a node no longer listed (already reaped) changes nothing.
+   * node the confirmer; a node no longer listed (already reaped) changes nothing. A reaper also takes over
+   * a vacate the gone node was still to confirm.
    */
   private leave(node: string): Change {
     return (s) => {
-      if (!s.nodes.includes(node)) return [s, false];
+      if (!s.nodes.includes(node)) {
+        const orphaned = node !== this.node && s.nodes.length === 0 && s.vacating === node;
+        return orphaned ? [{ nodes: [], vacating: this.node }, true] : [s, false];
+      }
       const nodes = s.nodes.filter((n) => n !== node);
       return nodes.length === 0 ? [{ nodes, vacating: this.node }, true] : [{ ...s, nodes }, false];
     };

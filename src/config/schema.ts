@@ -202,7 +202,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
     def: 10_000,
     min: 1000,
     max: 60_000,
-    help: 'ms after which a node that stopped sending heartbeats (every nodeTtl/3) counts as gone, with its presence entries (cluster brokers)',
+    help: 'ms after which a node that stopped sending heartbeats (every nodeTtl/3) counts as gone, with its presence entries and webhook occupancy (cluster brokers)',
   },
   clusterQueryTimeout: {
     kind: 'int',

@@ -7,7 +7,7 @@ import type { Logger } from '../log';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { Stats } from '../metrics/stats';
 import type { Hub } from '../pubsub/hub';
-import { newEpoch } from '../pubsub/topic-state';
+import type { ControlBus } from '../cluster/control-bus';
 import { ConnectProxy } from './connect-proxy';
 import { connectOnce } from './lazy-redis';
 import { type Idempotency, LocalIdempotency } from '../idempotency/idempotency';
@@ -70,21 +70,23 @@ export class Hooks implements TopicProxies {
   }
 
   /** Connects what needs connecting and starts following topic occupancy (before the node listens). */
-  async start(): Promise<void> {
+  async start(bus: ControlBus): Promise<void> {
     if (this.sender === null) return;
     // A Redis that is away makes occupancy events go unsent (counted) until it is back.
     if (this.redis !== null) await connectOnce(this.redis);
-    const ledger = await this.ledger();
-    this.occupancy = new Occupancy(ledger, this.sender, this.config.webhookDelay, this.stats, this.log);
-    this.hub.addInterestListener(this.occupancy);
+    // Memberships carry the control bus's node id, so that a node gone from the bus can be reaped.
+    const ledger = await this.ledger(bus.nodeId);
+    const occupancy = new Occupancy(ledger, this.sender, this.config.webhookDelay, this.stats, this.log);
+    this.occupancy = occupancy;
+    this.hub.addInterestListener(occupancy);
+    bus.onNodeGone((node) => occupancy.nodeGone(node));
   }
 
   /**
    * Where occupancy is decided: Redis scripts or a JetStream KV bucket with those brokers (cluster-wide),
    * else this node. NATS without JetStream falls back to node-local, with a warning.
    */
-  private async ledger(): Promise<OccupancyLedger> {
-    const node = newEpoch();
+  private async ledger(node: string): Promise<OccupancyLedger> {
     if (this.redis !== null) {
       return new RedisLedger(this.redis, node, this.config.webhookDelay * 2 + 10_000);
     }

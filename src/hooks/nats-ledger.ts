@@ -16,11 +16,13 @@ type Change = (s: TopicOccupancy) => [TopicOccupancy | null, boolean];
 
 // KV keys allow [-/_=.A-Za-z0-9]; topics also allow ':' and '@'.
 const keyOf = (topic: string): string => Buffer.from(topic).toString('base64url');
+const topicOf = (key: string): string => Buffer.from(key, 'base64url').toString();
 
 /**
  * Cluster-wide occupancy in a JetStream KV bucket, with the same rules as the Redis scripts, made atomic
  * by compare-and-set on the key's revision. Calls for one topic from this node run one after the other.
- * A node that dies without closing leaves its membership behind (documented).
+ * When a node stops heartbeating, the survivors walk the bucket's keys (one per occupied topic) and remove
+ * it by the same compare-and-set, so exactly one of them takes over each vacate it leaves.
  */
 export class NatsLedger implements OccupancyLedger {
   private readonly chains = new Map<string, Promise<unknown>>();
@@ -42,14 +44,39 @@ export class NatsLedger implements OccupancyLedger {
   }
 
   vacate(topic: string): Promise<boolean> {
-    return this.change(topic, (s) => {
-      const nodes = s.nodes.filter((n) => n !== this.node);
-      return nodes.length === 0 ? [{ nodes, vacating: this.node }, true] : [{ ...s, nodes }, false];
-    });
+    return this.change(topic, this.leave(this.node));
   }
 
   confirmVacated(topic: string): Promise<boolean> {
     return this.change(topic, (s) => (s.vacating === this.node && s.nodes.length === 0 ? [null, true] : [s, false]));
+  }
+
+  async reap(node: string): Promise<string[]> {
+    // Listed in full first: changing keys while the lister ran ended it after the first key (seen in tests).
+    const keys: string[] = [];
+    for await (const key of await this.kv.keys()) keys.push(key);
+    const taken: string[] = [];
+    for (const key of keys) {
+      const topic = topicOf(key);
+      if (await this.change(topic, this.leave(node))) taken.push(topic);
+    }
+    return taken;
+  }
+
+  /**
+   * `node` leaves (itself, or reaped by this node). The one change that removes the last member makes this
+   * node the confirmer; a node no longer listed (already reaped) changes nothing. A reaper also takes over
+   * a vacate the gone node was still to confirm.
+   */
+  private leave(node: string): Change {
+    return (s) => {
+      if (!s.nodes.includes(node)) {
+        const orphaned = node !== this.node && s.nodes.length === 0 && s.vacating === node;
+        return orphaned ? [{ nodes: [], vacating: this.node }, true] : [s, false];
+      }
+      const nodes = s.nodes.filter((n) => n !== node);
+      return nodes.length === 0 ? [{ nodes, vacating: this.node }, true] : [{ ...s, nodes }, false];
+    };
   }
 
   /** Applies `f` atomically (read, compute, compare-and-set, retry), after this node's earlier calls for `topic`. */
@@ -67,7 +94,9 @@ export class NatsLedger implements OccupancyLedger {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const entry = await this.kv.get(key);
       const live = entry !== null && entry.operation === 'PUT';
-      const [next, result] = f(live ? (entry as KvEntry).json<TopicOccupancy>() : EMPTY);
+      const state = live ? (entry as KvEntry).json<TopicOccupancy>() : EMPTY;
+      const [next, result] = f(state);
+      if (next === state) return result; // unchanged: nothing to write
       try {
         if (next === null) await this.kv.delete(key, { previousSeq: (entry as KvEntry).revision });
         else if (live) await this.kv.update(key, JSON.stringify(next), (entry as KvEntry).revision);

@@ -14,6 +14,11 @@ export interface OccupancyLedger {
   vacate(topic: string): Promise<boolean> | boolean;
   /** After the delay. True: still empty and not re-occupied meanwhile, announce `topic_vacated`. */
   confirmVacated(topic: string): Promise<boolean> | boolean;
+  /**
+   * Removes the memberships of `node`, which stopped heartbeating. Returns the topics it left empty whose
+   * vacate this node now confirms after the delay (each such topic is returned to exactly one caller).
+   */
+  reap(node: string): Promise<string[]> | string[];
   close(): Promise<void>;
 }
 
@@ -32,6 +37,10 @@ export class LocalLedger implements OccupancyLedger {
 
   confirmVacated(topic: string): boolean {
     return this.pending.delete(topic);
+  }
+
+  reap(): string[] {
+    return []; // no other nodes
   }
 
   async close(): Promise<void> {}
@@ -57,12 +66,31 @@ export class Occupancy implements InterestListener {
   }
 
   interestRemoved(topic: string): void {
-    this.settle(topic, this.ledger.vacate(topic), () => {
-      clearTimeout(this.timers.get(topic));
-      const timer = setTimeout(() => this.confirm(topic), this.delayMs);
-      timer.unref();
-      this.timers.set(topic, timer);
-    });
+    this.settle(topic, this.ledger.vacate(topic), () => this.confirmLater(topic));
+  }
+
+  /**
+   * A node stopped heartbeating (died without closing): every surviving node asks the ledger to drop its
+   * memberships, and the ledger hands each topic it left empty to exactly one of them to confirm.
+   */
+  nodeGone(node: string): void {
+    Promise.resolve(this.ledger.reap(node)).then(
+      (topics) => {
+        for (const topic of topics) this.confirmLater(topic);
+        if (topics.length > 0) this.log.info({ node, topics: topics.length }, 'vacating the topics of a node that stopped heartbeating');
+      },
+      (e: Error) => {
+        this.stats.webhookEvents.dropped++;
+        this.log.warn({ node, err: e.message }, 'occupancy ledger unavailable; memberships of a gone node not removed');
+      },
+    );
+  }
+
+  private confirmLater(topic: string): void {
+    clearTimeout(this.timers.get(topic));
+    const timer = setTimeout(() => this.confirm(topic), this.delayMs);
+    timer.unref();
+    this.timers.set(topic, timer);
   }
 
   private confirm(topic: string): void {

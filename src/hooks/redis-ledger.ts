@@ -10,10 +10,13 @@ if added == 1 and redis.call('SCARD', KEYS[1]) == 1 then
   return 1
 end
 return 0`;
+// ARGV[1] leaves (itself, or reaped by ARGV[2] after it stopped heartbeating): only the call that removed
+// the last member makes ARGV[2] the confirmer; a node already reaped changes nothing. A reaper also takes
+// over a vacate the gone node was still to confirm.
 const VACATE = `
-redis.call('SREM', KEYS[1], ARGV[1])
-if redis.call('SCARD', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+local left = redis.call('SREM', KEYS[1], ARGV[1]) == 1
+if redis.call('SCARD', KEYS[1]) == 0 and (left or (ARGV[1] ~= ARGV[2] and redis.call('GET', KEYS[2]) == ARGV[1])) then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0`;
@@ -26,8 +29,10 @@ return 0`;
 
 /**
  * Cluster-wide occupancy in Redis: each script runs atomically, so exactly one node sees the topic
- * become occupied, and exactly one (the last to leave) confirms it vacated. A node that dies without
- * closing leaves its membership behind: the topic stays occupied until its key is deleted (documented).
+ * become occupied, and exactly one (the last to leave) confirms it vacated. Each node also indexes its
+ * topics in a sorted set (`wsgate:occnode:<node>`, outside the topic's slot, so plain commands sent in the
+ * same order as the script): score +inf while it holds the topic, the marker's expiry once it left, pruned
+ * past that. When a node stops heartbeating, the survivors reap what its index names.
  */
 export class RedisLedger implements OccupancyLedger {
   constructor(
@@ -41,12 +46,32 @@ export class RedisLedger implements OccupancyLedger {
     return [`wsgate:occ:{${topic}}`, `wsgate:vac:{${topic}}`];
   }
 
+  private get index(): string {
+    return nodeIndex(this.node);
+  }
+
+  // Both commands are issued together, so they reach Redis in call order even when the next call for the
+  // topic comes before this one's reply; the index is added before and removed after the membership.
   async occupy(topic: string): Promise<boolean> {
-    return (await this.redis.eval(OCCUPY, 2, ...this.keys(topic), this.node)) === 1;
+    const [, occupied] = await Promise.all([this.redis.zadd(this.index, '+inf', topic), this.redis.eval(OCCUPY, 2, ...this.keys(topic), this.node)]);
+    return occupied === 1;
   }
 
   async vacate(topic: string): Promise<boolean> {
-    return (await this.redis.eval(VACATE, 2, ...this.keys(topic), this.node, this.markerTtlMs)) === 1;
+    const now = Date.now();
+    const [vacated] = await Promise.all([
+      this.redis.eval(VACATE, 2, ...this.keys(topic), this.node, this.node, this.markerTtlMs),
+      this.redis.zadd(this.index, now + this.markerTtlMs, topic),
+      this.redis.zremrangebyscore(this.index, '-inf', now),
+    ]);
+    return vacated === 1;
+  }
+
+  async reap(node: string): Promise<string[]> {
+    const topics = await this.redis.zrangebyscore(nodeIndex(node), Date.now(), '+inf');
+    const won = await Promise.all(topics.map((t) => this.redis.eval(VACATE, 2, ...this.keys(t), node, this.node, this.markerTtlMs)));
+    await this.redis.del(nodeIndex(node));
+    return topics.filter((_, i) => won[i] === 1);
   }
 
   async confirmVacated(topic: string): Promise<boolean> {
@@ -55,3 +80,5 @@ export class RedisLedger implements OccupancyLedger {
 
   async close(): Promise<void> {}
 }
+
+const nodeIndex = (node: string): string => `wsgate:occnode:${node}`;

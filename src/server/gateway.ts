@@ -161,7 +161,7 @@ export class Gateway {
     // A JWKS that cannot be fetched yet is not fatal: upgrades get 503 and /readyz says so until it loads.
     await this.verifier?.keys.ready();
     if (this.verifier !== null && !this.verifier.keys.loaded()) this.log.warn({ jwks: this.config.jwtJwksUrl }, 'JWKS not loaded yet; upgrades get 503 until it is');
-    await this.hooks.start();
+    await this.hooks.start(this.bus);
     if (this.admin !== null) {
       this.adminListenSocket = listen(this.admin, this.config.adminHost, this.config.adminPort);
       this.log.info({ host: this.config.adminHost, port: this.config.adminPort }, 'admin listening');

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { buildPage } from '../src/page/build';
+import { launchChromium } from './helpers/chromium';
 import { AppBackend, json } from './helpers/app-backend';
 import { ChildGateway, type InProcessGateway, TcpProxy, firstBreak, freePort, sleep, startGateway } from './sdk-harness';
 
@@ -16,7 +16,7 @@ const kept = (page: Page, topic: string) =>
 
 describe('built-in page in headless Chromium', () => {
   let browser: BrowserContext;
-  let profile: string;
+  let closeBrowser: (() => Promise<void>) | undefined;
   let node: ChildGateway;
   let proxy: TcpProxy;
   let plain: InProcessGateway;
@@ -28,20 +28,13 @@ describe('built-in page in headless Chromium', () => {
     // The browser reaches the gateway through a proxy the test can cut: an abrupt server-side disconnect.
     proxy = await TcpProxy.start(node.port);
     plain = await startGateway(['--page']);
-    profile = mkdtempSync(path.join(tmpdir(), 'wsgate-chromium-'));
-    // A fresh profile per run: nothing cached or remembered from another run.
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
-      viewport: { width: 1280, height: 800 },
-    });
+    ({ browser, close: closeBrowser } = await launchChromium({ width: 1280, height: 800 }));
   });
   after(async () => {
-    await browser?.close();
+    await closeBrowser?.();
     await proxy?.close();
     await node?.stop();
     await plain?.stop();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   test('connect, see demo messages, subscribe, publish, survive forced disconnects with no loss', async () => {

@@ -1,33 +1,27 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type BrowserContext, chromium } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { buildPage } from '../src/page/build';
+import { launchChromium } from './helpers/chromium';
 import { ChildGateway, freePort } from './sdk-harness';
 
 const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts');
 
 describe('built-in page: presence and join/leave on the demo chat topic (headless Chromium)', () => {
   let browser: BrowserContext;
-  let profile: string;
+  let closeBrowser: (() => Promise<void>) | undefined;
   let node: ChildGateway;
 
   before(async () => {
     await buildPage();
     node = await ChildGateway.start(await freePort(), ['--demo', '--page']);
-    profile = mkdtempSync(path.join(tmpdir(), 'wsgate-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      viewport: { width: 1280, height: 800 },
-    });
+    ({ browser, close: closeBrowser } = await launchChromium({ width: 1280, height: 800 }));
   });
   after(async () => {
-    await browser?.close();
+    await closeBrowser?.();
     await node?.stop();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   test('two pages see each other present; one leaving is logged and leaves the list', async () => {

@@ -121,6 +121,7 @@ function rows(o: SoakOutcome): Row[] {
       r('slow consumers cut (4008)', '', 'higher', c.slowConsumerCuts),
       r('token refreshes sent', '', 'higher', c.refresh.sent),
       r('token refreshes ok', '', 'higher', c.refresh.ok),
+      r('token refreshes refused', '', 'lower', c.refresh.otherErrors),
       r('token refreshes answered unknown_op', '', 'lower', c.refresh.unknownOp),
     );
   }

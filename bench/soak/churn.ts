@@ -59,6 +59,8 @@ function token(secret: string, subject: string, ttlS: number): string {
 const T = 0x74;
 const SLOW_PAUSE_MS = 30_000;
 const CHECK = 'soak.check';
+// A refresh must keep the connection's subject (another one is refused with forbidden), so all use one.
+const SUBJECT = 'soak';
 const FIRE = 'soak.fire';
 const topicName = (k: number): string => `soak.t.${k}`;
 const pick = (n: number): number => Math.floor(Math.random() * n);
@@ -102,7 +104,7 @@ export class ChurnLoad {
   private url(topics: readonly string[], ttlS: number): string {
     const q = new URLSearchParams();
     if (topics.length > 0) q.set('topics', topics.join(','));
-    if (this.plan.jwtSecret !== null) q.set('token', token(this.plan.jwtSecret, `soak-${this.nextId++}`, ttlS));
+    if (this.plan.jwtSecret !== null) q.set('token', token(this.plan.jwtSecret, SUBJECT, ttlS));
     return `ws://127.0.0.1:${this.plan.port}/ws?${q}`;
   }
 
@@ -156,7 +158,7 @@ export class ChurnLoad {
       const id = this.nextId++;
       refreshIds.add(id);
       this.report.refresh.sent++;
-      ws.send(JSON.stringify({ op: 'refresh', token: token(secret, `soak-${id}`, this.plan.tokenTtlS), id }));
+      ws.send(JSON.stringify({ op: 'refresh', token: token(secret, SUBJECT, this.plan.tokenTtlS), id }));
     }, (this.plan.tokenTtlS * 1000) / 2);
     ws.once('close', () => clearTimeout(timer));
   }

@@ -110,13 +110,15 @@ export class Hub {
     let jsonFrame: Uint8Array | null = null;
     let packFrame: Uint8Array | null = null;
     if (state.jsonSubs > 0) {
-      jsonFrame = this.encoder.json(topic, seq, payload.json());
+      jsonFrame = payload.jsonFrame(this.encoder, topic, seq);
       this.fanout.publish(state.jsonKey, jsonFrame, false);
       this.stats.sentBytes += jsonFrame.length * state.jsonSubs;
     }
-    // With no subscribers at all, history still needs one encoding: msgpack is the compact one.
+    // With no subscribers at all, history still needs one encoding: the data's own when it is JSON
+    // (no conversion), else msgpack.
+    if (history !== null && state.subscribers === 0 && payload.isJson) jsonFrame = payload.jsonFrame(this.encoder, topic, seq);
     if (state.packSubs > 0 || (history !== null && jsonFrame === null)) {
-      packFrame = this.encoder.msgpack(topic, seq, payload.msgpack());
+      packFrame = payload.msgpackFrame(this.encoder, topic, seq);
       if (state.packSubs > 0) {
         this.fanout.publish(state.packKey, packFrame, true);
         this.stats.sentBytes += packFrame.length * state.packSubs;

@@ -9,6 +9,7 @@ import { type Codec, type Reply, negotiateCodec } from '../protocol/codec';
 import { CloseCode, ErrorCode, GatewayError } from '../protocol/codes';
 import { type Command, type StreamPosition, parseCommand } from '../protocol/commands';
 import { Payload } from '../protocol/payload';
+import { PublishReader } from '../protocol/publish-reader';
 import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
@@ -50,6 +51,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   const { config, hub, broker, stats, verifier, log, sockets } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
+  const reader = new PublishReader(config.maxTopicLength);
   let pendingUpgrades = 0;
   let pendingRequests = 0;
 
@@ -172,12 +174,17 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     hub.removeSubscriber(topic, conn.codec.name);
   };
 
-  const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
-    if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', cmd.id));
-    if (!conn.grant.publish.allows(cmd.topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', cmd.id));
-    const outcome = broker.publish(cmd.topic, payload.setValue(cmd.data, conn.codec.binary), 'socket', startedAt);
-    const settle = (o: number | GatewayError) => (typeof o === 'number' ? ok(ws, conn, cmd.id, { seq: o }) : fail(ws, conn, o.withId(cmd.id)));
-    if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', cmd.id)));
+  const publish = (ws: Socket, conn: Connection, topic: string, id: number | undefined, data: Payload, startedAt: number) => {
+    if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', id));
+    if (!conn.grant.publish.allows(topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', id));
+    const outcome = broker.publish(topic, data, 'socket', startedAt);
+    // The common case (settled now, no id) creates nothing.
+    if (typeof outcome === 'number') {
+      if (id !== undefined) ok(ws, conn, id, { seq: outcome });
+      return;
+    }
+    const settle = (o: number | GatewayError) => (typeof o === 'number' ? ok(ws, conn, id, { seq: o }) : fail(ws, conn, o.withId(id)));
+    if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', id)));
     else settle(outcome);
   };
 
@@ -193,7 +200,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         unsubscribe(ws, conn, cmd.topic);
         return ok(ws, conn, cmd.id);
       case 'pub':
-        return publish(ws, conn, cmd, startedAt);
+        return publish(ws, conn, cmd.topic, cmd.id, payload.setValue(cmd.data, conn.codec.binary), startedAt);
       case 'ping':
         return ok(ws, conn, cmd.id);
     }
@@ -286,6 +293,12 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       if (isBinary !== conn.codec.binary) {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, conn.codec.binary ? 'expected a binary msgpack frame' : 'expected a text JSON frame'));
+      }
+      // A plain publish is read in place (no decode); everything else, malformed frames included, below.
+      const bytes = Buffer.from(message);
+      if (reader.socketPub(bytes, !conn.codec.binary)) {
+        stats.received.pub++;
+        return publish(ws, conn, reader.topic(0), reader.id, reader.data(0), startedAt);
       }
       let frame: unknown;
       try {

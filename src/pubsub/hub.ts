@@ -4,8 +4,10 @@ import { DeliveryEncoder } from '../protocol/delivery';
 import type { Payload } from '../protocol/payload';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
-import { HistoryBudget, type HistoryLimits, TopicHistory } from './history';
+import { HistoryBudget, type HistoryFrames, type HistoryLimits, TopicHistory } from './history';
 import { TopicState, newEpoch } from './topic-state';
+
+const TIME_ORIGIN = performance.timeOrigin;
 
 /** The native fan-out: one call hands a frame to every subscriber of a uWS topic. */
 export interface Fanout {
@@ -29,6 +31,8 @@ export interface InterestListener {
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
   private readonly encoder = new DeliveryEncoder();
+  /** Handed to history.append, refilled per publish (a literal would be an object per publish). */
+  private readonly frames: { -readonly [K in keyof HistoryFrames]: HistoryFrames[K] } = { jsonFrame: null, packFrame: null };
   private readonly budget: HistoryBudget;
   private interest: InterestListener | null = null;
   private readonly sweeper: NodeJS.Timeout | null;
@@ -125,7 +129,12 @@ export class Hub {
       }
     }
     if (history !== null) {
-      history.append(seq, Date.now(), { jsonFrame, packFrame });
+      const frames = this.frames;
+      frames.jsonFrame = jsonFrame;
+      frames.packFrame = packFrame;
+      // Wall-clock ms from the publish's own monotonic stamp: Date.now() would box a number per publish.
+      history.append(seq, TIME_ORIGIN + startedAt, frames);
+      frames.jsonFrame = frames.packFrame = null;
       this.syncHistoryStats();
     }
     this.stats.deliveries += state.subscribers;

@@ -119,7 +119,7 @@ function writeAscii(b: Buffer, p: number, s: string): number {
 }
 
 /** A non-negative integer below 2^53 in decimal. */
-function writeDecimal(b: Buffer, p: number, v: number): number {
+export function writeDecimal(b: Buffer, p: number, v: number): number {
   let digits = 1;
   for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
   for (let i = p + digits - 1; i >= p; i--) {

@@ -51,6 +51,15 @@ export class PublishReader {
     return this.names.get(this.buf, this.scan.topicStart(i), this.scan.topicEnd(i));
   }
 
+  topicLength(i: number): number {
+    return this.scan.topicEnd(i) - this.scan.topicStart(i);
+  }
+
+  /** Copies item i's topic bytes to `to` at `p`; returns the position after them. */
+  copyTopic(i: number, to: Buffer, p: number): number {
+    return p + this.buf.copy(to, p, this.scan.topicStart(i), this.scan.topicEnd(i));
+  }
+
   /** Item i's data (the same Payload instance for every item: use it before asking for the next). */
   data(i: number): Payload {
     return this.payload.setRaw(this.buf, this.scan.dataStart(i), this.scan.dataEnd(i), this.json);

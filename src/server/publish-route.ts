@@ -7,8 +7,10 @@ import type { HttpPublishResult, Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import { unpackr } from '../protocol/msgpack';
 import { Payload } from '../protocol/payload';
+import { PublishReader } from '../protocol/publish-reader';
 import { checkTopic } from '../protocol/topic';
-import { bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
+import { type Aborted, bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
+import { ResultsWriter } from './results-writer';
 
 interface Item {
   readonly topic: string;
@@ -49,6 +51,46 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
 export function publishRoute(config: Config, broker: Broker, stats: Stats) {
   const apiKey = config.apiKey === '' ? null : Buffer.from(config.apiKey);
   const payload = new Payload();
+  // Plain bodies are read in place: no decode, no item objects; a fully synchronous batch (single node)
+  // gets its results written by hand too.
+  const reader = new PublishReader(config.maxTopicLength, config.maxBatch);
+  const seqs = new Float64Array(config.maxBatch);
+  const results = new ResultsWriter();
+
+  const publishScanned = (res: HttpResponse, abort: Aborted, startedAt: number, refuse: (r: 'unavailable', e: GatewayError) => void): void => {
+    const n = reader.count;
+    let pending: (PublishOutcome | Promise<PublishOutcome>)[] | null = null;
+    for (let i = 0; i < n; i++) {
+      const outcome = broker.publish(reader.topic(i), reader.data(i), 'http', startedAt);
+      if (pending === null && typeof outcome === 'number') seqs[i] = outcome;
+      else {
+        pending ??= Array.from(seqs.subarray(0, i));
+        pending.push(outcome);
+      }
+    }
+    if (pending === null) {
+      stats.httpPublish.ok++;
+      if (abort.aborted) return;
+      const body = results.write(reader, seqs);
+      res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(body));
+      return;
+    }
+    const topics = Array.from({ length: n }, (_, i) => reader.topic(i));
+    Promise.all(pending).then(
+      (settled) => finish(res, abort, topics, settled),
+      () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')),
+    );
+  };
+
+  const finish = (res: HttpResponse, abort: Aborted, topics: readonly string[], settled: PublishOutcome[]) => {
+    const results: ItemResult[] = settled.map((o, i) => {
+      const topic = topics[i] as string;
+      return typeof o === 'number' ? { topic, seq: o } : { topic, code: o.code, reason: o.reason };
+    });
+    const failed = settled.some((o) => typeof o !== 'number');
+    stats.httpPublish[failed ? 'unavailable' : 'ok']++;
+    sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
+  };
 
   return (res: HttpResponse, req: HttpRequest): void => {
     const startedAt = performance.now();
@@ -71,6 +113,7 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
       config.maxBody,
       abort,
       (body) => {
+        if (reader.httpBody(body, !msgpack)) return publishScanned(res, abort, startedAt, refuse);
         let decoded: unknown;
         try {
           decoded = msgpack ? unpackr.unpack(body) : JSON.parse(body.toString('utf8'));
@@ -82,18 +125,13 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
         const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
           broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt),
         );
-        const finish = (settled: PublishOutcome[]) => {
-          const results: ItemResult[] = settled.map((o, i) => {
-            const topic = (items[i] as Item).topic;
-            return typeof o === 'number' ? { topic, seq: o } : { topic, code: o.code, reason: o.reason };
-          });
-          const failed = settled.some((o) => typeof o !== 'number');
-          stats.httpPublish[failed ? 'unavailable' : 'ok']++;
-          sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
-        };
+        const topics = items.map((item) => item.topic);
         if (outcomes.some((o) => o instanceof Promise)) {
-          Promise.all(outcomes).then(finish, () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
-        } else finish(outcomes as PublishOutcome[]);
+          Promise.all(outcomes).then(
+            (settled) => finish(res, abort, topics, settled),
+            () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')),
+          );
+        } else finish(res, abort, topics, outcomes as PublishOutcome[]);
       },
       () => refuse('too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
     );

@@ -1,0 +1,42 @@
+/**
+ * In-process micro-benchmark of the broker receive path: EnvelopeReceiver.receive of a NATS-style
+ * envelope (msgpack data) into Hub.deliver with a no-op fan-out, for msgpack subscribers (data framed
+ * as received) or JSON subscribers (data converted). JS heap bytes and ns per message.
+ */
+import { encodeEnvelope } from '../../src/broker/envelope';
+import { EnvelopeReceiver } from '../../src/broker/receiver';
+import { createLogger } from '../../src/log';
+import { FixedHistogram, LATENCY_BOUNDS } from '../../src/metrics/histogram';
+import { Stats } from '../../src/metrics/stats';
+import type { CodecName } from '../../src/protocol/codec';
+import { packr } from '../../src/protocol/msgpack';
+import { Hub } from '../../src/pubsub/hub';
+import { allocatedDuring } from '../lib/alloc';
+
+export interface ReceiverVariant {
+  subscribers: number;
+  codec: CodecName;
+  nsPerPublish: number;
+  bytesPerPublish: number;
+}
+
+export function runReceiverBenchmark(subscribers: number, codec: CodecName, messages: number): ReceiverVariant {
+  const stats = new Stats();
+  const hub = new Hub({ publish: () => undefined }, stats, new FixedHistogram(LATENCY_BOUNDS), { history: { size: 100, ttlMs: 300000, maxBytes: 64 * 1024 * 1024 } });
+  for (let i = 0; i < subscribers; i++) hub.addSubscriber('t0', codec);
+  const histogram = (): FixedHistogram => new FixedHistogram(LATENCY_BOUNDS);
+  const receiver = new EnvelopeReceiver(hub, stats, histogram(), histogram(), () => true, 'this-node', false, createLogger('silent'));
+  const envelope = encodeEnvelope('t0', 0, '', Date.now(), 'other-node', 'socket', packr.pack('x'.repeat(64)));
+  const loop = (): void => {
+    for (let i = 0; i < messages; i++) receiver.receive(envelope);
+  };
+  loop(); // warm up the JIT and fill the history ring
+  let ns = 0;
+  const bytes = allocatedDuring(() => {
+    const t0 = process.hrtime.bigint();
+    loop();
+    ns = Number(process.hrtime.bigint() - t0);
+  });
+  hub.close();
+  return { subscribers, codec, nsPerPublish: Math.round(ns / messages), bytesPerPublish: Math.round(bytes / messages) };
+}

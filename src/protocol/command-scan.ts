@@ -26,7 +26,8 @@ class Fields {
   readonly end = new Int32Array(FIELDS);
 
   clear(): void {
-    this.start.fill(-1);
+    const s = this.start;
+    s[OP] = s[TOPIC] = s[ID] = s[DATA] = -1;
   }
 
   set(field: number, start: number, end: number): boolean {

@@ -20,15 +20,22 @@ export class DeliveryEncoder {
     const text = '{"t":"' + topic + '","s":' + seq + ',"d":' + dataJson + '}';
     // UTF-16 length × 3 bounds the UTF-8 length, so the write below never truncates.
     const b = this.jsonOut.reserve(text.length * 3);
+    this.jsonOut.setHeader('', 0);
     return this.jsonOut.view(b.write(text, 0, 'utf8'));
   }
 
   /** Like json(), with the data's JSON text given as bytes [start, end) of `data`, copied as they are. */
   jsonBytes(topic: string, seq: number, data: Uint8Array, start: number, end: number): Uint8Array {
-    const b = this.jsonOut.reserve(32 + topic.length + end - start);
-    let p = writeAscii(b, 0, '{"t":"');
-    p = writeAscii(b, p, topic);
-    p = writeAscii(b, p, '","s":');
+    const out = this.jsonOut;
+    const b = out.reserve(32 + topic.length + end - start);
+    // `{"t":"<topic>","s":` stays in the buffer from the previous frame of the same topic.
+    let p = out.headerFor(topic);
+    if (p === 0) {
+      p = writeAscii(b, 0, '{"t":"');
+      p = writeAscii(b, p, topic);
+      p = writeAscii(b, p, '","s":');
+      out.setHeader(topic, p);
+    }
     p = writeDecimal(b, p, seq);
     p = writeAscii(b, p, ',"d":');
     p = copyBytes(data, start, end, b, p);
@@ -43,20 +50,24 @@ export class DeliveryEncoder {
 
   /** Like msgpack(), with the data's encoding given as bytes [start, end) of `data`. */
   msgpackBytes(topic: string, seq: number, data: Uint8Array, start: number, end: number): Uint8Array {
-    const b = this.packOut.reserve(16 + topic.length + end - start);
-    let p = 0;
-    b[p++] = 0x83; // fixmap, 3 entries
-    b[p++] = 0xa1; // fixstr "t"
-    b[p++] = 0x74;
-    const len = topic.length;
-    if (len < 32) b[p++] = 0xa0 | len;
-    else {
-      b[p++] = 0xd9; // str8: topics are at most 255 bytes (config bound)
-      b[p++] = len;
+    const out = this.packOut;
+    const b = out.reserve(16 + topic.length + end - start);
+    let p = out.headerFor(topic);
+    if (p === 0) {
+      b[p++] = 0x83; // fixmap, 3 entries
+      b[p++] = 0xa1; // fixstr "t"
+      b[p++] = 0x74;
+      const len = topic.length;
+      if (len < 32) b[p++] = 0xa0 | len;
+      else {
+        b[p++] = 0xd9; // str8: topics are at most 255 bytes (config bound)
+        b[p++] = len;
+      }
+      p = writeAscii(b, p, topic); // validated ASCII: one byte per char
+      b[p++] = 0xa1; // fixstr "s"
+      b[p++] = 0x73;
+      out.setHeader(topic, p);
     }
-    p = writeAscii(b, p, topic); // validated ASCII: one byte per char
-    b[p++] = 0xa1; // fixstr "s"
-    b[p++] = 0x73;
     p = writeUint(b, p, seq);
     b[p++] = 0xa1; // fixstr "d"
     b[p++] = 0x64;
@@ -76,6 +87,9 @@ const CACHED_VIEW_MAX = 2048;
 class FrameBuffer {
   private buf: Buffer;
   private views: (Uint8Array | undefined)[] = [];
+  /** The topic whose frame header occupies bytes [0, headerEnd) right now. */
+  private headerTopic = '';
+  private headerEnd = 0;
 
   constructor(bytes: number) {
     this.buf = Buffer.allocUnsafe(bytes);
@@ -86,8 +100,19 @@ class FrameBuffer {
     if (n > this.buf.length) {
       this.buf = Buffer.allocUnsafe(n * 2);
       this.views = [];
+      this.headerEnd = 0;
     }
     return this.buf;
+  }
+
+  /** Where the header for `topic` ends if it is already in place, else 0 (then write it and setHeader). */
+  headerFor(topic: string): number {
+    return topic === this.headerTopic ? this.headerEnd : 0;
+  }
+
+  setHeader(topic: string, end: number): void {
+    this.headerTopic = topic;
+    this.headerEnd = end;
   }
 
   /** Bytes [0, n) of the buffer. */

@@ -92,7 +92,7 @@ function connect(cmd: ConnectCmd): void {
     while (inflight < cmd.concurrency && next < cmd.count) {
       const i = cmd.first + next++;
       inflight++;
-      const topics = cmd.role === 'sub' ? [topicName(i % cmd.numTopics)] : [];
+      const topics = cmd.role === 'sub' ? Array.from({ length: cmd.topicsPerConn ?? 1 }, (_, k) => topicName((i + k) % cmd.numTopics)) : [];
       started.push(new WsClient(i, targets[i % targets.length], topics, localAddressFor(i), readBuffer, events));
     }
     if (ok + failed === cmd.count) finish();

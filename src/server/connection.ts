@@ -1,13 +1,14 @@
 import type { Codec } from '../protocol/codec';
 import type { Grant } from '../auth/token-verifier';
 import type { DisconnectReason } from '../metrics/stats';
+import { TopicList } from './topic-list';
 
 /** Per-connection state, stored as the uWS socket's user data. */
 export interface Connection {
   readonly codec: Codec;
   readonly grant: Grant;
   /** Topics this connection subscribed to (bounded by maxTopicsPerConn). */
-  readonly topics: Set<string>;
+  readonly topics: TopicList;
   /** Topics from `?topics=` to subscribe on open; emptied then, since idle connections are the bulk of memory. */
   initialTopics: readonly string[];
   /** Messages dropped since the last `dropped` notice (policy drop). */
@@ -23,5 +24,5 @@ export interface Connection {
 }
 
 export function newConnection(codec: Codec, grant: Grant, initialTopics: readonly string[]): Connection {
-  return { codec, grant, topics: new Set(), initialTopics, dropped: 0, closeReason: null, closed: false, expiry: null, closeTimer: null, pendingSubs: null };
+  return { codec, grant, topics: new TopicList(), initialTopics, dropped: 0, closeReason: null, closed: false, expiry: null, closeTimer: null, pendingSubs: null };
 }

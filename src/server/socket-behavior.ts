@@ -148,9 +148,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (conn.topics.size >= config.maxTopicsPerConn) {
       return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
     }
-    conn.topics.add(topic);
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
+    conn.topics.add(state.name); // the hub's string: not one copy of the name per connection
     const snapshot = broker.snapshot;
     if (snapshot !== undefined && (broker.inStep?.(topic) !== true || (since !== undefined && !canRecover(state, since)))) {
       subscribeAtCut(ws, conn, topic, id, since, snapshot);

@@ -13,7 +13,7 @@ import { PublishReader } from '../../src/protocol/publish-reader';
 import { Hub } from '../../src/pubsub/hub';
 import { Stats } from '../../src/metrics/stats';
 import { FixedHistogram, LATENCY_BOUNDS } from '../../src/metrics/histogram';
-import { allocatedDuring } from '../lib/alloc';
+import { timeAndAllocation } from '../lib/alloc';
 import { writePayload, nowUs } from '../lib/stamp';
 
 export interface HubVariant {
@@ -61,13 +61,7 @@ export function runHubBenchmark(subscribers: number, historySize: number, publis
   const loop = (): void => {
     for (let i = 0; i < publishes; i++) publishOnce();
   };
-  loop(); // warm up the JIT and fill the history ring
-  let ns = 0;
-  const bytes = allocatedDuring(() => {
-    const t0 = process.hrtime.bigint();
-    loop();
-    ns = Number(process.hrtime.bigint() - t0);
-  });
+  const { ns, bytes } = timeAndAllocation(loop); // its warm-up also fills the history ring
   hub.close();
   if (fanned !== 2 * publishes) throw new Error('hub benchmark: fan-out not called once per publish');
   return { subscribers, historySize, codec, path, nsPerPublish: Math.round(ns / publishes), bytesPerPublish: Math.round(bytes / publishes) };

@@ -11,7 +11,7 @@ import { Stats } from '../../src/metrics/stats';
 import type { CodecName } from '../../src/protocol/codec';
 import { packr } from '../../src/protocol/msgpack';
 import { Hub } from '../../src/pubsub/hub';
-import { allocatedDuring } from '../lib/alloc';
+import { timeAndAllocation } from '../lib/alloc';
 
 export interface ReceiverVariant {
   subscribers: number;
@@ -30,13 +30,7 @@ export function runReceiverBenchmark(subscribers: number, codec: CodecName, mess
   const loop = (): void => {
     for (let i = 0; i < messages; i++) receiver.receive(envelope);
   };
-  loop(); // warm up the JIT and fill the history ring
-  let ns = 0;
-  const bytes = allocatedDuring(() => {
-    const t0 = process.hrtime.bigint();
-    loop();
-    ns = Number(process.hrtime.bigint() - t0);
-  });
+  const { ns, bytes } = timeAndAllocation(loop); // its warm-up also fills the history ring
   hub.close();
   return { subscribers, codec, nsPerPublish: Math.round(ns / messages), bytesPerPublish: Math.round(bytes / messages) };
 }

@@ -8,7 +8,7 @@ import { parseCommand } from '../../src/protocol/commands';
 import { packr } from '../../src/protocol/msgpack';
 import { PublishScan } from '../../src/protocol/command-scan';
 import { SCAN_MAX_DEPTH } from '../../src/protocol/publish-reader';
-import { allocatedDuring } from '../lib/alloc';
+import { timeAndAllocation } from '../lib/alloc';
 
 export interface ScanVariant {
   frame: string;
@@ -29,12 +29,8 @@ function sampleData(kind: string): unknown {
 }
 
 function timed(iterations: number, fn: () => void): { ns: number; bytes: number } {
-  for (let i = 0; i < iterations; i++) fn(); // warm up the JIT
-  let ns = 0;
-  const bytes = allocatedDuring(() => {
-    const t0 = process.hrtime.bigint();
+  const { ns, bytes } = timeAndAllocation(() => {
     for (let i = 0; i < iterations; i++) fn();
-    ns = Number(process.hrtime.bigint() - t0);
   });
   return { ns: Math.round((ns / iterations) * 10) / 10, bytes: Math.round((bytes / iterations) * 10) / 10 };
 }

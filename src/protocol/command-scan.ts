@@ -84,19 +84,31 @@ function strContent(b: Uint8Array, p: number): number {
   return (t & 0xe0) === 0xa0 ? p + 1 : t === 0xd9 ? p + 2 : t === 0xda ? p + 3 : p + 5;
 }
 
+const FIXMAP = 0x80;
+const FIXARRAY = 0x90;
+
+/** Bytes of a fix or 16-bit map (fix: FIXMAP) or array (FIXARRAY) header at `p`; 0 when `p` holds neither. */
+function smallHeader(b: Uint8Array, p: number, end: number, fix: number): number {
+  const t = b[p] as number;
+  if ((t & 0xf0) === fix) return 1;
+  return t === (fix === FIXMAP ? 0xde : 0xdc) && p + 3 <= end ? 3 : 0;
+}
+
+/** The entry count of the header smallHeader accepted at `p`. */
+function smallCount(b: Uint8Array, p: number): number {
+  const t = b[p] as number;
+  return (t & 0xe0) === 0x80 ? t & 0x0f : ((b[p + 1] as number) << 8) | (b[p + 2] as number);
+}
+
 /** A msgpack map at `p` whose keys are all known fields; returns the position after it or INVALID. */
 function msgpackFields(b: Uint8Array, p: number, end: number, depth: number, f: Fields): number {
   f.clear();
   if (p >= end) return INVALID;
-  const t = b[p] as number;
-  let n: number;
-  if ((t & 0xf0) === 0x80) {
-    n = t & 0x0f;
-    p++;
-  } else if (t === 0xde && p + 3 <= end) {
-    n = ((b[p + 1] as number) << 8) | (b[p + 2] as number);
-    p += 3;
-  } else return INVALID; // a command has four keys at most: map32 is not a plain command
+  // A command has four keys at most: a map32 is not a plain command.
+  const header = smallHeader(b, p, end, FIXMAP);
+  if (header === 0) return INVALID;
+  const n = smallCount(b, p);
+  p += header;
   for (let i = 0; i < n; i++) {
     const keyEnd = scanMsgpackString(b, p, end);
     if (keyEnd === INVALID) return INVALID;
@@ -209,14 +221,10 @@ export class PublishScan {
         p = skipWs(b, p + 1, end);
       }
     }
-    let n: number;
-    if ((t & 0xf0) === 0x90) {
-      n = t & 0x0f;
-      p++;
-    } else if (t === 0xdc && p + 3 <= end) {
-      n = ((b[p + 1] as number) << 8) | (b[p + 2] as number);
-      p += 3;
-    } else return false;
+    const header = smallHeader(b, p, end, FIXARRAY);
+    if (header === 0) return false;
+    const n = smallCount(b, p);
+    p += header;
     if (n === 0 || n > capacity) return false;
     for (let i = 0; i < n && p !== INVALID; i++) p = this.bodyItem(b, p, end, false);
     return p === end;

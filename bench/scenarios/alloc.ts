@@ -97,6 +97,7 @@ export const alloc: Scenario = {
             requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120000 }), subs + 1);
             const rate = Math.min(p.maxPublishesPerSec, Math.floor(p.maxDeliveriesPerSec / subs));
             const m = await measure(server.port, windowMs, () => gen.run(runFor(subs, { rate })));
+            ctx.log(`    socket pub, ${subs} subs: ${m.bytesPerPublish} B/publish`);
             return { source: 'socket', subscribers: subs, publishesPerSec: rate, ...m };
           }),
         );
@@ -106,6 +107,7 @@ export const alloc: Scenario = {
           const subs = p.httpSubscribers;
           requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 0, publisherIds: p.httpConnections, concurrency: 100, timeoutMs: 60000 }), subs);
           const m = await measure(server.port, windowMs, () => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections })));
+          ctx.log(`    POST /publish, ${subs} subs: ${m.bytesPerPublish} B/publish`);
           return { source: 'http', subscribers: subs, publishesPerSec: Math.round(m.publishes / (windowMs / 1000)), ...m };
         }),
       );

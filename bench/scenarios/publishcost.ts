@@ -1,6 +1,6 @@
 import { runPublishCost } from '../micro/publish-cost';
 import { Scenario } from './types';
-import { result } from './common';
+import { perServer, result } from './common';
 
 /** wsgate's in-process publish path vs a bare app.publish of a prebuilt frame, same app, same subscribers. */
 export const publishcost: Scenario = {
@@ -10,12 +10,14 @@ export const publishcost: Scenario = {
   async run(ctx) {
     const q = ctx.opts.quick;
     const p = { subscribers: q ? '1,10' : '1,100,1000', publishes: q ? 2000 : 10000, rounds: 3, dataBytes: 64 };
-    const costs = await runPublishCost(q ? [1, 10] : [1, 100, 1000], p.publishes, p.rounds);
+    const outcomes = await perServer(ctx, ['wsgate'], async () => ({ costs: await runPublishCost(q ? [1, 10] : [1, 100, 1000], p.publishes, p.rounds) }));
+    const w = outcomes.wsgate;
+    const costs = w !== undefined && !('error' in w) ? w.costs : [];
     return result(
       'publishcost',
       this.title,
       p,
-      { wsgate: costs },
+      outcomes,
       costs.map((c) => ({
         metric: `${c.subscribers} subscriber${c.subscribers === 1 ? '' : 's'}, ${c.frameBytes} B frame: CPU ns per publish`,
         unit: 'ns',

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { PublishScan } from '../src/protocol/command-scan';
@@ -9,6 +9,8 @@ import { INVALID, scanJsonValue, skipWs } from '../src/protocol/json-scan';
 import { scanMsgpackValue } from '../src/protocol/msgpack-scan';
 import { Payload } from '../src/protocol/payload';
 import { SCAN_MAX_DEPTH } from '../src/protocol/publish-reader';
+import { TopicList } from '../src/server/topic-list';
+import { RawClient, type TestGateway, startGateway } from './helpers/gateway';
 
 const DEPTH = 8;
 const fatal = new TextDecoder('utf-8', { fatal: true });
@@ -394,5 +396,72 @@ describe('delivery frames from raw data bytes', () => {
     const packed = Buffer.from(packr.pack({ b: new Uint8Array([1, 2, 3]) }));
     const q = new Payload().setRaw(packed, 0, packed.length, false);
     assert.deepEqual(JSON.parse(Buffer.from(q.jsonFrame(enc, 't', 4)).toString()), { t: 't', s: 4, d: { b: 'AQID' } });
+  });
+});
+
+describe('scanned publishes through a real gateway', () => {
+  let g: TestGateway;
+  before(async () => (g = await startGateway(['--client-publish'])));
+  after(() => g.stop());
+
+  it('delivers a plain pub byte for byte to its own codec, converted to the other, and refuses malformed data with bad_frame', async () => {
+    const j = await RawClient.open(`${g.ws}?topics=raw`, 'wsgate.json');
+    const m = await RawClient.open(`${g.ws}?topics=raw`, 'wsgate.msgpack');
+    const data = '{ "b" : [1.50, "\\u00e9\\ud800", 1e2],"a":null }';
+    j.ws.send(`{"op":"pub","topic":"raw","id":1,"data":${data}}`);
+    await j.received(2);
+    await m.received(1);
+    assert.equal(j.messages[0], `{"t":"raw","s":1,"d":${data}}`, 'the data bytes as sent');
+    assert.deepEqual(JSON.parse(j.messages[1] as string), { op: 'ok', id: 1, seq: 1 });
+    // Converted as the general path always has (msgpack cannot carry a lone surrogate either way).
+    assert.deepEqual(unpackr.unpack(m.messages[0] as Buffer), { t: 'raw', s: 1, d: unpackr.unpack(packr.pack(JSON.parse(data))) });
+
+    const packedData = packr.pack({ bin: new Uint8Array([1, 2, 3]), n: -1.5 });
+    const frame = Buffer.concat([Buffer.from([0x84, 0xa2, 0x6f, 0x70, 0xa3, 0x70, 0x75, 0x62, 0xa5, ...Buffer.from('topic'), 0xa3, ...Buffer.from('raw'), 0xa2, 0x69, 0x64, 0x02, 0xa4, ...Buffer.from('data')]), packedData]);
+    m.ws.send(frame);
+    await m.received(3);
+    await j.received(3);
+    assert.deepEqual(Buffer.from(m.messages[1] as Buffer).subarray(-packedData.length), Buffer.from(packedData), 'msgpack data bytes as sent');
+    assert.deepEqual(JSON.parse(j.messages[2] as string), { t: 'raw', s: 2, d: { bin: 'AQID', n: -1.5 } });
+
+    for (const bad of ['{"op":"pub","topic":"raw","data":[1,}', '{"op":"pub","topic":"raw","data":01}', '{"op":"pub","topic":"raw","data":"\\x"}']) {
+      const before = j.messages.length;
+      j.ws.send(bad);
+      await j.received(before + 1);
+      assert.deepEqual(JSON.parse(j.messages[before] as string), { op: 'err', code: 'bad_frame', reason: 'frame is not valid json' }, bad);
+    }
+    j.close();
+    m.close();
+  });
+
+  it('takes a POST /publish batch in place and answers every item', async () => {
+    const j = await RawClient.open(`${g.ws}?topics=b1,b2`, 'wsgate.json');
+    const res = await fetch(`${g.http}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"topic":"b1","data":{"x" : 1}}, {"data":[2],"topic":"b2"}]' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { results: [{ topic: 'b1', seq: 1 }, { topic: 'b2', seq: 1 }] });
+    await j.received(2);
+    assert.deepEqual(j.messages, ['{"t":"b1","s":1,"d":{"x" : 1}}', '{"t":"b2","s":1,"d":[2]}']);
+    j.close();
+  });
+});
+
+describe('TopicList', () => {
+  it('holds one topic, a few and many, in order, like a Set', () => {
+    const l = new TopicList();
+    const model = new Set<string>();
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 40 })), { maxLength: 200 }), (ops) => {
+        for (const [add, n] of ops) {
+          const t = `t${n}`;
+          if (add && !l.has(t)) {
+            l.add(t);
+            model.add(t);
+          } else if (!add) assert.equal(l.delete(t), model.delete(t));
+          assert.equal(l.size, model.size);
+          assert.deepEqual(new Set(l), model);
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 });

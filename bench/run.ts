@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- --scenario <name>[,<name>]] [--quick] [--servers wsgate,uws,ws,socketio]
- *                [--threads N] [--window N] [--idle-conns N | --idle-100k] [--cpu-prof] [--out <dir>]`
+ *                [--threads N] [--window N] [--idle-conns N | --idle-100k] [--cpu-prof] [--out <dir>]
+ *                [--profile steady|churn] [--duration <s>]` (the last two: soak only)
  * Runs the benchmark scenarios and writes bench/results/<date>-<host>.{json,md,svg}.
  */
 import * as os from 'node:os';
@@ -10,7 +11,14 @@ import { ALL_SERVERS, ServerName, serverNodeFlags, wsgateAvailable } from './lib
 import { killAllChildren, openFilesLimit, pinning } from './lib/procs';
 import { writeReport } from './report/write';
 import { SCENARIOS } from './scenarios';
+import { SOAK_PROFILES, SoakProfile } from './scenarios/soak';
 import { BenchOptions, Context, ScenarioResult } from './scenarios/types';
+
+function soakProfile(v: string | undefined): SoakProfile {
+  if (v === undefined) return 'churn';
+  if (!(SOAK_PROFILES as readonly string[]).includes(v)) throw new Error(`--profile expects ${SOAK_PROFILES.join(' or ')}, got ${v}`);
+  return v as SoakProfile;
+}
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -34,6 +42,8 @@ async function main(): Promise<void> {
     threads: argNumber(argv, 'threads', 3),
     window: argNumber(argv, 'window', 32),
     idleConns: argFlag(argv, 'idle-100k') ? 100_000 : argNumber(argv, 'idle-conns', quick ? 200 : 20_000),
+    soakProfile: soakProfile(argValue(argv, 'profile')),
+    durationSeconds: argValue(argv, 'duration') === undefined ? null : argNumber(argv, 'duration', 0),
   };
   const ctx: Context = {
     opts,
@@ -51,7 +61,9 @@ async function main(): Promise<void> {
     results.push(r);
   }
   const pin = pinning();
-  const files = writeReport(argValue(argv, 'out') ?? path.join(__dirname, '..', '..', 'bench', 'results'), {
+  // A run of chosen scenarios is named after them, so it does not overwrite the day's suite report.
+  const suffix = wanted ? `-${wanted.join('+')}${wanted.includes('soak') ? `-${opts.soakProfile}` : ''}` : '';
+  const files = writeReport(argValue(argv, 'out') ?? path.join(__dirname, '..', '..', 'bench', 'results'), suffix, {
     version: 1,
     date: started.toISOString(),
     host: os.hostname(),

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { buildPage } from '../src/page/build';
+import { AppBackend, json } from './helpers/app-backend';
 import { ChildGateway, type InProcessGateway, TcpProxy, firstBreak, freePort, sleep, startGateway } from './sdk-harness';
 
 const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts');
@@ -47,8 +48,13 @@ describe('built-in page in headless Chromium', () => {
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    const failedRequests: string[] = [];
+    page.on('response', (r) => r.status() >= 400 && failedRequests.push(`${r.status()} ${r.url()}`));
     await page.goto(`http://127.0.0.1:${proxy.port}/`);
     await page.locator('#state', { hasText: 'open' }).waitFor({ timeout: 5000 });
+    // Reading order: the first event is the first thing that happened.
+    assert.match((await page.locator('#events li').first().textContent()) ?? '', /connecting/);
+    assert.deepEqual(failedRequests, [], 'no request fails (the favicon is inline)');
     // The demo publishes every 2 s; the page subscribes to `demo` by default.
     await page.locator('#rows tr', { hasText: 'demo notification' }).first().waitFor({ timeout: 6000 });
 
@@ -107,5 +113,43 @@ describe('built-in page in headless Chromium', () => {
     await status.waitFor({ timeout: 3000 });
     assert.match((await status.textContent()) ?? '', /^forbidden: .*--client-publish/);
     await page.close();
+  });
+
+  test('a gateway behind the connect proxy: the page cookies flow on the upgrade, no SDK or page change', async () => {
+    const app = await AppBackend.start();
+    app.on('/connect', (r, res) => {
+      const cookie = (r.body as { headers: { cookie?: string } }).headers.cookie ?? '';
+      if (!/(^|; )session=alice-session(;|$)/.test(cookie)) return json(res, 401, { reason: 'log in first' });
+      json(res, 200, { user: 'alice', subscribe: ['demo', 'chat.*'], publish: ['chat.*'] });
+    });
+    const gw = await startGateway(['--page', '--client-publish', '--connect-proxy-url', `${app.url}/connect`]);
+    const page = await browser.newPage();
+    try {
+      // No session yet: the application refuses and the page never opens.
+      await page.goto(`${gw.http}/`);
+      await sleep(1000);
+      assert.notEqual((await page.locator('#state').textContent())?.trim(), 'open');
+      assert.ok(app.at('/connect').length >= 1, 'the application was asked');
+      // The application's login sets a cookie for the gateway's host; the browser sends it on the upgrade itself.
+      await browser.addCookies([{ name: 'session', value: 'alice-session', domain: '127.0.0.1', path: '/' }]);
+      await page.reload();
+      await page.locator('#state', { hasText: 'open' }).waitFor({ timeout: 8000 });
+      const asked = app.at('/connect').at(-1)?.body as { headers: Record<string, string> };
+      assert.match(asked.headers.cookie ?? '', /session=alice-session/);
+      assert.match(asked.headers['user-agent'] ?? '', /Chrome/);
+      assert.equal(asked.headers.origin, gw.http);
+      await fetch(`${gw.http}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'demo', data: { text: 'for alice' } }) });
+      await page.locator('#rows tr', { hasText: 'for alice' }).waitFor({ timeout: 3000 });
+      // The application's grants hold: publishing to demo is refused.
+      await page.fill('#pub-topic', 'demo');
+      await page.fill('#pub-data', '{"text":"not allowed"}');
+      await page.click('#pub-form button');
+      await page.locator('#pub-status.error', { hasText: 'forbidden' }).waitFor({ timeout: 3000 });
+    } finally {
+      await browser.clearCookies();
+      await page.close();
+      await gw.stop();
+      await app.stop();
+    }
   });
 });

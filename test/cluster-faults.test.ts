@@ -78,6 +78,12 @@ for (const kind of ['nats', 'redis'] as const) {
         // Redis numbers every message: without it publishes are refused, and counted.
         await eventually('refused publishes', () => pub.unavailable > 3);
         assert.ok(a.gateway.stats.brokerFailures >= pub.unavailable, 'every refused publish counted');
+        // An HTTP batch answers per item, so a backend knows which items to send again.
+        const res = await fetch(`http://127.0.0.1:${portOf(a.url)}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"topic":"fault","data":1},{"topic":"other","data":2}]' });
+        assert.equal(res.status, 503);
+        const body = (await res.json()) as { code: string; results: { topic: string; code?: string }[] };
+        assert.equal(body.code, 'unavailable');
+        assert.deepEqual(body.results.map((r) => [r.topic, r.code]), [['fault', 'unavailable'], ['other', 'unavailable']]);
       }
       // The node keeps serving its own clients.
       assert.equal((await fetch(`http://127.0.0.1:${portOf(a.url)}/healthz`)).status, 200);
@@ -158,7 +164,7 @@ describe('a node drained with SIGTERM while others continue', { timeout: 60_000 
   it('closes its clients with 1012 and exits; the other nodes keep delivering', async () => {
     const port = await freePort();
     const main = join(__dirname, '..', 'src', 'cli', 'main.js');
-    const args = ['serve', '--host', '127.0.0.1', '--port', String(port), '--broker', broker.url, '--client-publish', '--log-level', 'warn', '--drain-window', '300', '--drain-timeout', '5000'];
+    const args = ['serve', '--host', '127.0.0.1', '--port', String(port), '--broker', broker.url, '--client-publish', '--api-insecure', '--log-level', 'warn', '--drain-window', '300', '--drain-timeout', '5000'];
     const proc = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
     child = proc;
     await waitForPort(port);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import YAML from 'yaml';
 import { loadConfig } from '../src/config/load';
+import { openApiRefusal } from '../src/guard/api-exposure';
 
 const ROOT = path.join(__dirname, '..', '..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -101,6 +102,8 @@ describe('deploy/Dockerfile', () => {
     const gatewayEnv = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('WSGATE_')));
     const config = loadConfig({ argv: [], env: gatewayEnv });
     assert.equal(config.host, '0.0.0.0');
+    assert.equal(openApiRefusal(config), null, 'the image starts: its API is on a loopback admin port');
+    assert.equal(config.adminHost, '127.0.0.1');
     assert.equal(config.drainWindow, 10_000);
     assert.equal(config.drainTimeout, 25_000);
     const k8s = readFileSync(path.join(DEPLOY, 'k8s', 'kustomization.yaml'), 'utf8');
@@ -157,7 +160,8 @@ describe('deploy/docker-compose.yml', () => {
       assert.equal(rec(svc.build, 'build').dockerfile, 'deploy/Dockerfile');
       const env = Object.fromEntries(Object.entries(rec(svc.environment, 'environment')).map(([k, v]) => [k, String(v)]));
       assert.equal(env.WSGATE_BROKER, 'nats://nats:4222');
-      const config = loadConfig({ argv: [], env });
+      const config = loadConfig({ argv: [], env: { ...imageEnv(), ...env } });
+      assert.equal(openApiRefusal(config), null, `${g} starts`);
       const grace = /^(\d+)s$/.exec(String(svc.stop_grace_period));
       assert.ok(grace, 'stop_grace_period in seconds');
       assert.ok(Number(grace[1]) * 1000 > config.drainTimeout, 'docker stop waits for the drain');
@@ -169,8 +173,11 @@ describe('deploy/docker-compose.yml', () => {
     const prom = rec(YAML.parse(readFileSync(path.join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8')), 'prometheus.yml');
     const jobs = Array.isArray(prom.scrape_configs) ? prom.scrape_configs.map((j) => rec(j, 'job')) : [];
     const targets = jobs.flatMap((j) => (Array.isArray(j.static_configs) ? j.static_configs.flatMap((s) => strings(rec(s, 'static').targets)) : []));
-    const port = loadConfig({ argv: [], env: { WSGATE_PORT: imageEnv().WSGATE_PORT } }).port;
-    assert.deepEqual(targets.sort(), gateways.map((g) => `${g}:${port}`).sort());
+    // /metrics is on the admin listener, opened to the compose network by the gateways' environment.
+    const gatewayEnv = Object.fromEntries(Object.entries(rec(rec(services['gateway-1'], 'gateway-1').environment, 'environment')).map(([k, v]) => [k, String(v)]));
+    const config = loadConfig({ argv: [], env: { ...imageEnv(), ...gatewayEnv } });
+    assert.equal(config.adminHost, '0.0.0.0');
+    assert.deepEqual(targets.sort(), gateways.map((g) => `${g}:${config.adminPort}`).sort());
     assert.ok(strings(rec(services.prometheus, 'prometheus').volumes).includes('./prometheus:/etc/prometheus:ro'));
   });
 

@@ -16,6 +16,7 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Service } from 'kubernetes-models/v1/Service';
 import YAML from 'yaml';
 import { loadConfig } from '../src/config/load';
+import { openApiRefusal } from '../src/guard/api-exposure';
 
 const ROOT = path.join(__dirname, '..', '..');
 const K8S = path.join(ROOT, 'deploy', 'k8s');
@@ -110,15 +111,28 @@ describe('deploy/k8s kustomize build', () => {
 });
 
 describe('deploy/k8s Deployment', () => {
-  it('readiness on /readyz, liveness on /healthz, on the named container port', () => {
+  it('readiness on /readyz, liveness on /healthz, on the admin listener\'s named port; the public port is http', () => {
     assert.equal(at(container, 'readinessProbe', 'httpGet', 'path'), '/readyz');
     assert.equal(at(container, 'livenessProbe', 'httpGet', 'path'), '/healthz');
     const ports = arr(container.ports, 'ports').map((p) => rec(p, 'port'));
     const http = ports.find((p) => p.name === 'http');
     assert.ok(http, 'a container port named http');
     assert.equal(http.containerPort, envInt('WSGATE_PORT'));
-    assert.equal(at(container, 'readinessProbe', 'httpGet', 'port'), 'http');
-    assert.equal(at(container, 'livenessProbe', 'httpGet', 'port'), 'http');
+    const admin = ports.find((p) => p.name === 'admin');
+    assert.ok(admin, 'a container port named admin');
+    assert.equal(admin.containerPort, envInt('WSGATE_ADMIN_PORT'));
+    assert.equal(env.WSGATE_ADMIN_HOST, '0.0.0.0', 'kubelet probes and Prometheus reach the pod IP');
+    assert.equal(at(container, 'readinessProbe', 'httpGet', 'port'), 'admin');
+    assert.equal(at(container, 'livenessProbe', 'httpGet', 'port'), 'admin');
+  });
+
+  it('the gateway would start: the API key comes from a Secret, so the admin API is never open', () => {
+    const vars = arr(container.env, 'env').map((e) => rec(e, 'env var'));
+    const key = vars.find((v) => v.name === 'WSGATE_API_KEY');
+    assert.ok(key, 'WSGATE_API_KEY is set');
+    assert.equal(at(key, 'valueFrom', 'secretKeyRef', 'name'), 'wsgate-api-key');
+    assert.equal(openApiRefusal(loadConfig({ argv: [], env: { ...env, WSGATE_API_KEY: 'from-the-secret' } })), null);
+    assert.notEqual(openApiRefusal(loadConfig({ argv: [], env })), null, 'without the Secret it would refuse');
   });
 
   it('terminationGracePeriodSeconds outlasts the preStop sleep plus the drain timeout', () => {
@@ -207,12 +221,12 @@ describe('deploy/k8s Service, PodDisruptionBudget, HPA, PodMonitor, PrometheusRu
     assert.ok(down.every((p) => p.type === 'Pods' && Number(p.value) === 1), 'scale-in drains one pod per period');
   });
 
-  it('the PodMonitor scrapes /metrics on the http port of the pods, as job "wsgate"', () => {
+  it('the PodMonitor scrapes /metrics on the admin port of the pods, as job "wsgate"', () => {
     const spec = rec(one('PodMonitor').spec, 'podmonitor spec');
     assert.ok(matches(at(spec, 'selector', 'matchLabels'), podLabels));
     assert.equal(podLabels[String(spec.jobLabel)], 'wsgate', 'the rules select job="wsgate"');
     const ep = rec(arr(spec.podMetricsEndpoints, 'endpoints')[0], 'endpoint');
-    assert.equal(ep.port, 'http');
+    assert.equal(ep.port, 'admin');
     assert.equal(ep.path, '/metrics');
   });
 

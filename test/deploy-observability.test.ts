@@ -266,7 +266,7 @@ describe('deploy/ against a running gateway and a real Prometheus', () => {
     assert.ok(existsSync(MAIN), `${MAIN} is missing: run "npx tsc -p ." first`);
 
     gwPort = await freePort();
-    gw = start(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(gwPort), '--client-publish', '--log-level', 'warn']);
+    gw = start(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(gwPort), '--client-publish', '--api-insecure', '--log-level', 'warn']);
     await poll('gateway /readyz', 15_000, async () => ((await fetch(`http://127.0.0.1:${gwPort}/readyz`)).status === 200 ? true : undefined)).catch(
       (e: unknown) => {
         throw new Error(`${String(e)}\ngateway output:\n${gw?.output() ?? ''}`);
@@ -325,21 +325,11 @@ describe('deploy/ against a running gateway and a real Prometheus', () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('promtool check metrics accepts the wsgate families; only prom-client defaults draw remarks', async () => {
+  it('promtool check metrics reports nothing on the whole live exposition', async () => {
     const text = await (await fetch(`http://127.0.0.1:${gwPort}/metrics`)).text();
-    // The whole exposition: prom-client's own default gauges nodejs_active_{handles,requests,resources}_total
-    // are named with _total, which promtool's linter flags; nothing else may be.
     const all = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
-    const remarks = `${all.stdout}${all.stderr}`.split('\n').filter((l) => l.trim() !== '');
-    const foreign = remarks.filter((l) => !/^nodejs_active_(handles|requests|resources)_total /.test(l));
-    assert.deepEqual(foreign, [], `promtool check metrics:\n${remarks.join('\n')}`);
-    // The gateway's own families must pass outright.
-    const own = text
-      .split('\n')
-      .filter((l) => /^(# (HELP|TYPE) )?wsgate_/.test(l))
-      .join('\n');
-    const r = spawnSync(PROMTOOL, ['check', 'metrics'], { input: `${own}\n`, encoding: 'utf8' });
-    assert.equal(r.status, 0, `promtool check metrics on wsgate_*:\n${r.stdout}${r.stderr}`);
+    assert.equal(`${all.stdout}${all.stderr}`.trim(), '', 'promtool check metrics has remarks');
+    assert.equal(all.status, 0);
   });
 
   it('every metric name the dashboard and rules use is exposed by the gateway', async () => {

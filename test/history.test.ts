@@ -149,6 +149,31 @@ describe('recovery with since', () => {
     }
   });
 
+  it('a sub with since on a topic the connection already holds answers recovered and replays from there', async () => {
+    const g = await startGateway(['--client-publish', '--history-size', '5']);
+    try {
+      const c = await GatewayClient.connect(g.ws, { topics: ['held'] });
+      const got: number[] = [];
+      c.onDelivery = (d) => got.push(d.s);
+      const r = await c.sub('held');
+      assert.equal(r.recovered, undefined, 'no since: no recovered');
+      for (let i = 0; i < 8; i++) await c.pub('held', i);
+      await waitFor(() => got.length === 8);
+      const again = await c.sub('held', { seq: 6, epoch: r.epoch as string });
+      assert.deepEqual({ recovered: again.recovered, seq: again.seq }, { recovered: true, seq: 8 });
+      await waitFor(() => got.length === 10);
+      assert.deepEqual(got.slice(8), [7, 8], 'replayed after 6; the repeats carry their s');
+      const tooOld = await c.sub('held', { seq: 1, epoch: r.epoch as string });
+      assert.equal(tooOld.recovered, false);
+      await c.pub('held', 8);
+      await waitFor(() => got.length === 11);
+      assert.deepEqual(got.slice(10), [9], 'still subscribed once: nothing replayed for the too-old position');
+      await c.close();
+    } finally {
+      await g.stop();
+    }
+  });
+
   it('too old or another epoch: recovered false with the current position, nothing replayed', async () => {
     const g = await startGateway(['--client-publish', '--history-size', '5']);
     try {

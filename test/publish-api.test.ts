@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { pack } from 'msgpackr';
@@ -44,6 +45,25 @@ describe('POST /publish', () => {
     assert.deepEqual(got[4]?.d, { m: true });
   });
 
+  it('reads a body without Content-Type, or with curl\'s form default, as JSON', async () => {
+    // node:http sends exactly the headers given (fetch would add a Content-Type of its own).
+    const raw = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(`${g.http}/publish`, { method: 'POST', headers: { authorization: 'Bearer s3cret', ...headers } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end('{"topic":"news","data":"curl"}');
+      });
+    for (const headers of [{}, { 'content-type': 'application/x-www-form-urlencoded' }] as Record<string, string>[]) {
+      const delivered = got.length;
+      assert.equal(await raw(headers), 200, JSON.stringify(headers));
+      await waitFor(() => got.length === delivered + 1);
+      assert.equal(got.at(-1)?.d, 'curl');
+    }
+  });
+
   const refusals: [string, () => Promise<Response>, number, string, string][] = [
     ['no API key', () => post('{"topic":"news","data":1}', { authorization: '' }), 401, 'unauthorized', 'unauthorized'],
     ['a wrong API key', () => post('{"topic":"news","data":1}', { authorization: 'Bearer nope' }), 401, 'unauthorized', 'unauthorized'],
@@ -52,6 +72,7 @@ describe('POST /publish', () => {
     ['a missing topic', () => post('{"data":1}'), 400, 'bad_request', 'bad_request'],
     ['an invalid topic', () => post('{"topic":"no spaces","data":1}'), 400, 'invalid_topic', 'bad_request'],
     ['missing data', () => post('{"topic":"news"}'), 400, 'bad_request', 'bad_request'],
+    ['a batch with one invalid item (nothing of it is published)', () => post('[{"topic":"news","data":1},{"topic":"bad topic","data":2}]'), 400, 'invalid_topic', 'bad_request'],
     ['an empty batch', () => post('[]'), 400, 'bad_request', 'bad_request'],
     ['a batch over max-batch', () => post(JSON.stringify(Array(4).fill({ topic: 'news', data: 1 }))), 400, 'bad_request', 'bad_request'],
     ['a body over max-body', () => post(JSON.stringify({ topic: 'news', data: 'x'.repeat(3000) })), 413, 'payload_too_large', 'too_large'],

@@ -7,8 +7,8 @@ import { parseCommand } from '../src/protocol/commands';
 import { DeliveryEncoder } from '../src/protocol/delivery';
 import { INVALID, scanJsonValue, skipWs } from '../src/protocol/json-scan';
 import { scanMsgpackValue } from '../src/protocol/msgpack-scan';
+import { MAX_DEPTH_LIMIT } from '../src/protocol/depth';
 import { Payload } from '../src/protocol/payload';
-import { SCAN_MAX_DEPTH } from '../src/protocol/publish-reader';
 import { TopicList } from '../src/server/topic-list';
 import { RawClient, type TestGateway, startGateway } from './helpers/gateway';
 
@@ -127,7 +127,7 @@ describe('JSON scanner', () => {
     assert.equal(scansJson(utf8('[[[1]]]'), 2), false);
     assert.equal(scansJson(utf8('{"a":{"b":1}}'), 1), false);
     const deep = utf8('['.repeat(100_000) + ']'.repeat(100_000));
-    assert.equal(scansJson(deep, SCAN_MAX_DEPTH), false, 'no stack overflow: the bound stops it first');
+    assert.equal(scansJson(deep, MAX_DEPTH_LIMIT), false, 'no stack overflow: the bound stops it first');
   });
 
   it('agrees with JSON.parse on generated JSON texts, pretty-printed or not', () => {
@@ -226,7 +226,7 @@ describe('msgpack scanner', () => {
     assert.equal(scansPack(pack([[[1]]]), 3), true);
     assert.equal(scansPack(pack([[[1]]]), 2), false);
     const deep = new Uint8Array(200_000).fill(0x91);
-    assert.equal(scansPack(deep, SCAN_MAX_DEPTH), false);
+    assert.equal(scansPack(deep, MAX_DEPTH_LIMIT), false);
   });
 
   it('accepts what msgpackr packs from generated values', () => {

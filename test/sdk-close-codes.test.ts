@@ -105,6 +105,6 @@ describe('SDK close-code handling against a real gateway', () => {
     await assert.rejects(r.client.subscribe('$bad'), (e: WsgateError) => e.code === 'invalid_topic');
     await assert.rejects(r.client.publish('other', 1), (e: WsgateError) => e.code === 'forbidden');
     assert.deepEqual(await r.client.publish('mine.a', 1), { seq: 1 });
-    await waitFor(() => r.client.positions().size === 0, 1000, 'failed subscription forgotten');
+    await waitFor(() => Object.keys(r.client.positions()).length === 0, 1000, 'failed subscription forgotten');
   });
 });

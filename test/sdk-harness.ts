@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket, connect } from 'node:net';
-import { sleep, waitFor } from './helpers/gateway';
+import { TEST_SERVE_FLAGS, sleep, waitFor } from './helpers/gateway';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type ClientOptions, type GapEvent, type MessageEvent, type StateEvent, WsgateClient, type WsgateError } from '../src/client/sdk';
@@ -23,7 +23,7 @@ export class ChildGateway {
 
   static async start(port: number, flags: readonly string[] = []): Promise<ChildGateway> {
     const main = path.join(__dirname, '..', 'src', 'cli', 'main.js');
-    const child = spawn(process.execPath, [main, 'serve', '--host', '127.0.0.1', '--port', String(port), '--log-level', 'info', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [main, 'serve', '--host', '127.0.0.1', '--port', String(port), '--log-level', 'info', ...TEST_SERVE_FLAGS, ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
     const g = new ChildGateway(child, port);
     const deadline = Date.now() + 10_000;
     while (!g.out.includes('"listening"')) {

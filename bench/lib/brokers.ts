@@ -45,13 +45,15 @@ export class BrokerServer {
     /** Core to pin the server to with taskset (null: not pinned). */
     private readonly cpu: number | null,
     private readonly tls: BrokerServerTls | null,
+    /** NATS only: with JetStream (KV), which webhook occupancy uses. */
+    private readonly jetstream: boolean,
   ) {
     this.dir = mkdtempSync(join(tmpdir(), `wsgate-${kind}-`));
   }
 
-  static async start(kind: BrokerKind, cpu: number | null = null, tls: BrokerServerTls | null = null): Promise<BrokerServer> {
+  static async start(kind: BrokerKind, cpu: number | null = null, tls: BrokerServerTls | null = null, jetstream = false): Promise<BrokerServer> {
     requireBinary(kind);
-    const s = new BrokerServer(kind, await freePort(), kind === 'nats' ? await freePort() : 0, cpu, tls);
+    const s = new BrokerServer(kind, await freePort(), kind === 'nats' ? await freePort() : 0, cpu, tls, jetstream);
     try {
       await s.spawn();
     } catch (err) {
@@ -75,7 +77,7 @@ export class BrokerServer {
     const t = this.tls;
     const args =
       this.kind === 'nats'
-        ? ['-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort), '--store_dir', this.dir, ...(t === null ? [] : ['--tlsverify', '--tlscert', t.cert, '--tlskey', t.key, '--tlscacert', t.ca])]
+        ? ['-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort), '--store_dir', this.dir, ...(this.jetstream ? ['-js'] : []), ...(t === null ? [] : ['--tlsverify', '--tlscert', t.cert, '--tlskey', t.key, '--tlscacert', t.ca])]
         : [
             ...(t === null ? ['--port', String(this.port)] : ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', t.cert, '--tls-key-file', t.key, '--tls-ca-cert-file', t.ca, '--tls-auth-clients', 'yes']),
             ...['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--protected-mode', 'no'],

@@ -34,6 +34,10 @@ export const SERVERS: Record<ServerName, ServerDef> = {
       '--port',
       String(port),
       '--client-publish',
+      // A bench machine: the open HTTP API and unlimited command rate are what is measured.
+      '--api-insecure',
+      '--max-commands-per-second',
+      '0',
       '--log-level',
       'warn',
       '--max-connections',

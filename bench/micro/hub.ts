@@ -10,7 +10,8 @@ import { parseCommand } from '../../src/protocol/commands';
 import { packr } from '../../src/protocol/msgpack';
 import { Payload } from '../../src/protocol/payload';
 import { PublishReader } from '../../src/protocol/publish-reader';
-import { Hub } from '../../src/pubsub/hub';
+import { Hub, type HubOptions } from '../../src/pubsub/hub';
+import { TopicRules } from '../../src/rules/topic-rules';
 import { Stats } from '../../src/metrics/stats';
 import { FixedHistogram, LATENCY_BOUNDS } from '../../src/metrics/histogram';
 import { timeAndAllocation } from '../lib/alloc';
@@ -26,6 +27,13 @@ export interface HubVariant {
   bytesPerPublish: number;
 }
 
+/** Hub options for the in-process benchmarks: every topic keeps `historySize` messages. */
+export const benchHubOptions = (historySize: number): HubOptions => ({
+  historyMaxBytes: 64 * 1024 * 1024,
+  rules: new TopicRules([], { size: historySize, ttlMs: 300000 }),
+  positions: { ttlMs: 86_400_000, max: 100_000 },
+});
+
 /** A `pub` frame with a 64-byte stamped string as data, as the generator sends it. */
 function pubFrame(codec: CodecName): ArrayBuffer {
   const data = Buffer.alloc(64);
@@ -38,15 +46,15 @@ function pubFrame(codec: CodecName): ArrayBuffer {
 export function runHubBenchmark(subscribers: number, historySize: number, publishes: number, codec: CodecName = 'json', path: 'scan' | 'decode' = 'scan'): HubVariant {
   let fanned = 0;
   const hub = new Hub(
-    { publish: () => void fanned++ },
+    { publish: () => ++fanned > 0 },
     new Stats(),
     new FixedHistogram(LATENCY_BOUNDS),
-    { history: { size: historySize, ttlMs: 300000, maxBytes: 64 * 1024 * 1024 } },
+    benchHubOptions(historySize),
   );
   for (let i = 0; i < subscribers; i++) hub.addSubscriber('t0', codec);
   const frame = pubFrame(codec);
   const json = codec === 'json';
-  const reader = new PublishReader(128);
+  const reader = new PublishReader(128, 64);
   const payload = new Payload();
   const publishOnce =
     path === 'scan'
@@ -55,7 +63,7 @@ export function runHubBenchmark(subscribers: number, historySize: number, publis
           if (reader.socketPub(Buffer.from(frame), json)) hub.deliver(reader.topic(0), reader.data(0), 'socket', performance.now());
         }
       : (): void => {
-          const cmd = parseCommand((json ? jsonCodec : msgpackCodec).decode(frame), 128);
+          const cmd = parseCommand((json ? jsonCodec : msgpackCodec).decode(frame, 64), 128);
           if ('op' in cmd && cmd.op === 'pub') hub.deliver(cmd.topic, payload.setValue(cmd.data, !json), 'socket', performance.now());
         };
   const loop = (): void => {

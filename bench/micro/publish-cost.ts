@@ -74,7 +74,7 @@ export async function runPublishCost(subscriberCounts: readonly number[], publis
       const frameAb = new Uint8Array(Buffer.from(JSON.stringify({ op: 'pub', topic: 't0', data }))).buffer;
       const prebuilt = Buffer.from(JSON.stringify({ t: 't0', s: 1, d: data }));
       const app = gw['app'];
-      const reader = new PublishReader(config.maxTopicLength);
+      const reader = new PublishReader(config.maxTopicLength, config.maxDepth);
       const broker = gw.broker;
       const viaWsgate = (): void => {
         if (!reader.socketPub(Buffer.from(frameAb), true)) throw new Error('publish-cost: frame not taken');

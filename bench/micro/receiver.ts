@@ -12,6 +12,7 @@ import type { CodecName } from '../../src/protocol/codec';
 import { packr } from '../../src/protocol/msgpack';
 import { Hub } from '../../src/pubsub/hub';
 import { timeAndAllocation } from '../lib/alloc';
+import { benchHubOptions } from './hub';
 
 export interface ReceiverVariant {
   subscribers: number;
@@ -22,10 +23,10 @@ export interface ReceiverVariant {
 
 export function runReceiverBenchmark(subscribers: number, codec: CodecName, messages: number): ReceiverVariant {
   const stats = new Stats();
-  const hub = new Hub({ publish: () => undefined }, stats, new FixedHistogram(LATENCY_BOUNDS), { history: { size: 100, ttlMs: 300000, maxBytes: 64 * 1024 * 1024 } });
+  const hub = new Hub({ publish: () => true }, stats, new FixedHistogram(LATENCY_BOUNDS), benchHubOptions(100));
   for (let i = 0; i < subscribers; i++) hub.addSubscriber('t0', codec);
   const histogram = (): FixedHistogram => new FixedHistogram(LATENCY_BOUNDS);
-  const receiver = new EnvelopeReceiver(hub, stats, histogram(), histogram(), () => true, 'this-node', false, createLogger('silent'));
+  const receiver = new EnvelopeReceiver(hub, stats, histogram(), histogram(), () => true, 'this-node', false, createLogger('silent'), 64);
   const envelope = encodeEnvelope('t0', 0, '', Date.now(), 'other-node', 'socket', packr.pack('x'.repeat(64)));
   const loop = (): void => {
     for (let i = 0; i < messages; i++) receiver.receive(envelope);

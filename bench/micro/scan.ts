@@ -7,8 +7,10 @@ import { type CodecName, jsonCodec, msgpackCodec } from '../../src/protocol/code
 import { parseCommand } from '../../src/protocol/commands';
 import { packr } from '../../src/protocol/msgpack';
 import { PublishScan } from '../../src/protocol/command-scan';
-import { SCAN_MAX_DEPTH } from '../../src/protocol/publish-reader';
 import { timeAndAllocation } from '../lib/alloc';
+
+/** The --max-depth default, which the gateway's reader uses unless configured otherwise. */
+const MAX_DEPTH = 64;
 
 export interface ScanVariant {
   frame: string;
@@ -37,7 +39,7 @@ function timed(iterations: number, fn: () => void): { ns: number; bytes: number 
 
 export function runScanBenchmark(iterations: number): ScanVariant[] {
   const out: ScanVariant[] = [];
-  const scan = new PublishScan(128, SCAN_MAX_DEPTH);
+  const scan = new PublishScan(128, MAX_DEPTH);
   for (const frame of ['small', 'object-1k', 'array-16k']) {
     for (const codec of ['json', 'msgpack'] as const) {
       const cmd = { op: 'pub', topic: 'news', data: sampleData(frame), id: 7 };
@@ -49,7 +51,7 @@ export function runScanBenchmark(iterations: number): ScanVariant[] {
         if (!scan.socketPub(buf, buf.length, codec === 'json')) throw new Error('scan benchmark: frame not taken');
       });
       const d = timed(n, () => {
-        parseCommand(decoder.decode(ab), 128);
+        parseCommand(decoder.decode(ab, MAX_DEPTH), 128);
       });
       out.push({ frame, codec, bytes: buf.length, scanNs: s.ns, scanBytes: s.bytes, decodeNs: d.ns, decodeBytes: d.bytes });
     }

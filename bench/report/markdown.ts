@@ -61,6 +61,6 @@ export function renderMarkdown(r: BenchReport, svgName: string | null): string {
     ...r.notes.map((n) => `- ${n}`),
     '',
     ...r.scenarios.map(scenarioSection),
-    svgName ? `![p99 latency vs delivered throughput](${svgName})\n` : '',
+    svgName ? `![chart](${svgName})\n` : '',
   ].join('\n');
 }

@@ -5,6 +5,7 @@ import { SERVERS, ServerName } from '../lib/servers';
 import type { LatencyOutcome } from '../scenarios/latency';
 import { renderMarkdown } from './markdown';
 import { Series, latencyChart } from './svg';
+import { soakChart } from './soak-svg';
 
 export interface BenchReport {
   version: 1;
@@ -41,13 +42,13 @@ function writeAtomic(file: string, text: string): void {
   fs.renameSync(`${file}.tmp`, file);
 }
 
-/** Writes `<date>-<host>.json`, `.md` and `.svg` (the chart only when the latency scenario ran). */
-export function writeReport(dir: string, report: BenchReport): string[] {
+/** Writes `<date>-<host><suffix>.json`, `.md` and `.svg` (the chart only when the latency or soak scenario ran). */
+export function writeReport(dir: string, suffix: string, report: BenchReport): string[] {
   fs.mkdirSync(dir, { recursive: true });
-  const base = path.join(dir, `${report.date.slice(0, 10)}-${report.host}${report.quick ? '-quick' : ''}`);
+  const base = path.join(dir, `${report.date.slice(0, 10)}-${report.host}${suffix}${report.quick ? '-quick' : ''}`);
   const written = [`${base}.json`, `${base}.md`];
   writeAtomic(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
-  const svg = chart(report);
+  const svg = chart(report) || soakChart(report);
   if (svg !== '') {
     writeAtomic(`${base}.svg`, svg + '\n');
     written.push(`${base}.svg`);

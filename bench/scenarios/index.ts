@@ -2,6 +2,7 @@ import { alloc } from './alloc';
 import { brokercost } from './brokercost';
 import { crossnode } from './crossnode';
 import { fanout } from './fanout';
+import { hooks } from './hooks';
 import { idle } from './idle';
 import { latency } from './latency';
 import { manytopics } from './manytopics';
@@ -9,7 +10,8 @@ import { micro } from './micro';
 import { publishapi } from './publishapi';
 import { publishcost } from './publishcost';
 import { selftest } from './selftest';
+import { soak } from './soak';
 import { Scenario } from './types';
 
 /** In suite order: the generator's own figures first, so every report carries them. */
-export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, publishcost, alloc, crossnode, brokercost];
+export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, publishcost, alloc, crossnode, brokercost, soak, hooks];

@@ -9,6 +9,9 @@ export interface BenchOptions {
   window: number;
   /** Idle-connection count requested (clamped to the open-files limit). */
   idleConns: number;
+  /** Soak: which load (`--profile`), and `--duration` in seconds (null: the profile's default). */
+  soakProfile: 'steady' | 'churn';
+  durationSeconds: number | null;
 }
 
 /** One line of a results table: a metric measured on each server. */

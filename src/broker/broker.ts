@@ -2,6 +2,15 @@ import type { GatewayError } from '../protocol/codes';
 import type { Payload } from '../protocol/payload';
 import type { PublishSource } from '../metrics/stats';
 import type { StreamPosition } from '../protocol/commands';
+import type { HistoryMessage } from '../protocol/codec';
+import type { ControlTransport } from '../cluster/control-bus';
+
+/** A topic's position and retained messages, oldest first, as a history request returns them. */
+export interface HistoryPage {
+  readonly seq: number;
+  readonly epoch: string;
+  readonly messages: readonly HistoryMessage[];
+}
 
 /** A publish's outcome: the sequence it got, or why it could not be taken. */
 export type PublishOutcome = number | GatewayError;
@@ -55,4 +64,11 @@ export interface Broker {
    * subscribe with no gap and no duplicate. The caller has already added its subscriber (interest).
    */
   snapshot?(topic: string, since: StreamPosition | undefined, done: (s: TopicSnapshot | GatewayError) => void): void;
+  /**
+   * Only on brokers that keep history cluster-wide: up to `limit` retained messages of `topic`, the
+   * newest ones, or (with `since`) the first ones after it. Others serve history from the node's hub.
+   */
+  history?(topic: string, limit: number, since: StreamPosition | undefined): Promise<HistoryPage | GatewayError>;
+  /** Only on cluster brokers: the channel for control messages between nodes (see ControlBus). */
+  readonly control?: ControlTransport;
 }

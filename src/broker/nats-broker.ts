@@ -12,6 +12,7 @@ import { encodeEnvelope } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver } from './receiver';
+import type { ControlTransport } from '../cluster/control-bus';
 
 /** Longest a `sub` waits for its broker subscription to be confirmed before it is answered anyway. */
 const LIVE_TIMEOUT_MS = 2000;
@@ -38,6 +39,9 @@ export function natsOptions(url: string, tls: BrokerTls | null = null): Connecti
  * A topic's subject. Topics may hold "." (a NATS token separator, where "a..b" would be an invalid
  * subject); "%" cannot occur in a topic, so replacing "." with it is injective and keeps one token.
  */
+/** Control messages between nodes (ControlBus): `wsgate.ctl` to all, `wsgate.ctl.<node>` to one. */
+const CONTROL_SUBJECT = 'wsgate.ctl';
+
 const subjectOf = (topic: string): string => 'wsgate.t.' + topic.replaceAll('.', '%');
 
 /**
@@ -51,6 +55,14 @@ const subjectOf = (topic: string): string => 'wsgate.t.' + topic.replaceAll('.',
 export class NatsBroker implements Broker, InterestTarget {
   readonly kind = 'nats';
   private readonly nodeId = newEpoch();
+  private receiveControl: (message: Buffer) => void = () => {};
+  readonly control: ControlTransport = {
+    nodeId: this.nodeId,
+    send: (to, message) => {
+      if (this.up && this.nc !== null) this.nc.publish(to === null ? CONTROL_SUBJECT : CONTROL_SUBJECT + '.' + to, message);
+    },
+    onControl: (receive) => (this.receiveControl = receive),
+  };
   private readonly interest: InterestTable;
   private readonly receiver: EnvelopeReceiver;
   private readonly subs = new Map<string, Subscription>();
@@ -78,8 +90,8 @@ export class NatsBroker implements Broker, InterestTarget {
     private readonly log: Logger,
   ) {
     this.interest = new InterestTable(this, config.brokerLinger, stats);
-    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t), this.nodeId, false, log);
-    hub.setInterestListener(this.interest);
+    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t), this.nodeId, false, log, config.maxDepth);
+    hub.addInterestListener(this.interest);
     this.rttTimer = setInterval(() => this.sampleRtt(metrics), RTT_SAMPLE_MS).unref();
   }
 
@@ -205,6 +217,10 @@ export class NatsBroker implements Broker, InterestTarget {
         this.nc = nc;
         this.setUp(true);
         for (const topic of this.interest.topics()) this.subscribeSubject(topic);
+        // nats.js restores these on its own reconnects; a fresh connection needs them again.
+        for (const subject of [CONTROL_SUBJECT, CONTROL_SUBJECT + '.' + this.nodeId]) {
+          nc.subscribe(subject, { callback: (err, msg) => err === null && this.receiveControl(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength)) });
+        }
         this.firstConnect?.();
         void this.watch(nc);
       },

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { Stats } from '../metrics/stats';
+import { TOO_DEEP, msgpackDepth } from '../protocol/depth';
 import { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { Envelope, EnvelopeError, MsgpackCursor } from './envelope';
@@ -31,6 +32,8 @@ export class EnvelopeReceiver {
     /** True when the broker numbers messages cluster-wide (the envelope's seq/epoch are authoritative). */
     private readonly brokerSequenced: boolean,
     private readonly log: Logger,
+    /** --max-depth: data from the broker is bounded like data from clients before anything decodes it. */
+    private readonly maxDepth: number,
   ) {}
 
   receive(buf: Buffer): void {
@@ -41,10 +44,12 @@ export class EnvelopeReceiver {
       env = this.envelope.read(this.cursor.reset(buf));
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
-      // Someone else publishing on our subjects: say so once, never crash the receive path.
-      if (!this.warned) this.log.warn({ err: e.message }, 'ignoring a broker message that is not a wsgate envelope');
-      this.warned = true;
-      return;
+      return this.reject(e.message);
+    }
+    const depth = msgpackDepth(env.data, this.maxDepth);
+    if (depth < 0) {
+      if (depth === TOO_DEEP) this.stats.tooDeep.broker++;
+      return this.reject(depth === TOO_DEEP ? `data nests deeper than ${this.maxDepth} levels` : 'data is not well-formed msgpack');
     }
     // A message still in flight after the interest was dropped has nobody to reach.
     if (!this.accepts(env.topic)) return;
@@ -59,5 +64,12 @@ export class EnvelopeReceiver {
       this.brokerSequenced ? env.seq : 0,
       this.brokerSequenced ? env.epoch : undefined,
     );
+  }
+
+  /** Someone else publishing on our subjects: counted, said once, never a crash of the receive path. */
+  private reject(reason: string): void {
+    this.stats.brokerRejected++;
+    if (!this.warned) this.log.warn({ err: reason }, 'ignoring a broker message that is not a valid wsgate envelope');
+    this.warned = true;
   }
 }

@@ -8,14 +8,19 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import type { StreamPosition } from '../protocol/commands';
 import { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
-import { newEpoch } from '../pubsub/topic-state';
-import type { Broker, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
+import { type TopicState, newEpoch } from '../pubsub/topic-state';
+import type { Broker, HistoryPage, PublishOutcome, RetainedMessage, TopicSnapshot } from './broker';
+import type { HistoryMessage } from '../protocol/codec';
+import { unpackr } from '../protocol/msgpack';
+import { unrecoverable } from '../pubsub/history-read';
 import { brokerTls } from './broker-tls';
 import { Envelope, MsgpackCursor } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
-import { META_TTL_MS, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, logKey, metaKey, nodeChannel } from './redis-scripts';
+import { CONTROL_CHANNEL, HISTORY_LUA, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, controlChannel, logKey, metaKey, nodeChannel } from './redis-scripts';
+import type { ControlTransport } from '../cluster/control-bus';
+import { msgpackDepth } from '../protocol/depth';
 
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
 const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
@@ -24,11 +29,12 @@ const SNAPSHOT_TIMEOUT_MS = 3000;
 const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
 const PUBLISH_SHA = sha1(PUBLISH_LUA);
 const SNAPSHOT_SHA = sha1(SNAPSHOT_LUA);
+const HISTORY_SHA = sha1(HISTORY_LUA);
 
 /** A snapshot script sent; its reply arrives at the cut in the subscriber stream. */
 interface PendingSnapshot {
   readonly topic: string;
-  /** At the cut: the topic's position, and the cursor at the retained entries after `since`. */
+  /** At the cut: the topic's position, and the cursor at the retained entries after `since` (then the latest message). */
   readonly atCut: (seq: number, epoch: string, entries: MsgpackCursor) => void;
   readonly fail: (e: GatewayError) => void;
   readonly timer: NodeJS.Timeout;
@@ -45,6 +51,10 @@ interface PendingSnapshot {
 export class RedisBroker implements Broker, InterestTarget {
   readonly kind = 'redis';
   private readonly nodeId = newEpoch();
+  readonly control: ControlTransport;
+  private receiveControl: (message: Buffer) => void = () => {};
+  private readonly controlChannelBuf = Buffer.from(CONTROL_CHANNEL);
+  private readonly ownControlChannelBuf: Buffer;
   private readonly replyChannel: string;
   private readonly replyChannelBuf: Buffer;
   private readonly interest: InterestTable;
@@ -77,15 +87,24 @@ export class RedisBroker implements Broker, InterestTarget {
   ) {
     this.replyChannel = nodeChannel(this.nodeId);
     this.replyChannelBuf = Buffer.from(this.replyChannel);
+    this.ownControlChannelBuf = Buffer.from(controlChannel(this.nodeId));
+    this.control = {
+      nodeId: this.nodeId,
+      send: (to, message) => {
+        if (this.cmdUp) this.cmd.publish(to === null ? CONTROL_CHANNEL : controlChannel(to), message).catch(() => undefined);
+      },
+      onControl: (receive) => (this.receiveControl = receive),
+    };
     this.interest = new InterestTable(this, config.brokerLinger, stats);
-    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log);
-    hub.setInterestListener(this.interest);
+    this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log, this.config.maxDepth);
+    hub.addInterestListener(this.interest);
     this.cmd = this.connection(url, 'commands');
     this.sub = this.connection(url, 'subscriber');
     this.cmd.on('ready', () => this.loadScripts());
     this.sub.on('ready', () => this.resubscribe());
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (channel.equals(this.replyChannelBuf)) this.snapshotReply(message);
+      else if (channel.equals(this.controlChannelBuf) || channel.equals(this.ownControlChannelBuf)) this.receiveControl(message);
       else this.receiver.receive(message);
     });
   }
@@ -142,6 +161,8 @@ export class RedisBroker implements Broker, InterestTarget {
     }
     // A copy: the payload's msgpack bytes are a view of a buffer the next publish reuses.
     const data = Buffer.from(payload.msgpack());
+    const rule = this.hub.ruleOf(topic);
+    const history = rule.historyLimits;
     this.inflight++;
     return this.cmd
       .evalsha(
@@ -155,10 +176,11 @@ export class RedisBroker implements Broker, InterestTarget {
         this.nodeId,
         source,
         data,
-        this.config.historySize,
-        this.config.historyTtl * 1000,
+        history.size,
+        history.ttlMs,
         this.candidateEpoch(),
-        META_TTL_MS,
+        this.config.positionTtl * 1000,
+        rule.lastMessage ? '1' : '0',
       )
       .then(
         (seq) => {
@@ -182,11 +204,43 @@ export class RedisBroker implements Broker, InterestTarget {
 
   snapshot(topic: string, since: StreamPosition | undefined, done: (s: TopicSnapshot | GatewayError) => void): void {
     this.requestSnapshot(topic, since, done, (seq, epoch, entries) => {
-      this.hub.adopt(topic, seq, epoch);
+      const state = this.hub.adopt(topic, seq, epoch);
       this.stepped.add(topic);
-      const replay = since !== undefined && since.epoch === epoch && since.seq <= seq ? this.retained(entries, since.seq, seq) : null;
+      const replay = since !== undefined && since.epoch === epoch && since.seq <= seq ? this.retained(topic, entries, since.seq, seq) : null;
+      if (since === undefined && state.rule.lastMessage) this.adoptLast(state, entries);
       done({ seq, epoch, replay });
     });
+  }
+
+  async history(topic: string, limit: number, since: StreamPosition | undefined): Promise<HistoryPage | GatewayError> {
+    if (!this.cmdUp) return UNAVAILABLE;
+    let reply: [number, Buffer, Buffer[]];
+    try {
+      // ioredis has a Buffer variant of every command at runtime; its typings omit evalshaBuffer.
+      const binary = this.cmd as unknown as { evalshaBuffer(...args: (string | number)[]): Promise<[number, Buffer, Buffer[]]> };
+      reply = await binary.evalshaBuffer(HISTORY_SHA, 2, metaKey(topic), logKey(topic), limit, since?.seq ?? -1, since?.epoch ?? '', this.candidateEpoch(), this.config.positionTtl * 1000);
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message, broker: 'redis' }, 'history failed');
+      return UNAVAILABLE;
+    }
+    const [seq, epochBuf, entries] = reply;
+    const epoch = epochBuf.toString('latin1');
+    if (since !== undefined && since.epoch !== epoch) return unrecoverable(since);
+    const oldest = absoluteNow() - this.hub.ruleOf(topic).historyLimits.ttlMs;
+    const cursor = new MsgpackCursor();
+    const env = new Envelope();
+    const messages: HistoryMessage[] = [];
+    try {
+      for (const e of entries) {
+        env.read(cursor.reset(e));
+        // Only data bounded like a client's: anything else on the stream is foreign.
+        if (env.ts >= oldest && msgpackDepth(env.data, this.config.maxDepth) >= 0) messages.push({ s: env.seq, d: unpackr.unpack(env.data) });
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, topic }, 'malformed entry in a history stream');
+      return UNAVAILABLE;
+    }
+    return { seq: Number(seq), epoch, messages };
   }
 
   /**
@@ -205,7 +259,7 @@ export class RedisBroker implements Broker, InterestTarget {
       this.log.warn({ topic, err: e.reason, broker: 'redis' }, 'cannot refill a topic after reconnecting; its subscribers see a gap');
     }, (seq, epoch, entries) => {
       finish();
-      const missed = since.epoch === epoch && since.seq <= seq ? this.retained(entries, since.seq, seq) : null;
+      const missed = since.epoch === epoch && since.seq <= seq ? this.retained(topic, entries, since.seq, seq) : null;
       if (missed === null) this.hub.adopt(topic, seq, epoch);
       else for (const m of missed) this.hub.deliver(topic, this.payload.setPacked(m.data), 'broker', performance.now(), m.seq, epoch);
       this.stats.brokerRefilled += missed?.length ?? 0;
@@ -218,9 +272,10 @@ export class RedisBroker implements Broker, InterestTarget {
     const timer = setTimeout(() => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, 'broker did not answer in time')), SNAPSHOT_TIMEOUT_MS);
     this.snapshots.set(id, { topic, atCut, fail, timer });
     const subscribing = this.subscribed.get(topic) ?? Promise.reject(new Error('not subscribed'));
+    const rule = this.hub.ruleOf(topic);
     subscribing
       .then(() =>
-        this.cmd.evalsha(SNAPSHOT_SHA, 2, metaKey(topic), logKey(topic), this.replyChannel, id, since?.seq ?? -1, this.config.historySize, this.candidateEpoch(), META_TTL_MS),
+        this.cmd.evalsha(SNAPSHOT_SHA, 2, metaKey(topic), logKey(topic), this.replyChannel, id, since?.seq ?? -1, rule.historyLimits.size, this.candidateEpoch(), this.config.positionTtl * 1000, rule.lastMessage && since === undefined ? '1' : '0'),
       )
       .catch((e: Error) => this.finishSnapshot(id, new GatewayError(ErrorCode.Unavailable, `broker: ${e.message}`)));
   }
@@ -254,7 +309,7 @@ export class RedisBroker implements Broker, InterestTarget {
   }
 
   private loadScripts(): void {
-    Promise.all([this.cmd.script('LOAD', PUBLISH_LUA), this.cmd.script('LOAD', SNAPSHOT_LUA)]).then(
+    Promise.all([this.cmd.script('LOAD', PUBLISH_LUA), this.cmd.script('LOAD', SNAPSHOT_LUA), this.cmd.script('LOAD', HISTORY_LUA)]).then(
       () => {
         this.cmdUp = true;
         this.syncUp();
@@ -269,7 +324,7 @@ export class RedisBroker implements Broker, InterestTarget {
    */
   private resubscribe(): void {
     const topics = [...this.interest.topics()];
-    const p = this.sub.subscribe(this.replyChannel, ...topics.map(channelOf));
+    const p = this.sub.subscribe(this.replyChannel, CONTROL_CHANNEL, controlChannel(this.nodeId), ...topics.map(channelOf));
     p.catch(() => undefined);
     for (const t of topics) this.subscribed.set(t, p);
     // Synchronously, before any message of the new subscription can arrive.
@@ -320,9 +375,22 @@ export class RedisBroker implements Broker, InterestTarget {
     pending.atCut(seq, epoch, c);
   }
 
+  /** Keeps the snapshot's latest message (after its entries) on the local state, so a sub gets it at once. */
+  private adoptLast(state: TopicState, c: MsgpackCursor): void {
+    try {
+      for (let n = c.arrayLength(); n > 0; n--) c.bytes();
+      const last = c.bytes();
+      if (last.length === 0) return;
+      const env = new Envelope().read(new MsgpackCursor().reset(last));
+      if (env.seq === state.seq) this.hub.keepLast(state, env.seq, env.data);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, topic: state.name }, 'malformed latest message in a snapshot');
+    }
+  }
+
   /** The entries after `since` up to `seq` if all are there and not older than the history TTL; else null. */
-  private retained(c: MsgpackCursor, since: number, seq: number): RetainedMessage[] | null {
-    const oldest = absoluteNow() - this.config.historyTtl * 1000;
+  private retained(topic: string, c: MsgpackCursor, since: number, seq: number): RetainedMessage[] | null {
+    const oldest = absoluteNow() - this.hub.ruleOf(topic).historyLimits.ttlMs;
     const inner = new MsgpackCursor();
     const out: RetainedMessage[] = [];
     try {
@@ -331,6 +399,8 @@ export class RedisBroker implements Broker, InterestTarget {
       for (let i = 0; i < n; i++) {
         const env = new Envelope().read(inner.reset(c.bytes()));
         if (env.seq !== since + 1 + i || env.ts < oldest) return null;
+        // Served like live messages: only data bounded like a client's (anything else on the stream is foreign).
+        if (msgpackDepth(env.data, this.config.maxDepth) < 0) return null;
         out.push({ seq: env.seq, data: env.data });
       }
     } catch {

@@ -1,8 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { type Config } from '../config/schema';
 import { ConfigError, loadConfig, usage } from '../config/load';
+import { openApiRefusal } from '../guard/api-exposure';
 import { createLogger } from '../log';
 import { Payload } from '../protocol/payload';
+import { connectionBudget, openFilesLimit } from '../server/fd-limit';
 import { Gateway } from '../server/gateway';
 
 const DEMO_TOPIC = 'demo';
@@ -19,11 +21,20 @@ function startDemo(gateway: Gateway): NodeJS.Timeout {
   }, DEMO_INTERVAL_MS);
 }
 
+export const SERVE_HELP = `Usage: wsgate serve [options]
+
+Runs a gateway node: WebSocket upgrades at /ws, POST /publish, /healthz, /readyz, /metrics.
+
+Examples:
+  npx wsgate serve --demo --page --client-publish      # what npm start runs: a demo topic and the page at /
+  npx wsgate serve --port 8081 --broker nats://127.0.0.1:4222
+  WSGATE_API_KEY=change-me npx wsgate serve --jwt-secret "$JWT_SECRET"
+
+${usage()}
+
+SIGTERM or SIGINT drains (1012 closes spread over --drain-window) and exits 0; a second signal exits at once.`;
+
 export async function serve(argv: readonly string[]): Promise<void> {
-  if (argv.includes('--help')) {
-    console.log(`Usage: wsgate serve [options]\n\n${usage()}`);
-    return;
-  }
   let config: Config;
   try {
     config = loadConfig({ argv, env: process.env });
@@ -34,8 +45,15 @@ export async function serve(argv: readonly string[]): Promise<void> {
     }
     throw e;
   }
+  const refusal = openApiRefusal(config);
+  if (refusal !== null) {
+    console.error(`wsgate: ${refusal}`);
+    process.exit(2);
+  }
   const log = createLogger(config.logLevel);
-  const gateway = new Gateway(config, log);
+  const fds = connectionBudget(config.maxConnections, openFilesLimit());
+  if (fds.warning !== null) log.warn({ maxConnections: config.maxConnections, openFilesLimit: openFilesLimit(), effective: fds.maxConnections }, fds.warning);
+  const gateway = new Gateway({ ...config, maxConnections: fds.maxConnections }, log);
   await gateway.start();
   const demo = config.demo ? startDemo(gateway) : null;
 

@@ -21,6 +21,16 @@ export class CommandError extends Error {
   }
 }
 
+/** The gateway refused the WebSocket upgrade with an HTTP status; `body` is its `{"code","reason"}` reply. */
+export class UpgradeRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`upgrade refused: HTTP ${status} ${body}`);
+  }
+}
+
 export interface ClientOptions {
   readonly codec?: CodecName;
   readonly token?: string;
@@ -57,14 +67,29 @@ export class GatewayClient {
     const ws = new WebSocket(u, codec === 'msgpack' ? 'wsgate.msgpack' : 'wsgate.json', { headers });
     const client = new GatewayClient(ws, codec);
     return new Promise((resolve, reject) => {
+      // Once the refusal's status is known, a reset while its body is read must not turn it into a network error.
+      let refused = false;
       ws.once('open', () => resolve(client));
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
-      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => {
+        refused = true;
+        let body = '';
+        const done = () => reject(new UpgradeRefused(res.statusCode ?? 0, body));
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < 4096) body += chunk;
+        });
+        res.on('end', done);
+        res.on('close', done);
+      });
+      ws.once('error', (e) => {
+        if (!refused) reject(e);
+      });
     });
   }
 
   private receive(msg: Record<string, unknown>): void {
-    if (typeof msg.t === 'string') return this.onDelivery(msg as unknown as Delivery);
+    // Deliveries carry `s`; notices about a topic (join, leave) carry `t` and an `op`.
+    if (typeof msg.t === 'string' && typeof msg.s === 'number') return this.onDelivery(msg as unknown as Delivery);
     const reply = msg as Reply;
     const id = 'id' in reply ? reply.id : undefined;
     const p = id === undefined ? undefined : this.pending.get(id);

@@ -8,6 +8,7 @@ const readable = (path: string): boolean => {
     return false;
   }
 };
+import { topicRulesHelp } from '../rules/topic-rules';
 import { type Config, type ConfigKey, type Spec, configKeys, schema } from './schema';
 
 /** A configuration mistake, naming the key, where it came from and what is accepted. */
@@ -35,6 +36,8 @@ function accepted(spec: Spec): string {
       return 'true or false';
     case 'string':
       return spec.check ? spec.check.rule : 'a string';
+    case 'rules':
+      return 'a JSON array of topic rules';
   }
 }
 
@@ -60,6 +63,19 @@ function coerce(key: ConfigKey, raw: unknown, source: string): Config[ConfigKey]
     case 'string':
       if (typeof raw !== 'string' || (spec.check && !spec.check.ok(raw))) fail();
       return raw as string;
+    case 'rules': {
+      let value = raw;
+      if (typeof raw === 'string') {
+        try {
+          value = JSON.parse(raw);
+        } catch (e) {
+          throw new ConfigError(key, source, `${accepted(spec)} (${(e as Error).message})`);
+        }
+      }
+      const rules = spec.parse(value);
+      if ('accepted' in rules) throw new ConfigError(rules.key, source, rules.accepted);
+      return rules;
+    }
   }
 }
 
@@ -119,8 +135,8 @@ export function loadConfig({ argv, env }: ConfigSources): Config {
   if (config.drainWindow >= config.drainTimeout) {
     throw new ConfigError('drainWindow', 'config', `less than drainTimeout (${config.drainTimeout} ms)`);
   }
-  if (config.jwtSecret !== '' && config.jwtPublicKey !== '') {
-    throw new ConfigError('jwtSecret', 'config', 'either jwtSecret or jwtPublicKey, not both');
+  if ([config.jwtSecret, config.jwtPublicKey, config.jwtJwksUrl].filter((v) => v !== '').length > 1) {
+    throw new ConfigError('jwtSecret', 'config', 'at most one of jwtSecret, jwtPublicKey and jwtJwksUrl');
   }
   const tlsFiles = config.brokerTlsCa !== '' || config.brokerTlsCert !== '' || config.brokerTlsKey !== '';
   if (tlsFiles && !/^(tls|rediss):\/\//.test(config.broker)) {
@@ -128,6 +144,9 @@ export function loadConfig({ argv, env }: ConfigSources): Config {
   }
   if ((config.brokerTlsCert === '') !== (config.brokerTlsKey === '')) {
     throw new ConfigError('brokerTlsCert', 'config', 'brokerTlsCert and brokerTlsKey together');
+  }
+  if ((config.webhookUrl === '') !== (config.webhookSecret === '')) {
+    throw new ConfigError('webhookSecret', 'config', 'webhookUrl and webhookSecret together (every webhook is signed)');
   }
   for (const key of ['brokerTlsCa', 'brokerTlsCert', 'brokerTlsKey'] as const) {
     if (config[key] !== '' && !readable(config[key])) throw new ConfigError(key, config[key], 'a readable PEM file');
@@ -142,5 +161,5 @@ export function usage(): string {
     const def = s.secret ? '(unset)' : JSON.stringify(s.def);
     return `  --${flagName(k).padEnd(28)} ${s.help}\n  ${''.padEnd(30)} ${accepted(s)}; default ${def}; env ${envName(k)}`;
   });
-  return ['Options (flags > env > --config JSON file > defaults):', '  --config <file.json>'.padEnd(32) + 'JSON object of the keys below (camelCase)', ...rows].join('\n');
+  return ['Options (flags > env > --config JSON file > defaults):', '  --config <file.json>'.padEnd(32) + 'JSON object of the keys below (camelCase)', ...rows, '', ...topicRulesHelp()].join('\n');
 }

@@ -25,12 +25,24 @@ class ScrapedMetric {
   }
 }
 
+function histogramSamples(name: string, h: FixedHistogram, labels: Record<string, string>): Sample[] {
+  const cumulative = h.cumulative();
+  const samples: Sample[] = h.bounds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: cumulative[i] as number }));
+  samples.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: h.count });
+  samples.push({ metricName: `${name}_sum`, labels, value: h.sum });
+  samples.push({ metricName: `${name}_count`, labels, value: h.count });
+  return samples;
+}
+
 /** Builds the registry the /metrics route serves. */
 export class MetricsRegistry {
   readonly registry = new Registry();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names these gauges with _total, which promtool's linter rejects (a _total suffix is
+    // for counters). They are the sums of nodejs_active_{handles,requests,resources}{type}, also exported.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
   }
 
   private add(name: string, help: string, type: MetricType, read: () => Sample[]): void {
@@ -50,15 +62,18 @@ export class MetricsRegistry {
     this.add(name, help, type, () => Array.from(values(), ([l, value]) => ({ value, labels: { [label]: l } })));
   }
 
+  /** Counters over several labels, as one sample per label combination read at scrape time. */
+  labeledCounters(name: string, help: string, read: () => { value: number; labels: Record<string, string> }[]): void {
+    this.add(name, help, 'counter', read);
+  }
+
   histogram(name: string, help: string, h: FixedHistogram): void {
-    this.add(name, help, 'histogram', () => {
-      const cumulative = h.cumulative();
-      const samples: Sample[] = h.bounds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: cumulative[i] as number }));
-      samples.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: h.count });
-      samples.push({ metricName: `${name}_sum`, value: h.sum });
-      samples.push({ metricName: `${name}_count`, value: h.count });
-      return samples;
-    });
+    this.add(name, help, 'histogram', () => histogramSamples(name, h, {}));
+  }
+
+  /** One histogram per label value (a closed set, given up front). */
+  labeledHistograms(name: string, help: string, label: string, histograms: readonly [string, FixedHistogram][]): void {
+    this.add(name, help, 'histogram', () => histograms.flatMap(([l, h]) => histogramSamples(name, h, { [label]: l })));
   }
 
   text(): Promise<string> {

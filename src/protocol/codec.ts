@@ -1,12 +1,39 @@
+import { ErrorCode, GatewayError } from './codes';
+import { MALFORMED, TOO_DEEP, jsonDepth, msgpackDepth } from './depth';
 import { packr, unpackr } from './msgpack';
 
 export type CodecName = 'json' | 'msgpack';
 
 /** A reply or notice the server sends to one connection (not a delivery: those are built by DeliveryEncoder). */
+/** One message of a history reply: its sequence and data. */
+export interface HistoryMessage {
+  readonly s: number;
+  readonly d: unknown;
+}
+
+/** One member of a topic's presence: a subscription, by connection. */
+export interface PresenceEntry {
+  /** Connection id, unique cluster-wide. */
+  readonly client: string;
+  /** The token's `sub`; '' when anonymous. */
+  readonly user: string;
+  /** The token's `info` claim when it is a JSON object of bounded size. */
+  readonly info?: Readonly<Record<string, unknown>>;
+}
+
+/** presence_stats: connections and distinct users present; `unlisted` members are counted but not listed (maxPresence). */
+export interface PresenceStats {
+  readonly clients: number;
+  readonly users: number;
+  readonly unlisted: number;
+}
+
 export type Reply =
-  | { op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean }
+  | ({ op: 'ok'; id?: number; seq?: number; epoch?: string; recovered?: boolean; messages?: readonly HistoryMessage[]; presence?: readonly PresenceEntry[] } & Partial<PresenceStats>)
   | { op: 'err'; id?: number; code: string; reason: string }
-  | { op: 'dropped'; n: number };
+  | { op: 'dropped'; n: number }
+  /** A subscription the server added or ended (POST /subscribe, /unsubscribe, token refresh: with its reason). */
+  | { op: 'subscribed' | 'unsubscribed'; t: string; reason?: string };
 
 /** How one connection's frames are decoded and its replies encoded. */
 export interface Codec {
@@ -15,19 +42,36 @@ export interface Codec {
   readonly subprotocol: string;
   /** Frames of this codec are binary (msgpack) or text (JSON). */
   readonly binary: boolean;
-  /** Decodes a client frame; throws on malformed input. Reads `message` synchronously only. */
-  decode(message: ArrayBuffer): unknown;
+  /**
+   * Decodes a client frame whose command's data may nest `maxDepth` levels; throws on malformed input,
+   * returns a GatewayError (never a decodable value) when it nests deeper. Reads `message` synchronously only.
+   */
+  decode(message: ArrayBuffer, maxDepth: number): unknown;
   encodeReply(reply: Reply): string | Uint8Array;
 }
 
 // fatal: RFC 6455 requires text frames to be valid UTF-8; a bad sequence is a malformed frame.
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * Decodes JSON text (UTF-8) or msgpack that nests at most `limit` levels in all, data at most `maxDepth`.
+ * Throws on malformed input (and msgpack types wsgate does not accept); returns the GatewayError to
+ * answer with, never a decodable value, when it nests deeper. The scan runs first, so the decoder and
+ * every later re-encode only ever see bounded input.
+ */
+export function decodeBounded(bytes: Uint8Array, msgpack: boolean, limit: number, maxDepth: number): unknown {
+  const depth = msgpack ? msgpackDepth(bytes, limit) : jsonDepth(bytes, limit);
+  if (depth === TOO_DEEP) return new GatewayError(ErrorCode.BadFrame, `data nests deeper than ${maxDepth} levels`);
+  if (depth === MALFORMED) throw new SyntaxError('malformed or unsupported msgpack');
+  return msgpack ? unpackr.unpack(bytes) : JSON.parse(utf8.decode(bytes));
+}
+
 export const jsonCodec: Codec = {
   name: 'json',
   subprotocol: 'wsgate.json',
   binary: false,
-  decode: (message) => JSON.parse(utf8.decode(message)),
+  // The command object is one level itself.
+  decode: (message, maxDepth) => decodeBounded(new Uint8Array(message), false, maxDepth + 1, maxDepth),
   encodeReply: (reply) => JSON.stringify(reply),
 };
 
@@ -35,7 +79,7 @@ export const msgpackCodec: Codec = {
   name: 'msgpack',
   subprotocol: 'wsgate.msgpack',
   binary: true,
-  decode: (message) => unpackr.unpack(new Uint8Array(message)),
+  decode: (message, maxDepth) => decodeBounded(new Uint8Array(message), true, maxDepth + 1, maxDepth),
   // pack() returns a view of msgpackr's shared buffer; the caller sends it before packing again.
   encodeReply: (reply) => packr.pack(reply),
 };

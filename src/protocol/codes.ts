@@ -8,6 +8,11 @@ export const ErrorCode = {
   Forbidden: 'forbidden',
   BadSince: 'bad_since',
   Unavailable: 'unavailable',
+  UnrecoverablePosition: 'unrecoverable_position',
+  /** presence / presence_stats on a topic whose rule has no presence. */
+  PresenceDisabled: 'presence_disabled',
+  /** Over --max-commands-per-second: the command was not executed. */
+  RateLimited: 'rate_limited',
   // Upgrade / HTTP only
   Unauthorized: 'unauthorized',
   TooManyConnections: 'too_many_connections',
@@ -16,6 +21,12 @@ export const ErrorCode = {
   PayloadTooLarge: 'payload_too_large',
   UnsupportedMediaType: 'unsupported_media_type',
   NotFound: 'not_found',
+  OriginNotAllowed: 'origin_not_allowed',
+  TooManyConnectionsPerIp: 'too_many_connections_per_ip',
+  ConnectRateLimited: 'connect_rate_limited',
+  /** An unexpected exception while handling the request (a bug, contained and counted). */
+  Internal: 'internal_error',
+  ProxyUnavailable: 'proxy_unavailable',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -27,6 +38,10 @@ export const CloseCode = {
   InternalError: 1011,
   ServiceRestart: 1012,
   SlowConsumer: 4008,
+  CommandFlood: 4029,
+  /** POST /disconnect with reconnect (the default) / with "reconnect": false. */
+  ServerDisconnect: 4001,
+  ServerDisconnectTerminal: 4003,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

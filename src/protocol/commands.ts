@@ -1,4 +1,6 @@
+import { MAX_TOKEN_LENGTH } from '../auth/token-verifier';
 import { ErrorCode, GatewayError } from './codes';
+import { checkIdempotencyKey } from '../idempotency/idempotency';
 import { checkTopic } from './topic';
 
 /** A position in a topic's stream, as remembered by a client. */
@@ -10,8 +12,21 @@ export interface StreamPosition {
 export type Command =
   | { readonly op: 'sub'; readonly topic: string; readonly id: number | undefined; readonly since: StreamPosition | undefined }
   | { readonly op: 'unsub'; readonly topic: string; readonly id: number | undefined }
-  | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown }
-  | { readonly op: 'ping'; readonly id: number | undefined };
+  | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown; readonly idempotencyKey: string | undefined }
+  | { readonly op: 'ping'; readonly id: number | undefined }
+  | { readonly op: 'refresh'; readonly token: string; readonly id: number | undefined }
+  | { readonly op: 'presence' | 'presence_stats'; readonly topic: string; readonly id: number | undefined }
+  | { readonly op: 'history'; readonly topic: string; readonly id: number | undefined; readonly limit: number; readonly since: StreamPosition | undefined };
+
+/** Items one history or list request returns at most, and how many without `limit`. */
+export const MAX_PAGE_LIMIT = 1000;
+export const DEFAULT_PAGE_LIMIT = 100;
+
+/** A page `limit`: absent means the default; else an integer 1..MAX_PAGE_LIMIT (null: invalid). */
+export function parseLimit(v: unknown): number | null {
+  if (v === undefined) return DEFAULT_PAGE_LIMIT;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_PAGE_LIMIT ? v : null;
+}
 
 export type Op = Command['op'];
 
@@ -41,8 +56,14 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
   const id = rawId;
   const op = frame.op;
   if (op === 'ping') return { op, id };
-  if (op !== 'sub' && op !== 'unsub' && op !== 'pub') {
-    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping', id);
+  if (op === 'refresh') {
+    if (typeof frame.token !== 'string' || frame.token === '' || frame.token.length > MAX_TOKEN_LENGTH) {
+      return new GatewayError(ErrorCode.BadRequest, `refresh needs a token: a string of 1..${MAX_TOKEN_LENGTH} characters`, id);
+    }
+    return { op, token: frame.token, id };
+  }
+  if (op !== 'sub' && op !== 'unsub' && op !== 'pub' && op !== 'history' && op !== 'presence' && op !== 'presence_stats') {
+    return new GatewayError(ErrorCode.UnknownOp, 'op must be one of sub, unsub, pub, ping, refresh, history, presence, presence_stats', id);
   }
   const topicError = checkTopic(frame.topic, maxTopicLength);
   if (topicError !== null) return topicError.withId(id);
@@ -54,11 +75,22 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
       return { op, topic, id, since };
     }
     case 'unsub':
+    case 'presence':
+    case 'presence_stats':
       return { op, topic, id };
+    case 'history': {
+      const since = parseSince(frame.since, id);
+      if (since instanceof GatewayError) return since;
+      const limit = parseLimit(frame.limit);
+      if (limit === null) return new GatewayError(ErrorCode.BadRequest, `limit must be an integer 1..${MAX_PAGE_LIMIT}`, id);
+      return { op, topic, id, limit, since };
+    }
     case 'pub':
       if (!('data' in frame) || frame.data === undefined) {
         return new GatewayError(ErrorCode.BadRequest, 'pub needs data', id);
       }
-      return { op, topic, id, data: frame.data };
+      const idempotencyKey = checkIdempotencyKey(frame.idempotencyKey);
+      if (idempotencyKey instanceof GatewayError) return idempotencyKey.withId(id);
+      return { op, topic, id, data: frame.data, idempotencyKey };
   }
 }

@@ -3,12 +3,6 @@ import { Payload } from './payload';
 import { TopicNames } from './topic-names';
 
 /**
- * Nesting allowed inside published data on the scanned path. Deeper data is not refused here: it takes
- * the general decode path, which applies the gateway's own rules.
- */
-export const SCAN_MAX_DEPTH = 64;
-
-/**
  * The allocation-free front of a publish: locates a plain publish in the received bytes (PublishScan)
  * and presents its topic as an interned string and its data as a Payload over those bytes. One reader per
  * front door, reused for every message; what it returns is valid until its next read.
@@ -20,8 +14,12 @@ export class PublishReader {
   private buf: Buffer = Buffer.alloc(0);
   private json = true;
 
-  constructor(maxTopicLength: number, maxItems = 1) {
-    this.scan = new PublishScan(maxTopicLength, SCAN_MAX_DEPTH, maxItems);
+  /**
+   * `maxDepth` is the gateway's --max-depth: data nesting deeper is not refused here, it takes the general
+   * decode path, which refuses it (bad_frame / HTTP 400) and counts it.
+   */
+  constructor(maxTopicLength: number, maxDepth: number, maxItems = 1) {
+    this.scan = new PublishScan(maxTopicLength, maxDepth, maxItems);
   }
 
   /** A socket frame; true when it is a plain `pub` (then read id, topic(0), data(0)). */

@@ -2,20 +2,28 @@ import { performance } from 'node:perf_hooks';
 import type { CodecName } from '../protocol/codec';
 import { DeliveryEncoder } from '../protocol/delivery';
 import type { Payload } from '../protocol/payload';
+import { packr } from '../protocol/msgpack';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
-import { HistoryBudget, type HistoryFrames, type HistoryLimits, TopicHistory } from './history';
+import type { TopicRule, TopicRules } from '../rules/topic-rules';
+import { HistoryBudget, type HistoryFrames, TopicHistory } from './history';
+import { LastMessage } from './last-message';
+import { PositionMemory, type PositionLimits } from './positions';
 import { TopicState, newEpoch } from './topic-state';
 
 const TIME_ORIGIN = performance.timeOrigin;
 
 /** The native fan-out: one call hands a frame to every subscriber of a uWS topic. */
 export interface Fanout {
-  publish(key: string, frame: Uint8Array, binary: boolean): void;
+  /** Whether any socket is subscribed to `key` (uWS's own answer). */
+  publish(key: string, frame: Uint8Array, binary: boolean): boolean;
 }
 
 export interface HubOptions {
-  readonly history: HistoryLimits & { readonly maxBytes: number };
+  /** Bytes of history across all topics. */
+  readonly historyMaxBytes: number;
+  readonly rules: TopicRules;
+  readonly positions: PositionLimits;
 }
 
 /** Interest changes, so a broker subscribes upstream only to topics with local subscribers. */
@@ -34,7 +42,8 @@ export class Hub {
   /** Handed to history.append, refilled per publish (a literal would be an object per publish). */
   private readonly frames: { -readonly [K in keyof HistoryFrames]: HistoryFrames[K] } = { jsonFrame: null, packFrame: null };
   private readonly budget: HistoryBudget;
-  private interest: InterestListener | null = null;
+  private readonly positions: PositionMemory;
+  private readonly interest: InterestListener[] = [];
   private readonly sweeper: NodeJS.Timeout | null;
 
   constructor(
@@ -43,27 +52,55 @@ export class Hub {
     private readonly fanoutDuration: FixedHistogram,
     private readonly options: HubOptions,
   ) {
-    this.budget = new HistoryBudget(options.history.maxBytes);
-    this.sweeper = options.history.size > 0 ? setInterval(() => this.sweep(), 1000).unref() : null;
+    this.budget = new HistoryBudget(options.historyMaxBytes);
+    this.positions = new PositionMemory(options.positions);
+    this.sweeper = options.rules.anyRetention || options.positions.max > 0 ? setInterval(() => this.sweep(), 1000).unref() : null;
   }
 
-  setInterestListener(listener: InterestListener): void {
-    this.interest = listener;
+  /** Adds a listener (the broker's interest table; webhook occupancy). */
+  addInterestListener(listener: InterestListener): void {
+    this.interest.push(listener);
   }
 
   get(topic: string): TopicState | undefined {
     return this.topics.get(topic);
   }
 
-  /** The state of `topic`, created (with a fresh epoch) if the node has none. */
+  /** The rule of `topic`: the one on its state, resolved now only when the node holds no state for it. */
+  ruleOf(topic: string): TopicRule {
+    return this.topics.get(topic)?.rule ?? this.options.rules.resolve(topic);
+  }
+
+  /** The state of `topic`, created if the node has none: at its remembered position, else with a fresh epoch. */
   acquire(topic: string): TopicState {
     let state = this.topics.get(topic);
     if (state === undefined) {
-      const history = this.options.history.size > 0 ? new TopicHistory(this.options.history, this.budget) : null;
-      state = new TopicState(topic, newEpoch(), history);
+      const rule = this.options.rules.resolve(topic);
+      const history = rule.historyLimits.size > 0 ? new TopicHistory(rule.historyLimits, this.budget) : null;
+      const position = this.positions.take(topic, Date.now());
+      state = new TopicState(topic, position?.epoch ?? newEpoch(), history, rule);
+      if (position !== undefined) state.seq = position.seq;
       this.topics.set(topic, state);
+      this.stats.rememberedPositions = this.positions.size;
     }
     return state;
+  }
+
+  /** Topics with at least one local subscriber, and how many. */
+  *activeTopics(): IterableIterator<[topic: string, subscribers: number]> {
+    for (const state of this.topics.values()) if (state.subscribers > 0) yield [state.name, state.subscribers];
+  }
+
+  /** Lets a state acquired only to be read go again (its position is remembered). */
+  releaseIfIdle(state: TopicState): void {
+    if (state.idle && this.topics.get(state.name) === state) this.retire(state);
+  }
+
+  /** Drops an idle state, keeping its position so the topic's numbering continues when it is used again. */
+  private retire(state: TopicState): void {
+    this.topics.delete(state.name);
+    this.positions.remember(state.name, state.seq, state.epoch, Date.now());
+    this.stats.rememberedPositions = this.positions.size;
   }
 
   /** Counts a subscriber the caller has just subscribed to `state.key(codec)`. */
@@ -71,7 +108,7 @@ export class Hub {
     const state = this.acquire(topic);
     if (state.subscribers === 0) {
       this.stats.topics++;
-      this.interest?.interestAdded(topic);
+      for (const l of this.interest) l.interestAdded(topic);
     }
     if (codec === 'json') state.jsonSubs++;
     else state.packSubs++;
@@ -79,17 +116,19 @@ export class Hub {
     return state;
   }
 
-  removeSubscriber(topic: string, codec: CodecName): void {
+  /** Uncounts a subscriber; returns the topic's rule (undefined when the node has no state for it). */
+  removeSubscriber(topic: string, codec: CodecName): TopicRule | undefined {
     const state = this.topics.get(topic);
-    if (state === undefined) return;
+    if (state === undefined) return undefined;
     if (codec === 'json') state.jsonSubs--;
     else state.packSubs--;
     this.stats.subscriptions--;
     if (state.subscribers === 0) {
       this.stats.topics--;
-      this.interest?.interestRemoved(topic);
-      if (state.idle) this.topics.delete(topic);
+      for (const l of this.interest) l.interestRemoved(topic);
+      if (state.idle) this.retire(state);
     }
+    return state.rule;
   }
 
   /**
@@ -137,11 +176,46 @@ export class Hub {
       frames.jsonFrame = frames.packFrame = null;
       this.syncHistoryStats();
     }
+    if (state.rule.lastMessage) this.keepLast(state, seq, payload.msgpack());
     this.stats.deliveries += state.subscribers;
     this.stats.publishes[source]++;
     this.fanoutDuration.observe((performance.now() - startedAt) / 1000);
-    if (state.idle) this.topics.delete(topic);
+    if (state.idle) this.retire(state);
     return seq;
+  }
+
+  /**
+   * Fans out a notice outside the topic's sequence (join/leave): encoded once per codec that has
+   * subscribers, handed to uWS like a delivery. Whether any socket was subscribed (a joiner counted in
+   * the state is not subscribed yet).
+   */
+  notice(topic: string, notice: { readonly op: string; readonly t: string; readonly p: unknown }): boolean {
+    const state = this.topics.get(topic);
+    if (state === undefined || state.subscribers === 0) return false;
+    let reached = false;
+    if (state.jsonSubs > 0) {
+      const frame = Buffer.from(JSON.stringify(notice));
+      reached = this.fanout.publish(state.jsonKey, frame, false);
+      this.stats.sentBytes += frame.length * state.jsonSubs;
+    }
+    if (state.packSubs > 0) {
+      const frame = packr.pack(notice);
+      reached = this.fanout.publish(state.packKey, frame, true) || reached;
+      this.stats.sentBytes += frame.length * state.packSubs;
+    }
+    return reached;
+  }
+
+  /** Keeps `data` (msgpack, copied) as the topic's latest message; dropped when the budget is full. */
+  keepLast(state: TopicState, seq: number, data: Uint8Array): void {
+    const last = state.last ?? new LastMessage();
+    state.last = last.keep(seq, data, Date.now(), this.budget) ? last : null;
+    this.syncHistoryStats();
+  }
+
+  private dropLast(state: TopicState): void {
+    state.last?.release(this.budget);
+    state.last = null;
   }
 
   /**
@@ -152,6 +226,7 @@ export class Hub {
     const state = this.topics.get(topic);
     if (state === undefined) return;
     state.history?.clear();
+    this.dropLast(state);
     state.epoch = newEpoch();
     state.seq = 0;
     this.syncHistoryStats();
@@ -165,6 +240,7 @@ export class Hub {
     const state = this.acquire(topic);
     if (epoch !== state.epoch || seq !== state.seq) {
       state.history?.clear();
+      this.dropLast(state);
       state.epoch = epoch;
       state.seq = seq;
       this.syncHistoryStats();
@@ -177,13 +253,20 @@ export class Hub {
     return this.encoder;
   }
 
-  /** Drops expired history and the states left idle by it. */
+  /** Drops expired history (retiring the states left idle by it) and expired positions. */
   sweep(now = Date.now()): void {
-    for (const state of this.topics.values()) {
-      state.history?.evictExpired(now);
-      if (state.idle) this.topics.delete(state.name);
+    if (this.options.rules.anyRetention) {
+      const lastCutoff = now - this.options.positions.ttlMs;
+      for (const state of this.topics.values()) {
+        state.history?.evictExpired(now);
+        // The latest message is kept as long as the topic's position would be.
+        if (state.last !== null && state.last.at < lastCutoff) this.dropLast(state);
+        if (state.idle) this.retire(state);
+      }
+      this.syncHistoryStats();
     }
-    this.syncHistoryStats();
+    this.positions.evictExpired(now);
+    this.stats.rememberedPositions = this.positions.size;
   }
 
   private syncHistoryStats(): void {
@@ -193,8 +276,13 @@ export class Hub {
 
   close(): void {
     if (this.sweeper !== null) clearInterval(this.sweeper);
-    for (const state of this.topics.values()) state.history?.clear();
+    for (const state of this.topics.values()) {
+      state.history?.clear();
+      this.dropLast(state);
+    }
     this.topics.clear();
+    this.positions.clear();
+    this.stats.rememberedPositions = 0;
     this.syncHistoryStats();
   }
 }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { CodecName } from '../protocol/codec';
+import type { TopicRule } from '../rules/topic-rules';
 import type { TopicHistory } from './history';
+import type { LastMessage } from './last-message';
 
 /** A fresh epoch: it changes whenever a topic's sequence restarts, so stale positions are detectable. */
 export const newEpoch = (): string => randomBytes(6).toString('base64url');
@@ -10,6 +12,8 @@ export class TopicState {
   seq = 0;
   jsonSubs = 0;
   packSubs = 0;
+  /** The latest message, kept only for topics whose rule has lastMessage. */
+  last: LastMessage | null = null;
   /** uWS topic names per codec: subscribers of each codec get frames in their own encoding. */
   readonly jsonKey: string;
   readonly packKey: string;
@@ -18,6 +22,8 @@ export class TopicState {
     readonly name: string,
     public epoch: string,
     readonly history: TopicHistory | null,
+    /** The topic's rule, resolved once when the state is created. */
+    readonly rule: TopicRule,
   ) {
     // A space cannot occur in a valid topic, so these keys never collide with each other.
     this.jsonKey = 'j ' + name;
@@ -32,8 +38,8 @@ export class TopicState {
     return this.jsonSubs + this.packSubs;
   }
 
-  /** No subscribers and nothing retained: the state can go, its position is unrecoverable anyway. */
+  /** No subscribers and nothing retained: the state can go (the hub remembers its position). */
   get idle(): boolean {
-    return this.subscribers === 0 && (this.history === null || this.history.count === 0);
+    return this.subscribers === 0 && (this.history === null || this.history.count === 0) && this.last === null;
   }
 }

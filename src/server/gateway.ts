@@ -1,17 +1,30 @@
 import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_listen_socket_close, us_socket_local_port } from 'uWebSockets.js';
-import { TokenVerifier } from '../auth/token-verifier';
+import { Admitter } from '../auth/admission';
+import { createVerifier } from '../auth/create-verifier';
+import type { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
 import type { Config } from '../config/schema';
+import { Hooks } from '../hooks/hooks';
 import type { Logger } from '../log';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
+import { CommandRate } from '../guard/command-rate';
+import { UpgradeGuard } from '../guard/upgrade-guard';
+import { containRoute, faultSink } from './contain';
+import { TopicRules } from '../rules/topic-rules';
+import { TopicQueries } from '../session/topic-queries';
+import { ControlBus } from '../cluster/control-bus';
+import { Presence } from '../session/presence';
+import { ServerControl } from '../session/server-control';
+import { registerControlRoutes } from './control-route';
 import { closeSpread } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
+import { registerTopicRoutes } from './topics-route';
 import { type Socket, socketBehavior } from './socket-behavior';
 
 /** One wsgate node: the uWS app, its hub, broker, metrics and lifecycle. */
@@ -20,9 +33,17 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly hub: Hub;
   readonly broker: Broker;
+  readonly bus: ControlBus;
+  readonly presence: Presence;
+  private readonly hooks: Hooks;
   private readonly app: TemplatedApp;
+  /** The --admin-port listener carrying the HTTP API, /metrics and health; null: they are on the public port. */
+  private readonly admin: TemplatedApp | null;
+  private readonly guard: UpgradeGuard;
   private readonly sockets = new Set<Socket>();
+  private readonly verifier: TokenVerifier | null;
   private listenSocket: us_listen_socket | null = null;
+  private adminListenSocket: us_listen_socket | null = null;
   private draining = false;
   private closed = false;
 
@@ -33,15 +54,51 @@ export class Gateway {
     this.app = App();
     this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
     const app = this.app;
+    const rules = new TopicRules(config.topics, { size: config.historySize, ttlMs: config.historyTtl * 1000 });
     this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, {
-      history: { size: config.historySize, ttlMs: config.historyTtl * 1000, maxBytes: config.historyMaxBytes },
+      historyMaxBytes: config.historyMaxBytes,
+      rules,
+      positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
-    const verifier = config.jwtSecret !== '' ? TokenVerifier.fromSecret(config.jwtSecret) : config.jwtPublicKey !== '' ? TokenVerifier.fromPublicKeyFile(config.jwtPublicKey) : null;
+    this.bus = new ControlBus(this.broker.control ?? null, {
+      heartbeatMs: Math.floor(config.nodeTtl / 3),
+      nodeTtlMs: config.nodeTtl,
+      queryTimeoutMs: config.clusterQueryTimeout,
+    });
+    const queries = new TopicQueries(this.hub, this.broker, this.bus);
+    this.presence = new Presence(this.hub, this.bus, this.stats);
+    const control = new ServerControl(this.bus);
+    const members = this.presence.registry;
+    this.metrics.metrics.gauge('wsgate_presence_entries', 'Presence members held by this node\'s connections (listed or only counted).', () => members.members);
+    const fault = faultSink(this.stats, log);
+    this.guard = new UpgradeGuard(config);
+    this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
+    const verifier = (this.verifier = createVerifier(config));
+    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log);
+    const admitter = new Admitter(verifier, this.hooks.connect);
 
     app.ws(
       config.wsPath,
-      socketBehavior({ config, hub: this.hub, broker: this.broker, stats: this.stats, verifier, log, sockets: this.sockets, isDraining: () => this.draining }),
+      socketBehavior({
+        config,
+        hub: this.hub,
+        broker: this.broker,
+        queries,
+        presence: this.presence,
+        control,
+        stats: this.stats,
+        admitter,
+        proxies: this.hooks,
+        events: this.hooks.events,
+        idempotency: this.hooks.idempotency,
+        log,
+        sockets: this.sockets,
+        isDraining: () => this.draining,
+        guard: this.guard,
+        commandRate: new CommandRate(config.maxCommandsPerSecond, config.commandBurst),
+        fault,
+      }),
     );
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {
@@ -52,21 +109,29 @@ export class Gateway {
         .writeHeader('content-type', 'application/json')
         .end(JSON.stringify({ code: ErrorCode.BadRequest, reason: 'this path accepts WebSocket upgrades only' }));
     });
-    app.post('/publish', publishRoute(config, this.broker, this.stats));
-    app.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
-    app.get('/readyz', (res) => {
+    // With --admin-port the API, metrics and health live on their own listener; the public port then
+    // carries only upgrades and the page.
+    this.admin = config.adminPort !== 0 ? App() : null;
+    const ops = this.admin ?? app;
+    ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.hooks.idempotency, this.stats, fault)));
+    registerTopicRoutes(ops, config, queries, this.presence, fault);
+    registerControlRoutes(ops, config, control, this.stats, fault);
+    ops.get('/healthz', (res) => sendText(res, '200 OK', 'ok'));
+    ops.get('/readyz', containRoute(fault, (res) => {
       const reason = this.notReadyReason();
       sendText(res, reason === null ? '200 OK' : '503 Service Unavailable', reason ?? 'ready');
-    });
-    app.get('/metrics', (res) => {
+    }));
+    ops.get('/metrics', containRoute(fault, (res) => {
       const abort = watchAbort(res);
       this.metrics.metrics.text().then(
         (text) => sendText(res, '200 OK', text, this.metrics.metrics.contentType, abort),
         (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
       );
-    });
+    }));
     if (config.page) registerPage(app, config, log);
-    app.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
+    for (const a of this.admin === null ? [app] : [app, this.admin]) {
+      a.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
+    }
   }
 
   /** Registers extra HTTP routes (the built-in page) before listen. */
@@ -77,6 +142,7 @@ export class Gateway {
   private notReadyReason(): string | null {
     if (this.draining) return 'draining';
     if (this.listenSocket === null) return 'not listening';
+    if (this.verifier !== null && !this.verifier.keys.loaded()) return 'JWT keys not loaded';
     if (this.config.brokerRequiredForReady && !this.broker.ready()) return 'broker not ready';
     return null;
   }
@@ -88,10 +154,16 @@ export class Gateway {
   /** Starts the broker and listens; resolves with the bound port. */
   async start(): Promise<number> {
     await this.broker.start();
-    const socket = await new Promise<us_listen_socket | false>((resolve) => this.app.listen(this.config.host, this.config.port, resolve));
-    if (socket === false) throw new Error(`cannot listen on ${this.config.host}:${this.config.port}`);
-    this.listenSocket = socket;
-    const port = us_socket_local_port(socket as unknown as us_socket);
+    // A JWKS that cannot be fetched yet is not fatal: upgrades get 503 and /readyz says so until it loads.
+    await this.verifier?.keys.ready();
+    if (this.verifier !== null && !this.verifier.keys.loaded()) this.log.warn({ jwks: this.config.jwtJwksUrl }, 'JWKS not loaded yet; upgrades get 503 until it is');
+    await this.hooks.start();
+    if (this.admin !== null) {
+      this.adminListenSocket = listen(this.admin, this.config.adminHost, this.config.adminPort);
+      this.log.info({ host: this.config.adminHost, port: this.config.adminPort }, 'admin listening');
+    }
+    this.listenSocket = listen(this.app, this.config.host, this.config.port);
+    const port = us_socket_local_port(this.listenSocket as unknown as us_socket);
     this.log.info({ host: this.config.host, port, broker: this.broker.kind }, 'listening');
     return port;
   }
@@ -121,9 +193,26 @@ export class Gateway {
     if (this.closed) return;
     this.closed = true;
     this.stopListening();
+    if (this.adminListenSocket !== null) us_listen_socket_close(this.adminListenSocket);
+    this.adminListenSocket = null;
     this.app.close();
+    this.bus.close();
+    this.presence.close();
+    this.admin?.close();
+    this.guard.stop();
     await this.broker.close();
+    await this.hooks.close();
     this.hub.close();
     this.metrics.stop();
   }
+}
+
+/** Binds synchronously (uWS calls back before listen() returns). */
+function listen(app: TemplatedApp, host: string, port: number): us_listen_socket {
+  let socket: us_listen_socket | false = false;
+  app.listen(host, port, (s) => {
+    socket = s;
+  });
+  if (socket === false) throw new Error(`cannot listen on ${host}:${port}`);
+  return socket;
 }

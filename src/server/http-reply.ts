@@ -15,10 +15,11 @@ export function watchAbort(res: HttpResponse): Aborted {
   return state;
 }
 
-export function sendJson(res: HttpResponse, status: string, body: unknown, abort?: Aborted): void {
+/** `close`: end the connection after the reply (a refused upgrade's client has no use for it, and it holds a descriptor). */
+export function sendJson(res: HttpResponse, status: string, body: unknown, abort?: Aborted, close = false): void {
   if (abort?.aborted) return;
   res.cork(() => {
-    res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+    res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body), close);
   });
 }
 
@@ -29,8 +30,8 @@ export function sendText(res: HttpResponse, status: string, body: string, conten
   });
 }
 
-export function sendError(res: HttpResponse, status: string, error: GatewayError, abort?: Aborted): void {
-  sendJson(res, status, { code: error.code, reason: error.reason }, abort);
+export function sendError(res: HttpResponse, status: string, error: GatewayError, abort?: Aborted, close = false): void {
+  sendJson(res, status, { code: error.code, reason: error.reason }, abort, close);
 }
 
 /** Extracts the token from `Authorization: Bearer <token>`; '' when absent. */

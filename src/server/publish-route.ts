@@ -1,20 +1,23 @@
-import { timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Broker, PublishOutcome } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { HttpPublishResult, Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
-import { unpackr } from '../protocol/msgpack';
+import { decodeBounded } from '../protocol/codec';
 import { Payload } from '../protocol/payload';
 import { PublishReader } from '../protocol/publish-reader';
 import { checkTopic } from '../protocol/topic';
-import { type Aborted, bearer, readBody, sendError, sendJson, watchAbort } from './http-reply';
+import { type Idempotency, checkIdempotencyKey } from '../idempotency/idempotency';
+import { apiKeyCheck } from './api-key';
+import { answerInternalError, contained, type FaultSink } from './contain';
+import { type Aborted, readBody, sendError, sendJson, watchAbort } from './http-reply';
 import { ResultsWriter } from './results-writer';
 
 interface Item {
   readonly topic: string;
   readonly data: unknown;
+  readonly idempotencyKey?: string;
 }
 
 type ItemResult = { topic: string; seq: number } | { topic: string; code: string; reason: string };
@@ -27,12 +30,33 @@ const STATUS: Record<Exclude<HttpPublishResult, 'ok'>, string> = {
   unavailable: '503 Service Unavailable',
 };
 
-function keyMatches(given: string, expected: Buffer): boolean {
-  const g = Buffer.from(given);
-  return g.length === expected.length && timingSafeEqual(g, expected);
+/** Whether a body is a batch: a JSON or msgpack array at the top (leading JSON whitespace skipped). */
+function isBatch(body: Buffer, msgpack: boolean): boolean {
+  let i = 0;
+  if (msgpack) {
+    const t = body[0] ?? 0;
+    return (t & 0xf0) === 0x90 || t === 0xdc || t === 0xdd;
+  }
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x09 || body[i] === 0x0a || body[i] === 0x0d)) i++;
+  return body[i] === 0x5b;
 }
 
-/** Validates a decoded body into publish items (all of them before any is published). */
+/**
+ * Decodes a body whose items' data may nest `maxDepth` levels (an item object is one more, a batch array
+ * another); throws on malformed input, returns a GatewayError when it nests deeper.
+ */
+function decodeBody(body: Buffer, msgpack: boolean, maxDepth: number): unknown {
+  return decodeBounded(body, msgpack, maxDepth + (isBatch(body, msgpack) ? 2 : 1), maxDepth);
+}
+
+/**
+ * JSON is the default: a body without Content-Type, or with curl's default for `-d`
+ * (application/x-www-form-urlencoded), is read as JSON, so `curl -d '{…}'` works as typed.
+ */
+const readsAsJson = (contentType: string): boolean =>
+  contentType === '' || contentType.startsWith('application/json') || contentType.startsWith('application/x-www-form-urlencoded');
+
+/** Validates a decoded body into publish items: all of them before any is published, so one bad item publishes nothing. */
 function parseItems(body: unknown, config: Config): Item[] | GatewayError {
   const list = Array.isArray(body) ? body : [body];
   if (list.length === 0 || list.length > config.maxBatch) return new GatewayError(ErrorCode.BadRequest, `a batch holds 1..${config.maxBatch} items`);
@@ -43,17 +67,19 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
     const err = checkTopic(topic, config.maxTopicLength);
     if (err !== null) return new GatewayError(err.code, `item ${i}: ${err.reason}`);
     if (data === undefined) return new GatewayError(ErrorCode.BadRequest, `item ${i}: data is required`);
+    const key = checkIdempotencyKey((item as Record<string, unknown>).idempotencyKey);
+    if (key instanceof GatewayError) return new GatewayError(key.code, `item ${i}: ${key.reason}`);
   }
   return list as Item[];
 }
 
 /** POST /publish: how backends push messages to the edge. */
-export function publishRoute(config: Config, broker: Broker, stats: Stats) {
-  const apiKey = config.apiKey === '' ? null : Buffer.from(config.apiKey);
+export function publishRoute(config: Config, broker: Broker, idempotency: Idempotency, stats: Stats, fault: FaultSink) {
+  const authorized = apiKeyCheck(config.apiKey);
   const payload = new Payload();
   // Plain bodies are read in place: no decode, no item objects; a fully synchronous batch (single node)
   // gets its results written by hand too.
-  const reader = new PublishReader(config.maxTopicLength, config.maxBatch);
+  const reader = new PublishReader(config.maxTopicLength, config.maxDepth, config.maxBatch);
   const seqs = new Float64Array(config.maxBatch);
   const results = new ResultsWriter();
 
@@ -75,9 +101,12 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
       res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(body));
       return;
     }
-    const topics = Array.from({ length: n }, (_, i) => reader.topic(i));
-    Promise.all(pending).then(
-      (settled) => finish(res, abort, topics, settled),
+    settle(res, abort, Array.from({ length: n }, (_, i) => reader.topic(i)), pending, refuse);
+  };
+
+  const settle = (res: HttpResponse, abort: Aborted, topics: readonly string[], outcomes: (PublishOutcome | Promise<PublishOutcome>)[], refuse: (r: 'unavailable', e: GatewayError) => void): void => {
+    Promise.all(outcomes).then(
+      contained('http', fault, (settled: PublishOutcome[]) => finish(res, abort, topics, settled), () => answerInternalError(res)),
       () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')),
     );
   };
@@ -101,38 +130,41 @@ export function publishRoute(config: Config, broker: Broker, stats: Stats) {
       stats.httpPublish[result]++;
       sendError(res, STATUS[result], error, abort);
     };
-    if (apiKey !== null && !keyMatches(bearer(authorization), apiKey)) {
+    if (!authorized(authorization)) {
       return refuse('unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
     }
     const msgpack = contentType.startsWith('application/msgpack') || contentType.startsWith('application/x-msgpack');
-    if (!msgpack && !contentType.startsWith('application/json')) {
-      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json or application/msgpack'));
+    if (!msgpack && !readsAsJson(contentType)) {
+      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json (or absent) or application/msgpack'));
     }
     readBody(
       res,
       config.maxBody,
       abort,
-      (body) => {
+      // The body arrives in a later uWS callback, outside the route's own containment.
+      contained('http', fault, (body: Buffer) => {
+        // Plain items only (no idempotencyKey, data within --max-depth): anything else is decoded below.
         if (reader.httpBody(body, !msgpack)) return publishScanned(res, abort, startedAt, refuse);
         let decoded: unknown;
         try {
-          decoded = msgpack ? unpackr.unpack(body) : JSON.parse(body.toString('utf8'));
+          decoded = decodeBody(body, msgpack, config.maxDepth);
         } catch {
           return refuse('bad_request', new GatewayError(ErrorCode.BadFrame, `body is not valid ${msgpack ? 'msgpack' : 'JSON'}`));
         }
+        if (decoded instanceof GatewayError) {
+          stats.tooDeep.http++;
+          return refuse('bad_request', decoded);
+        }
         const items = parseItems(decoded, config);
         if (items instanceof GatewayError) return refuse('bad_request', items);
+        const publish = (item: Item) => broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt);
         const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
-          broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt),
+          item.idempotencyKey === undefined ? publish(item) : idempotency.once(item.topic, item.idempotencyKey, () => publish(item)),
         );
         const topics = items.map((item) => item.topic);
-        if (outcomes.some((o) => o instanceof Promise)) {
-          Promise.all(outcomes).then(
-            (settled) => finish(res, abort, topics, settled),
-            () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')),
-          );
-        } else finish(res, abort, topics, outcomes as PublishOutcome[]);
-      },
+        if (outcomes.some((o) => o instanceof Promise)) settle(res, abort, topics, outcomes, refuse);
+        else finish(res, abort, topics, outcomes as PublishOutcome[]);
+      }, () => answerInternalError(res)),
       () => refuse('too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
     );
   };

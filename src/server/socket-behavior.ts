@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
-import { type Grant, openGrant, type TokenVerifier } from '../auth/token-verifier';
+import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import { type Admission, type Admitter, isRefused } from '../auth/admission';
 import type { Broker, PublishOutcome, TopicSnapshot } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
@@ -14,21 +14,45 @@ import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
-import { type Connection, newConnection } from './connection';
-import { bearer, sendError, watchAbort } from './http-reply';
+import { armExpiry, refreshGrant } from '../session/token-lifetime';
+import type { Outcome, TopicQueries } from '../session/topic-queries';
+import type { Presence } from '../session/presence';
+import type { ControlAction, ServerControl } from '../session/server-control';
+import type { CommandRate } from '../guard/command-rate';
+import type { AddressKey, UpgradeGuard } from '../guard/upgrade-guard';
+import { inOrder } from '../hooks/publish-order';
+import { type Caller } from '../hooks/topic-proxies';
+import type { TopicProxies } from '../hooks/hooks';
+import type { SessionEvents } from '../hooks/session-events';
+import type { Idempotency } from '../idempotency/idempotency';
+import { type Connection, clientId, newConnection } from './connection';
+import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
+import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
+import { type Aborted, bearer, sendError } from './http-reply';
 
 export type Socket = WebSocket<Connection>;
+type OkFields = Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>;
 
 export interface SocketDeps {
   readonly config: Config;
   readonly hub: Hub;
   readonly broker: Broker;
+  readonly queries: TopicQueries;
+  readonly presence: Presence;
+  readonly control: ServerControl;
   readonly stats: Stats;
-  readonly verifier: TokenVerifier | null;
+  readonly admitter: Admitter;
+  readonly proxies: TopicProxies;
+  readonly events: SessionEvents | null;
+  readonly idempotency: Idempotency;
   readonly log: Logger;
   /** Open sockets, for drain. */
   readonly sockets: Set<Socket>;
   readonly isDraining: () => boolean;
+  /** Origin policy and per-address limits, checked on upgrade. */
+  readonly guard: UpgradeGuard;
+  readonly commandRate: CommandRate;
+  readonly fault: FaultSink;
 }
 
 const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
@@ -37,27 +61,34 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   bad_request: '400 Bad Request',
   limit: '503 Service Unavailable',
   draining: '503 Service Unavailable',
+  unavailable: '503 Service Unavailable',
+  origin_not_allowed: '403 Forbidden',
+  ip_limit: '429 Too Many Requests',
+  ip_rate: '429 Too Many Requests',
+  proxy_unavailable: '503 Service Unavailable',
 };
 
 const NO_TOPICS: readonly string[] = [];
 
-// Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
-const MAX_TIMER_MS = 2 ** 31 - 1;
+const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: conn.grant.subject, info: conn.grant.info });
+
+/** The subprotocol to echo: none when the client offered none (JSON by default). */
+const protocol = (hs: Handshake, codec: Codec): string => (hs.protocol === '' ? '' : codec.subprotocol);
 // How long a slow consumer may stay stuck before it is cut without waiting for room for a close frame.
 const SLOW_CONSUMER_GRACE_MS = 10_000;
 
 /** The WebSocket side of the gateway: upgrade, commands, fan-out subscription, slow consumers. */
 export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> {
-  const { config, hub, broker, stats, verifier, log, sockets } = deps;
+  const { config, hub, broker, queries, presence, stats, admitter, proxies, events, idempotency, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
-  const reader = new PublishReader(config.maxTopicLength);
-  let pendingUpgrades = 0;
+  const reader = new PublishReader(config.maxTopicLength, config.maxDepth);
+  const upgrades = new AsyncUpgrades(stats);
   let pendingRequests = 0;
 
-  const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: { aborted: boolean }) => {
+  const refuse = (res: HttpResponse, result: Exclude<UpgradeResult, 'accepted'>, error: GatewayError, abort?: Aborted) => {
     stats.upgrades[result]++;
-    sendError(res, UPGRADE_STATUS[result], error, abort);
+    sendError(res, UPGRADE_STATUS[result], error, abort, true);
   };
 
   const reply = (ws: Socket, conn: Connection, r: Reply) => {
@@ -72,13 +103,32 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     reply(ws, conn, e.id === undefined ? { op: 'err', code: e.code, reason: e.reason } : { op: 'err', id: e.id, code: e.code, reason: e.reason });
   };
 
-  const ok = (ws: Socket, conn: Connection, id: number | undefined, extra?: Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>) => {
+  const ok = (ws: Socket, conn: Connection, id: number | undefined, extra?: OkFields) => {
     if (id !== undefined) reply(ws, conn, { op: 'ok', id, ...extra });
+  };
+
+  /** Replies with a session operation's outcome, now or when the broker answers. */
+  const answer = <T extends OkFields>(ws: Socket, conn: Connection, id: number | undefined, outcome: Outcome<T>) => {
+    const done = (o: T | GatewayError) => (o instanceof GatewayError ? fail(ws, conn, o.withId(id)) : ok(ws, conn, id, o));
+    if (outcome instanceof Promise) outcome.then(done, () => done(new GatewayError(ErrorCode.Unavailable, 'broker failed')));
+    else done(outcome);
   };
 
   /** Replies to a `sub` and replays what `replay` sends, corked, before the caller subscribes the socket. */
   const answerSub = (ws: Socket, conn: Connection, id: number | undefined, state: TopicState, since: StreamPosition | undefined, recovered: boolean, replay: (send: SendFrame) => number) => {
-    if (since === undefined) return ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+    if (since === undefined) {
+      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+      // Rule lastMessage: the current state at once, as an ordinary delivery, before live ones.
+      const last = state.rule.lastMessage ? state.last : null;
+      if (last !== null && !conn.closed) {
+        stats.lastMessageHits++;
+        replayRetained(state.name, [last], conn.codec.name, hub.deliveryEncoder, (f, binary) => {
+          ws.send(f, binary);
+          stats.sentBytes += f.length;
+        });
+      }
+      return;
+    }
     stats.recoveries[recovered ? 'recovered' : 'gap']++;
     ok(ws, conn, id, { seq: state.seq, epoch: state.epoch, recovered });
     if (recovered && !conn.closed) {
@@ -95,21 +145,26 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
    * Runs `step` later for a `sub` that must wait for the broker, unless the connection closed or the
    * topic was unsubscribed or subscribed again meanwhile (that answer would be stale).
    */
-  const later = <T>(conn: Connection, topic: string, step: (result: T) => void): ((result: T) => void) => {
+  const later = <T>(ws: Socket, conn: Connection, topic: string, step: (result: T) => void): ((result: T) => void) => {
     const token = ++pendingRequests;
     (conn.pendingSubs ??= new Map()).set(topic, token);
     return (result) => {
       if (conn.closed || conn.pendingSubs?.get(topic) !== token) return;
       conn.pendingSubs.delete(topic);
-      step(result);
+      contained('message', fault, step, () => endFaulty(ws))(result);
     };
+  };
+
+  /** Answers a `sub` from local history: the reply, then (when recovered) what was retained after `since`. */
+  const answerFromHistory = (ws: Socket, conn: Connection, id: number | undefined, state: TopicState, since: StreamPosition | undefined) => {
+    const recovered = since !== undefined && canRecover(state, since);
+    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
   };
 
   /** Reply, replay from local history and subscribe in one synchronous step: no publish can fall between them. */
   const subscribeNow = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined) => {
     const state = hub.acquire(topic);
-    const recovered = since !== undefined && canRecover(state, since);
-    answerSub(ws, conn, id, state, since, recovered, (send) => replayAfter(state, (since as StreamPosition).seq, conn.codec.name, hub.deliveryEncoder, send));
+    answerFromHistory(ws, conn, id, state, since);
     ws.subscribe(state.key(conn.codec.name));
   };
 
@@ -122,7 +177,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       broker,
       topic,
       since,
-      later(conn, topic, (snap: TopicSnapshot | GatewayError) => {
+      later(ws, conn, topic, (snap: TopicSnapshot | GatewayError) => {
         if (snap instanceof GatewayError) {
           // The broker cannot say where the topic is: serve from what this node knows (it keeps serving).
           log.debug({ topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
@@ -136,30 +191,44 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     );
   };
 
-  /** Subscribes; returns the error to send, or null. Idempotent for topics already held. */
-  const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>): GatewayError | null => {
+  /** Subscribes; returns the error to send, or null. Idempotent for topics already held. `allowed`: grant and application already agreed. */
+  const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>, allowed = false): GatewayError | null => {
     const { topic, id, since } = cmd;
-    if (!conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
+    if (!allowed && !conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
     if (conn.topics.has(topic)) {
-      const state = hub.acquire(topic);
-      ok(ws, conn, id, { seq: state.seq, epoch: state.epoch });
+      // Already receiving it live; a `since` still gets its answer and replay (clients drop the repeats by `s`).
+      answerFromHistory(ws, conn, id, hub.acquire(topic), since);
       return null;
     }
     if (conn.topics.size >= config.maxTopicsPerConn) {
       return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
     }
+    const proxy = proxies.subscribe;
+    if (!allowed && proxy !== null && proxy.applies(topic)) {
+      if (conn.topics.size + (conn.pendingSubs?.size ?? 0) >= config.maxTopicsPerConn) {
+        return new GatewayError(ErrorCode.TooManyTopics, `a connection may hold at most ${config.maxTopicsPerConn} subscriptions`, id);
+      }
+      const answered = later(ws, conn, topic, (denied: GatewayError | null) => {
+        const err = denied ?? subscribe(ws, conn, cmd, true);
+        if (err !== null) fail(ws, conn, err.withId(id));
+      });
+      void proxy.ask(caller(conn), topic).then(answered);
+      return null;
+    }
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
     conn.topics.add(state.name); // the hub's string: not one copy of the name per connection
+    if (state.rule.members) presence.joined(caller(conn), topic, state.rule);
     const snapshot = broker.snapshot;
-    if (snapshot !== undefined && (broker.inStep?.(topic) !== true || (since !== undefined && !canRecover(state, since)))) {
+    const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
+    if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
       subscribeAtCut(ws, conn, topic, id, since, snapshot);
       return null;
     }
     const live = broker.whenLive?.(topic) ?? null;
     if (live !== null) {
       // Settles, never rejects: a broker that cannot confirm still leaves local fan-out to serve.
-      void live.then(later(conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
+      void live.then(later(ws, conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
       return null;
     }
     subscribeNow(ws, conn, topic, id, since);
@@ -167,26 +236,107 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   };
 
   const unsubscribe = (ws: Socket, conn: Connection, topic: string) => {
-    if (!conn.topics.delete(topic)) return;
+    // Also forgets a sub still waiting (broker snapshot, subscribe proxy): its answer is dropped.
     conn.pendingSubs?.delete(topic);
+    if (!conn.topics.delete(topic)) return;
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
-    hub.removeSubscriber(topic, conn.codec.name);
+    left(conn, topic, false);
   };
 
-  const publish = (ws: Socket, conn: Connection, topic: string, id: number | undefined, data: Payload, startedAt: number) => {
-    if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', id));
-    if (!conn.grant.publish.allows(topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', id));
+  const left = (conn: Connection, topic: string, closing: boolean) => {
+    const rule = hub.removeSubscriber(topic, conn.codec.name);
+    if (rule?.members) presence.left(caller(conn), topic, rule, closing);
+  };
+
+  /** Why `conn` may not publish to `topic` (client publishing off, or not in its grant), or null. */
+  const publishRefusal = (conn: Connection, topic: string, id: number | undefined): GatewayError | null => {
+    if (!config.clientPublish) return new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', id);
+    if (!conn.grant.publish.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', id);
+    return null;
+  };
+
+  /**
+   * Whether a publish read in place (PublishReader) can go out as it is: the scan already refused an
+   * idempotencyKey (unknown to it) and data deeper than --max-depth; what is left is anything that needs
+   * the data decoded or the publish held back: the publish proxy (or this connection's queue behind it)
+   * and the client_publish webhook.
+   */
+  const publishesAsRead = (conn: Connection, topic: string): boolean => {
+    const proxy = proxies.publish;
+    if (proxy !== null && (conn.pubQueue !== null || proxy.applies(topic))) return false;
+    return events === null || !events.publishHooked(topic);
+  };
+
+  /** A publish read in place (see publishesAsRead): `data` is a view of the frame, valid during this call. */
+  const publishRead = (ws: Socket, conn: Connection, topic: string, id: number | undefined, data: Payload, startedAt: number) => {
+    const refused = publishRefusal(conn, topic, id);
+    if (refused !== null) return fail(ws, conn, refused);
     const outcome = broker.publish(topic, data, 'socket', startedAt);
-    if (typeof outcome !== 'number') return settleLater(ws, conn, id, outcome);
-    if (id !== undefined) ok(ws, conn, id, { seq: outcome });
+    if (typeof outcome === 'number') return ok(ws, conn, id, { seq: outcome });
+    settleLater(ws, conn, topic, id, outcome, false, undefined);
   };
 
-  // Apart from publish(): a closure in publish() itself would cost a context object on every publish.
-  const settleLater = (ws: Socket, conn: Connection, id: number | undefined, outcome: GatewayError | Promise<PublishOutcome>) => {
-    const settle = (o: PublishOutcome) => (typeof o === 'number' ? ok(ws, conn, id, { seq: o }) : fail(ws, conn, o.withId(id)));
+  const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
+    const refused = publishRefusal(conn, cmd.topic, cmd.id);
+    if (refused !== null) return fail(ws, conn, refused);
+    const proxy = proxies.publish;
+    if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd, cmd.data, startedAt);
+    // Behind the application's answer, and so is every later publish of this connection until the queue empties.
+    const queued = inOrder(conn, async () => {
+      if (!proxy.applies(cmd.topic)) return publishNow(ws, conn, cmd, cmd.data, startedAt);
+      const allowed = await proxy.ask(caller(conn), cmd.topic, cmd.data);
+      if (allowed instanceof GatewayError) fail(ws, conn, allowed.withId(cmd.id));
+      else publishNow(ws, conn, cmd, allowed.data, startedAt);
+    });
+    if (!queued) fail(ws, conn, new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the application', cmd.id));
+  };
+
+  const publishNow = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, data: unknown, startedAt: number) => {
+    const { topic, id, idempotencyKey } = cmd;
+    const outcome =
+      idempotencyKey === undefined
+        ? broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt)
+        : idempotency.once(topic, idempotencyKey, () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt));
+    if (typeof outcome !== 'number') return settleLater(ws, conn, topic, id, outcome, true, data);
+    events?.published(conn, topic, outcome, data);
+    ok(ws, conn, id, { seq: outcome });
+  };
+
+  // Apart from the publishes: a closure there would cost a context object on every publish. `report`:
+  // whether the publish goes to the client_publish webhook (with `data`).
+  const settleLater = (ws: Socket, conn: Connection, topic: string, id: number | undefined, outcome: GatewayError | Promise<PublishOutcome>, report: boolean, data: unknown) => {
+    const settle = contained(
+      'message',
+      fault,
+      (o: PublishOutcome) => {
+        if (typeof o !== 'number') return fail(ws, conn, o.withId(id));
+        if (report) events?.published(conn, topic, o, data);
+        ok(ws, conn, id, { seq: o });
+      },
+      () => endFaulty(ws),
+    );
     if (outcome instanceof Promise) outcome.then(settle, () => settle(new GatewayError(ErrorCode.Unavailable, 'broker failed', id)));
     else settle(outcome);
+  };
+
+  const expire = (ws: Socket, conn: Connection) => () => {
+    if (conn.closed) return;
+    conn.closeReason = 'token_expired';
+    ws.end(CloseCode.PolicyViolation, 'token expired');
+  };
+
+  /** Swaps the grant; topics it no longer allows end with an `unsubscribed` notice before the `ok`. */
+  const refresh = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'refresh' }>) => {
+    const r = refreshGrant(admitter.verifier, conn, cmd.token, cmd.id);
+    if (r instanceof GatewayError) return fail(ws, conn, r);
+    conn.grant = r.grant;
+    for (const t of r.revoked) {
+      unsubscribe(ws, conn, t);
+      reply(ws, conn, { op: 'unsubscribed', t, reason: 'the refreshed token does not allow this topic' });
+    }
+    armExpiry(conn, expire(ws, conn));
+    ok(ws, conn, cmd.id);
   };
 
   const handle = (ws: Socket, conn: Connection, cmd: Command, startedAt: number) => {
@@ -201,17 +351,76 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         unsubscribe(ws, conn, cmd.topic);
         return ok(ws, conn, cmd.id);
       case 'pub':
-        return publish(ws, conn, cmd.topic, cmd.id, payload.setValue(cmd.data, conn.codec.binary), startedAt);
+        return publish(ws, conn, cmd, startedAt);
       case 'ping':
         return ok(ws, conn, cmd.id);
+      case 'refresh':
+        return refresh(ws, conn, cmd);
+      case 'history':
+        return answer(ws, conn, cmd.id, queries.history(conn.grant.subscribe, cmd.topic, cmd.limit, cmd.since));
+      case 'presence':
+        return answer(ws, conn, cmd.id, presence.list(conn.grant.subscribe, cmd.topic));
+      case 'presence_stats':
+        return answer(ws, conn, cmd.id, presence.stats(conn.grant.subscribe, cmd.topic));
     }
   };
 
-  const accept = (res: HttpResponse, key: string, protocol: string, extensions: string, context: us_socket_context_t, codec: Codec, grant: Grant, topics: string[]) => {
-    res.cork(() => res.upgrade(newConnection(codec, grant, topics), key, protocol === '' ? '' : codec.subprotocol, extensions, context));
+  /** Lets an admitted connection in: query topics must be allowed, the application's topics are trusted. */
+  const enter = (res: HttpResponse, hs: Handshake, codec: Codec, topics: readonly string[], address: AddressKey, admission: Admission, abort?: Aborted) => {
+    if (isRefused(admission)) return refuse(res, admission.refused, admission.error, abort);
+    const denied = topics.find((t) => !admission.grant.subscribe.allows(t));
+    if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `not allowed to subscribe to ${denied}`), abort);
+    if (topics.length + admission.serverTopics.length > config.maxTopicsPerConn) {
+      return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`), abort);
+    }
+    const full = guard.stillRoom(address);
+    if (full !== null) return refuse(res, full.result, full.error, abort);
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec), abort !== undefined);
   };
 
-  return {
+  /** Server-side control of one connection (POST /disconnect, /subscribe, /unsubscribe); whether it changed anything. */
+  const serverSide = (ws: Socket, conn: Connection, action: ControlAction): boolean => {
+    switch (action.kind) {
+      case 'disconnect':
+        conn.closeReason = 'server';
+        ws.end(action.reconnect ? CloseCode.ServerDisconnect : CloseCode.ServerDisconnectTerminal, 'disconnected by the server');
+        return true;
+      case 'subscribe': {
+        if (conn.topics.has(action.topic)) return false;
+        // The notice first: the deliveries (the latest message, if any) follow it.
+        reply(ws, conn, { op: 'subscribed', t: action.topic });
+        return subscribe(ws, conn, { op: 'sub', topic: action.topic, id: undefined, since: undefined }, true) === null;
+      }
+      case 'unsubscribe':
+        if (!conn.topics.has(action.topic)) return false;
+        unsubscribe(ws, conn, action.topic);
+        reply(ws, conn, { op: 'unsubscribed', t: action.topic });
+        return true;
+    }
+  };
+  deps.control.attach((target, action) => {
+    let affected = 0;
+    for (const ws of sockets) {
+      const conn = ws.getUserData();
+      const match = 'user' in target ? conn.grant.subject === target.user : clientId(conn) === target.client;
+      if (match && !conn.closed && serverSide(ws, conn, action)) affected++;
+    }
+    return affected;
+  });
+
+  /** Closes a connection whose handler threw (1011); the exception was already reported. */
+  const endFaulty = (ws: Socket) => {
+    const conn = ws.getUserData();
+    if (conn.closed) return;
+    conn.closeReason ??= 'internal_error';
+    try {
+      ws.end(CloseCode.InternalError, 'internal error');
+    } catch {
+      // closed meanwhile
+    }
+  };
+
+  return containSocket<Connection>({
     // The transport's hard cut: above it uWS drops the connection without a close frame (1006).
     // Between maxPayload and this, message() answers with a proper 1009.
     maxPayloadLength: config.maxPayload * 4,
@@ -221,20 +430,20 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     closeOnBackpressureLimit: false,
 
     upgrade: (res, req: HttpRequest, context) => {
-      const key = req.getHeader('sec-websocket-key');
+      const hs = readHandshake(req, context);
       const version = req.getHeader('sec-websocket-version');
-      const protocol = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
       const authorization = req.getHeader('authorization');
       const query = new URLSearchParams(req.getQuery() ?? '');
-      if (key.length !== 24 || version !== '13') {
+      if (hs.key.length !== 24 || version !== '13') {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
       }
       if (deps.isDraining()) return refuse(res, 'draining', new GatewayError(ErrorCode.Draining, 'node is draining; connect to another'));
-      if (stats.connections + pendingUpgrades >= config.maxConnections) {
+      const address = guard.admit(res, req);
+      if (address !== null && typeof address === 'object') return refuse(res, address.result, address.error);
+      if (stats.connections + stats.pendingUpgrades >= config.maxConnections) {
         return refuse(res, 'limit', new GatewayError(ErrorCode.TooManyConnections, `node holds its limit of ${config.maxConnections} connections`));
       }
-      const codec = negotiateCodec(protocol);
+      const codec = negotiateCodec(hs.protocol);
       if (codec === null) {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.UnsupportedSubprotocol, 'Sec-WebSocket-Protocol must offer wsgate.json or wsgate.msgpack'));
       }
@@ -246,20 +455,17 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         const err = checkTopic(t, config.maxTopicLength);
         if (err !== null) return refuse(res, 'bad_request', err);
       }
-      if (verifier === null) return accept(res, key, protocol, extensions, context, codec, openGrant, topics);
-
-      // Token verification is async: the request must be guarded against the client leaving meanwhile.
-      const abort = watchAbort(res);
-      const token = bearer(authorization) || (query.get('token') ?? '');
-      pendingUpgrades++;
-      verifier.verify(token).then((grant) => {
-        pendingUpgrades--;
-        if (abort.aborted) return;
-        if (grant instanceof GatewayError) return refuse(res, 'unauthorized', grant, abort);
-        const denied = topics.find((t) => !grant.subscribe.allows(t));
-        if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `token does not allow subscribing to ${denied}`), abort);
-        accept(res, key, protocol, extensions, context, codec, grant, topics);
-      });
+      const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
+      if (!(admission instanceof Promise) && isRefused(admission)) {
+        log.debug({ url: req.getUrl(), query: req.getQuery(), code: admission.error.code, reason: admission.error.reason }, 'upgrade refused');
+      }
+      if (admission instanceof Promise) {
+        upgrades.wait(
+          res,
+          admission,
+          contained('upgrade', fault, (a: Admission, abort: Aborted) => enter(res, hs, codec, topics, address, a, abort), (_a, abort) => !abort.aborted && answerInternalError(res)),
+        );
+      } else enter(res, hs, codec, topics, address, admission);
     },
 
     open: (ws) => {
@@ -267,19 +473,12 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.upgrades.accepted++;
       stats.connections++;
       sockets.add(ws);
+      guard.opened(conn.addressKey);
       for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
-      conn.initialTopics = NO_TOPICS;
-      const exp = conn.grant.expiresAt;
-      if (exp !== undefined) {
-        const ms = exp * 1000 - Date.now();
-        if (ms < MAX_TIMER_MS) {
-          conn.expiry = setTimeout(() => {
-            if (conn.closed) return;
-            conn.closeReason = 'token_expired';
-            ws.end(CloseCode.PolicyViolation, 'token expired');
-          }, Math.max(ms, 0));
-        }
-      }
+      // The application gave these (connect proxy): no grant check, no subscribe proxy.
+      for (const topic of conn.serverTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
+      conn.initialTopics = conn.serverTopics = NO_TOPICS;
+      armExpiry(conn, expire(ws, conn));
     },
 
     message: (ws, message, isBinary) => {
@@ -291,27 +490,46 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         ws.end(CloseCode.TooBig, 'message too big');
         return;
       }
+      // Every frame is charged, valid or not, so garbage cannot flood past the limit.
+      const verdict = commandRate.enabled ? commandRate.take(conn, Date.now()) : 'run';
+      if (verdict === 'flood') {
+        conn.closeReason = 'command_flood';
+        ws.end(CloseCode.CommandFlood, 'command flood: reconnect with backoff');
+        return;
+      }
       if (isBinary !== conn.codec.binary) {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, conn.codec.binary ? 'expected a binary msgpack frame' : 'expected a text JSON frame'));
       }
-      // A plain publish is read in place (no decode); everything else, malformed frames included, below.
-      const bytes = Buffer.from(message);
-      if (reader.socketPub(bytes, !conn.codec.binary)) {
-        stats.received.pub++;
-        return publish(ws, conn, reader.topic(0), reader.id, reader.data(0), startedAt);
+      // A plain publish is read in place (no decode); everything else, malformed or rate-refused frames
+      // included, below.
+      if (verdict === 'run' && reader.socketPub(Buffer.from(message), !conn.codec.binary)) {
+        const topic = reader.topic(0);
+        if (publishesAsRead(conn, topic)) {
+          stats.received.pub++;
+          return publishRead(ws, conn, topic, reader.id, reader.data(0), startedAt);
+        }
       }
       let frame: unknown;
       try {
-        frame = conn.codec.decode(message);
+        frame = conn.codec.decode(message, config.maxDepth);
       } catch {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, `frame is not valid ${conn.codec.name}`));
+      }
+      if (frame instanceof GatewayError) {
+        stats.received.invalid++;
+        stats.tooDeep.socket++;
+        return fail(ws, conn, frame);
       }
       const cmd = parseCommand(frame, config.maxTopicLength);
       if (cmd instanceof GatewayError) {
         stats.received.invalid++;
         return fail(ws, conn, cmd);
+      }
+      if (verdict === 'refuse') {
+        stats.commandsRateLimited++;
+        return fail(ws, conn, new GatewayError(ErrorCode.RateLimited, `over ${config.maxCommandsPerSecond} commands per second; not executed`, cmd.id));
       }
       handle(ws, conn, cmd, startedAt);
     },
@@ -359,11 +577,13 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       conn.closed = true;
       sockets.delete(ws);
       stats.connections--;
+      guard.closed(conn.addressKey);
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
-      for (const topic of conn.topics) hub.removeSubscriber(topic, conn.codec.name);
+      for (const topic of conn.topics) left(conn, topic, true);
+      events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },
-  };
+  }, fault, endFaulty);
 }

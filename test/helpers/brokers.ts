@@ -39,9 +39,13 @@ export async function waitForPort(port: number, ms = 10_000): Promise<void> {
   }
 }
 
-/** One in-process gateway node on a free loopback port. */
+/**
+ * One in-process gateway node on a free loopback port. Cluster tests publish windows of hundreds of
+ * messages from one socket to check ordering, so the per-connection command rate is off here (its own
+ * tests are in guard-commands.test.ts).
+ */
 export async function startNode(broker: string, extra: readonly string[] = []): Promise<{ gateway: Gateway; port: number; url: string }> {
-  const argv = ['--host', '127.0.0.1', '--port', '0', '--broker', broker, '--client-publish', '--log-level', 'silent', '--drain-window', '200', '--drain-timeout', '3000', ...extra];
+  const argv = ['--host', '127.0.0.1', '--port', '0', '--broker', broker, '--client-publish', '--max-commands-per-second', '0', '--log-level', 'silent', '--drain-window', '200', '--drain-timeout', '3000', ...extra];
   const gateway = new Gateway(loadConfig({ argv, env: {} }), createLogger('silent'));
   const port = await gateway.start();
   return { gateway, port, url: `ws://127.0.0.1:${port}/ws` };

@@ -23,6 +23,12 @@ export async function startGateway(flags: readonly string[] = []): Promise<TestG
   return { gw, port, ws: `ws://127.0.0.1:${port}/ws`, http: `http://127.0.0.1:${port}`, stop: () => gw.close() };
 }
 
+/**
+ * Test gateways run `serve` with the HTTP API open (no --api-key: tests publish with plain fetch);
+ * a test of the refusal itself passes its own flags to spawnSync.
+ */
+export const TEST_SERVE_FLAGS: readonly string[] = ['--api-insecure'];
+
 export const MAIN = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 export function freePort(): Promise<number> {
@@ -46,10 +52,11 @@ export interface ChildGateway {
   stop(): Promise<void>;
 }
 
-export async function spawnGateway(flags: readonly string[] = []): Promise<ChildGateway> {
+export async function spawnGateway(flags: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ChildGateway> {
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--log-level', 'info', ...flags], {
+  const child = spawn(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--log-level', 'info', ...TEST_SERVE_FLAGS, ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   let out = '';
@@ -100,8 +107,9 @@ export class RawClient {
     });
   }
 
-  static async open(url: string, protocols?: string | string[], headers: Record<string, string> = {}): Promise<RawClient> {
-    const ws = new WebSocket(url, protocols, { headers });
+  /** `options`: e.g. `localAddress` to connect from another loopback address (127.0.0.2, …). */
+  static async open(url: string, protocols?: string | string[], headers: Record<string, string> = {}, options: WebSocket.ClientOptions = {}): Promise<RawClient> {
+    const ws = new WebSocket(url, protocols, { ...options, headers });
     const c = new RawClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

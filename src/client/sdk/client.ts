@@ -1,7 +1,9 @@
+import { closeClass, refusalClass } from '../../protocol/close-classes';
 import { type BackoffOptions, backoffDelay, defaultBackoff, promptDelay } from './backoff';
 import { Emitter } from './emitter';
-import { ClientCode, WsgateError } from './errors';
+import { ClientCode, WsgateError, asServerCode } from './errors';
 import { defaultSocketFactory, type SocketFactory, type SocketHandle } from './socket';
+import { refreshDelayMs, tokenExpiryMs } from './token-expiry';
 import { type CodecName, type Command, type ServerFrame, type StreamPosition, type WireCodec, wireCodec } from './wire';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -13,7 +15,9 @@ export interface ClientOptions {
   readonly codec?: CodecName;
   /**
    * Called before every (re)connect for a fresh JWT; `undefined` connects without one. Browsers send it
-   * as `token=`, Node (ws package) as `Authorization: Bearer`.
+   * as `token=`, Node (ws package) as `Authorization: Bearer`. While connected, it is also called at
+   * 80–90 % of the token's remaining lifetime (read from `exp`) and a different token is sent in-band
+   * (`refresh`), so the connection outlives its first token without reconnecting.
    */
   readonly token?: () => string | undefined | Promise<string | undefined>;
   readonly backoff?: Partial<BackoffOptions>;
@@ -56,8 +60,15 @@ export interface StateEvent {
   readonly attempt: number;
 }
 
+/** The server ended a subscription (a refreshed token no longer allows the topic, or POST /unsubscribe; `reason` may be empty); it is forgotten. */
+export interface UnsubscribedEvent {
+  readonly topic: string;
+  readonly reason: string;
+}
+
 export interface ClientEvents {
   message: MessageEvent;
+  unsubscribed: UnsubscribedEvent;
   gap: GapEvent;
   state: StateEvent;
   error: WsgateError;
@@ -92,11 +103,9 @@ type ServerOk = Extract<ServerFrame, { kind: 'ok' }>;
 type Outgoing = Extract<Command, { op: 'unsub' | 'pub' }>;
 type OutgoingWithoutId = { op: 'unsub'; topic: string } | { op: 'pub'; topic: string; data: unknown };
 
-// 1008: policy (token expired); 1009: frame too big; 1012: drain; 4008: slow consumer.
+// 1008: policy (token expired); 1009: frame too big. Everything else follows protocol/close-classes.ts.
 const CLOSE_POLICY = 1008;
 const CLOSE_TOO_BIG = 1009;
-const PROMPT_CLOSES: ReadonlySet<number> = new Set([1012, 4008]);
-const AUTH_STATUSES: ReadonlySet<number> = new Set([401, 403]);
 
 /**
  * A wsgate client that keeps a set of subscriptions alive across reconnects: it resumes every topic
@@ -125,6 +134,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
   private freshToken: string | undefined;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private lastReceivedAt = 0;
 
   constructor(private readonly options: ClientOptions) {
@@ -140,9 +150,12 @@ export class WsgateClient extends Emitter<ClientEvents> {
     return this.state;
   }
 
-  /** Topics the client holds (or will hold after reconnecting) and the last position seen of each. */
-  positions(): Map<string, StreamPosition | null> {
-    return new Map([...this.subs.values()].map((s) => [s.topic, s.position]));
+  /**
+   * Topics the client holds (or will hold after reconnecting) and the last position seen of each (null
+   * until the first `sub` reply); a plain object, so `JSON.stringify` shows it as it is.
+   */
+  positions(): Record<string, StreamPosition | null> {
+    return Object.fromEntries([...this.subs.values()].map((s) => [s.topic, s.position]));
   }
 
   /** Starts connecting; the connection then stays up until close() or an auth failure. */
@@ -238,7 +251,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.socket = factory(new URL(this.url), this.wire.subprotocol, token, {
       open: () => gen === this.generation && this.onOpen(),
       frame: (data) => gen === this.generation && this.onFrame(data),
-      close: (code, _reason, status) => gen === this.generation && this.onClose(code, status),
+      close: (code, _reason, status, refusedCode) => gen === this.generation && this.onClose(code, status, refusedCode),
+      error: (message) => gen === this.generation && this.emit('error', new WsgateError(ClientCode.Transport, message)),
     });
   }
 
@@ -248,10 +262,50 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.lastReceivedAt = Date.now();
     this.setState('open');
     this.pingTimer = setInterval(() => this.ping(), this.pingIntervalMs);
+    this.scheduleRefresh();
     for (const sub of this.subs.values()) this.sendSub(sub);
     const queued = this.queued;
     this.queued = [];
     for (const { cmd, waiter } of queued) this.send({ ...cmd, id: this.register({ kind: 'cmd', waiter }) } as Outgoing);
+  }
+
+  /** Arms the in-band refresh of the current token, if it has an `exp` and a provider can replace it. */
+  private scheduleRefresh(): void {
+    const exp = this.lastToken === undefined || this.options.token === undefined ? undefined : tokenExpiryMs(this.lastToken);
+    const delay = exp === undefined ? undefined : refreshDelayMs(exp);
+    if (delay === undefined) return;
+    const gen = this.generation;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      if (gen === this.generation && this.isOpen) void this.refreshToken(gen);
+    }, delay);
+  }
+
+  /**
+   * Asks the provider for a new token and sends it in-band. A provider that fails or returns the same
+   * token, or a refresh the server refuses (reported as an `error` event), leaves the connection to
+   * expire: the server closes it with 1008 and the reconnect path asks the provider again.
+   */
+  private async refreshToken(gen: number): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = await this.options.token?.();
+    } catch (e) {
+      if (gen === this.generation) this.emit('error', new WsgateError(ClientCode.TokenProvider, e instanceof Error ? e.message : String(e)));
+      return;
+    }
+    if (gen !== this.generation || !this.isOpen || token === undefined || token === this.lastToken) return;
+    const fresh = token;
+    const waiter: Waiter<ServerOk> = {
+      resolve: () => {
+        this.lastToken = fresh;
+        if (gen === this.generation) this.scheduleRefresh();
+      },
+      reject: (e) => {
+        if (e.code !== ClientCode.ConnectionLost) this.emit('error', e);
+      },
+    };
+    this.send({ op: 'refresh', token: fresh, id: this.register({ kind: 'cmd', waiter }) });
   }
 
   /** Liveness: any frame counts as an answer, so a busy connection is never cut for a slow pong. */
@@ -280,7 +334,9 @@ export class WsgateClient extends Emitter<ClientEvents> {
       case 'delivery':
         return this.onDelivery(frame.topic, frame.seq, frame.data);
       case 'dropped':
-        return this.emit('error', new WsgateError('dropped', `the server dropped ${frame.n} messages (slow consumer)`));
+        return this.emit('error', new WsgateError(ClientCode.Dropped, `the server dropped ${frame.n} messages (slow consumer)`));
+      case 'unsubscribed':
+        return this.onUnsubscribed(frame.topic, frame.reason);
       case 'ok':
       case 'err': {
         const p = frame.id === undefined ? undefined : this.pending.get(frame.id);
@@ -315,6 +371,15 @@ export class WsgateClient extends Emitter<ClientEvents> {
     for (const w of sub.waiters.splice(0)) w.resolve(result);
   }
 
+  private onUnsubscribed(topic: string, reason: string): void {
+    const sub = this.subs.get(topic);
+    if (sub === undefined) return;
+    this.subs.delete(topic);
+    const error = new WsgateError(ClientCode.Unsubscribed, reason);
+    for (const w of sub.waiters.splice(0)) w.reject(error);
+    this.emit('unsubscribed', { topic, reason });
+  }
+
   private onDelivery(topic: string, seq: number, data: unknown): void {
     const sub = this.subs.get(topic);
     // Not (or no longer) wanted, or its position is unknown because the sub reply is still to come.
@@ -326,16 +391,27 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.emit('message', { topic, seq, epoch: last.epoch, data });
   }
 
-  private onClose(code: number, refusedStatus: number | undefined): void {
+  /** Obeys the close-code scheme (docs/protocol.md, "Close codes and refusals"). */
+  private onClose(code: number, refusedStatus: number | undefined, refusedCode?: string): void {
     this.clearConnection(code === CLOSE_TOO_BIG ? new WsgateError(ClientCode.MessageTooBig, 'the server refused a frame over its max payload (1009); not resent', code) : undefined);
     if (this.state === 'closed') return;
     const status = refusedStatus ?? code;
-    if (code === CLOSE_POLICY || (refusedStatus !== undefined && AUTH_STATUSES.has(refusedStatus))) {
-      void this.onAuthFailure(status);
-      return;
+    switch (refusedStatus !== undefined ? refusalClass(refusedStatus, refusedCode) : closeClass(code)) {
+      case 'new_token':
+        void this.onAuthFailure(status);
+        return;
+      case 'terminal': {
+        const what = refusedStatus !== undefined ? `upgrade refused with HTTP ${status}` : `closed with ${status}`;
+        const error = new WsgateError(asServerCode(refusedCode) ?? ClientCode.Refused, `${what}; retrying would get the same answer`, status);
+        this.emit('error', error);
+        this.stop(error, status);
+        return;
+      }
+      case 'reconnect_now':
+        return this.retry(status, promptDelay(this.backoff));
+      case 'reconnect':
+        return this.retry(status, backoffDelay(this.attempt++, this.backoff));
     }
-    const delay = PROMPT_CLOSES.has(code) ? promptDelay(this.backoff) : backoffDelay(this.attempt++, this.backoff);
-    this.retry(status, delay);
   }
 
   private retry(code: number | undefined, delayMs: number): void {
@@ -375,6 +451,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.socket = null;
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     this.pingTimer = null;
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const lost = reason ?? new WsgateError(ClientCode.ConnectionLost, 'connection lost before the reply; the command may or may not have taken effect');

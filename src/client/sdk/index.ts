@@ -8,8 +8,9 @@ export {
   type MessageEvent,
   type StateEvent,
   type SubscribeResult,
+  type UnsubscribedEvent,
   WsgateClient,
 } from './client';
-export { ClientCode, WsgateError } from './errors';
+export { ClientCode, type ServerCode, WsgateError, type WsgateErrorCode } from './errors';
 export { type SocketEvents, type SocketFactory, type SocketHandle } from './socket';
 export { type CodecName, type StreamPosition } from './wire';

@@ -1,4 +1,5 @@
 import { Packr, Unpackr } from 'msgpackr';
+import type { ServerCode } from './errors';
 
 export type CodecName = 'json' | 'msgpack';
 
@@ -12,14 +13,16 @@ export interface StreamPosition {
 export type ServerFrame =
   | { readonly kind: 'delivery'; readonly topic: string; readonly seq: number; readonly data: unknown }
   | { readonly kind: 'ok'; readonly id: number | undefined; readonly seq: number | undefined; readonly epoch: string | undefined; readonly recovered: boolean | undefined }
-  | { readonly kind: 'err'; readonly id: number | undefined; readonly code: string; readonly reason: string }
-  | { readonly kind: 'dropped'; readonly n: number };
+  | { readonly kind: 'err'; readonly id: number | undefined; readonly code: ServerCode; readonly reason: string }
+  | { readonly kind: 'dropped'; readonly n: number }
+  | { readonly kind: 'unsubscribed'; readonly topic: string; readonly reason: string };
 
 export type Command =
   | { op: 'sub'; topic: string; id: number; since?: StreamPosition }
   | { op: 'unsub'; topic: string; id: number }
   | { op: 'pub'; topic: string; id: number; data: unknown }
-  | { op: 'ping'; id: number };
+  | { op: 'ping'; id: number }
+  | { op: 'refresh'; token: string; id: number };
 
 /** Encodes commands and decodes server frames for one codec. */
 export interface WireCodec {
@@ -52,9 +55,12 @@ function classify(v: unknown): ServerFrame | null {
         recovered: typeof v.recovered === 'boolean' ? v.recovered : undefined,
       };
     case 'err':
-      return { kind: 'err', id: optNumber(v.id), code: String(v.code), reason: String(v.reason) };
+      // Taken as the server's: a newer server's code this SDK does not list still passes through as sent.
+      return { kind: 'err', id: optNumber(v.id), code: String(v.code) as ServerCode, reason: String(v.reason) };
     case 'dropped':
       return { kind: 'dropped', n: optNumber(v.n) ?? 0 };
+    case 'unsubscribed':
+      return typeof v.t === 'string' ? { kind: 'unsubscribed', topic: v.t, reason: typeof v.reason === 'string' ? v.reason : '' } : null;
     default:
       return null;
   }

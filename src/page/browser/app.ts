@@ -36,13 +36,15 @@ function logEvent(kind: 'info' | 'warn' | 'error', text: string): void {
   const li = document.createElement('li');
   li.className = kind;
   li.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
-  events.prepend(li);
-  while (events.childElementCount > 50) events.lastElementChild?.remove();
+  // Oldest first, like a log; the list keeps its scroll at the newest line.
+  events.append(li);
+  while (events.childElementCount > 50) events.firstElementChild?.remove();
+  events.scrollTop = events.scrollHeight;
 }
 
 function renderSubs(): void {
   subs.replaceChildren(
-    ...[...client.positions()].map(([topic, pos]) => {
+    ...Object.entries(client.positions()).map(([topic, pos]) => {
       const li = document.createElement('li');
       li.dataset.topic = topic;
       const name = document.createElement('span');

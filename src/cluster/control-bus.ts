@@ -1,0 +1,184 @@
+import { packr, unpackr } from '../protocol/msgpack';
+
+/**
+ * How a broker carries control messages between nodes (not topic traffic): to every other node, or to
+ * one. Brokers without other nodes (memory) have none.
+ */
+export interface ControlTransport {
+  readonly nodeId: string;
+  /** Sends to every other node (`to` null) or to one node. Best effort: lost while the broker is down. */
+  send(to: string | null, message: Buffer): void;
+  /** Sets the function called with each control message for this node (its own broadcasts may come back). */
+  onControl(receive: (message: Buffer) => void): void;
+}
+
+/** Answers one kind of query on this node. Its value is msgpack-encoded for the asking node. */
+export type QueryHandler = (body: unknown) => unknown;
+
+export interface ControlBusOptions {
+  /** How often a node says it is alive. */
+  readonly heartbeatMs: number;
+  /** A node not heard from for this long is gone (its answers and presence entries with it). */
+  readonly nodeTtlMs: number;
+  /** Longest a query waits for the nodes it knows. */
+  readonly queryTimeoutMs: number;
+}
+
+/** One query's replies being collected. */
+interface Gathering {
+  readonly waiting: Set<string>;
+  readonly replies: unknown[];
+  readonly done: (replies: unknown[]) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+// Wire: msgpack arrays. Heartbeat [0, from]; query [1, from, id, kind, body]; reply [2, from, id, value];
+// one-way notice [3, from, kind, body].
+const HEARTBEAT = 0;
+const QUERY = 1;
+const REPLY = 2;
+const NOTICE = 3;
+
+/**
+ * Cluster-wide questions ("which topics", "who is present", "disconnect user u1"): a query goes to every
+ * node, each answers from what it holds locally, and the asking node combines the answers. Nodes know
+ * each other from heartbeats, so a query finishes as soon as every live node answered, and a node that
+ * died without a goodbye drops out after `nodeTtlMs` (until then a query waits `queryTimeoutMs` for it).
+ */
+export class ControlBus {
+  private readonly handlers = new Map<string, QueryHandler>();
+  private readonly listeners = new Map<string, (body: unknown, from: string) => void>();
+  /** Other nodes by id → when last heard from. */
+  private readonly peers = new Map<string, number>();
+  private readonly gatherings = new Map<number, Gathering>();
+  private readonly goneListeners: ((node: string) => void)[] = [];
+  private nextId = 0;
+  private readonly timer: NodeJS.Timeout | null;
+
+  constructor(
+    private readonly transport: ControlTransport | null,
+    private readonly options: ControlBusOptions,
+  ) {
+    if (transport === null) {
+      this.timer = null;
+      return;
+    }
+    transport.onControl((m) => this.receive(m));
+    this.timer = setInterval(() => this.tick(), options.heartbeatMs).unref();
+    this.heartbeat();
+  }
+
+  get nodeId(): string {
+    return this.transport?.nodeId ?? 'local';
+  }
+
+  /** Nodes currently known to be alive, this one included. */
+  get nodes(): number {
+    return this.peers.size + 1;
+  }
+
+  handle(kind: string, handler: QueryHandler): void {
+    this.handlers.set(kind, handler);
+  }
+
+  /** Receives the notices of one kind other nodes send with notify(). */
+  listen(kind: string, listener: (body: unknown, from: string) => void): void {
+    this.listeners.set(kind, listener);
+  }
+
+  /** Tells every other node, expecting no answer (best effort, like the transport). */
+  notify(kind: string, body: unknown): void {
+    const transport = this.transport;
+    if (transport !== null && this.peers.size > 0) transport.send(null, this.encode([NOTICE, transport.nodeId, kind, body]));
+  }
+
+  /** Calls `listener` with the id of a node that stopped sending heartbeats. */
+  onNodeGone(listener: (node: string) => void): void {
+    this.goneListeners.push(listener);
+  }
+
+  /** Asks every live node (this one first); resolves with each answer, however many came in time. */
+  gather(kind: string, body: unknown): Promise<unknown[]> {
+    const local = this.answer(kind, body);
+    const transport = this.transport;
+    if (transport === null || this.peers.size === 0) return Promise.resolve([local]);
+    const id = ++this.nextId;
+    return new Promise((resolve) => {
+      const g: Gathering = {
+        waiting: new Set(this.peers.keys()),
+        replies: [local],
+        done: resolve,
+        timer: setTimeout(() => this.finish(id), this.options.queryTimeoutMs),
+      };
+      this.gatherings.set(id, g);
+      transport.send(null, this.encode([QUERY, transport.nodeId, id, kind, body]));
+    });
+  }
+
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    for (const id of [...this.gatherings.keys()]) this.finish(id);
+  }
+
+  private answer(kind: string, body: unknown): unknown {
+    const handler = this.handlers.get(kind);
+    return handler === undefined ? null : handler(body);
+  }
+
+  private receive(message: Buffer): void {
+    let m: unknown;
+    try {
+      m = unpackr.unpack(message);
+    } catch {
+      return; // not ours: never let a stray message break the node
+    }
+    if (!Array.isArray(m) || typeof m[1] !== 'string') return;
+    const from = m[1];
+    if (from === this.nodeId) return;
+    const known = this.peers.has(from);
+    this.peers.set(from, Date.now());
+    // A node just started: answer at once so it need not wait a heartbeat period to know us.
+    if (!known && m[0] === HEARTBEAT) this.heartbeat(from);
+    if (m[0] === QUERY && typeof m[2] === 'number' && typeof m[3] === 'string') {
+      const transport = this.transport as ControlTransport;
+      transport.send(from, this.encode([REPLY, transport.nodeId, m[2], this.answer(m[3], m[4])]));
+    } else if (m[0] === NOTICE && typeof m[2] === 'string') {
+      this.listeners.get(m[2])?.(m[3], from);
+    } else if (m[0] === REPLY && typeof m[2] === 'number') {
+      const g = this.gatherings.get(m[2]);
+      if (g === undefined) return;
+      g.replies.push(m[3]);
+      g.waiting.delete(from);
+      if (g.waiting.size === 0) this.finish(m[2]);
+    }
+  }
+
+  private finish(id: number): void {
+    const g = this.gatherings.get(id);
+    if (g === undefined) return;
+    this.gatherings.delete(id);
+    clearTimeout(g.timer);
+    g.done(g.replies);
+  }
+
+  private tick(): void {
+    this.heartbeat();
+    const cutoff = Date.now() - this.options.nodeTtlMs;
+    for (const [node, seen] of this.peers) {
+      if (seen >= cutoff) continue;
+      this.peers.delete(node);
+      for (const [id, g] of this.gatherings) if (g.waiting.delete(node) && g.waiting.size === 0) this.finish(id);
+      for (const listener of this.goneListeners) listener(node);
+    }
+  }
+
+  private heartbeat(to: string | null = null): void {
+    const transport = this.transport as ControlTransport;
+    transport.send(to, this.encode([HEARTBEAT, transport.nodeId]));
+  }
+
+  /** A copy: packr's output is a view of a buffer the next encode reuses, and sends are asynchronous. */
+  private encode(message: unknown[]): Buffer {
+    return Buffer.from(packr.pack(message));
+  }
+}

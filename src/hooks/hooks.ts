@@ -1,0 +1,135 @@
+import { Redis } from 'ioredis';
+import { connect } from 'nats';
+import { brokerTls } from '../broker/broker-tls';
+import { natsOptions } from '../broker/nats-broker';
+import type { Config } from '../config/schema';
+import type { Logger } from '../log';
+import type { GatewayMetrics } from '../metrics/gateway-metrics';
+import type { Stats } from '../metrics/stats';
+import type { Hub } from '../pubsub/hub';
+import { newEpoch } from '../pubsub/topic-state';
+import { ConnectProxy } from './connect-proxy';
+import { connectOnce } from './lazy-redis';
+import { type Idempotency, LocalIdempotency } from '../idempotency/idempotency';
+import { RedisIdempotency } from '../idempotency/redis-idempotency';
+import { NatsLedger } from './nats-ledger';
+import { LocalLedger, Occupancy, type OccupancyLedger } from './occupancy';
+import { ProxyClient } from './proxy-client';
+import { RedisLedger } from './redis-ledger';
+import { type SessionEvents, WebhookSessionEvents } from './session-events';
+import { PublishProxy, SubscribeProxy } from './topic-proxies';
+import { WebhookSender } from './webhook-sender';
+
+/** The proxies asked per topic by the session layer; null when not configured. */
+export interface TopicProxies {
+  readonly subscribe: SubscribeProxy | null;
+  readonly publish: PublishProxy | null;
+}
+
+// How long the node's queued webhooks may take to leave when it shuts down.
+const CLOSE_GRACE_MS = 2000;
+
+/** The application integration a node is configured with: each part null when not configured. */
+export class Hooks implements TopicProxies {
+  readonly connect: ConnectProxy | null;
+  readonly subscribe: SubscribeProxy | null;
+  readonly publish: PublishProxy | null;
+  readonly events: SessionEvents | null;
+  readonly idempotency: Idempotency;
+  private readonly client: ProxyClient | null;
+  private readonly sender: WebhookSender | null;
+  private occupancy: Occupancy | null = null;
+  private readonly hub: Hub;
+  private readonly config: Config;
+  private readonly stats: Stats;
+  private readonly log: Logger;
+  /**
+   * Shared state with the other nodes (Redis broker only): occupancy ledger, idempotency keys. Connected
+   * on first use, so a node using neither holds no extra Redis connection.
+   */
+  private readonly redis: Redis | null;
+
+  constructor(config: Config, hub: Hub, stats: Stats, metrics: GatewayMetrics, log: Logger) {
+    const anyProxy = config.connectProxyUrl !== '' || config.subscribeProxyUrl !== '' || config.publishProxyUrl !== '';
+    const client = anyProxy ? new ProxyClient({ timeoutMs: config.proxyTimeout, maxInflight: config.proxyMaxInflight }, stats, metrics.proxyDuration) : null;
+    this.client = client;
+    this.connect = client !== null && config.connectProxyUrl !== '' ? new ConnectProxy(client, config.connectProxyUrl, config.maxTopicsPerConn, config.maxTopicLength, log) : null;
+    this.subscribe = client !== null && config.subscribeProxyUrl !== '' ? new SubscribeProxy(client, config.subscribeProxyUrl, (t) => hub.ruleOf(t).subscribeProxy, log) : null;
+    this.publish = client !== null && config.publishProxyUrl !== '' ? new PublishProxy(client, config.publishProxyUrl, (t) => hub.ruleOf(t).publishProxy, log) : null;
+
+    const webhooks = config.webhookUrl !== '';
+    this.redis = /^rediss?:\/\//.test(config.broker) ? hooksRedis(config, log) : null;
+    const windowMs = config.idempotencyWindow * 1000;
+    this.idempotency = this.redis !== null ? new RedisIdempotency(this.redis, windowMs, stats) : new LocalIdempotency(windowMs, config.idempotencyMaxKeys, stats);
+    this.sender = webhooks
+      ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
+      : null;
+    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish) : null;
+    this.hub = hub;
+    this.config = config;
+    this.stats = stats;
+    this.log = log;
+  }
+
+  /** Connects what needs connecting and starts following topic occupancy (before the node listens). */
+  async start(): Promise<void> {
+    if (this.sender === null) return;
+    // A Redis that is away makes occupancy events go unsent (counted) until it is back.
+    if (this.redis !== null) await connectOnce(this.redis);
+    const ledger = await this.ledger();
+    this.occupancy = new Occupancy(ledger, this.sender, this.config.webhookDelay, this.stats, this.log);
+    this.hub.addInterestListener(this.occupancy);
+  }
+
+  /**
+   * Where occupancy is decided: Redis scripts or a JetStream KV bucket with those brokers (cluster-wide),
+   * else this node. NATS without JetStream falls back to node-local, with a warning.
+   */
+  private async ledger(): Promise<OccupancyLedger> {
+    const node = newEpoch();
+    if (this.redis !== null) {
+      return new RedisLedger(this.redis, node, this.config.webhookDelay * 2 + 10_000);
+    }
+    if (/^(nats|tls):\/\//.test(this.config.broker)) {
+      try {
+        return await natsLedger(this.config, node);
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'no JetStream KV for occupancy: topic_occupied/topic_vacated are node-local');
+      }
+    }
+    return new LocalLedger();
+  }
+
+  async close(): Promise<void> {
+    await this.occupancy?.close();
+    await this.sender?.close(CLOSE_GRACE_MS);
+    await this.idempotency.close();
+    this.redis?.disconnect();
+    await this.client?.close();
+  }
+}
+
+async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
+  const nc = await connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, timeout: 2000 });
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('JetStream did not answer in 2 s')), 2000)));
+    const kv = await Promise.race([nc.jetstream().views.kv('wsgate_occupancy', { history: 1 }), late]).finally(() => clearTimeout(timer));
+    return new NatsLedger(kv, node, () => nc.close());
+  } catch (e) {
+    await nc.close();
+    throw e;
+  }
+}
+
+function hooksRedis(config: Config, log: Logger): Redis {
+  const tls = brokerTls(config);
+  const r = new Redis(config.broker, { ...(tls === null ? {} : { tls }), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, connectionName: 'wsgate-hooks' });
+  let warned = false;
+  r.on('error', (e: Error) => {
+    if (!warned) log.warn({ err: e.message, role: 'hooks' }, 'redis connection error; retrying');
+    warned = true;
+  });
+  r.on('ready', () => (warned = false));
+  return r;
+}

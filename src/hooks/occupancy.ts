@@ -1,0 +1,103 @@
+import type { Logger } from '../log';
+import type { Stats } from '../metrics/stats';
+import type { InterestListener } from '../pubsub/hub';
+import type { WebhookSender } from './webhook-sender';
+
+/**
+ * Where occupancy is decided, so that each change of a topic is announced by exactly one node. Calls for
+ * one topic come in alternation (occupy, vacate, occupy, …) and must be answered in the order made.
+ */
+export interface OccupancyLedger {
+  /** This node's first subscriber arrived. True: the topic was empty and no vacate is pending, announce `topic_occupied`. */
+  occupy(topic: string): Promise<boolean> | boolean;
+  /** This node's last subscriber left. True: the topic is now empty everywhere; this node confirms after the delay. */
+  vacate(topic: string): Promise<boolean> | boolean;
+  /** After the delay. True: still empty and not re-occupied meanwhile, announce `topic_vacated`. */
+  confirmVacated(topic: string): Promise<boolean> | boolean;
+  close(): Promise<void>;
+}
+
+/** One node's occupancy: no shared state, a pending vacate is a set entry. */
+export class LocalLedger implements OccupancyLedger {
+  private readonly pending = new Set<string>();
+
+  occupy(topic: string): boolean {
+    return !this.pending.delete(topic);
+  }
+
+  vacate(topic: string): boolean {
+    this.pending.add(topic);
+    return true;
+  }
+
+  confirmVacated(topic: string): boolean {
+    return this.pending.delete(topic);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Turns this node's topic interest into `topic_occupied` / `topic_vacated` webhooks, decided by a ledger
+ * (node-local or cluster-wide). `topic_vacated` waits `delayMs`: a topic occupied again within it sends nothing.
+ */
+export class Occupancy implements InterestListener {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly ledger: OccupancyLedger,
+    private readonly sender: WebhookSender,
+    private readonly delayMs: number,
+    private readonly stats: Stats,
+    private readonly log: Logger,
+  ) {}
+
+  interestAdded(topic: string): void {
+    this.settle(topic, this.ledger.occupy(topic), () => this.sender.emit({ name: 'topic_occupied', topic }));
+  }
+
+  interestRemoved(topic: string): void {
+    this.settle(topic, this.ledger.vacate(topic), () => {
+      clearTimeout(this.timers.get(topic));
+      const timer = setTimeout(() => this.confirm(topic), this.delayMs);
+      timer.unref();
+      this.timers.set(topic, timer);
+    });
+  }
+
+  private confirm(topic: string): void {
+    this.timers.delete(topic);
+    this.settle(topic, this.ledger.confirmVacated(topic), () => this.sender.emit({ name: 'topic_vacated', topic }));
+  }
+
+  private settle(topic: string, answer: Promise<boolean> | boolean, then: () => void): void {
+    if (answer === true) then();
+    else if (answer instanceof Promise) {
+      answer.then(
+        (yes) => yes && then(),
+        (e: Error) => {
+          // The ledger is away (broker outage): this change goes unannounced, counted with the drops.
+          this.stats.webhookEvents.dropped++;
+          this.log.warn({ topic, err: e.message }, 'occupancy ledger unavailable; event not sent');
+        },
+      );
+    }
+  }
+
+  /** Confirms pending vacates at once (the node is leaving and could not later), then closes the ledger. */
+  async close(): Promise<void> {
+    const pending = [...this.timers.keys()];
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    await Promise.all(
+      pending.map(async (topic) => {
+        try {
+          if (await this.ledger.confirmVacated(topic)) this.sender.emit({ name: 'topic_vacated', topic });
+        } catch {
+          this.stats.webhookEvents.dropped++;
+        }
+      }),
+    );
+    await this.ledger.close();
+  }
+}

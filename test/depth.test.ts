@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Packr, pack } from 'msgpackr';
+import Redis from 'ioredis';
 import { connect as natsConnect } from 'nats';
 import { type Delivery, GatewayClient } from '../src/client/gateway-client';
+import { encodeEnvelope } from '../src/broker/envelope';
+import { channelOf, logKey, metaKey } from '../src/broker/redis-scripts';
 import { MALFORMED, TOO_DEEP, jsonDepth, msgpackDepth } from '../src/protocol/depth';
 import type { Gateway } from '../src/server/gateway';
 import { BrokerServer, eventually, startNode } from './helpers/brokers';
@@ -229,7 +232,6 @@ describe('a foreign broker message nested too deep is ignored and counted, not f
     const got: Delivery[] = [];
     sub.onDelivery = (d) => got.push(d);
     await sub.sub('foreign');
-    const { encodeEnvelope } = await import('../src/broker/envelope');
     const nc = await natsConnect({ servers: broker.url });
     const rejected = node.gateway.stats.brokerRejected;
     nc.publish('wsgate.t.foreign', encodeEnvelope('foreign', 0, '', Date.now(), 'other-node', 'socket', deepPack(20_000)));
@@ -242,5 +244,51 @@ describe('a foreign broker message nested too deep is ignored and counted, not f
     assert.equal(got[0]?.d, 'after');
     await nc.close();
     await sub.close();
+  });
+});
+
+describe('Redis: foreign data nested too deep, live or retained, is ignored, never decoded', { timeout: 30_000 }, () => {
+  let broker: BrokerServer;
+  let node: { gateway: Gateway; port: number; url: string };
+  let admin: Redis;
+
+  before(async () => {
+    broker = await BrokerServer.start('redis');
+    // No linger: once its subscribers leave, the node drops the topic and a resume must come from the stream.
+    node = await startNode(broker.url, ['--broker-linger', '0']);
+    await eventually('broker up', () => node.gateway.broker.ready());
+    admin = new Redis(broker.url);
+  });
+  after(async () => {
+    admin.disconnect();
+    await node.gateway.close();
+    await broker.stop();
+  });
+
+  it('a deep message on the channel is rejected; a deep entry in the stream is neither replayed nor served as history', async () => {
+    const sub = await GatewayClient.connect(node.url);
+    const got: Delivery[] = [];
+    sub.onDelivery = (d) => got.push(d);
+    const { epoch } = (await sub.sub('r')) as { epoch: string };
+    await sub.pub('r', 'first');
+    await eventually('first delivered', () => got.length === 1);
+
+    const rejected = node.gateway.stats.brokerRejected;
+    await admin.publish(channelOf('r'), encodeEnvelope('r', 2, epoch, Date.now(), 'other-node', 'socket', deepPack(20_000)));
+    await eventually('live deep message rejected', () => node.gateway.stats.brokerRejected === rejected + 1);
+
+    // A foreign producer appends seq 2 with deep data to the topic's stream and position.
+    await admin.hincrby(metaKey('r'), 'seq', 1);
+    await admin.xadd(logKey('r'), '2-0', 'm', encodeEnvelope('r', 2, epoch, Date.now(), 'other-node', 'socket', deepPack(20_000)));
+    await sub.close();
+    await eventually('interest dropped', () => node.gateway.stats.topics === 0);
+    const late = await GatewayClient.connect(node.url);
+    const reply = await late.sub('r', { seq: 1, epoch });
+    assert.equal(reply.recovered, false, 'not replayed: the entry is not bounded like client data');
+    const history = await fetch(`http://127.0.0.1:${node.port}/topics/r/history`);
+    assert.equal(history.status, 200);
+    assert.deepEqual(((await history.json()) as { messages: { s: number }[] }).messages.map((m) => m.s), [1]);
+    assert.equal(got.length, 1);
+    await late.close();
   });
 });

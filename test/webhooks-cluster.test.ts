@@ -65,3 +65,23 @@ for (const kind of ['redis', 'nats'] as const) {
     });
   });
 }
+
+describe('webhooks via NATS without JetStream', { timeout: 30_000 }, () => {
+  it('occupancy falls back to node-local (each node announces its own), with a warning', async () => {
+    const broker = await BrokerServer.start('nats');
+    const app = await AppBackend.start();
+    app.on('/hooks', (_r, res) => json(res, 200, {}));
+    const nodes = [await startNode(broker.url, ['--webhook-url', `${app.url}/hooks`, '--webhook-secret', 's', '--webhook-delay', '100'])];
+    try {
+      const a = await GatewayClient.connect(nodes[0]!.url);
+      await a.sub('solo');
+      await eventually('occupied', () => app.at('/hooks').some((r) => (r.body as { events: Event[] }).events.some((e) => e.name === 'topic_occupied' && e.topic === 'solo')));
+      await a.close();
+      await eventually('vacated', () => app.at('/hooks').some((r) => (r.body as { events: Event[] }).events.some((e) => e.name === 'topic_vacated' && e.topic === 'solo')));
+    } finally {
+      await Promise.all(nodes.map((n) => n.gateway.close()));
+      await app.stop();
+      await broker.stop();
+    }
+  });
+});

@@ -43,7 +43,7 @@ describe('webhooks (one node)', () => {
     app.on('/connect', (r, res) => json(res, 200, { user: (r.body as { query: { user?: string } }).query.user }));
     g = await startGateway([
       '--webhook-url', `${app.url}/hooks`, '--webhook-secret', SECRET, '--webhook-delay', '300',
-      '--topics', JSON.stringify([{ match: 'chat.*', webhookPublish: true }]), '--client-publish', '--connect-proxy-url', `${app.url}/connect`,
+      '--topics', JSON.stringify([{ match: 'chat.*', webhookPublish: true }, { match: 'lobby.*', presence: true }]), '--client-publish', '--connect-proxy-url', `${app.url}/connect`,
     ]);
   });
   after(async () => {
@@ -115,6 +115,47 @@ describe('webhooks (one node)', () => {
     assert.equal(await metric(g.http, 'wsgate_webhook_retries_total'), retriesBefore + 2);
     const room3 = events().filter((e) => e.topic === 'room3');
     assert.deepEqual([...new Set(room3.map((e) => e.name))], ['topic_occupied', 'topic_vacated'], 'per-topic order');
+    app.on('/hooks', (_r, res) => json(res, 200, {}));
+    await a.close();
+  });
+
+  it('join on the first subscription of a member to a presence topic to a presence topic, leave after the delay, nothing for a quick return', async () => {
+    const members = (name: string, topic: string) => named(name, topic);
+    const a1 = await GatewayClient.connect(`${g.ws}?user=ann`);
+    const a2 = await GatewayClient.connect(`${g.ws}?user=ann`);
+    await a1.sub('lobby.1');
+    await a2.sub('lobby.1');
+    await waitFor(() => members('join', 'lobby.1').length === 1, 2000, 'join');
+    const join = members('join', 'lobby.1')[0];
+    assert.equal(join?.user, 'ann');
+    assert.match(String(join?.client), /^[\w-]+\.\d+$/);
+    await a1.unsub('lobby.1');
+    await sleep(500);
+    assert.equal(members('leave', 'lobby.1').length, 0, 'ann is still there through a2');
+    await a2.unsub('lobby.1');
+    await sleep(100);
+    await a2.sub('lobby.1');
+    await sleep(500);
+    assert.equal(members('leave', 'lobby.1').length, 0, 'back within the delay: no leave');
+    assert.equal(members('join', 'lobby.1').length, 1, 'and no second join');
+    await a2.close();
+    await waitFor(() => members('leave', 'lobby.1').length === 1, 2000, 'leave after the close and the delay');
+    assert.equal(members('leave', 'lobby.1')[0]?.user, 'ann');
+    assert.equal(members('join', 'room1').length + members('leave', 'room1').length, 0, 'topics without presence send no join/leave');
+    await a1.close();
+  });
+
+  it('a 4xx is not retried: the batch is given up and counted', async () => {
+    app.on('/hooks', (_r, res) => json(res, 401, { reason: 'bad signature' }));
+    const failed = await metric(g.http, 'wsgate_webhook_events_total{result="failed"}');
+    const retries = await metric(g.http, 'wsgate_webhook_retries_total');
+    const a = await GatewayClient.connect(g.ws);
+    await a.sub('room4');
+    const room4Posts = () => app.at('/hooks').filter((r) => (r.body as { events: Event[] }).events.some((e) => e.topic === 'room4')).length;
+    await waitFor(async () => room4Posts() === 1 && (await metric(g.http, 'wsgate_webhook_events_total{result="failed"}')) > failed, 3000, 'given up');
+    await sleep(500);
+    assert.equal(room4Posts(), 1, 'one POST, no retry');
+    assert.equal(await metric(g.http, 'wsgate_webhook_retries_total'), retries);
     app.on('/hooks', (_r, res) => json(res, 200, {}));
     await a.close();
   });

@@ -39,17 +39,19 @@ export class Hooks implements TopicProxies {
   private readonly client: ProxyClient | null;
   private readonly sender: WebhookSender | null;
   private occupancy: Occupancy | null = null;
-  private readonly hub: Hub;
-  private readonly config: Config;
-  private readonly stats: Stats;
-  private readonly log: Logger;
   /**
    * Shared state with the other nodes (Redis broker only): occupancy ledger, idempotency keys. Connected
    * on first use, so a node using neither holds no extra Redis connection.
    */
   private readonly redis: Redis | null;
 
-  constructor(config: Config, hub: Hub, stats: Stats, metrics: GatewayMetrics, log: Logger) {
+  constructor(
+    private readonly config: Config,
+    private readonly hub: Hub,
+    private readonly stats: Stats,
+    metrics: GatewayMetrics,
+    private readonly log: Logger,
+  ) {
     const anyProxy = config.connectProxyUrl !== '' || config.subscribeProxyUrl !== '' || config.publishProxyUrl !== '';
     const client = anyProxy ? new ProxyClient({ timeoutMs: config.proxyTimeout, maxInflight: config.proxyMaxInflight }, stats, metrics.proxyDuration) : null;
     this.client = client;
@@ -64,11 +66,7 @@ export class Hooks implements TopicProxies {
     this.sender = webhooks
       ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
       : null;
-    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish) : null;
-    this.hub = hub;
-    this.config = config;
-    this.stats = stats;
-    this.log = log;
+    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish, config.webhookDelay) : null;
   }
 
   /** Connects what needs connecting and starts following topic occupancy (before the node listens). */
@@ -102,6 +100,7 @@ export class Hooks implements TopicProxies {
 
   async close(): Promise<void> {
     await this.occupancy?.close();
+    this.events?.close();
     await this.sender?.close(CLOSE_GRACE_MS);
     await this.idempotency.close();
     this.redis?.disconnect();

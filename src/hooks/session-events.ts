@@ -1,4 +1,5 @@
 import { type Connection, clientId } from '../server/connection';
+import { MemberWebhooks } from './member-webhooks';
 import type { WebhookSender } from './webhook-sender';
 
 /** What the session layer reports about connections, for webhooks. */
@@ -8,14 +9,38 @@ export interface SessionEvents {
   published(conn: Connection, topic: string, seq: number, data: unknown): void;
   /** Whether publishes to `topic` are reported (then `published` needs their data decoded). */
   publishHooked(topic: string): boolean;
+  /** A subscription to a topic with presence began / ended. */
+  joined(conn: Connection, topic: string): void;
+  left(conn: Connection, topic: string): void;
+  close(): void;
 }
 
-/** Session events as webhooks: `disconnect` for every connection, `client_publish` for topics whose rule asks. */
+/**
+ * Session events as webhooks: `disconnect` for every connection, `client_publish` for topics whose rule
+ * asks, `join` / `leave` for topics with presence.
+ */
 export class WebhookSessionEvents implements SessionEvents {
+  private readonly members: MemberWebhooks;
+
   constructor(
     private readonly sender: WebhookSender,
     readonly publishHooked: (topic: string) => boolean,
-  ) {}
+    leaveDelayMs: number,
+  ) {
+    this.members = new MemberWebhooks(sender, leaveDelayMs);
+  }
+
+  joined(conn: Connection, topic: string): void {
+    this.members.joined(conn, topic);
+  }
+
+  left(conn: Connection, topic: string): void {
+    this.members.left(conn, topic);
+  }
+
+  close(): void {
+    this.members.close();
+  }
 
   disconnected(conn: Connection, code: number): void {
     this.sender.emit({ name: 'disconnect', client: clientId(conn), user: conn.grant.subject, code });

@@ -10,6 +10,7 @@ import { newEpoch } from '../pubsub/topic-state';
 export type WebhookEvent =
   | { readonly name: 'topic_occupied' | 'topic_vacated'; readonly topic: string }
   | { readonly name: 'disconnect'; readonly client: string; readonly user: string | undefined; readonly code: number }
+  | { readonly name: 'join' | 'leave'; readonly topic: string; readonly client: string; readonly user: string | undefined }
   | { readonly name: 'client_publish'; readonly client: string; readonly user: string | undefined; readonly topic: string; readonly seq: number; readonly data: unknown };
 
 export interface WebhookOptions {

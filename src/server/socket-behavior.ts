@@ -219,6 +219,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const state = hub.addSubscriber(topic, conn.codec.name);
     conn.topics.add(state.name); // the hub's string: not one copy of the name per connection
     if (state.rule.members) presence.joined(caller(conn), topic, state.rule);
+    if (state.rule.presence) events?.joined(conn, topic);
     const snapshot = broker.snapshot;
     const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
     if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
@@ -247,6 +248,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   const left = (conn: Connection, topic: string, closing: boolean) => {
     const rule = hub.removeSubscriber(topic, conn.codec.name);
     if (rule?.members) presence.left(caller(conn), topic, rule, closing);
+    if (rule?.presence === true) events?.left(conn, topic);
   };
 
   /** Why `conn` may not publish to `topic` (client publishing off, or not in its grant), or null. */
@@ -294,6 +296,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
 
   const publishNow = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, data: unknown, startedAt: number) => {
     const { topic, id, idempotencyKey } = cmd;
+    // No closure on the plain path: only keyed publishes pay for idempotency.
     const outcome =
       idempotencyKey === undefined
         ? broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt)

@@ -1,0 +1,64 @@
+import { type Connection, clientId } from '../server/connection';
+import type { WebhookEvent, WebhookSender } from './webhook-sender';
+
+/** One user's (or anonymous client's) subscriptions to one topic on this node, and its pending leave. */
+interface Membership {
+  subscriptions: number;
+  leaving: { readonly timer: NodeJS.Timeout; readonly event: WebhookEvent } | null;
+}
+
+/**
+ * `join` / `leave` webhooks for topics whose rule has presence. A member is a user (an anonymous
+ * connection is its own member): its first subscription on this node sends `join`, its last one gone
+ * sends `leave` after `delayMs`, and a member back within the delay sends neither. Entries exist only
+ * while a member is subscribed or leaving, so the table is bounded by presence subscriptions.
+ */
+export class MemberWebhooks {
+  private readonly members = new Map<string, Membership>();
+
+  constructor(
+    private readonly sender: WebhookSender,
+    private readonly delayMs: number,
+  ) {}
+
+  joined(conn: Connection, topic: string): void {
+    const key = keyOf(conn, topic);
+    const m = this.members.get(key);
+    if (m === undefined) {
+      this.members.set(key, { subscriptions: 1, leaving: null });
+      this.sender.emit({ name: 'join', topic, client: clientId(conn), user: conn.grant.subject });
+      return;
+    }
+    m.subscriptions++;
+    if (m.leaving !== null) {
+      clearTimeout(m.leaving.timer);
+      m.leaving = null;
+    }
+  }
+
+  left(conn: Connection, topic: string): void {
+    const key = keyOf(conn, topic);
+    const m = this.members.get(key);
+    if (m === undefined || --m.subscriptions > 0) return;
+    const event: WebhookEvent = { name: 'leave', topic, client: clientId(conn), user: conn.grant.subject };
+    const timer = setTimeout(() => {
+      this.members.delete(key);
+      this.sender.emit(event);
+    }, this.delayMs);
+    timer.unref();
+    m.leaving = { timer, event };
+  }
+
+  /** Sends the leaves still waiting (the node is going away and could not later). */
+  close(): void {
+    for (const m of this.members.values()) {
+      if (m.leaving === null) continue;
+      clearTimeout(m.leaving.timer);
+      this.sender.emit(m.leaving.event);
+    }
+    this.members.clear();
+  }
+}
+
+// '\n' cannot occur in a topic, so topic and member cannot run into each other.
+const keyOf = (conn: Connection, topic: string): string => `${topic}\n${conn.grant.subject ?? clientId(conn)}`;

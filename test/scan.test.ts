@@ -10,7 +10,7 @@ import { scanMsgpackValue } from '../src/protocol/msgpack-scan';
 import { MAX_DEPTH_LIMIT } from '../src/protocol/depth';
 import { Payload } from '../src/protocol/payload';
 import { TopicList } from '../src/server/topic-list';
-import { RawClient, type TestGateway, startGateway } from './helpers/gateway';
+import { RawClient, type TestGateway, metric, sleep, startGateway } from './helpers/gateway';
 
 const DEPTH = 8;
 const fatal = new TextDecoder('utf-8', { fatal: true });
@@ -442,6 +442,45 @@ describe('scanned publishes through a real gateway', () => {
     await j.received(2);
     assert.deepEqual(j.messages, ['{"t":"b1","s":1,"d":{"x" : 1}}', '{"t":"b2","s":1,"d":[2]}']);
     j.close();
+  });
+});
+
+describe('scanned publishes keep the gateway limits', () => {
+  let g: TestGateway;
+  before(async () => (g = await startGateway(['--client-publish', '--max-commands-per-second', '10', '--command-burst', '3', '--max-depth', '2'])));
+  after(() => g.stop());
+
+  it('a plain pub over the command rate is refused with rate_limited and its id, and not published', async () => {
+    const sub = await RawClient.open(`${g.ws}?topics=rl`);
+    const c = await RawClient.open(g.ws);
+    for (let id = 1; id <= 4; id++) c.ws.send(`{"op":"pub","topic":"rl","id":${id},"data":${id}}`);
+    await c.received(4);
+    assert.deepEqual(
+      c.json().map((r) => [r.op, r.id, r.seq ?? r.code]),
+      [['ok', 1, 1], ['ok', 2, 2], ['ok', 3, 3], ['err', 4, 'rate_limited']],
+    );
+    await sub.received(3);
+    await sleep(150);
+    assert.deepEqual(sub.messages, ['{"t":"rl","s":1,"d":1}', '{"t":"rl","s":2,"d":2}', '{"t":"rl","s":3,"d":3}']);
+    sub.close();
+    c.close();
+  });
+
+  it('data deeper than --max-depth is refused as the general path refuses it (socket and POST /publish)', async () => {
+    const c = await RawClient.open(g.ws);
+    const before = await metric(g.http, 'wsgate_too_deep_total{source="socket"}');
+    c.ws.send('{"op":"pub","topic":"deep","id":1,"data":[[1]]}');
+    c.ws.send('{"op":"pub","topic":"deep","id":2,"data":[[[1]]]}');
+    await c.received(2);
+    assert.deepEqual(c.json(), [
+      { op: 'ok', id: 1, seq: 1 },
+      { op: 'err', code: 'bad_frame', reason: 'data nests deeper than 2 levels' },
+    ]);
+    assert.equal(await metric(g.http, 'wsgate_too_deep_total{source="socket"}'), before + 1);
+    const res = await fetch(`${g.http}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"topic":"deep","data":[[[1]]]}' });
+    assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { code: string }).code, 'bad_frame');
+    c.close();
   });
 });
 

@@ -20,6 +20,8 @@ export interface GenConnect {
   timeoutMs: number;
   /** Subscriber i connects to subPorts[i % length] (nodes of a cluster); default: the target's port. */
   subPorts?: number[];
+  /** Topics each subscriber holds via `?topics=` (default 1). */
+  topicsPerConn?: number;
 }
 
 export interface GenRun extends PublishPlan {

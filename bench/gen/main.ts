@@ -77,6 +77,7 @@ async function connect(cmd: GenConnect): Promise<ConnectResult> {
         concurrency: Math.max(1, Math.ceil(cmd.concurrency / subscriberThreads.length)),
         timeoutMs: cmd.timeoutMs,
         ports: cmd.subPorts,
+        topicsPerConn: cmd.topicsPerConn,
       }),
     );
     first += counts[i];

@@ -21,6 +21,8 @@ export interface ConnectCmd {
   timeoutMs: number;
   /** Connection i goes to ports[i % length] (subscribers spread over cluster nodes); default: the target's. */
   ports?: number[];
+  /** Topics each subscriber holds (consecutive topic numbers from its own); default 1. */
+  topicsPerConn?: number;
 }
 
 /** `listen`: publish nothing, just receive (generator self-test against the blaster). */

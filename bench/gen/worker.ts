@@ -93,7 +93,12 @@ function connect(cmd: ConnectCmd): void {
       const i = cmd.first + next++;
       inflight++;
       // Pusher publishers send client events, which need a subscription to the channel.
-      const topics = cmd.role === 'sub' ? [topicName(i % cmd.numTopics)] : target.dialect.name === 'pusher' ? Array.from({ length: cmd.numTopics }, (_, t) => topicName(t)) : [];
+      const topics =
+        cmd.role === 'sub'
+          ? Array.from({ length: cmd.topicsPerConn ?? 1 }, (_, k) => topicName((i + k) % cmd.numTopics))
+          : target.dialect.name === 'pusher'
+            ? Array.from({ length: cmd.numTopics }, (_, t) => topicName(t))
+            : [];
       started.push(new WsClient(i, targets[i % targets.length], topics, localAddressFor(i), readBuffer, events));
     }
     if (ok + failed === cmd.count) finish();

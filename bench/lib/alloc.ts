@@ -20,3 +20,15 @@ export function allocatedDuring(fn: () => void): number {
   }
   return total + Math.max(0, end - after);
 }
+
+/** Runs `loop` once to warm up the JIT, then again measured: wall-clock ns and JS heap bytes it took. */
+export function timeAndAllocation(loop: () => void): { ns: number; bytes: number } {
+  loop();
+  let ns = 0;
+  const bytes = allocatedDuring(() => {
+    const t0 = process.hrtime.bigint();
+    loop();
+    ns = Number(process.hrtime.bigint() - t0);
+  });
+  return { ns, bytes };
+}

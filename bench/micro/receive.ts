@@ -6,7 +6,7 @@
 import { FrameScanner, FrameSink } from '../lib/frame';
 import { nowUs, writePayload } from '../lib/stamp';
 import { DeliveryRecorder } from '../gen/recorder';
-import { allocatedDuring } from '../lib/alloc';
+import { timeAndAllocation } from '../lib/alloc';
 import * as ws from 'ws';
 
 // ws exports its Receiver (untyped in @types/ws): the code every ws client runs per frame.
@@ -41,13 +41,7 @@ function framesBlock(payloadBytes: number): { block: Buffer; frames: number } {
 }
 
 function measure(name: string, messages: number, run: () => void): ReceiveVariant {
-  run(); // warm up the JIT
-  let ns = 0;
-  const bytes = allocatedDuring(() => {
-    const t0 = process.hrtime.bigint();
-    run();
-    ns = Number(process.hrtime.bigint() - t0);
-  });
+  const { ns, bytes } = timeAndAllocation(run);
   return { name, nsPerMessage: Math.round((ns / messages) * 10) / 10, bytesPerMessage: Math.round((bytes / messages) * 10) / 10 };
 }
 

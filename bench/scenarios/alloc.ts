@@ -1,9 +1,13 @@
 import { scrapeMetrics } from '../lib/metrics';
+import type { GenRun } from '../gen/control';
 import { runHubBenchmark } from '../micro/hub';
+import { runReceiverBenchmark } from '../micro/receiver';
 import { Scenario } from './types';
 import { perServer, requireConnected, result, sleep, session } from './common';
 
 export interface AllocPoint {
+  /** Where the publishes came from: the generator's socket `pub`s or its `POST /publish` requests. */
+  source: 'socket' | 'http';
   subscribers: number;
   publishesPerSec: number;
   publishes: number;
@@ -26,6 +30,41 @@ const DELIVERIES = 'wsgate_deliveries_total';
  * idle window (background: timers, scrapes) then an equally long publishing window at a fixed rate;
  * the difference divided by publishes and by deliveries. Plus the in-process hub micro-benchmark.
  */
+/** Heap counters before/after an idle window and a publishing window of the same length. */
+async function measure(port: number, windowMs: number, publishing: () => Promise<{ latencyMs: { p99: number } }>): Promise<Omit<AllocPoint, 'source' | 'subscribers' | 'publishesPerSec'>> {
+  await sleep(1000);
+  const m0 = await scrapeMetrics(port);
+  const t0 = performance.now();
+  await sleep(windowMs);
+  const m1 = await scrapeMetrics(port);
+  const t1 = performance.now();
+  const r = await publishing();
+  const m2 = await scrapeMetrics(port);
+  const t2 = performance.now();
+  const get = (m: Map<string, number>, k: string): number => m.get(k) ?? NaN;
+  const idle = get(m1, HEAP) - get(m0, HEAP);
+  // The publishing window lasts longer than the idle one (drain, scrapes): the idle rate is scaled to it.
+  const work = get(m2, HEAP) - get(m1, HEAP) - (idle * (t2 - t1)) / (t1 - t0);
+  const pubs = get(m2, PUBS) - get(m1, PUBS);
+  const dels = get(m2, DELIVERIES) - get(m1, DELIVERIES);
+  return {
+    publishes: pubs,
+    deliveries: dels,
+    bytesPerPublish: Math.round(work / pubs),
+    bytesPerDelivery: Math.round((work / dels) * 100) / 100,
+    gaugeBytesPerPublish: Math.round(get(m2, 'wsgate_heap_allocated_bytes_per_publish')),
+    idleBytesPerSec: Math.round(idle / (windowMs / 1000)),
+    latencyP99Ms: r.latencyMs.p99,
+  };
+}
+
+/**
+ * JS heap allocation inside wsgate, from its own metrics: socket `pub`s at 10 / 1,000 / 10,000
+ * subscribers and `POST /publish` at 10: idle window (background: timers, scrapes) then an equally long
+ * publishing window; the difference divided by publishes and by deliveries. Plus in-process figures per
+ * source and codec (socket pub scanned or decoded, broker message), which the generator (JSON only,
+ * single node) cannot produce.
+ */
 export const alloc: Scenario = {
   name: 'alloc',
   title: 'Allocation inside wsgate: JS heap bytes per publish and per delivery',
@@ -34,8 +73,22 @@ export const alloc: Scenario = {
     const q = ctx.opts.quick;
     const counts = q ? [10, 50] : [10, 1000, 10000];
     const windowMs = q ? 1000 : 5000;
-    const p = { subscribers: counts.join(','), windowMs, maxDeliveriesPerSec: 1_000_000, maxPublishesPerSec: 1000, payloadBytes: 64 };
+    const p = { subscribers: counts.join(','), windowMs, maxDeliveriesPerSec: 1_000_000, maxPublishesPerSec: 1000, payloadBytes: 64, httpSubscribers: 10, httpConnections: 1 };
     const servers = ctx.opts.servers.filter((s) => s === 'wsgate');
+    const runFor = (subs: number, extra: Partial<GenRun>): Omit<GenRun, 'cmd'> => ({
+      mode: 'rate',
+      rate: 0,
+      warmupMs: 0,
+      durationMs: windowMs,
+      drainMs: 2000,
+      payloadBytes: p.payloadBytes,
+      numTopics: 1,
+      fanout: subs,
+      windowPerSub: 0,
+      totalSubs: subs,
+      httpConnections: 0,
+      ...extra,
+    });
     const outcomes = await perServer(ctx, servers, async (name) => {
       const points: AllocPoint[] = [];
       for (const subs of counts) {
@@ -43,55 +96,42 @@ export const alloc: Scenario = {
           await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
             requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120000 }), subs + 1);
             const rate = Math.min(p.maxPublishesPerSec, Math.floor(p.maxDeliveriesPerSec / subs));
-            await sleep(1000);
-            const m0 = await scrapeMetrics(server.port);
-            await sleep(windowMs);
-            const m1 = await scrapeMetrics(server.port);
-            const r = await gen.run({
-              mode: 'rate',
-              rate,
-              warmupMs: 0,
-              durationMs: windowMs,
-              drainMs: 2000,
-              payloadBytes: p.payloadBytes,
-              numTopics: 1,
-              fanout: subs,
-              windowPerSub: 0,
-              totalSubs: subs,
-              httpConnections: 0,
-            });
-            const m2 = await scrapeMetrics(server.port);
-            const get = (m: Map<string, number>, k: string): number => m.get(k) ?? NaN;
-            const idle = get(m1, HEAP) - get(m0, HEAP);
-            const work = get(m2, HEAP) - get(m1, HEAP) - idle;
-            const pubs = get(m2, PUBS) - get(m1, PUBS);
-            const dels = get(m2, DELIVERIES) - get(m1, DELIVERIES);
-            return {
-              subscribers: subs,
-              publishesPerSec: rate,
-              publishes: pubs,
-              deliveries: dels,
-              bytesPerPublish: Math.round(work / pubs),
-              bytesPerDelivery: Math.round((work / dels) * 100) / 100,
-              gaugeBytesPerPublish: Math.round(get(m2, 'wsgate_heap_allocated_bytes_per_publish')),
-              idleBytesPerSec: Math.round(idle / (windowMs / 1000)),
-              latencyP99Ms: r.latencyMs.p99,
-            };
+            const m = await measure(server.port, windowMs, () => gen.run(runFor(subs, { rate })));
+            ctx.log(`    socket pub, ${subs} subs: ${m.bytesPerPublish} B/publish`);
+            return { source: 'socket', subscribers: subs, publishesPerSec: rate, ...m };
           }),
         );
       }
-      const micro = counts.map((n) => runHubBenchmark(n, 100, q ? 20000 : 200000));
-      return { points, micro };
+      points.push(
+        await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
+          const subs = p.httpSubscribers;
+          requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 0, publisherIds: p.httpConnections, concurrency: 100, timeoutMs: 60000 }), subs);
+          const m = await measure(server.port, windowMs, () => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections })));
+          ctx.log(`    POST /publish, ${subs} subs: ${m.bytesPerPublish} B/publish`);
+          return { source: 'http', subscribers: subs, publishesPerSec: Math.round(m.publishes / (windowMs / 1000)), ...m };
+        }),
+      );
+      const n = q ? 20000 : 200000;
+      const micro = [
+        ...counts.map((c) => runHubBenchmark(c, 100, n, 'json', 'scan')),
+        runHubBenchmark(counts[0], 100, n, 'msgpack', 'scan'),
+        runHubBenchmark(counts[0], 100, n, 'json', 'decode'),
+        runHubBenchmark(counts[0], 100, n, 'msgpack', 'decode'),
+      ];
+      const receiver = [runReceiverBenchmark(counts[0], 'msgpack', n), runReceiverBenchmark(counts[0], 'json', n)];
+      return { points, micro, receiver };
     });
     const rows = [];
     const w = outcomes.wsgate;
     if (w && !('error' in w)) {
+      const socket = w.points.filter((pt) => pt.source === 'socket');
       for (const pt of w.points) {
-        rows.push({ metric: `${pt.subscribers} subs: bytes/publish (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerPublish } });
-        rows.push({ metric: `${pt.subscribers} subs: bytes/delivery (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerDelivery } });
+        const label = pt.source === 'socket' ? `${pt.subscribers} subs` : `POST /publish, ${pt.subscribers} subs`;
+        rows.push({ metric: `${label}: bytes/publish (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerPublish } });
+        rows.push({ metric: `${label}: bytes/delivery (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerDelivery } });
       }
-      const first = w.points[0];
-      const last = w.points[w.points.length - 1];
+      const first = socket[0];
+      const last = socket[socket.length - 1];
       rows.push({
         metric: `marginal bytes per extra delivery (${first.subscribers} → ${last.subscribers} subs)`,
         unit: 'B',
@@ -99,12 +139,16 @@ export const alloc: Scenario = {
         values: { wsgate: Math.round(((last.bytesPerPublish - first.bytesPerPublish) / (last.subscribers - first.subscribers)) * 1000) / 1000 },
       });
       for (const m of w.micro) {
-        rows.push({ metric: `${m.subscribers} subs: bytes/publish (in-process codec+hub)`, unit: 'B', better: 'lower' as const, values: { wsgate: m.bytesPerPublish } });
+        rows.push({ metric: `in-process socket pub, ${m.codec} → ${m.codec}, ${m.path === 'scan' ? 'scanned' : 'decoded (general path)'}, ${m.subscribers} subs: bytes/publish`, unit: 'B', better: 'lower' as const, values: { wsgate: m.bytesPerPublish } });
+      }
+      for (const m of w.receiver) {
+        rows.push({ metric: `in-process broker message, msgpack data → ${m.codec} subscribers: bytes/publish`, unit: 'B', better: 'lower' as const, values: { wsgate: m.bytesPerPublish } });
       }
     }
     return result('alloc', this.title, p, outcomes, rows, [
-      'Metric figures: (heap allocated during a publishing window − during an equally long idle window) / publishes or deliveries in the window.',
-      'In-process: decode + validate + Hub.deliver with default history (100/topic) and a no-op fan-out in place of uWS.',
+      'Metric figures: (heap allocated during a publishing window − the idle rate × its length) / publishes or deliveries in the window. They include what uWS itself allocates per received message (~90 B: the ArrayBuffer handed to the handler) and the one view needed to read it (~96 B on Node 20).',
+      'POST /publish: one closed-loop keep-alive connection, one item per request; the per-request HTTP work (request/response objects, body copy) is part of the figure.',
+      'In-process: the frame as an ArrayBuffer, read (scan, or decode + validate) and Hub.deliver with default history (100/topic) and a no-op fan-out in place of uWS; broker: EnvelopeReceiver.receive of a NATS-style envelope.',
     ]);
   },
 };

@@ -73,8 +73,8 @@ export const channels: Scenario = {
     const publishes = q ? 20_000 : 200_000;
     ctx.log('channels: in-process publish cost, no rules / 50 non-matching rules / a lastMessage rule');
     const plain = runHubBenchmark(100, 100, publishes);
-    const withRules = runHubBenchmark(100, 100, publishes, OTHER_RULES);
-    const lastMessage = runHubBenchmark(100, 100, publishes, LAST_MESSAGE);
+    const withRules = runHubBenchmark(100, 100, publishes, 'json', 'scan', OTHER_RULES);
+    const lastMessage = runHubBenchmark(100, 100, publishes, 'json', 'scan', LAST_MESSAGE);
     const members = q ? 300 : 1000;
     ctx.log(`channels: join/leave storm, ${members} members`);
     const storm = await joinLeaveStorm(members);

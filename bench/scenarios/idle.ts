@@ -1,8 +1,10 @@
+import type { ServerName } from '../lib/servers';
 import { openFilesLimit, rssBytes } from '../lib/procs';
 import { Scenario } from './types';
 import { perServer, result, row, session, sleep } from './common';
 
 export interface IdleOutcome {
+  topicsPerConn: number;
   connections: number;
   failed: number;
   connectSeconds: number;
@@ -17,7 +19,8 @@ export interface IdleOutcome {
 const FD_HEADROOM = 300;
 
 /**
- * N idle subscribed connections: server RSS growth per connection and the connect rate. Each side
+ * N idle connections subscribed (via `?topics=`, over 1,000 topics) to 1 and to 10 topics each: server RSS
+ * growth per connection and the connect rate. Each side
  * (server, generator) holds one descriptor per connection, so N is capped by the open-files limit.
  */
 export const idle: Scenario = {
@@ -31,15 +34,16 @@ export const idle: Scenario = {
     if (conns < ctx.opts.idleConns) {
       notes.push(`Asked for ${ctx.opts.idleConns} connections; the open-files limit here is ${limit} per process (hard limit, not raisable), so ${conns} were used.`);
     }
-    const p = { requested: ctx.opts.idleConns, connections: conns, topics: 100, settleMs: ctx.opts.quick ? 500 : 3000 };
-    const outcomes = await perServer(ctx, ctx.opts.servers, (name) =>
+    const p = { requested: ctx.opts.idleConns, connections: conns, topics: 1000, topicsPerConn: '1,10', settleMs: ctx.opts.quick ? 500 : 3000 };
+    const measureWith = (name: ServerName, topicsPerConn: number): Promise<IdleOutcome> =>
       session(ctx, name, async (server, gen): Promise<IdleOutcome> => {
         await sleep(p.settleMs);
         const before = rssBytes(server.pid);
-        const c = await gen.connect({ subs: conns, numTopics: p.topics, publishers: 0, publisherIds: 1, concurrency: 256, timeoutMs: 180000 });
+        const c = await gen.connect({ subs: conns, numTopics: p.topics, topicsPerConn, publishers: 0, publisherIds: 1, concurrency: 256, timeoutMs: 180000 });
         await sleep(p.settleMs);
         const after = rssBytes(server.pid);
         return {
+          topicsPerConn,
           connections: c.ok,
           failed: c.failed,
           connectSeconds: Math.round(c.seconds * 100) / 100,
@@ -49,12 +53,14 @@ export const idle: Scenario = {
           bytesPerConnection: c.ok > 0 ? Math.round((after - before) / c.ok) : 0,
           errors: c.errors,
         };
-      }),
-    );
+      });
+    // One fresh server per topics-per-connection count.
+    const outcomes = await perServer(ctx, ctx.opts.servers, async (name) => [await measureWith(name, 1), await measureWith(name, 10)]);
     return result('idle', this.title, p, outcomes, [
-      row(outcomes, 'server RSS per connection', 'B', 'lower', (r) => r.bytesPerConnection),
-      row(outcomes, 'connects/s', '/s', 'higher', (r) => r.connectsPerSec),
-      row(outcomes, 'connections held', '', 'higher', (r) => r.connections),
+      row(outcomes, 'server RSS per connection, 1 topic each', 'B', 'lower', (r) => r[0].bytesPerConnection),
+      row(outcomes, 'server RSS per connection, 10 topics each', 'B', 'lower', (r) => r[1].bytesPerConnection),
+      row(outcomes, 'connects/s (1 topic each)', '/s', 'higher', (r) => r[0].connectsPerSec),
+      row(outcomes, 'connections held (1 topic each)', '', 'higher', (r) => r[0].connections),
     ], notes);
   },
 };

@@ -1,4 +1,5 @@
 import type { PublishSource } from '../metrics/stats';
+import { TopicNames } from '../protocol/topic-names';
 
 /**
  * What crosses the broker: a msgpack array `[topic, seq, epoch, ts, origin, source, data]`.
@@ -99,6 +100,12 @@ export class MsgpackCursor {
 
   /** A str or bin as a view of the buffer. */
   bytes(): Buffer {
+    const start = this.skipBytes();
+    return this.buf.subarray(start, this.pos);
+  }
+
+  /** Moves past a str or bin; returns where its bytes start (they end at `pos`). */
+  skipBytes(): number {
     const t = this.byte();
     let n: number;
     if ((t & 0xe0) === 0xa0) n = t & 0x1f;
@@ -109,12 +116,13 @@ export class MsgpackCursor {
     const start = this.pos;
     this.pos += n;
     if (this.pos > this.buf.length) throw new EnvelopeError('truncated');
-    return this.buf.subarray(start, this.pos);
+    return start;
   }
 
-  ascii(): string {
-    const v = this.bytes();
-    return v.toString('latin1');
+  /** An ASCII str; with `names`, no new string for one seen before. */
+  ascii(names?: TopicNames): string {
+    const start = this.skipBytes();
+    return names === undefined ? this.buf.toString('latin1', start, this.pos) : names.get(this.buf, start, this.pos);
   }
 
   number(): number {
@@ -185,20 +193,31 @@ export class Envelope {
   ts = 0;
   origin = '';
   source: PublishSource = 'broker';
-  /** View of the received buffer: valid while that buffer is. */
-  data: Buffer = Buffer.alloc(0);
+  /** The data: bytes [dataStart, dataEnd) of `buf`, valid while that buffer is. */
+  buf: Buffer = Buffer.alloc(0);
+  dataStart = 0;
+  dataEnd = 0;
+  // Topics, epochs, node ids and sources repeat from message to message: read them without new strings.
+  private readonly names = new TopicNames();
+
+  /** The data as a view of the received buffer. */
+  get data(): Buffer {
+    return this.buf.subarray(this.dataStart, this.dataEnd);
+  }
 
   /** Fills this from the cursor's position. Throws EnvelopeError on anything but an envelope. */
   read(c: MsgpackCursor): this {
     if (c.arrayLength() !== ENVELOPE_FIELDS) throw new EnvelopeError('not a wsgate envelope');
-    this.topic = c.ascii();
+    this.topic = c.ascii(this.names);
     this.seq = c.number();
-    this.epoch = c.ascii();
+    this.epoch = c.ascii(this.names);
     this.ts = c.number();
-    this.origin = c.ascii();
-    const source = c.ascii();
+    this.origin = c.ascii(this.names);
+    const source = c.ascii(this.names);
     this.source = isPublishSource(source) ? source : 'broker';
-    this.data = c.bytes();
+    this.dataStart = c.skipBytes();
+    this.dataEnd = c.pos;
+    this.buf = c.buf;
     return this;
   }
 }

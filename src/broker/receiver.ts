@@ -58,7 +58,7 @@ export class EnvelopeReceiver {
     (own ? this.roundtrip : this.lag).observe(Math.max(0, performance.timeOrigin + now - env.ts) / 1000);
     this.hub.deliver(
       env.topic,
-      this.payload.setPacked(env.data),
+      this.payload.setRaw(env.buf, env.dataStart, env.dataEnd, false),
       own ? env.source : 'broker',
       now,
       this.brokerSequenced ? env.seq : 0,

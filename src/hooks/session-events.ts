@@ -7,6 +7,8 @@ export interface SessionEvents {
   disconnected(conn: Connection, code: number): void;
   /** A client publish that got `seq`; sent only for topics whose rule sets `webhookPublish`. */
   published(conn: Connection, topic: string, seq: number, data: unknown): void;
+  /** Whether publishes to `topic` are reported (then `published` needs their data decoded). */
+  publishHooked(topic: string): boolean;
   /** A subscription to a topic with presence began / ended. */
   joined(conn: Connection, topic: string): void;
   left(conn: Connection, topic: string): void;
@@ -22,7 +24,7 @@ export class WebhookSessionEvents implements SessionEvents {
 
   constructor(
     private readonly sender: WebhookSender,
-    private readonly publishHooked: (topic: string) => boolean,
+    readonly publishHooked: (topic: string) => boolean,
     leaveDelayMs: number,
   ) {
     this.members = new MemberWebhooks(sender, leaveDelayMs);

@@ -1,3 +1,4 @@
+import type { DeliveryEncoder } from './delivery';
 import { packr, unpackr } from './msgpack';
 
 // Binary values (msgpack bin) have no JSON form; JSON subscribers get them as base64 strings. The raw
@@ -7,9 +8,14 @@ function binaryAsBase64(this: Record<string, unknown>, key: string, value: unkno
   return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') : value;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * The data of one publish, encoded lazily and at most once per form. A single instance is reused for
- * every publish on the hot path (`reset*` then read), so a publish allocates no Payload object.
+ * every publish on the hot path (`set*` then read), so a publish allocates no Payload object.
+ *
+ * Data located in the received bytes by the publish scanner (`setRaw`) is framed by copying those
+ * bytes: no decode, no string, no re-encode. Only a subscriber of the other codec makes it decode.
  */
 export class Payload {
   private value: unknown = undefined;
@@ -17,44 +23,92 @@ export class Payload {
   private jsonText: string | undefined = undefined;
   private packed: Uint8Array | undefined = undefined;
   private fromBinary = false;
+  /** Raw JSON data: bytes [rawStart, rawEnd) of rawBuf (empty when not raw JSON). */
+  private rawBuf: Buffer = EMPTY;
+  private rawStart = 0;
+  private rawEnd = 0;
+  private rawJson = false;
 
   /** Data decoded from a JSON or msgpack client frame or request body. */
   setValue(value: unknown, fromMsgpack: boolean): this {
+    this.clear();
     this.value = value;
     this.hasValue = true;
-    this.jsonText = undefined;
-    this.packed = undefined;
     this.fromBinary = fromMsgpack;
     return this;
   }
 
   /** Data that arrived already msgpack-encoded (e.g. from a broker). Must stay valid while in use. */
   setPacked(packed: Uint8Array): this {
-    this.value = undefined;
-    this.hasValue = false;
-    this.jsonText = undefined;
+    this.clear();
     this.packed = packed;
     this.fromBinary = true;
     return this;
   }
 
+  /**
+   * Well-formed data (checked by the scanner) in bytes [start, end) of `buf`, as JSON text or msgpack.
+   * `buf` must stay unchanged while the payload is in use.
+   */
+  setRaw(buf: Buffer, start: number, end: number, json: boolean): this {
+    this.clear();
+    this.rawBuf = buf;
+    this.rawStart = start;
+    this.rawEnd = end;
+    this.rawJson = json;
+    this.fromBinary = !json;
+    return this;
+  }
+
+  private clear(): void {
+    this.value = undefined;
+    this.hasValue = false;
+    this.jsonText = undefined;
+    this.packed = undefined;
+    this.rawBuf = EMPTY;
+    this.rawJson = false;
+  }
+
+  /** The JSON delivery frame of this data. */
+  jsonFrame(encoder: DeliveryEncoder, topic: string, seq: number): Uint8Array {
+    if (this.rawJson) return encoder.jsonBytes(topic, seq, this.rawBuf, this.rawStart, this.rawEnd);
+    return encoder.json(topic, seq, this.json());
+  }
+
+  /** The msgpack delivery frame of this data. */
+  msgpackFrame(encoder: DeliveryEncoder, topic: string, seq: number): Uint8Array {
+    if (this.rawBuf !== EMPTY && !this.rawJson) return encoder.msgpackBytes(topic, seq, this.rawBuf, this.rawStart, this.rawEnd);
+    return encoder.msgpack(topic, seq, this.msgpack());
+  }
+
   /** The data as JSON text. */
   json(): string {
     if (this.jsonText === undefined) {
-      this.jsonText = this.fromBinary ? JSON.stringify(this.decoded(), binaryAsBase64) : JSON.stringify(this.decoded());
+      this.jsonText = this.rawJson
+        ? this.rawBuf.toString('utf8', this.rawStart, this.rawEnd)
+        : this.fromBinary
+          ? JSON.stringify(this.decoded(), binaryAsBase64)
+          : JSON.stringify(this.decoded());
     }
     return this.jsonText;
   }
 
   /** The data as msgpack bytes. A view of a shared buffer: copy it before the next msgpack encode. */
   msgpack(): Uint8Array {
-    if (this.packed === undefined) this.packed = packr.pack(this.decoded());
+    if (this.packed === undefined) {
+      this.packed = this.rawBuf !== EMPTY && !this.rawJson ? this.rawBuf.subarray(this.rawStart, this.rawEnd) : packr.pack(this.decoded());
+    }
     return this.packed;
+  }
+
+  /** Whether the data is JSON text as received (so a JSON frame costs no conversion). */
+  get isJson(): boolean {
+    return this.rawJson || (this.hasValue && !this.fromBinary);
   }
 
   private decoded(): unknown {
     if (!this.hasValue) {
-      this.value = unpackr.unpack(this.packed as Uint8Array);
+      this.value = this.rawJson ? JSON.parse(this.json()) : unpackr.unpack(this.msgpack());
       this.hasValue = true;
     }
     return this.value;

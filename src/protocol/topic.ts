@@ -8,6 +8,16 @@ for (const range of ['AZ', 'az', '09']) {
 }
 for (const ch of '._-:@/') ALLOWED[ch.charCodeAt(0)] = 1;
 
+/** Whether bytes [start, end) are a valid topic name (the byte-level twin of checkTopic). */
+export function isTopicBytes(b: Uint8Array, start: number, end: number, maxLength: number): boolean {
+  if (end <= start || end - start > maxLength) return false;
+  for (let i = start; i < end; i++) {
+    const c = b[i] as number;
+    if (c >= 128 || ALLOWED[c] === 0) return false;
+  }
+  return true;
+}
+
 /** Returns null when `topic` is a valid topic name, else the error to reply with. */
 export function checkTopic(topic: unknown, maxLength: number): GatewayError | null {
   if (typeof topic !== 'string') return new GatewayError(ErrorCode.BadRequest, 'topic must be a string');

@@ -24,6 +24,15 @@ export class HistoryBudget {
 }
 
 const INITIAL_RING_BYTES = 4096;
+
+/**
+ * Copies `count` entries starting at ring index `first` of `old` to the start of `fresh`. Module-level:
+ * a closure inside append()'s callee would make V8 allocate a context on every append.
+ */
+function reorder<T extends Float64Array | Int32Array>(old: T, fresh: T, first: number, count: number): T {
+  for (let k = 0; k < count; k++) fresh[k] = old[(first + k) % old.length] as number;
+  return fresh;
+}
 const INITIAL_ENTRIES = 16;
 
 /** One retained message: where its frames are and which codecs it was encoded in (length -1: absent). */
@@ -148,15 +157,12 @@ export class TopicHistory {
   private ensureEntrySlots(): void {
     if (this.count < this.seqs.length) return;
     const n = Math.min(this.limits.size, Math.max(INITIAL_ENTRIES, this.seqs.length * 2));
-    const reorder = <T extends Float64Array | Int32Array>(old: T, fresh: T): T => {
-      for (let k = 0; k < this.count; k++) fresh[k] = old[(this.first + k) % old.length] as number;
-      return fresh;
-    };
-    this.seqs = reorder(this.seqs, new Float64Array(n));
-    this.times = reorder(this.times, new Float64Array(n));
-    this.offs = reorder(this.offs, new Int32Array(n));
-    this.jsonLens = reorder(this.jsonLens, new Int32Array(n));
-    this.packLens = reorder(this.packLens, new Int32Array(n));
+    const { first, count } = this;
+    this.seqs = reorder(this.seqs, new Float64Array(n), first, count);
+    this.times = reorder(this.times, new Float64Array(n), first, count);
+    this.offs = reorder(this.offs, new Int32Array(n), first, count);
+    this.jsonLens = reorder(this.jsonLens, new Int32Array(n), first, count);
+    this.packLens = reorder(this.packLens, new Int32Array(n), first, count);
     this.first = 0;
   }
 

@@ -6,10 +6,12 @@ import { packr } from '../protocol/msgpack';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
 import type { TopicRule, TopicRules } from '../rules/topic-rules';
-import { HistoryBudget, TopicHistory } from './history';
+import { HistoryBudget, type HistoryFrames, TopicHistory } from './history';
 import { LastMessage } from './last-message';
 import { PositionMemory, type PositionLimits } from './positions';
 import { TopicState, newEpoch } from './topic-state';
+
+const TIME_ORIGIN = performance.timeOrigin;
 
 /** The native fan-out: one call hands a frame to every subscriber of a uWS topic. */
 export interface Fanout {
@@ -46,6 +48,8 @@ export interface InterestListener {
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
   private readonly encoder = new DeliveryEncoder();
+  /** Handed to history.append, refilled per publish (a literal would be an object per publish). */
+  private readonly frames: { -readonly [K in keyof HistoryFrames]: HistoryFrames[K] } = { jsonFrame: null, packFrame: null };
   private readonly budget: HistoryBudget;
   private readonly positions: PositionMemory;
   private readonly interest: InterestListener[] = [];
@@ -171,13 +175,15 @@ export class Hub {
     let jsonFrame: Uint8Array | null = null;
     let packFrame: Uint8Array | null = null;
     if (state.jsonSubs > 0) {
-      jsonFrame = this.encoder.json(topic, seq, payload.json());
+      jsonFrame = payload.jsonFrame(this.encoder, topic, seq);
       this.fanout.publish(state.jsonKey, jsonFrame, false);
       this.stats.sentBytes += jsonFrame.length * state.jsonSubs;
     }
-    // With no subscribers at all, history still needs one encoding: msgpack is the compact one.
+    // With no subscribers at all, history still needs one encoding: the data's own when it is JSON
+    // (no conversion), else msgpack.
+    if (history !== null && state.subscribers === 0 && payload.isJson) jsonFrame = payload.jsonFrame(this.encoder, topic, seq);
     if (state.packSubs > 0 || (history !== null && jsonFrame === null)) {
-      packFrame = this.encoder.msgpack(topic, seq, payload.msgpack());
+      packFrame = payload.msgpackFrame(this.encoder, topic, seq);
       if (state.packSubs > 0) {
         this.fanout.publish(state.packKey, packFrame, true);
         this.stats.sentBytes += packFrame.length * state.packSubs;
@@ -185,7 +191,12 @@ export class Hub {
     }
     if (state.pusherSubs > 0 && this.pusher !== null) this.stats.sentBytes += this.pusher.deliver(state, payload) * state.pusherSubs;
     if (history !== null) {
-      history.append(seq, Date.now(), { jsonFrame, packFrame });
+      const frames = this.frames;
+      frames.jsonFrame = jsonFrame;
+      frames.packFrame = packFrame;
+      // Wall-clock ms from the publish's own monotonic stamp: Date.now() would box a number per publish.
+      history.append(seq, TIME_ORIGIN + startedAt, frames);
+      frames.jsonFrame = frames.packFrame = null;
       this.syncHistoryStats();
     }
     if (state.rule.lastMessage) this.keepLast(state, seq, payload.msgpack());

@@ -2,6 +2,7 @@ import type { Codec } from '../protocol/codec';
 import type { Grant } from '../auth/token-verifier';
 import type { TaskQueue } from '../hooks/task-queue';
 import type { DisconnectReason } from '../metrics/stats';
+import { TopicList } from './topic-list';
 import type { CommandBucket } from '../guard/command-rate';
 import type { AddressKey } from '../guard/upgrade-guard';
 import { newEpoch } from '../pubsub/topic-state';
@@ -18,7 +19,7 @@ export interface Connection extends CommandBucket {
   /** Replaced by an in-band `refresh`. */
   grant: Grant;
   /** Topics this connection subscribed to (bounded by maxTopicsPerConn). */
-  readonly topics: Set<string>;
+  readonly topics: TopicList;
   /** Topics from `?topics=` to subscribe on open; emptied then, since idle connections are the bulk of memory. */
   initialTopics: readonly string[];
   /** Topics the application gave the connection (connect proxy), subscribed on open without checks; then emptied. */
@@ -44,7 +45,7 @@ export function newConnection(codec: Codec, grant: Grant, initialTopics: readonl
     serial: ++serials,
     codec,
     grant,
-    topics: new Set(),
+    topics: new TopicList(),
     initialTopics,
     serverTopics,
     dropped: 0,

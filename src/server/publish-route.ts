@@ -6,11 +6,13 @@ import type { HttpPublishResult, Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import { decodeBounded } from '../protocol/codec';
 import { Payload } from '../protocol/payload';
+import { PublishReader } from '../protocol/publish-reader';
 import { checkTopic } from '../protocol/topic';
 import { type Idempotency, checkIdempotencyKey } from '../idempotency/idempotency';
 import { apiKeyCheck } from './api-key';
 import { answerInternalError, contained, type FaultSink } from './contain';
-import { readBody, sendError, sendJson, watchAbort } from './http-reply';
+import { type Aborted, readBody, sendError, sendJson, watchAbort } from './http-reply';
+import { ResultsWriter } from './results-writer';
 
 interface Item {
   readonly topic: string;
@@ -75,6 +77,49 @@ function parseItems(body: unknown, config: Config): Item[] | GatewayError {
 export function publishRoute(config: Config, broker: Broker, idempotency: Idempotency, stats: Stats, fault: FaultSink) {
   const authorized = apiKeyCheck(config.apiKey);
   const payload = new Payload();
+  // Plain bodies are read in place: no decode, no item objects; a fully synchronous batch (single node)
+  // gets its results written by hand too.
+  const reader = new PublishReader(config.maxTopicLength, config.maxDepth, config.maxBatch);
+  const seqs = new Float64Array(config.maxBatch);
+  const results = new ResultsWriter();
+
+  const publishScanned = (res: HttpResponse, abort: Aborted, startedAt: number, refuse: (r: 'unavailable', e: GatewayError) => void): void => {
+    const n = reader.count;
+    let pending: (PublishOutcome | Promise<PublishOutcome>)[] | null = null;
+    for (let i = 0; i < n; i++) {
+      const outcome = broker.publish(reader.topic(i), reader.data(i), 'http', startedAt);
+      if (pending === null && typeof outcome === 'number') seqs[i] = outcome;
+      else {
+        pending ??= Array.from(seqs.subarray(0, i));
+        pending.push(outcome);
+      }
+    }
+    if (pending === null) {
+      stats.httpPublish.ok++;
+      if (abort.aborted) return;
+      const body = results.write(reader, seqs);
+      res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(body));
+      return;
+    }
+    settle(res, abort, Array.from({ length: n }, (_, i) => reader.topic(i)), pending, refuse);
+  };
+
+  const settle = (res: HttpResponse, abort: Aborted, topics: readonly string[], outcomes: (PublishOutcome | Promise<PublishOutcome>)[], refuse: (r: 'unavailable', e: GatewayError) => void): void => {
+    Promise.all(outcomes).then(
+      contained('http', fault, (settled: PublishOutcome[]) => finish(res, abort, topics, settled), () => answerInternalError(res)),
+      () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')),
+    );
+  };
+
+  const finish = (res: HttpResponse, abort: Aborted, topics: readonly string[], settled: PublishOutcome[]) => {
+    const results: ItemResult[] = settled.map((o, i) => {
+      const topic = topics[i] as string;
+      return typeof o === 'number' ? { topic, seq: o } : { topic, code: o.code, reason: o.reason };
+    });
+    const failed = settled.some((o) => typeof o !== 'number');
+    stats.httpPublish[failed ? 'unavailable' : 'ok']++;
+    sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
+  };
 
   return (res: HttpResponse, req: HttpRequest): void => {
     const startedAt = performance.now();
@@ -98,6 +143,8 @@ export function publishRoute(config: Config, broker: Broker, idempotency: Idempo
       abort,
       // The body arrives in a later uWS callback, outside the route's own containment.
       contained('http', fault, (body: Buffer) => {
+        // Plain items only (no idempotencyKey, data within --max-depth): anything else is decoded below.
+        if (reader.httpBody(body, !msgpack)) return publishScanned(res, abort, startedAt, refuse);
         let decoded: unknown;
         try {
           decoded = decodeBody(body, msgpack, config.maxDepth);
@@ -114,18 +161,9 @@ export function publishRoute(config: Config, broker: Broker, idempotency: Idempo
         const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
           item.idempotencyKey === undefined ? publish(item) : idempotency.once(item.topic, item.idempotencyKey, () => publish(item)),
         );
-        const finish = (settled: PublishOutcome[]) => {
-          const results: ItemResult[] = settled.map((o, i) => {
-            const topic = (items[i] as Item).topic;
-            return typeof o === 'number' ? { topic, seq: o } : { topic, code: o.code, reason: o.reason };
-          });
-          const failed = settled.some((o) => typeof o !== 'number');
-          stats.httpPublish[failed ? 'unavailable' : 'ok']++;
-          sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
-        };
-        if (outcomes.some((o) => o instanceof Promise)) {
-          Promise.all(outcomes).then(contained('http', fault, finish, () => answerInternalError(res)), () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')));
-        } else finish(outcomes as PublishOutcome[]);
+        const topics = items.map((item) => item.topic);
+        if (outcomes.some((o) => o instanceof Promise)) settle(res, abort, topics, outcomes, refuse);
+        else finish(res, abort, topics, outcomes as PublishOutcome[]);
       }, () => answerInternalError(res)),
       () => refuse('too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
     );

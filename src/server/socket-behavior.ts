@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import { type Admission, type Admitter, isRefused } from '../auth/admission';
-import type { Broker, TopicSnapshot } from '../broker/broker';
+import type { Broker, PublishOutcome, TopicSnapshot } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { Stats, UpgradeResult } from '../metrics/stats';
@@ -9,6 +9,7 @@ import { type Codec, type Reply, negotiateCodec } from '../protocol/codec';
 import { CloseCode, ErrorCode, GatewayError } from '../protocol/codes';
 import { type Command, type StreamPosition, parseCommand } from '../protocol/commands';
 import { Payload } from '../protocol/payload';
+import { PublishReader } from '../protocol/publish-reader';
 import { checkTopic } from '../protocol/topic';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
@@ -81,6 +82,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   const { config, hub, broker, queries, presence, stats, admitter, proxies, events, idempotency, log, sockets, guard, commandRate, fault } = deps;
   // One reused Payload for socket publishes: commands are handled one at a time.
   const payload = new Payload();
+  const reader = new PublishReader(config.maxTopicLength, config.maxDepth);
   const upgrades = new AsyncUpgrades(stats);
   let pendingRequests = 0;
 
@@ -213,9 +215,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       void proxy.ask(caller(conn), topic).then(answered);
       return null;
     }
-    conn.topics.add(topic);
     // Counted before the reply: a broker gaining interest may restart the topic's numbering.
     const state = hub.addSubscriber(topic, conn.codec.name);
+    conn.topics.add(state.name); // the hub's string: not one copy of the name per connection
     if (state.rule.members) presence.joined(caller(conn), topic, state.rule);
     if (state.rule.presence) events?.joined(conn, topic);
     const snapshot = broker.snapshot;
@@ -249,9 +251,37 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (rule?.presence === true) events?.left(conn, topic);
   };
 
+  /** Why `conn` may not publish to `topic` (client publishing off, or not in its grant), or null. */
+  const publishRefusal = (conn: Connection, topic: string, id: number | undefined): GatewayError | null => {
+    if (!config.clientPublish) return new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', id);
+    if (!conn.grant.publish.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', id);
+    return null;
+  };
+
+  /**
+   * Whether a publish read in place (PublishReader) can go out as it is: the scan already refused an
+   * idempotencyKey (unknown to it) and data deeper than --max-depth; what is left is anything that needs
+   * the data decoded or the publish held back: the publish proxy (or this connection's queue behind it)
+   * and the client_publish webhook.
+   */
+  const publishesAsRead = (conn: Connection, topic: string): boolean => {
+    const proxy = proxies.publish;
+    if (proxy !== null && (conn.pubQueue !== null || proxy.applies(topic))) return false;
+    return events === null || !events.publishHooked(topic);
+  };
+
+  /** A publish read in place (see publishesAsRead): `data` is a view of the frame, valid during this call. */
+  const publishRead = (ws: Socket, conn: Connection, topic: string, id: number | undefined, data: Payload, startedAt: number) => {
+    const refused = publishRefusal(conn, topic, id);
+    if (refused !== null) return fail(ws, conn, refused);
+    const outcome = broker.publish(topic, data, 'socket', startedAt);
+    if (typeof outcome === 'number') return ok(ws, conn, id, { seq: outcome });
+    settleLater(ws, conn, topic, id, outcome, false, undefined);
+  };
+
   const publish = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'pub' }>, startedAt: number) => {
-    if (!config.clientPublish) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'publishing from clients is disabled', cmd.id));
-    if (!conn.grant.publish.allows(cmd.topic)) return fail(ws, conn, new GatewayError(ErrorCode.Forbidden, 'token does not allow publishing to this topic', cmd.id));
+    const refused = publishRefusal(conn, cmd.topic, cmd.id);
+    if (refused !== null) return fail(ws, conn, refused);
     const proxy = proxies.publish;
     if (proxy === null || (conn.pubQueue === null && !proxy.applies(cmd.topic))) return publishNow(ws, conn, cmd, cmd.data, startedAt);
     // Behind the application's answer, and so is every later publish of this connection until the queue empties.
@@ -271,12 +301,20 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       idempotencyKey === undefined
         ? broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt)
         : idempotency.once(topic, idempotencyKey, () => broker.publish(topic, payload.setValue(data, conn.codec.binary), 'socket', startedAt));
+    if (typeof outcome !== 'number') return settleLater(ws, conn, topic, id, outcome, true, data);
+    events?.published(conn, topic, outcome, data);
+    ok(ws, conn, id, { seq: outcome });
+  };
+
+  // Apart from the publishes: a closure there would cost a context object on every publish. `report`:
+  // whether the publish goes to the client_publish webhook (with `data`).
+  const settleLater = (ws: Socket, conn: Connection, topic: string, id: number | undefined, outcome: GatewayError | Promise<PublishOutcome>, report: boolean, data: unknown) => {
     const settle = contained(
       'message',
       fault,
-      (o: number | GatewayError) => {
+      (o: PublishOutcome) => {
         if (typeof o !== 'number') return fail(ws, conn, o.withId(id));
-        events?.published(conn, topic, o, data);
+        if (report) events?.published(conn, topic, o, data);
         ok(ws, conn, id, { seq: o });
       },
       () => endFaulty(ws),
@@ -465,6 +503,15 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       if (isBinary !== conn.codec.binary) {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, conn.codec.binary ? 'expected a binary msgpack frame' : 'expected a text JSON frame'));
+      }
+      // A plain publish is read in place (no decode); everything else, malformed or rate-refused frames
+      // included, below.
+      if (verdict === 'run' && reader.socketPub(Buffer.from(message), !conn.codec.binary)) {
+        const topic = reader.topic(0);
+        if (publishesAsRead(conn, topic)) {
+          stats.received.pub++;
+          return publishRead(ws, conn, topic, reader.id, reader.data(0), startedAt);
+        }
       }
       let frame: unknown;
       try {

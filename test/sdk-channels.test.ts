@@ -69,6 +69,9 @@ describe('SDK: presence, history, join/leave, server-side subscriptions', () => 
     c.on('message', (m) => got.push(m));
     c.on('subscribed', (e) => notices.push(`subscribed:${e.topic}`));
     c.on('unsubscribed', (e) => notices.push(`unsubscribed:${e.topic}`));
+    // States as events: a prompt reconnect can pass through "reconnecting" faster than a poll looks.
+    const states: string[] = [];
+    c.on('state', (e) => states.push(e.state));
     await eventually('open', () => c.connectionState === 'open');
     assert.deepEqual(await post(g.http, '/subscribe', { user: 'srv', topic: 'inbox' }), { affected: 1 });
     await post(g.http, '/publish', { topic: 'inbox', data: 'one' });
@@ -76,8 +79,9 @@ describe('SDK: presence, history, join/leave, server-side subscriptions', () => 
     assert.deepEqual(Object.keys(c.positions()), ['inbox']);
     // Closed by the application with "reconnect": the SDK reconnects and resumes the topic it was given.
     assert.deepEqual(await post(g.http, '/disconnect', { user: 'srv' }), { affected: 1 });
-    await eventually('reconnected', () => c.connectionState === 'reconnecting', 5000);
-    await eventually('open again', () => c.connectionState === 'open', 5000);
+    const before = states.length;
+    await eventually('reconnected', () => states.slice(before).includes('reconnecting'), 5000);
+    await eventually('open again', () => states.slice(before).includes('open') && c.connectionState === 'open', 5000);
     await post(g.http, '/publish', { topic: 'inbox', data: 'two' });
     await eventually('second message', () => got.length === 2, 5000);
     assert.deepEqual(got.map((m) => [m.seq, m.data]), [[1, 'one'], [2, 'two']]);

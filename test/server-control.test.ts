@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import type { Gateway } from '../src/server/gateway';
-import { BrokerServer, eventually, startNode } from './helpers/brokers';
+import { clusterOfTwo, eventually } from './helpers/brokers';
 import { RawClient, metric, startGateway } from './helpers/gateway';
 
 const SECRET = 'ctl-secret';
@@ -73,18 +73,7 @@ describe('server-side control (memory broker)', () => {
 
 for (const kind of ['redis', 'nats'] as const) {
   describe(`server-side control across two nodes (${kind})`, { timeout: 30_000 }, () => {
-    let broker: BrokerServer;
-    const nodes: { gateway: Gateway; url: string; port: number }[] = [];
-    before(async () => {
-      broker = await BrokerServer.start(kind);
-      for (let i = 0; i < 2; i++) nodes.push(await startNode(broker.url, ['--jwt-secret', SECRET, '--api-key', KEY]));
-      await eventually('brokers up', () => nodes.every((n) => n.gateway.broker.ready()));
-      await eventually('nodes know each other', () => nodes.every((n) => n.gateway.bus.nodes === 2));
-    });
-    after(async () => {
-      await Promise.all(nodes.map((n) => n.gateway.close()));
-      await broker.stop();
-    });
+    const nodes = clusterOfTwo(kind, ['--jwt-secret', SECRET, '--api-key', KEY]);
     const http = (i: number) => `http://127.0.0.1:${(nodes[i] as { port: number }).port}`;
     const ws = (i: number) => (nodes[i] as { url: string }).url;
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { GatewayClient } from '../src/client/gateway-client';
 import type { Gateway } from '../src/server/gateway';
-import { BrokerServer, eventually, startNode } from './helpers/brokers';
+import { clusterOfTwo, eventually } from './helpers/brokers';
 import { startGateway } from './helpers/gateway';
 
 type Listing = { topics: { topic: string; subscribers: number }[]; cursor: string | null };
@@ -49,18 +49,7 @@ describe('GET /topics (memory broker)', () => {
 
 for (const kind of ['redis', 'nats'] as const) {
   describe(`GET /topics across two nodes (${kind})`, { timeout: 30_000 }, () => {
-    let broker: BrokerServer;
-    const nodes: { gateway: Gateway; url: string; port: number }[] = [];
-    before(async () => {
-      broker = await BrokerServer.start(kind);
-      for (let i = 0; i < 2; i++) nodes.push(await startNode(broker.url, ['--node-ttl', '1500', '--cluster-query-timeout', '3000']));
-      await eventually('brokers up', () => nodes.every((n) => n.gateway.broker.ready()));
-      await eventually('nodes know each other', () => nodes.every((n) => n.gateway.bus.nodes === 2));
-    });
-    after(async () => {
-      await Promise.all(nodes.map((n) => n.gateway.close()));
-      await broker.stop();
-    });
+    const nodes = clusterOfTwo(kind, ['--node-ttl', '1500', '--cluster-query-timeout', '3000']);
     const http = (i: number) => `http://127.0.0.1:${(nodes[i] as { port: number }).port}`;
 
     it('sums subscribers over the nodes, the same answer on each; a node gone drops out', async () => {

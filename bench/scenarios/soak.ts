@@ -6,7 +6,7 @@ import { pinning, spawnNode, stderrOf, stopProcess } from '../lib/procs';
 import { RunningServer, SERVERS, startServer, stopServer } from '../lib/servers';
 import { ChurnPlan, ChurnReport } from '../soak/churn';
 import { SoakSampler } from '../soak/sampler';
-import { PASS_PERCENT, SoakSample, SoakTrend, soakTrend } from '../soak/trend';
+import { PASS_PERCENT, SeriesTrend, SoakSample, SoakTrend, soakTrend } from '../soak/trend';
 import { Context, Row, Scenario, ScenarioResult } from './types';
 import { requireConnected, result, waitReady } from './common';
 
@@ -82,28 +82,28 @@ async function churnLoad(ctx: Context, server: RunningServer, seconds: number, s
   }
 }
 
+/** The rows one memory series gives: third means, their change, lowest/highest per third, slope. */
+function seriesRows(r: (metric: string, unit: string, better: Row['better'], v: number | null) => Row, name: string, meanName: string, t: SeriesTrend): Row[] {
+  return [
+    r(`${meanName}, middle third`, 'MB', 'lower', t.middleThirdMeanMB),
+    r(`${meanName}, last third`, 'MB', 'lower', t.lastThirdMeanMB),
+    r(`${name} last third vs middle third`, '%', 'lower', t.changePercent),
+    r(`${name} lowest, middle third`, 'MB', 'lower', t.middleThirdRangeMB[0]),
+    r(`${name} lowest, last third`, 'MB', 'lower', t.lastThirdRangeMB[0]),
+    r(`${name} highest, middle third`, 'MB', 'lower', t.middleThirdRangeMB[1]),
+    r(`${name} highest, last third`, 'MB', 'lower', t.lastThirdRangeMB[1]),
+    r(`${name} slope, last two thirds`, 'MB/min', 'lower', t.slopeMBPerMin),
+  ];
+}
+
 function rows(o: SoakOutcome): Row[] {
   const r = (metric: string, unit: string, better: Row['better'], v: number | null): Row => ({ metric, unit, better, values: { wsgate: v } });
   const t = o.trend;
   const out = [
     r('RSS first sample', 'MB', 'lower', t.rss.firstMB),
-    r('RSS mean, middle third', 'MB', 'lower', t.rss.middleThirdMeanMB),
-    r('RSS mean, last third', 'MB', 'lower', t.rss.lastThirdMeanMB),
-    r('RSS last third vs middle third', '%', 'lower', t.rss.changePercent),
-    r('RSS lowest, middle third', 'MB', 'lower', t.rss.middleThirdRangeMB[0]),
-    r('RSS lowest, last third', 'MB', 'lower', t.rss.lastThirdRangeMB[0]),
-    r('RSS highest, middle third', 'MB', 'lower', t.rss.middleThirdRangeMB[1]),
-    r('RSS highest, last third', 'MB', 'lower', t.rss.lastThirdRangeMB[1]),
-    r('RSS slope, last two thirds', 'MB/min', 'lower', t.rss.slopeMBPerMin),
+    ...seriesRows(r, 'RSS', 'RSS mean', t.rss),
     r('RSS slope, last third', 'MB/min', 'lower', t.rss.lastThirdSlopeMBPerMin),
-    r('JS heap used mean, middle third', 'MB', 'lower', t.heap.middleThirdMeanMB),
-    r('JS heap used mean, last third', 'MB', 'lower', t.heap.lastThirdMeanMB),
-    r('JS heap last third vs middle third', '%', 'lower', t.heap.changePercent),
-    r('JS heap lowest, middle third', 'MB', 'lower', t.heap.middleThirdRangeMB[0]),
-    r('JS heap lowest, last third', 'MB', 'lower', t.heap.lastThirdRangeMB[0]),
-    r('JS heap highest, middle third', 'MB', 'lower', t.heap.middleThirdRangeMB[1]),
-    r('JS heap highest, last third', 'MB', 'lower', t.heap.lastThirdRangeMB[1]),
-    r('JS heap slope, last two thirds', 'MB/min', 'lower', t.heap.slopeMBPerMin),
+    ...seriesRows(r, 'JS heap', 'JS heap used mean', t.heap),
     r('event-loop delay p99, worst 10 s window', 'ms', 'lower', t.loopDelayP99MsMax),
     r('event-loop delay max', 'ms', 'lower', t.loopDelayMaxMs),
     r('heap bytes per publish, middle third', 'B', 'lower', t.bytesPerPublishMiddle),

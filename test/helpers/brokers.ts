@@ -7,6 +7,9 @@ import { Gateway } from '../../src/server/gateway';
  * Cluster-test helpers. Each test file starts its own nats-server / redis-server (BrokerServer, shared
  * with the bench's crossnode scenario) on free loopback ports with temp dirs, and kills them by PID.
  */
+import { after, before } from 'node:test';
+import { BrokerServer } from '../../bench/lib/brokers';
+
 export { BrokerServer, requireBinary } from '../../bench/lib/brokers';
 
 export function freePort(): Promise<number> {
@@ -58,4 +61,24 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
   }
+}
+
+/**
+ * Two in-process nodes on a fresh broker for the enclosing describe block: started (brokers ready, each
+ * node knowing the other over the control bus) in `before`, closed in `after`. The array fills in `before`.
+ */
+export function clusterOfTwo(kind: 'redis' | 'nats', flags: readonly string[]): { gateway: Gateway; url: string; port: number }[] {
+  const nodes: { gateway: Gateway; url: string; port: number }[] = [];
+  let broker: BrokerServer;
+  before(async () => {
+    broker = await BrokerServer.start(kind);
+    for (let i = 0; i < 2; i++) nodes.push(await startNode(broker.url, flags));
+    await eventually('brokers up', () => nodes.every((n) => n.gateway.broker.ready()));
+    await eventually('nodes know each other', () => nodes.every((n) => n.gateway.bus.nodes === 2));
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.gateway.close()));
+    await broker.stop();
+  });
+  return nodes;
 }

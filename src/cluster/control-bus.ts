@@ -78,6 +78,15 @@ export class ControlBus {
     return this.peers.size + 1;
   }
 
+  /**
+   * Whether this node has the lowest id among the live nodes: one node, agreed on without messages,
+   * reports what every node sees alike (a dead node's members leaving).
+   */
+  get leads(): boolean {
+    for (const peer of this.peers.keys()) if (peer < this.nodeId) return false;
+    return true;
+  }
+
   handle(kind: string, handler: QueryHandler): void {
     this.handlers.set(kind, handler);
   }

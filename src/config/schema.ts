@@ -69,6 +69,7 @@ export interface Config {
   pusherMaxEventBytes: number;
   pusherMaxChannelsPerEvent: number;
   pusherMaxBatchSize: number;
+  pusherMaxPresenceMembers: number;
   pusherActivityTimeout: number;
   pusherPongTimeout: number;
   pusherWebhookUrl: string;
@@ -255,6 +256,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   pusherMaxEventBytes: { kind: 'int', def: 10_240, min: 1, max: 1_048_576, help: 'bytes of one Pusher event\'s data (REST and client events)' },
   pusherMaxChannelsPerEvent: { kind: 'int', def: 100, min: 1, max: 10_000, help: 'channels one Pusher REST event may name' },
   pusherMaxBatchSize: { kind: 'int', def: 10, min: 1, max: 1_000, help: 'events in one Pusher batch_events call' },
+  pusherMaxPresenceMembers: { kind: 'int', def: 100, min: 1, max: 100_000, help: 'users on one Pusher presence channel across the cluster; more are refused with pusher:subscription_error' },
   pusherActivityTimeout: { kind: 'int', def: 120, min: 1, max: 480, help: 'seconds of silence after which Pusher clients ping (sent in connection_established) and the server pings them' },
   pusherWebhookUrl: { kind: 'string', def: '', check: httpUrl, help: 'application URL that receives Pusher-format webhooks, signed with the app secret (X-Pusher-Signature; docs/pusher.md)' },
   pusherPongTimeout: { kind: 'int', def: 30, min: 1, max: 480, help: 'seconds a Pusher connection has to answer the server\'s pusher:ping before it is closed with 4201' },

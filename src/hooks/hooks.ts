@@ -13,7 +13,7 @@ import { connectOnce } from './lazy-redis';
 import { type Idempotency, LocalIdempotency } from '../idempotency/idempotency';
 import { RedisIdempotency } from '../idempotency/redis-idempotency';
 import { NatsLedger } from './nats-ledger';
-import { LocalLedger, Occupancy, type OccupancyLedger } from './occupancy';
+import { LocalLedger, Occupancy, type OccupancyLedger, type OccupancySink } from './occupancy';
 import { ProxyClient } from './proxy-client';
 import { RedisLedger } from './redis-ledger';
 import { type SessionEvents, WebhookSessionEvents } from './session-events';
@@ -39,6 +39,8 @@ export class Hooks implements TopicProxies {
   private readonly client: ProxyClient | null;
   private readonly sender: WebhookSender | null;
   private occupancy: Occupancy | null = null;
+  /** Who hears of occupancy changes besides the generic webhooks (the Pusher door's channel_occupied). */
+  private readonly occupancySinks: OccupancySink[] = [];
   /**
    * Shared state with the other nodes (Redis broker only): occupancy ledger, idempotency keys. Connected
    * on first use, so a node using neither holds no extra Redis connection.
@@ -69,14 +71,23 @@ export class Hooks implements TopicProxies {
     this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish, config.webhookDelay) : null;
   }
 
+  /** Adds a listener of occupancy changes (call before start); occupancy is followed when anyone listens. */
+  onOccupancy(sink: OccupancySink): void {
+    this.occupancySinks.push(sink);
+  }
+
   /** Connects what needs connecting and starts following topic occupancy (before the node listens). */
   async start(bus: ControlBus): Promise<void> {
-    if (this.sender === null) return;
+    const sender = this.sender;
+    if (sender !== null) this.occupancySinks.push((change, topic) => sender.emit({ name: change === 'occupied' ? 'topic_occupied' : 'topic_vacated', topic }));
+    const sinks = this.occupancySinks;
+    if (sinks.length === 0) return;
     // A Redis that is away makes occupancy events go unsent (counted) until it is back.
     if (this.redis !== null) await connectOnce(this.redis);
     // Memberships carry the control bus's node id, so that a node gone from the bus can be reaped.
     const ledger = await this.ledger(bus.nodeId);
-    const occupancy = new Occupancy(ledger, this.sender, this.config.webhookDelay, this.stats, this.log);
+    const announce: OccupancySink = sinks.length === 1 ? (sinks[0] as OccupancySink) : (change, topic) => sinks.forEach((sink) => sink(change, topic));
+    const occupancy = new Occupancy(ledger, announce, this.config.webhookDelay, this.stats, this.log);
     this.occupancy = occupancy;
     this.hub.addInterestListener(occupancy);
     bus.onNodeGone((node) => occupancy.nodeGone(node));

@@ -1,7 +1,9 @@
 import type { Logger } from '../log';
 import type { Stats } from '../metrics/stats';
 import type { InterestListener } from '../pubsub/hub';
-import type { WebhookSender } from './webhook-sender';
+
+/** Told of each occupancy change this node announces for the cluster. */
+export type OccupancySink = (change: 'occupied' | 'vacated', topic: string) => void;
 
 /**
  * Where occupancy is decided, so that each change of a topic is announced by exactly one node. Calls for
@@ -55,14 +57,14 @@ export class Occupancy implements InterestListener {
 
   constructor(
     private readonly ledger: OccupancyLedger,
-    private readonly sender: WebhookSender,
+    private readonly announce: OccupancySink,
     private readonly delayMs: number,
     private readonly stats: Stats,
     private readonly log: Logger,
   ) {}
 
   interestAdded(topic: string): void {
-    this.settle(topic, this.ledger.occupy(topic), () => this.sender.emit({ name: 'topic_occupied', topic }));
+    this.settle(topic, this.ledger.occupy(topic), () => this.announce('occupied', topic));
   }
 
   interestRemoved(topic: string): void {
@@ -95,7 +97,7 @@ export class Occupancy implements InterestListener {
 
   private confirm(topic: string): void {
     this.timers.delete(topic);
-    this.settle(topic, this.ledger.confirmVacated(topic), () => this.sender.emit({ name: 'topic_vacated', topic }));
+    this.settle(topic, this.ledger.confirmVacated(topic), () => this.announce('vacated', topic));
   }
 
   private settle(topic: string, answer: Promise<boolean> | boolean, then: () => void): void {
@@ -120,7 +122,7 @@ export class Occupancy implements InterestListener {
     await Promise.all(
       pending.map(async (topic) => {
         try {
-          if (await this.ledger.confirmVacated(topic)) this.sender.emit({ name: 'topic_vacated', topic });
+          if (await this.ledger.confirmVacated(topic)) this.announce('vacated', topic);
         } catch {
           this.stats.webhookEvents.dropped++;
         }

@@ -33,6 +33,15 @@ export type Wire = CodecName | 'pusher';
 export interface ExtraWire {
   /** Fans `payload` out to the topic's subscribers of this wire; returns the frame's bytes. */
   deliver(state: TopicState, payload: Payload): number;
+  /** Fans a notice (join/leave) out to the topic's subscribers of this wire; whether any was reached. */
+  notice(state: TopicState, notice: Notice): boolean;
+}
+
+/** A message outside a topic's sequence: `{"op":"join"|"leave","t":<topic>,"p":<entry>}`. */
+export interface Notice {
+  readonly op: string;
+  readonly t: string;
+  readonly p: unknown;
 }
 
 /** Interest changes, so a broker subscribes upstream only to topics with local subscribers. */
@@ -212,7 +221,7 @@ export class Hub {
    * subscribers, handed to uWS like a delivery. Whether any socket was subscribed (a joiner counted in
    * the state is not subscribed yet).
    */
-  notice(topic: string, notice: { readonly op: string; readonly t: string; readonly p: unknown }): boolean {
+  notice(topic: string, notice: Notice): boolean {
     const state = this.topics.get(topic);
     if (state === undefined || state.subscribers === 0) return false;
     let reached = false;
@@ -226,6 +235,7 @@ export class Hub {
       reached = this.fanout.publish(state.packKey, frame, true) || reached;
       this.stats.sentBytes += frame.length * state.packSubs;
     }
+    if (state.pusherSubs > 0 && this.pusher !== null) reached = this.pusher.notice(state, notice) || reached;
     return reached;
   }
 

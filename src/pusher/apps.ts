@@ -58,6 +58,14 @@ export class PusherApps {
     return this.list.length === 1 ? channel : `${app.id}:${channel}`;
   }
 
+  /** The app and channel a topic is, or null when it is no app's channel. */
+  locate(topic: string): { app: PusherApp; channel: string } | null {
+    if (this.list.length === 1) return { app: this.list[0] as PusherApp, channel: topic };
+    const colon = topic.indexOf(':');
+    const app = colon < 0 ? undefined : this.byId.get(topic.slice(0, colon));
+    return app === undefined ? null : { app, channel: topic.slice(colon + 1) };
+  }
+
   /** The channel of a topic seen by `app`, or null when the topic is not one of its channels. */
   channelOf(app: PusherApp, topic: string): string | null {
     if (this.list.length === 1) return topic;

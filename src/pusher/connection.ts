@@ -1,13 +1,8 @@
 import type { CommandBucket } from '../guard/command-rate';
 import type { AddressKey } from '../guard/upgrade-guard';
 import type { DisconnectReason } from '../metrics/stats';
+import type { Member } from '../session/presence';
 import type { PusherApp } from './apps';
-
-/** A presence channel member as the channel shows it: one per user, whatever its connections. */
-export interface PusherMember {
-  readonly userId: string;
-  readonly userInfo: unknown;
-}
 
 /** Per-connection state of a Pusher client (uWS user data). Channels and members are made on first use. */
 export interface PusherConnection extends CommandBucket {
@@ -17,7 +12,7 @@ export interface PusherConnection extends CommandBucket {
   /** Subscribed channels → their topic; null until the first subscribe. */
   channels: Map<string, string> | null;
   /** This connection's member entry per presence channel (from its channel_data). */
-  members: Map<string, PusherMember> | null;
+  members: Map<string, Member> | null;
   /** The user of a `pusher:signin`, for terminate_connections and client events. */
   userId: string | null;
   /** A refusal to send after open (unknown app key, protocol), then close: uWS cannot close before open. */

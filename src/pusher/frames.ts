@@ -39,6 +39,9 @@ export const cacheMiss = (channel: string): string => JSON.stringify({ event: 'p
 
 export const signinSuccess = (userData: string): string => JSON.stringify({ event: 'pusher:signin_success', data: JSON.stringify({ user_data: userData }) });
 
+/** A `pusher_internal:` event of a channel (member_added, member_removed). */
+export const internal = (name: string, channel: string, data: unknown): string => JSON.stringify({ event: `pusher_internal:${name}`, channel, data: JSON.stringify(data) });
+
 /** An event as subscribers receive it; `userId` on client events of presence channels. */
 export const event = (name: string, channel: string, data: string, userId?: string): string =>
   JSON.stringify(userId === undefined ? { event: name, channel, data } : { event: name, channel, data, user_id: userId });

@@ -10,6 +10,8 @@ export interface PusherLimits {
   readonly maxChannelsPerEvent: number;
   /** Events in one batch_events call (Pusher: 10). */
   readonly maxBatchSize: number;
+  /** Users on one presence channel, cluster-wide (Pusher: 100). */
+  readonly maxPresenceMembers: number;
   /** Seconds of silence after which pusher-js pings (told in connection_established). */
   readonly activityTimeout: number;
   /** Seconds a connection has to answer the server's pusher:ping (any frame counts) before 4201. */
@@ -22,6 +24,7 @@ export const pusherLimits = (config: Config): PusherLimits => ({
   maxEventBytes: config.pusherMaxEventBytes,
   maxChannelsPerEvent: config.pusherMaxChannelsPerEvent,
   maxBatchSize: config.pusherMaxBatchSize,
+  maxPresenceMembers: config.pusherMaxPresenceMembers,
   activityTimeout: config.pusherActivityTimeout,
   pongTimeout: config.pusherPongTimeout,
 });

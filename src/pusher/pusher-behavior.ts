@@ -13,7 +13,8 @@ import * as frames from './frames';
 import { PusherCode } from './frames';
 import type { PusherWebhooks } from './pusher-webhooks';
 import type { PusherWire } from './pusher-wire';
-import type { ClusterPresence } from './cluster-presence';
+import type { PresenceEntry } from '../protocol/codec';
+import type { Member, Presence } from '../session/presence';
 import type { PusherRestDeps } from './rest-routes';
 import { channelAuthValid, userAuthValid } from './signature';
 
@@ -29,7 +30,8 @@ export interface PusherDeps extends PusherRestDeps {
   readonly isDraining: () => boolean;
   readonly fault: FaultSink;
   readonly wire: PusherWire;
-  readonly clusterPresence: ClusterPresence;
+  /** Session presence: a presence channel's members are its presenceBy-"user" users (pusher-door.ts rules). */
+  readonly presence: Presence;
   /** The coarse clock connections are stamped with on every frame (pong timeout, activity-sweep.ts). */
   readonly clock: { readonly now: number };
   /** Pusher-format webhooks, when --pusher-webhook-url is set. */
@@ -46,7 +48,8 @@ const MAX_PROTOCOL = 7;
  * Pusher subscribers through the hub's encode-once native fan-out like any publish.
  */
 export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnection> {
-  const { config, apps, limits, hub, broker, stats, guard, log, sockets, webhooks } = deps;
+  const { config, apps, limits, hub, broker, stats, guard, log, sockets, webhooks, presence } = deps;
+  const joinLeave = presence.joinLeave;
   const clientEvents = new CommandRate(limits.clientEventsPerSecond, limits.clientEventsPerSecond);
   const payload = new Payload();
 
@@ -65,7 +68,7 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     if ((conn.channels?.size ?? 0) >= config.maxTopicsPerConn) {
       return send(ws, frames.subscriptionError(channel, 'LimitReached', `a connection may hold at most ${config.maxTopicsPerConn} channels`, 400));
     }
-    let member: { userId: string; userInfo: unknown } | null = null;
+    let member: Member | null = null;
     if (kind.auth) {
       const auth = typeof data.auth === 'string' ? data.auth : '';
       const channelData = kind.presence && typeof data.channel_data === 'string' ? data.channel_data : undefined;
@@ -74,65 +77,38 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
         return send(ws, frames.subscriptionError(channel, 'AuthError', 'Invalid signature: expected HMAC SHA256 hex digest of socket_id:channel', 401));
       }
       if (kind.presence) {
-        member = presenceMember(channelData);
+        member = presenceMember(conn.socketId, channelData);
         if (member === null) return send(ws, frames.subscriptionError(channel, 'AuthError', 'channel_data must be JSON with a user_id', 400));
       }
     }
     const topic = apps.topicOf(conn.app, channel);
+    if (member !== null && joinLeave.memberCount(topic) >= limits.maxPresenceMembers && !joinLeave.has(topic, member.user as string)) {
+      return send(ws, frames.subscriptionError(channel, 'LimitReached', `a presence channel may have at most ${limits.maxPresenceMembers} members`, 400));
+    }
     (conn.channels ??= new Map()).set(channel, topic);
-    if (member !== null) (conn.members ??= new Map()).set(channel, member);
     const state = hub.addSubscriber(topic, 'pusher');
     stats.pusherSubscriptions++;
+    if (member !== null) {
+      // Session presence: member_added reaches the channel's other subscribers on every node when this
+      // is the user's first connection anywhere; this socket is not subscribed yet, so not to it.
+      (conn.members ??= new Map()).set(channel, member);
+      presence.joined(member, topic, state.rule);
+    }
     ws.subscribe(state.pusherKey);
-    if (state.pusherSubs === 1) webhooks?.emit(conn.app, { name: 'channel_occupied', channel });
-    if (member === null) return subscribed(ws, channel, topic, kind.cache);
-    // Presence: the member list is the cluster's; member_added goes out (to every node, not to this
-    // socket) when this is the user's first connection on the channel anywhere.
-    const joined = member;
-    const first = deps.presence.join(topic, joined);
-    void deps.clusterPresence.view(topic).then((view) => {
-      if (conn.closed || conn.channels?.get(channel) !== topic) return;
-      send(ws, frames.subscriptionSucceeded(channel, view.snapshot));
-      if (first && !view.elsewhere.has(joined.userId)) announce(conn, topic, channel, 'member_added', joined.userId, joined.userInfo);
-      if (kind.cache) subscribed(ws, channel, topic, true, false);
-    });
-  };
-
-  /** Confirms a subscription (unless told not to) and sends a cache channel its last event or cache_miss. */
-  const subscribed = (ws: PusherSocket, channel: string, topic: string, cache: boolean, confirm = true) => {
-    if (confirm) send(ws, frames.subscriptionSucceeded(channel));
-    const state = hub.get(topic);
-    if (cache) send(ws, (state === undefined ? null : deps.wire.lastFrame(state, channel)) ?? frames.cacheMiss(channel));
-  };
-
-  /**
-   * Tells every node's subscribers of a presence channel that a user joined or left, through the broker
-   * like an event (the joining socket excluded); the webhook goes with it, so once per cluster.
-   */
-  const announce = (conn: PusherConnection, topic: string, channel: string, name: 'member_added' | 'member_removed', userId: string, userInfo?: unknown) => {
-    const data = JSON.stringify(userInfo === undefined ? { user_id: userId } : { user_id: userId, user_info: userInfo });
-    const event = `pusher_internal:${name}`;
-    const value = name === 'member_added' ? { event, data, socket_id: conn.socketId } : { event, data };
-    const outcome = broker.publish(topic, payload.setValue(value, false), 'socket', performance.now());
-    if (outcome instanceof Promise) void outcome.then(undefined, () => undefined);
-    webhooks?.emit(conn.app, { name, channel, user_id: userId });
+    send(ws, frames.subscriptionSucceeded(channel, member === null ? undefined : memberList(joinLeave.members(topic))));
+    if (kind.cache) send(ws, deps.wire.lastFrame(state, channel) ?? frames.cacheMiss(channel));
   };
 
   /** Ends one channel subscription (the socket's own uWS subscription too unless it is closing). */
   const leave = (conn: PusherConnection, channel: string, topic: string, ws: PusherSocket | null) => {
+    ws?.unsubscribe('p ' + topic);
     const member = conn.members?.get(channel);
     if (member !== undefined) {
       conn.members?.delete(channel);
-      if (deps.presence.leave(topic, member.userId)) {
-        void deps.clusterPresence.view(topic).then((view) => {
-          if (!(member.userId in view.snapshot.presence.hash)) announce(conn, topic, channel, 'member_removed', member.userId);
-        });
-      }
+      presence.left(member, topic, hub.ruleOf(topic), ws === null);
     }
-    ws?.unsubscribe('p ' + topic);
     hub.removeSubscriber(topic, 'pusher');
     stats.pusherSubscriptions--;
-    if (webhooks !== null && (hub.get(topic)?.pusherSubs ?? 0) === 0) webhooks.emit(conn.app, { name: 'channel_vacated', channel });
   };
 
   const unsubscribe = (ws: PusherSocket, conn: PusherConnection, channel: string) => {
@@ -153,7 +129,7 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     }
     const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
     if (text.length > limits.maxEventBytes) return send(ws, frames.pusherError(null, `Client event rejected: data over ${limits.maxEventBytes} bytes`));
-    const userId = kind.presence ? conn.members?.get(channel)?.userId : undefined;
+    const userId = kind.presence ? conn.members?.get(channel)?.user : undefined;
     const value = userId === undefined ? { event: name, data: text, socket_id: conn.socketId } : { event: name, data: text, socket_id: conn.socketId, user_id: userId };
     const topic = conn.channels.get(channel) as string;
     const outcome = broker.publish(topic, payload.setValue(value, false), 'socket', performance.now());
@@ -289,11 +265,19 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
 }
 
 /** The member of a presence subscription from its signed channel_data, or null when it has no user_id. */
-function presenceMember(channelData: string | undefined): { userId: string; userInfo: unknown } | null {
+function presenceMember(socketId: string, channelData: string | undefined): Member | null {
   const data = channelData === undefined ? null : parseJsonObject(channelData);
   const id = data?.user_id;
   if (typeof id !== 'string' && typeof id !== 'number') return null;
-  return { userId: String(id), userInfo: data?.user_info };
+  return { client: socketId, user: String(id), info: data?.user_info };
+}
+
+/** What pusher_internal:subscription_succeeded carries on a presence channel: `{presence:{ids,hash,count}}`. */
+function memberList(entries: Iterable<PresenceEntry> | undefined): { presence: { ids: string[]; hash: Record<string, unknown>; count: number } } {
+  const hash: Record<string, unknown> = {};
+  for (const e of entries ?? []) hash[e.user] = e.info ?? null;
+  const ids = Object.keys(hash);
+  return { presence: { ids, hash, count: ids.length } };
 }
 
 function parseJsonObject(text: string): Record<string, unknown> | null {

@@ -2,7 +2,6 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { Broker } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { UpgradeGuard } from '../guard/upgrade-guard';
-import type { ControlBus } from '../cluster/control-bus';
 import type { Logger } from '../log';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { Stats } from '../metrics/stats';
@@ -12,26 +11,32 @@ import type { FaultSink } from '../server/contain';
 import { spreadOver } from '../server/drain';
 import { PusherApps, parsePusherApps } from './apps';
 import { ActivitySweep } from './activity-sweep';
-import { ClusterPresence } from './cluster-presence';
+import { channelKind } from './channels';
 import { PusherCode } from './frames';
 import { pusherLimits } from './limits';
-import { PusherPresence } from './presence';
+import type { Presence } from '../session/presence';
 import { type PusherSockets, pusherBehavior } from './pusher-behavior';
 import { PusherWebhooks } from './pusher-webhooks';
 import { PusherWire } from './pusher-wire';
 import { registerPusherRest } from './rest-routes';
 
-const CACHE_PREFIXES = ['cache-', 'private-cache-', 'private-encrypted-cache-', 'presence-cache-'];
-
 /**
- * Topic rules that give Pusher cache channels their last event, ahead of the configured ones (a cache
- * channel keeps its last event whatever else a rule says about it).
+ * Built-in rules for Pusher's channel kinds, ahead of the configured ones (the first matching rule
+ * wins): presence channels track users (session presence, presenceBy "user": member_added on a user's
+ * first connection in the cluster, member_removed after the last, at once), cache channels keep their
+ * last event.
  */
-export function pusherCacheRules(config: Config): TopicRuleConfig[] {
+export function pusherRules(config: Config): TopicRuleConfig[] {
   const apps = parsePusherApps(config.pusherApps) ?? [];
   if (apps.length === 0) return [];
-  const prefixes = apps.length === 1 ? CACHE_PREFIXES : apps.flatMap((a) => CACHE_PREFIXES.map((p) => `${a.id}:${p}`));
-  const rules = parseTopicRules(prefixes.map((p) => ({ match: `${p}*`, lastMessage: true })));
+  const scoped = (prefix: string) => (apps.length === 1 ? [`${prefix}*`] : apps.map((a) => `${a.id}:${prefix}*`));
+  // Listed entries are per connection; a user with several connections takes several.
+  const presence = { presence: true, joinLeave: true, presenceBy: 'user', presenceGrace: 0, maxPresence: config.pusherMaxPresenceMembers * 4 };
+  const rules = parseTopicRules([
+    ...scoped('presence-cache-').map((match) => ({ match, ...presence, lastMessage: true })),
+    ...scoped('presence-').map((match) => ({ match, ...presence })),
+    ...['cache-', 'private-cache-', 'private-encrypted-cache-'].flatMap(scoped).map((match) => ({ match, lastMessage: true })),
+  ]);
   return Array.isArray(rules) ? rules : [];
 }
 
@@ -45,8 +50,8 @@ export interface PusherDoorDeps {
   readonly fault: FaultSink;
   readonly isDraining: () => boolean;
   readonly webhookDuration: FixedHistogram;
-  /** Cluster-wide presence asks every node over it. */
-  readonly bus: ControlBus;
+  /** Session presence: Pusher presence channels are its presenceBy-"user" topics. */
+  readonly presence: Presence;
 }
 
 // How long queued Pusher webhooks may take to leave when the node shuts down.
@@ -57,6 +62,7 @@ export class PusherDoor {
   readonly sockets: PusherSockets = new Map();
   private readonly sweep: ActivitySweep;
   private readonly webhooks: PusherWebhooks | null;
+  private readonly apps: PusherApps;
 
   constructor(
     app: TemplatedApp,
@@ -65,18 +71,40 @@ export class PusherDoor {
     const { config, hub } = deps;
     const list = parsePusherApps(config.pusherApps) ?? [];
     const apps = new PusherApps(list);
+    this.apps = apps;
     this.webhooks =
       config.pusherWebhookUrl === ''
         ? null
         : new PusherWebhooks({ url: config.pusherWebhookUrl, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, list, deps.stats, deps.webhookDuration, deps.log);
     const limits = pusherLimits(config);
-    const presence = new PusherPresence();
-    const wire = new PusherWire(apps, this.sockets, (key, frame) => void app.publish(key, frame, false));
+    const wire = new PusherWire(apps, this.sockets, (key, frame) => app.publish(key, frame, false));
     hub.setPusherWire(wire);
     this.sweep = new ActivitySweep(this.sockets, limits.activityTimeout, limits.pongTimeout);
-    const clusterPresence = new ClusterPresence(presence, deps.bus);
-    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, presence, clusterPresence, sockets: this.sockets, clock: this.sweep, webhooks: this.webhooks }));
-    registerPusherRest(app, { ...deps, apps, limits, presence, sockets: this.sockets });
+    const webhooks = this.webhooks;
+    if (webhooks !== null) {
+      // member_added / member_removed once per cluster: sent by the node that reports the change.
+      deps.presence.joinLeave.onMemberChange((op, topic, entry, reports) => {
+        const at = reports ? apps.locate(topic) : null;
+        if (at !== null && channelKind(at.channel)?.presence === true) webhooks.emit(at.app, { name: op === 'join' ? 'member_added' : 'member_removed', channel: at.channel, user_id: entry.user });
+      });
+    }
+    const members = { users: (topic: string) => deps.presence.registry.users(topic) };
+    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, members, sockets: this.sockets, clock: this.sweep, webhooks }));
+    registerPusherRest(app, { ...deps, apps, limits, members, sockets: this.sockets });
+  }
+
+  /**
+   * Pusher's channel_occupied / channel_vacated from the gateway's occupancy (hooks/occupancy.ts): once
+   * per cluster, decided by its ledger. A topic is occupied while anyone (Pusher or wsgate) subscribes it.
+   */
+  readonly occupancyChanged = (change: 'occupied' | 'vacated', topic: string): void => {
+    const at = this.webhooks === null ? null : this.apps.locate(topic);
+    if (at !== null && channelKind(at.channel) !== null) this.webhooks?.emit(at.app, { name: change === 'occupied' ? 'channel_occupied' : 'channel_vacated', channel: at.channel });
+  };
+
+  /** Whether Pusher webhooks are configured (then the gateway follows occupancy for them). */
+  get wantsOccupancy(): boolean {
+    return this.webhooks !== null;
   }
 
   /** Drain: every Pusher client gets 4200 (reconnect now), spread over the window like wsgate's 1012. */

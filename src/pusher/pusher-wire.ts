@@ -1,7 +1,9 @@
 import type { Payload } from '../protocol/payload';
 import { unpackr } from '../protocol/msgpack';
+import type { Notice } from '../pubsub/hub';
 import type { TopicState } from '../pubsub/topic-state';
 import type { PusherApps } from './apps';
+import { channelKind } from './channels';
 import * as frames from './frames';
 import type { PusherSockets } from './pusher-behavior';
 
@@ -35,8 +37,8 @@ export function pusherEventOf(value: unknown): PusherEvent {
   return { name: 'message', data: JSON.stringify(value ?? null), exclude: undefined, userId: undefined };
 }
 
-/** Sends frames to one uWS topic natively; `exceptSocket` publishes through that socket so uWS skips it. */
-export type PusherFanout = (key: string, frame: string) => void;
+/** Sends a frame to one uWS topic natively; whether any socket was subscribed. */
+export type PusherFanout = (key: string, frame: string) => boolean;
 
 /**
  * The hub's third wire format. A publish to a topic with Pusher subscribers is framed once here and
@@ -63,6 +65,23 @@ export class PusherWire {
     if (excluded !== undefined && conn !== undefined && !conn.closed && (conn.channels?.size ?? 0) > 0) excluded.publish(state.pusherKey, frame, false);
     else this.fanout(state.pusherKey, frame);
     return frame.length;
+  }
+
+  /**
+   * A user joining or leaving a presence channel (session/join-leave.ts, presenceBy "user") is Pusher's
+   * member_added / member_removed: outside the channel's sequence, so never in history or a cache
+   * channel's last event. Other notices have no Pusher form.
+   */
+  notice(state: TopicState, notice: Notice): boolean {
+    const channel = this.channelOf(state.name);
+    const entry = notice.p as { readonly user?: unknown; readonly info?: unknown };
+    // Anonymous wsgate subscribers (no user) are connections, not Pusher members.
+    if (channelKind(channel)?.presence !== true || typeof entry.user !== 'string' || entry.user === '') return false;
+    const frame =
+      notice.op === 'join'
+        ? frames.internal('member_added', channel, { user_id: entry.user, user_info: entry.info ?? null })
+        : frames.internal('member_removed', channel, { user_id: entry.user });
+    return this.fanout(state.pusherKey, frame);
   }
 
   /** The topic's last message as the Pusher event a cache channel subscriber gets, or null. */

@@ -10,7 +10,6 @@ import { type Aborted, readBody, watchAbort } from '../server/http-reply';
 import type { PusherApp, PusherApps } from './apps';
 import { channelKind } from './channels';
 import type { PusherLimits } from './limits';
-import type { PusherPresence } from './presence';
 import type { PusherSockets } from './pusher-behavior';
 import { verifyRestRequest } from './signature';
 
@@ -21,7 +20,8 @@ export interface PusherRestDeps {
   readonly hub: Hub;
   readonly broker: Broker;
   readonly stats: Stats;
-  readonly presence: PusherPresence;
+  /** This node's users of a presence channel's topic. */
+  readonly members: { users(topic: string): string[] };
   readonly sockets: PusherSockets;
 }
 
@@ -52,7 +52,7 @@ const SOCKET_ID = /^\d+\.\d+$/;
  * the first header, so a refusal can never go out as 200.
  */
 export function registerPusherRest(app: TemplatedApp, deps: PusherRestDeps): void {
-  const { apps, limits, hub, broker, stats, presence, config } = deps;
+  const { apps, limits, hub, broker, stats, members, config } = deps;
   const payload = new Payload();
 
   /** Reads the request synchronously (HttpRequest dies with the handler), then the body if any. */
@@ -121,7 +121,7 @@ export function registerPusherRest(app: TemplatedApp, deps: PusherRestDeps): voi
       if (attr === 'subscription_count') out.subscription_count = hub.get(topic)?.pusherSubs ?? 0;
       else if (attr === 'user_count') {
         if (channelKind(channel)?.presence !== true) throw bad('user_count is available for presence channels only');
-        out.user_count = presence.count(topic);
+        out.user_count = members.users(topic).length;
       } else if (attr !== '') throw bad(`unknown info attribute ${attr}`);
     }
     return out;
@@ -182,7 +182,7 @@ export function registerPusherRest(app: TemplatedApp, deps: PusherRestDeps): voi
   route('get', '/apps/:id/channels/:name/users', (a, p) => {
     const channel = p[1] ?? '';
     if (channelKind(channel)?.presence !== true) throw bad('users are listed for presence channels only');
-    return { users: presence.ids(apps.topicOf(a, channel)).map((id) => ({ id })) };
+    return { users: members.users(apps.topicOf(a, channel)).map((id) => ({ id })) };
   });
 
   route('post', '/apps/:id/users/:user/terminate_connections', (a, p) => {

@@ -16,7 +16,7 @@ import { CommandRate } from '../guard/command-rate';
 import { UpgradeGuard } from '../guard/upgrade-guard';
 import { containRoute, faultSink } from './contain';
 import { TopicRules } from '../rules/topic-rules';
-import { PusherDoor, pusherCacheRules } from '../pusher/pusher-door';
+import { PusherDoor, pusherRules } from '../pusher/pusher-door';
 import { TopicQueries } from '../session/topic-queries';
 import { ControlBus } from '../cluster/control-bus';
 import { Presence } from '../session/presence';
@@ -57,7 +57,7 @@ export class Gateway {
     this.app = App();
     this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
     const app = this.app;
-    const rules = new TopicRules([...pusherCacheRules(config), ...config.topics], { size: config.historySize, ttlMs: config.historyTtl * 1000 });
+    const rules = new TopicRules([...pusherRules(config), ...config.topics], { size: config.historySize, ttlMs: config.historyTtl * 1000 });
     this.hub = new Hub({ publish: (key, frame, binary) => app.publish(key, frame, binary) }, this.stats, this.metrics.fanoutDuration, {
       historyMaxBytes: config.historyMaxBytes,
       rules,
@@ -103,7 +103,8 @@ export class Gateway {
         fault,
       }),
     );
-    this.pusher = config.pusherApps === '' ? null : new PusherDoor(app, { config, hub: this.hub, broker: this.broker, stats: this.stats, guard: this.guard, log, fault, isDraining: () => this.draining, webhookDuration: this.metrics.webhookDuration, bus: this.bus });
+    this.pusher = config.pusherApps === '' ? null : new PusherDoor(app, { config, hub: this.hub, broker: this.broker, stats: this.stats, guard: this.guard, log, fault, isDraining: () => this.draining, webhookDuration: this.metrics.webhookDuration, presence: this.presence });
+    if (this.pusher?.wantsOccupancy === true) this.hooks.onOccupancy(this.pusher.occupancyChanged);
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
     app.get(config.wsPath, (res) => {
       this.stats.upgrades.bad_request++;

@@ -4,7 +4,14 @@ import type { PresenceEntry } from '../protocol/codec';
 import type { Hub } from '../pubsub/hub';
 import type { TopicRule } from '../rules/topic-rules';
 
-type JoinLeaveOp = 'join' | 'leave';
+export type JoinLeaveOp = 'join' | 'leave';
+
+/**
+ * Told of each cluster-wide join or leave of a user (presenceBy "user") as this node's subscribers see
+ * it. `reports` is true on exactly one node per change (barring the race described at JoinLeave): the
+ * node whose own connection made it, or for a dead node's users the lowest live node.
+ */
+export type MemberListener = (op: JoinLeaveOp, topic: string, entry: PresenceEntry, reports: boolean) => void;
 
 /**
  * One user on one topic (presenceBy "user") as this node sees the cluster: the nodes holding it (this
@@ -52,6 +59,7 @@ export class JoinLeave {
   /** Leaves of closed connections, fanned out after the close handler (uWS must not publish inside it). */
   private readonly deferred: [string, PresenceEntry][] = [];
   private flushScheduled = false;
+  private listener: MemberListener | null = null;
 
   constructor(
     private readonly hub: Hub,
@@ -65,15 +73,37 @@ export class JoinLeave {
     bus.listen(HOLDS, (body, from) => {
       if (!Array.isArray(body) || typeof body[0] !== 'string' || !isEntry(body[1]) || typeof body[2] !== 'boolean') return;
       if (body[2]) this.gain(body[0], body[1], from);
-      else this.release(body[0], body[1].user, from);
+      else this.release(body[0], body[1].user, from, false);
     });
     // A node new to this one (started, or back after it was gone) learns what this one holds.
     bus.onNodeSeen((node) => {
       for (const [topic, byUser] of this.users) for (const u of byUser.values()) if (u.holders.has(bus.nodeId)) bus.notify(HOLDS, [topic, u.entry, true], node);
     });
     bus.onNodeGone((node) => {
-      for (const [topic, byUser] of this.users) for (const user of [...byUser.keys()]) this.release(topic, user, node);
+      const reports = bus.leads;
+      for (const [topic, byUser] of this.users) for (const user of [...byUser.keys()]) this.release(topic, user, node, reports);
     });
+  }
+
+  /** Sets the one listener told of user joins and leaves (the Pusher front door's member events). */
+  onMemberChange(listener: MemberListener): void {
+    this.listener = listener;
+  }
+
+  /** The users on a presenceBy-"user" topic anywhere in the cluster, as this node knows them, with their entries. */
+  members(topic: string): IterableIterator<PresenceEntry> | undefined {
+    const byUser = this.users.get(topic);
+    return byUser === undefined ? undefined : mapEntries(byUser.values());
+  }
+
+  /** How many users a presenceBy-"user" topic has in the cluster. */
+  memberCount(topic: string): number {
+    return this.users.get(topic)?.size ?? 0;
+  }
+
+  /** Whether `user` is on a presenceBy-"user" topic anywhere in the cluster. */
+  has(topic: string, user: string): boolean {
+    return this.users.get(topic)?.has(user) === true;
   }
 
   joined(topic: string, entry: PresenceEntry, rule: TopicRule): void {
@@ -95,7 +125,7 @@ export class JoinLeave {
     u.leaving = setTimeout(() => {
       u.leaving = null;
       this.bus.notify(HOLDS, [topic, u.entry, false]);
-      this.release(topic, entry.user, this.bus.nodeId);
+      this.release(topic, entry.user, this.bus.nodeId, true);
     }, rule.presenceGrace).unref();
   }
 
@@ -110,19 +140,23 @@ export class JoinLeave {
     if (byUser === undefined) this.users.set(topic, (byUser = new Map()));
     let u = byUser.get(entry.user);
     if (u === undefined) byUser.set(entry.user, (u = { holders: new Set(), connections: 0, leaving: null, entry }));
-    if (u.holders.size === 0) this.fanOut('join', topic, u.entry);
+    if (u.holders.size === 0) {
+      this.fanOut('join', topic, u.entry);
+      this.listener?.('join', topic, u.entry, node === this.bus.nodeId);
+    }
     u.holders.add(node);
     return u;
   }
 
   /** `node` no longer holds the user: a leave for this node's subscribers if no node does. */
-  private release(topic: string, user: string, node: string): void {
+  private release(topic: string, user: string, node: string, reports: boolean): void {
     const byUser = this.users.get(topic);
     const u = byUser?.get(user);
     if (byUser === undefined || u === undefined || !u.holders.delete(node) || u.holders.size > 0) return;
     byUser.delete(user);
     if (byUser.size === 0) this.users.delete(topic);
     this.fanOut('leave', topic, u.entry);
+    this.listener?.('leave', topic, u.entry, reports);
   }
 
   private announce(op: JoinLeaveOp, topic: string, entry: PresenceEntry, later = false): void {
@@ -140,6 +174,10 @@ export class JoinLeave {
   private fanOut(op: JoinLeaveOp, topic: string, entry: PresenceEntry): void {
     if (this.hub.notice(topic, { op, t: topic, p: entry })) this.stats.joinLeave[op]++;
   }
+}
+
+function* mapEntries(users: Iterable<UserPresence>): IterableIterator<PresenceEntry> {
+  for (const u of users) yield u.entry;
 }
 
 function isEntry(v: unknown): v is PresenceEntry {

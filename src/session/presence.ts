@@ -34,7 +34,8 @@ const STATS = 'presence_stats';
  */
 export class Presence {
   readonly registry = new PresenceRegistry();
-  private readonly joinLeave: JoinLeave;
+  /** Join/leave notices, and for presenceBy-"user" topics the cluster's users (the Pusher door's member list). */
+  readonly joinLeave: JoinLeave;
 
   constructor(
     private readonly hub: Hub,

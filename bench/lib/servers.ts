@@ -3,9 +3,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DialectName, PUSHER_BENCH_APP } from './dialect';
 import { freePort, pinning, spawnNode, stopProcess, waitForPort } from './procs';
+import { soketiArgs, soketiBin } from './soketi';
 
-export type ServerName = 'wsgate' | 'pusher' | 'uws' | 'ws' | 'socketio';
-export const ALL_SERVERS: readonly ServerName[] = ['wsgate', 'pusher', 'uws', 'ws', 'socketio'];
+export type ServerName = 'wsgate' | 'pusher' | 'uws' | 'ws' | 'socketio' | 'soketi';
+export const ALL_SERVERS: readonly ServerName[] = ['wsgate', 'pusher', 'uws', 'ws', 'socketio', 'soketi'];
 
 /** dist/ root: this file is dist/bench/lib/servers.js. */
 const DIST = path.resolve(__dirname, '..', '..');
@@ -68,6 +69,17 @@ export const SERVERS: Record<ServerName, ServerDef> = {
   uws: { name: 'uws', label: 'raw uWS', dialect: 'plain', args: baseline('uws.js') },
   ws: { name: 'ws', label: 'ws', dialect: 'plain', args: baseline('ws.js') },
   socketio: { name: 'socketio', label: 'Socket.IO', dialect: 'socketio', args: baseline('socketio.js') },
+  // run.ts checks soketiBin() before a run includes it.
+  soketi: {
+    name: 'soketi',
+    label: 'Soketi',
+    dialect: 'pusher',
+    args: (port) => {
+      const bin = soketiBin();
+      if (bin instanceof Error) throw bin;
+      return soketiArgs(bin, port);
+    },
+  },
 };
 
 export function wsgateAvailable(): boolean {

@@ -17,16 +17,20 @@ function ratio(a: number | null | undefined, b: number | null | undefined): stri
   return `${(a / b).toFixed(2)}×`;
 }
 
-/** Ratio columns: each other column ÷ `base` when given, else wsgate ÷ each baseline server. */
+/**
+ * Ratio columns: each other column ÷ `base` when given, else wsgate ÷ each baseline server, plus the
+ * Pusher door ÷ Soketi (the same protocol).
+ */
 function table(rows: Row[], base: string | undefined): string {
   const keys: string[] = [];
   for (const r of rows) for (const k of Object.keys(r.values)) if (!keys.includes(k)) keys.push(k);
   const pairs: [string, string][] =
     base !== undefined
       ? keys.filter((k) => k !== base).map((k) => [k, base])
-      : keys.includes('wsgate')
-        ? keys.filter((k) => k !== 'wsgate' && isServer(k)).map((k) => ['wsgate', k])
-        : [];
+      : [
+          ...(keys.includes('wsgate') ? keys.filter((k) => k !== 'wsgate' && isServer(k)).map((k): [string, string] => ['wsgate', k]) : []),
+          ...(keys.includes('pusher') && keys.includes('soketi') ? [['pusher', 'soketi'] as [string, string]] : []),
+        ];
   const head = ['metric', ...keys.map(label), ...pairs.map(([a, b]) => `${label(a)} / ${label(b)}`)];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const r of rows) {
@@ -56,7 +60,7 @@ export function renderMarkdown(r: BenchReport, svgName: string | null): string {
     `- Machine: ${m.cpu}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB RAM, ${m.kernel}, Node ${m.node}, open-files limit ${m.openFilesLimit}`,
     `- Pinning: ${r.pinning}`,
     `- Load generator: ${r.generatorThreads} worker threads; **receive capacity ${cap}** (self-test against a server that only blasts pre-framed messages: results near it are generator-bound)`,
-    `- Servers: ${r.servers.map(label).join(', ')}; ratios are wsgate ÷ baseline (for time and bytes lower is better, for rates higher is better)`,
+    `- Servers: ${r.servers.map(label).join(', ')}; ratios are wsgate ÷ baseline, and the Pusher door ÷ Soketi (for time and bytes lower is better, for rates higher is better)`,
     `- Command: \`${r.command}\` (${r.durationSeconds} s)`,
     ...r.notes.map((n) => `- ${n}`),
     '',

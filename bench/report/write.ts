@@ -23,7 +23,7 @@ export interface BenchReport {
   scenarios: ScenarioResult[];
 }
 
-const COLORS: Record<ServerName, string> = { wsgate: '#1f77b4', pusher: '#17becf', uws: '#2ca02c', ws: '#ff7f0e', socketio: '#9467bd' };
+const COLORS: Record<ServerName, string> = { wsgate: '#1f77b4', pusher: '#17becf', uws: '#2ca02c', ws: '#ff7f0e', socketio: '#9467bd', soketi: '#d62728' };
 
 /** Sweep points of the latency scenario: measured deliveries/s against p99. */
 function chart(report: BenchReport): string {

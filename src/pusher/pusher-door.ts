@@ -20,6 +20,9 @@ import { type PusherSockets, pusherBehavior } from './pusher-behavior';
 import { PusherWebhooks } from './pusher-webhooks';
 import { PusherWire } from './pusher-wire';
 import { registerPusherRest } from './rest-routes';
+import { PusherChannelQueries } from './channel-queries';
+import type { ServerControl } from '../session/server-control';
+import type { TopicQueries } from '../session/topic-queries';
 
 const CACHE_PREFIXES = ['cache-', 'private-cache-', 'private-encrypted-cache-', 'presence-cache-'];
 
@@ -47,6 +50,10 @@ export interface PusherDoorDeps {
   readonly webhookDuration: FixedHistogram;
   /** Cluster-wide presence asks every node over it. */
   readonly bus: ControlBus;
+  /** Topic lists and subscriber counts over the cluster, shared with wsgate's own API. */
+  readonly queries: TopicQueries;
+  /** Server-side control over the cluster: terminate_connections. */
+  readonly control: ServerControl;
 }
 
 // How long queued Pusher webhooks may take to leave when the node shuts down.
@@ -76,7 +83,22 @@ export class PusherDoor {
     this.sweep = new ActivitySweep(this.sockets, limits.activityTimeout, limits.pongTimeout);
     const clusterPresence = new ClusterPresence(presence, deps.bus);
     app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, presence, clusterPresence, sockets: this.sockets, clock: this.sweep, webhooks: this.webhooks }));
-    registerPusherRest(app, { ...deps, apps, limits, presence, sockets: this.sockets });
+    const channelQueries = new PusherChannelQueries(deps.queries, deps.bus, { users: (topic) => presence.ids(topic) });
+    registerPusherRest(app, { ...deps, apps, limits, channelQueries });
+    deps.control.attach((target, action) => ('pusherUser' in target && action.kind === 'disconnect' ? this.terminate(target.pusherApp, target.pusherUser) : 0));
+  }
+
+  /** Closes this node's connections signed in as `user` of app `appId` with 4009, as Pusher does; how many. */
+  private terminate(appId: string, user: string): number {
+    let n = 0;
+    for (const ws of this.sockets.values()) {
+      const conn = ws.getUserData();
+      if (conn.app.id !== appId || conn.userId !== user || conn.closed) continue;
+      conn.closeReason = 'terminated';
+      ws.end(PusherCode.Terminated, 'connection terminated by the application');
+      n++;
+    }
+    return n;
   }
 
   /** Drain: every Pusher client gets 4200 (reconnect now), spread over the window like wsgate's 1012. */

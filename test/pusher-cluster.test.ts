@@ -112,6 +112,13 @@ for (const kind of ['redis', 'nats'] as const) {
       assert.deepEqual(await triggered.json(), { channels: { 'count-me': { subscription_count: 3 } } });
       const batch = await sdk(1).triggerBatch([{ channel: 'presence-q', name: 'e', data: '1', info: 'user_count' }]);
       assert.deepEqual(await batch.json(), { batch: [{ user_count: 2 }] });
+      // A question from another node is checked before it is answered: no answer to a malformed or oversized one.
+      const bus = (nodes[0] as { gateway: Gateway }).gateway.bus;
+      assert.deepEqual(await bus.gather('pusher_users', 'presence-q'), [null, null]);
+      assert.deepEqual(await bus.gather('pusher_users', Array.from({ length: 21 }, () => 'presence-q')), [null, null]);
+      assert.deepEqual(await bus.gather('topic_counts', Array.from({ length: 101 }, () => 'count-me')), [null, null]);
+      const perNode = (await bus.gather('pusher_users', ['presence-q'])) as string[][][];
+      assert.deepEqual(perNode.map(([ids]) => [...(ids as string[])].sort()), [['u1'], ['u1', 'u2']], 'each node answers with its own users');
       members[0]?.disconnect();
       await eventually('u1 still counted once from node 1', async () => {
         const q = await query(0, '/channels/presence-q', { info: 'user_count,subscription_count' });

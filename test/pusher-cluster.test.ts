@@ -3,7 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import type PusherJS from 'pusher-js';
 import type { Gateway } from '../src/server/gateway';
 import { BrokerServer, eventually, sleep, startNode } from './helpers/brokers';
-import { APP, collect, connectionState, pusherClient, serverSdk, subscribed } from './helpers/pusher-clients';
+import { RawClient } from './helpers/gateway';
+import { APP, collect, connectionState, pusherClient, sdkUserAuthentication, serverSdk, signedIn, subscribed } from './helpers/pusher-clients';
 
 /** Pusher clients on two gateway nodes joined by a real broker. */
 for (const kind of ['redis', 'nats'] as const) {
@@ -22,6 +23,14 @@ for (const kind of ['redis', 'nats'] as const) {
       for (let i = 0; i < 2; i++) nodes.push(await startNode(broker.url, ['--pusher-apps', `${APP.appId}:${APP.key}:${APP.secret}`, '--pusher-client-events']));
       await eventually('brokers up', () => nodes.every((n) => n.gateway.broker.ready()));
     });
+
+    const sdk = (node: number) => serverSdk((nodes[node] as { port: number }).port);
+    /** A signed GET of the channel API on `node`, its JSON body. */
+    const query = async (node: number, path: string, params: Record<string, string> = {}) => {
+      const res = await sdk(node).get({ path, params });
+      assert.equal(res.status, 200);
+      return (await res.json()) as Record<string, unknown>;
+    };
 
     after(async () => {
       for (const c of clients) c.disconnect();
@@ -75,6 +84,75 @@ for (const kind of ['redis', 'nats'] as const) {
       ann2.disconnect();
       await eventually('ann removed after the last connection', () => removed.length === 1, 5000);
       assert.deepEqual(removed[0], { id: 'ann', info: { n: 1 } });
+    });
+
+    it('channel queries count over both nodes: occupied, subscription_count (every door), distinct users', async () => {
+      await eventually('nodes know each other', () => nodes.every((n) => n.gateway.bus.nodes === 2), 10_000);
+      // count-me: one pusher-js subscriber on node 0, one pusher-js and one wsgate socket on node 1.
+      const counted = [client(0).subscribe('count-me'), client(1).subscribe('count-me')];
+      const wsgate = await RawClient.open(`ws://127.0.0.1:${(nodes[1] as { port: number }).port}/ws?topics=count-me`);
+      // presence-q: u1 on both nodes, u2 on node 1 only.
+      const members = [client(0, { member: { user_id: 'u1' } }), client(1, { member: { user_id: 'u1' } }), client(1, { member: { user_id: 'u2' } })];
+      await Promise.all([...counted, ...members.map((m) => m.subscribe('presence-q'))].map(subscribed));
+      await eventually('three subscribers of count-me', async () => (await query(0, '/channels/count-me', { info: 'subscription_count' })).subscription_count === 3, 5000);
+      const only = client(1).subscribe('only-on-one');
+      await subscribed(only);
+      for (const node of [0, 1]) {
+        assert.deepEqual(await query(node, '/channels/count-me', { info: 'subscription_count' }), { occupied: true, subscription_count: 3 }, `node ${node}`);
+        assert.deepEqual(await query(node, '/channels/only-on-one'), { occupied: true });
+        assert.deepEqual(await query(node, '/channels/nobody-here', { info: 'subscription_count' }), { occupied: false, subscription_count: 0 });
+        assert.deepEqual(await query(node, '/channels/presence-q', { info: 'user_count,subscription_count' }), { occupied: true, user_count: 2, subscription_count: 3 });
+        assert.deepEqual(await query(node, '/channels', { filter_by_prefix: 'presence-q', info: 'user_count' }), { channels: { 'presence-q': { user_count: 2 } } });
+        const listed = (await query(node, '/channels')).channels as Record<string, unknown>;
+        for (const c of ['count-me', 'only-on-one', 'presence-q']) assert.ok(c in listed, `${c} listed by node ${node}`);
+        const users = ((await query(node, '/channels/presence-q/users')).users as { id: string }[]).map((u) => u.id).sort();
+        assert.deepEqual(users, ['u1', 'u2']);
+      }
+      const triggered = await sdk(0).trigger('count-me', 'e', {}, { info: 'subscription_count' });
+      assert.deepEqual(await triggered.json(), { channels: { 'count-me': { subscription_count: 3 } } });
+      const batch = await sdk(1).triggerBatch([{ channel: 'presence-q', name: 'e', data: '1', info: 'user_count' }]);
+      assert.deepEqual(await batch.json(), { batch: [{ user_count: 2 }] });
+      // A question from another node is checked before it is answered: no answer to a malformed or oversized one.
+      const bus = (nodes[0] as { gateway: Gateway }).gateway.bus;
+      assert.deepEqual(await bus.gather('pusher_users', 'presence-q'), [null, null]);
+      assert.deepEqual(await bus.gather('pusher_users', Array.from({ length: 21 }, () => 'presence-q')), [null, null]);
+      assert.deepEqual(await bus.gather('topic_counts', Array.from({ length: 101 }, () => 'count-me')), [null, null]);
+      const perNode = (await bus.gather('pusher_users', ['presence-q'])) as string[][][];
+      assert.deepEqual(perNode.map(([ids]) => [...(ids as string[])].sort()), [['u1'], ['u1', 'u2']], 'each node answers with its own users');
+      members[0]?.disconnect();
+      await eventually('u1 still counted once from node 1', async () => {
+        const q = await query(0, '/channels/presence-q', { info: 'user_count,subscription_count' });
+        return q.user_count === 2 && q.subscription_count === 2;
+      }, 5000);
+      wsgate.ws.close();
+    });
+
+    it('terminate_connections reaches a signed-in connection on the other node: pusher-js sees 4009', async () => {
+      const [far, near, bystander] = [client(1, { extra: { userAuthentication: sdkUserAuthentication(sdk(1), 'mallory') } }), client(0, { extra: { userAuthentication: sdkUserAuthentication(sdk(0), 'mallory') } }), client(1, { extra: { userAuthentication: sdkUserAuthentication(sdk(1), 'trent') } })];
+      await Promise.all([far, near, bystander].map(signedIn));
+      const codes: unknown[][] = [[], []];
+      [far, near].forEach((c, i) => c.connection.bind('error', (e: { type: string; data?: { code?: number } }) => e.type === 'PusherError' && codes[i]?.push(e.data?.code)));
+      assert.equal((await sdk(0).terminateUserConnections('mallory')).status, 200);
+      await Promise.all([connectionState(far, 'disconnected'), connectionState(near, 'disconnected')]);
+      assert.deepEqual(codes, [[4009], [4009]]);
+      await sleep(100);
+      assert.equal(bystander.connection.state, 'connected', 'another user stays');
+    });
+
+    it('sendToUser reaches the user\'s connections on both nodes, once each, and nobody else', async () => {
+      const peggy = [client(0, { extra: { userAuthentication: sdkUserAuthentication(sdk(0), 'peggy') } }), client(1, { extra: { userAuthentication: sdkUserAuthentication(sdk(1), 'peggy') } })];
+      const victor = client(1, { extra: { userAuthentication: sdkUserAuthentication(sdk(1), 'victor') } });
+      await Promise.all([...peggy, victor].map(signedIn));
+      await sleep(200); // the broker interest of the user's channel on each node
+      const got = [...peggy, victor].map((c) => {
+        const events: unknown[] = [];
+        c.user.bind('note', (d: unknown) => events.push(d));
+        return events;
+      });
+      for (let i = 0; i < 3; i++) assert.equal((await sdk(0).sendToUser('peggy', 'note', { i })).status, 200);
+      await eventually('peggy on both nodes', () => got[0]?.length === 3 && got[1]?.length === 3, 5000);
+      await sleep(300);
+      assert.deepEqual(got, [[{ i: 0 }, { i: 1 }, { i: 2 }], [{ i: 0 }, { i: 1 }, { i: 2 }], []]);
     });
 
     it('client events cross nodes and are not echoed to the sender', async () => {

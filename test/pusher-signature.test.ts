@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Pusher from 'pusher';
 import { PusherApps, parsePusherApps } from '../src/pusher/apps';
-import { channelKind } from '../src/pusher/channels';
+import { type ChannelKind, channelKind } from '../src/pusher/channels';
 import { channelAuthValid, userAuthValid, verifyRestRequest } from '../src/pusher/signature';
 
 // The real server SDK signs; wsgate's checks must accept exactly what it produces and nothing altered.
@@ -25,13 +25,16 @@ describe('Pusher apps, channel kinds and signatures', () => {
   });
 
   it('classifies channels by prefix and refuses names outside Pusher\'s rules', () => {
-    assert.deepEqual(channelKind('orders'), { auth: false, presence: false, encrypted: false, cache: false });
-    assert.deepEqual(channelKind('private-x'), { auth: true, presence: false, encrypted: false, cache: false });
-    assert.deepEqual(channelKind('private-encrypted-x'), { auth: true, presence: false, encrypted: true, cache: false });
-    assert.deepEqual(channelKind('presence-room'), { auth: true, presence: true, encrypted: false, cache: false });
-    assert.deepEqual(channelKind('cache-ticker'), { auth: false, presence: false, encrypted: false, cache: true });
-    assert.deepEqual(channelKind('private-cache-x'), { auth: true, presence: false, encrypted: false, cache: true });
-    assert.deepEqual(channelKind('presence-cache-x'), { auth: true, presence: true, encrypted: false, cache: true });
+    const kind = (k: Partial<ChannelKind>) => ({ auth: false, presence: false, encrypted: false, cache: false, user: null, ...k });
+    assert.deepEqual(channelKind('orders'), kind({}));
+    assert.deepEqual(channelKind('private-x'), kind({ auth: true }));
+    assert.deepEqual(channelKind('private-encrypted-x'), kind({ auth: true, encrypted: true }));
+    assert.deepEqual(channelKind('presence-room'), kind({ auth: true, presence: true }));
+    assert.deepEqual(channelKind('cache-ticker'), kind({ cache: true }));
+    assert.deepEqual(channelKind('private-cache-x'), kind({ auth: true, cache: true }));
+    assert.deepEqual(channelKind('presence-cache-x'), kind({ auth: true, presence: true, cache: true }));
+    assert.deepEqual(channelKind('#server-to-user-u.1@x'), kind({ user: 'u.1@x' }));
+    for (const bad of ['#server-to-user-', '#server-to-user-a b', '#server-to-user-a*', '#other']) assert.equal(channelKind(bad), null, bad);
     for (const bad of ['', 'a b', 'x'.repeat(165), 'a:b', 'a/b', 'ä']) assert.equal(channelKind(bad), null, bad);
   });
 

@@ -5,7 +5,7 @@ import type PusherJS from 'pusher-js';
 import WebSocket from 'ws';
 import { sign } from '../src/pusher/signature';
 import { RawClient, type TestGateway, sleep, startGateway, waitFor } from './helpers/gateway';
-import { APP, collect, connectionState, pusherClient, rawPusher, serverSdk, subscribed } from './helpers/pusher-clients';
+import { APP, collect, connectionState, pusherClient, rawPusher, sdkUserAuthentication, serverSdk, signedIn, subscribed } from './helpers/pusher-clients';
 
 const PUSHER_FLAGS = ['--pusher-apps', `${APP.appId}:${APP.key}:${APP.secret}`, '--pusher-client-events', '--client-publish'];
 
@@ -201,14 +201,53 @@ describe('Pusher front door with the real pusher-js and pusher SDK', () => {
     await assert.rejects(serverSdk(g.port).trigger('feed', 'e', 'x'.repeat(10_241)), { status: 413 });
   });
 
-  it('terminate_connections closes a signed-in user\'s connections', async () => {
+  it('terminate_connections closes a signed-in user\'s connections with 4009, and only theirs', async () => {
     const sdk = serverSdk(g.port);
-    const c = client({ extra: { userAuthentication: { endpoint: '', transport: 'ajax', customHandler: (p, cb) => cb(null, sdk.authenticateUser(p.socketId, { id: 'carol' })) } } });
-    c.signin();
-    await waitFor(() => (g.gw.stats as unknown as { pusherConnections: number }).pusherConnections > 0, 2000, 'connected');
-    await sleep(300);
-    const closed = new Promise<void>((resolve) => c.connection.bind('state_change', (s: { current: string }) => s.current !== 'connected' && resolve()));
+    const [carol, other] = [client({ extra: { userAuthentication: sdkUserAuthentication(sdk, 'carol') } }), client({ extra: { userAuthentication: sdkUserAuthentication(sdk, 'other') } })];
+    await Promise.all([signedIn(carol), signedIn(other)]);
+    const codes: unknown[] = [];
+    // pusher-js reports the close as a PusherError with its code (then again wrapped as a WebSocketError).
+    carol.connection.bind('error', (e: { type: string; data?: { code?: number } }) => e.type === 'PusherError' && codes.push(e.data?.code));
     assert.equal((await sdk.terminateUserConnections('carol')).status, 200);
-    await closed;
+    await connectionState(carol, 'disconnected');
+    assert.deepEqual(codes, [4009]);
+    await sleep(100);
+    assert.equal(other.connection.state, 'connected');
+  });
+
+  it('sendToUser reaches every connection signed in as the user, and no other', async () => {
+    const sdk = serverSdk(g.port);
+    const dave = [client({ extra: { userAuthentication: sdkUserAuthentication(sdk, 'dave') } }), client({ extra: { userAuthentication: sdkUserAuthentication(sdk, 'dave') } })];
+    const eve = client({ extra: { userAuthentication: sdkUserAuthentication(sdk, 'eve') } });
+    const anonymous = client();
+    await Promise.all([...dave, eve].map(signedIn));
+    await connectionState(anonymous, 'connected');
+    const got = [...dave, eve].map((c) => {
+      const events: unknown[] = [];
+      c.user.bind('notice', (d: unknown) => events.push(d));
+      return events;
+    });
+    const anonymousGot: unknown[] = [];
+    anonymous.bind_global((name: string, d: unknown) => name === 'notice' && anonymousGot.push(d));
+    // A raw socket not signed in, and one signed in as eve, both asking for dave's channel.
+    const [notSignedIn, asEve] = [await rawPusher(g.port), await rawPusher(g.port)];
+    const eveAuth = sdk.authenticateUser(asEve.socketId as string, { id: 'eve' });
+    asEve.ws.send(JSON.stringify({ event: 'pusher:signin', data: eveAuth }));
+    await waitFor(() => asEve.frames.some((f) => f.event === 'pusher:signin_success'), 2000, 'raw signin');
+    for (const raw of [notSignedIn, asEve]) raw.ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: '#server-to-user-dave', auth: '' } }));
+    for (const raw of [notSignedIn, asEve]) {
+      await waitFor(() => raw.frames.some((f) => f.event === 'pusher:subscription_error'), 2000, 'subscription refused');
+      assert.equal((raw.frames.find((f) => f.event === 'pusher:subscription_error')?.data as { status: number }).status, 401);
+    }
+    assert.equal((await sdk.sendToUser('dave', 'notice', { n: 1 })).status, 200);
+    assert.equal((await sdk.sendToUser('eve', 'notice', { n: 2 })).status, 200);
+    await waitFor(() => got.every((events) => events.length > 0), 3000, 'each signed-in connection gets its user\'s event');
+    await sleep(200);
+    assert.deepEqual(got, [[{ n: 1 }], [{ n: 1 }], [{ n: 2 }]]);
+    assert.deepEqual(anonymousGot, []);
+    for (const raw of [notSignedIn, asEve]) {
+      assert.equal(raw.frames.filter((f) => f.event === 'notice').length, 0, 'no event for dave reached a socket that is not dave');
+      raw.ws.close();
+    }
   });
 });

@@ -17,6 +17,8 @@ export const PusherCode = {
   PongTimeout: 4201,
   /** Client events over the rate limit (an error event; the connection stays). */
   ClientEventRateLimit: 4301,
+  /** terminate_connections: the application cut the user off. */
+  Terminated: 4009,
   /** Generic refusals answered as pusher:error on a live connection. */
   Generic: 4009,
 } as const;

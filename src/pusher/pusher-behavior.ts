@@ -14,8 +14,9 @@ import { PusherCode } from './frames';
 import type { PusherWebhooks } from './pusher-webhooks';
 import type { PusherWire } from './pusher-wire';
 import type { PresenceEntry } from '../protocol/codec';
+import type { Hub } from '../pubsub/hub';
 import type { Member, Presence } from '../session/presence';
-import type { PusherRestDeps } from './rest-routes';
+import type { PusherCommonDeps } from './rest-routes';
 import { channelAuthValid, userAuthValid } from './signature';
 
 export type PusherSocket = WebSocket<PusherConnection>;
@@ -23,8 +24,10 @@ export type PusherSocket = WebSocket<PusherConnection>;
 /** The Pusher sockets of this node by socket id: event exclusion and terminate_connections find them here. */
 export type PusherSockets = Map<string, PusherSocket>;
 
-/** What the socket door needs beyond what the REST door does. */
-export interface PusherDeps extends PusherRestDeps {
+/** What the socket door needs. */
+export interface PusherDeps extends PusherCommonDeps {
+  readonly hub: Hub;
+  readonly sockets: PusherSockets;
   readonly guard: UpgradeGuard;
   readonly log: Logger;
   readonly isDraining: () => boolean;
@@ -64,6 +67,10 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
     if (typeof channel !== 'string') return send(ws, frames.pusherError(PusherCode.Generic, 'pusher:subscribe needs a channel'));
     const kind = channelKind(channel);
     if (kind === null) return send(ws, frames.subscriptionError(channel, 'InvalidChannel', 'invalid channel name', 400));
+    if (kind.user !== null && kind.user !== conn.userId) {
+      stats.countError(ErrorCode.Forbidden);
+      return send(ws, frames.subscriptionError(channel, 'AuthError', 'a server-to-user channel is for the connection signed in as its user', 401));
+    }
     if (conn.channels?.has(channel) === true) return send(ws, frames.subscriptionSucceeded(channel));
     if ((conn.channels?.size ?? 0) >= config.maxTopicsPerConn) {
       return send(ws, frames.subscriptionError(channel, 'LimitReached', `a connection may hold at most ${config.maxTopicsPerConn} channels`, 400));
@@ -146,6 +153,8 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
       send(ws, frames.pusherError(PusherCode.Generic, 'Invalid signin: bad signature or user_data without an id'));
       return;
     }
+    // Its #server-to-user channel was granted to the first user: a connection stays that user.
+    if (conn.userId !== null && conn.userId !== String(id)) return send(ws, frames.pusherError(PusherCode.Generic, 'Invalid signin: the connection is signed in as another user'));
     conn.userId = String(id);
     send(ws, frames.signinSuccess(userData));
   };

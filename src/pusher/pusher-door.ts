@@ -2,6 +2,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { Broker } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { UpgradeGuard } from '../guard/upgrade-guard';
+import type { ControlBus } from '../cluster/control-bus';
 import type { Logger } from '../log';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { Stats } from '../metrics/stats';
@@ -19,6 +20,9 @@ import { type PusherSockets, pusherBehavior } from './pusher-behavior';
 import { PusherWebhooks } from './pusher-webhooks';
 import { PusherWire } from './pusher-wire';
 import { registerPusherRest } from './rest-routes';
+import { PusherChannelQueries } from './channel-queries';
+import type { ServerControl } from '../session/server-control';
+import type { TopicQueries } from '../session/topic-queries';
 
 /**
  * Built-in rules for Pusher's channel kinds, ahead of the configured ones (the first matching rule
@@ -52,6 +56,12 @@ export interface PusherDoorDeps {
   readonly webhookDuration: FixedHistogram;
   /** Session presence: Pusher presence channels are its presenceBy-"user" topics. */
   readonly presence: Presence;
+  /** Cluster questions (channel users). */
+  readonly bus: ControlBus;
+  /** Topic lists and subscriber counts over the cluster, shared with wsgate's own API. */
+  readonly queries: TopicQueries;
+  /** Server-side control over the cluster: terminate_connections. */
+  readonly control: ServerControl;
 }
 
 // How long queued Pusher webhooks may take to leave when the node shuts down.
@@ -88,9 +98,23 @@ export class PusherDoor {
         if (at !== null && channelKind(at.channel)?.presence === true) webhooks.emit(at.app, { name: op === 'join' ? 'member_added' : 'member_removed', channel: at.channel, user_id: entry.user });
       });
     }
-    const members = { users: (topic: string) => deps.presence.registry.users(topic) };
-    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, members, sockets: this.sockets, clock: this.sweep, webhooks }));
-    registerPusherRest(app, { ...deps, apps, limits, members, sockets: this.sockets });
+    app.ws('/app/:key', pusherBehavior({ ...deps, apps, limits, wire, sockets: this.sockets, clock: this.sweep, webhooks }));
+    const channelQueries = new PusherChannelQueries(deps.queries, deps.bus, { users: (topic) => deps.presence.registry.users(topic) });
+    registerPusherRest(app, { ...deps, apps, limits, channelQueries });
+    deps.control.attach((target, action) => ('pusherUser' in target && action.kind === 'disconnect' ? this.terminate(target.pusherApp, target.pusherUser) : 0));
+  }
+
+  /** Closes this node's connections signed in as `user` of app `appId` with 4009, as Pusher does; how many. */
+  private terminate(appId: string, user: string): number {
+    let n = 0;
+    for (const ws of this.sockets.values()) {
+      const conn = ws.getUserData();
+      if (conn.app.id !== appId || conn.userId !== user || conn.closed) continue;
+      conn.closeReason = 'terminated';
+      ws.end(PusherCode.Terminated, 'connection terminated by the application');
+      n++;
+    }
+    return n;
   }
 
   /**

@@ -5,24 +5,28 @@ import type { Stats } from '../metrics/stats';
 import { decodeBounded } from '../protocol/codec';
 import { GatewayError } from '../protocol/codes';
 import { Payload } from '../protocol/payload';
-import type { Hub } from '../pubsub/hub';
 import { type Aborted, readBody, watchAbort } from '../server/http-reply';
+import type { ServerControl } from '../session/server-control';
 import type { PusherApp, PusherApps } from './apps';
+import type { PusherChannelQueries } from './channel-queries';
 import { channelKind } from './channels';
 import type { PusherLimits } from './limits';
-import type { PusherSockets } from './pusher-behavior';
 import { verifyRestRequest } from './signature';
 
-export interface PusherRestDeps {
+/** What both Pusher doors (sockets and REST) are built from. */
+export interface PusherCommonDeps {
   readonly config: Config;
   readonly apps: PusherApps;
   readonly limits: PusherLimits;
-  readonly hub: Hub;
   readonly broker: Broker;
   readonly stats: Stats;
-  /** This node's users of a presence channel's topic. */
-  readonly members: { users(topic: string): string[] };
-  readonly sockets: PusherSockets;
+}
+
+export interface PusherRestDeps extends PusherCommonDeps {
+  /** Channel counts and presence users over the cluster. */
+  readonly channelQueries: PusherChannelQueries;
+  /** terminate_connections reaches every node through it. */
+  readonly control: ServerControl;
 }
 
 /** A refusal with Pusher's status and a plain-text message, as Pusher's API answers. */
@@ -34,6 +38,12 @@ class RestError {
 }
 
 const bad = (message: string) => new RestError('400 Bad Request', message);
+
+/** Which `info` attributes a call asked for. */
+interface InfoAttributes {
+  readonly subscriptionCount: boolean;
+  readonly userCount: boolean;
+}
 
 /** One event to publish, validated. */
 interface EventItem {
@@ -52,7 +62,7 @@ const SOCKET_ID = /^\d+\.\d+$/;
  * the first header, so a refusal can never go out as 200.
  */
 export function registerPusherRest(app: TemplatedApp, deps: PusherRestDeps): void {
-  const { apps, limits, hub, broker, stats, members, config } = deps;
+  const { apps, limits, broker, stats, config, channelQueries: queries } = deps;
   const payload = new Payload();
 
   /** Reads the request synchronously (HttpRequest dies with the handler), then the body if any. */
@@ -77,7 +87,7 @@ export function registerPusherRest(app: TemplatedApp, deps: PusherRestDeps): voi
         } catch (e) {
           result = e instanceof RestError ? e : bad('malformed request');
         }
-        if (result instanceof Promise) result.then((r) => reply(res, abort, r), () => reply(res, abort, new RestError('503 Service Unavailable', 'broker unavailable')));
+        if (result instanceof Promise) result.then((r) => reply(res, abort, r), (e) => reply(res, abort, e instanceof RestError ? e : new RestError('503 Service Unavailable', 'broker unavailable')));
         else reply(res, abort, result);
       };
       if (method === 'get') return run(Buffer.alloc(0));
@@ -113,33 +123,48 @@ export function registerPusherRest(app: TemplatedApp, deps: PusherRestDeps): voi
     return pending;
   };
 
-  /** `info` attributes of a channel: subscription_count, and user_count on presence channels. */
-  const channelInfo = (a: PusherApp, channel: string, info: string): Record<string, number> => {
-    const topic = apps.topicOf(a, channel);
-    const out: Record<string, number> = {};
+  /** The attributes an `info` parameter asks for, checked before anything is asked of the cluster. */
+  const infoAttributes = (info: string, channels: readonly string[]): InfoAttributes => {
+    const attrs = { subscriptionCount: false, userCount: false };
     for (const attr of info.split(',')) {
-      if (attr === 'subscription_count') out.subscription_count = hub.get(topic)?.pusherSubs ?? 0;
-      else if (attr === 'user_count') {
-        if (channelKind(channel)?.presence !== true) throw bad('user_count is available for presence channels only');
-        out.user_count = members.users(topic).length;
-      } else if (attr !== '') throw bad(`unknown info attribute ${attr}`);
+      if (attr === 'subscription_count') attrs.subscriptionCount = true;
+      else if (attr === 'user_count') attrs.userCount = true;
+      else if (attr !== '') throw bad(`unknown info attribute ${attr}`);
     }
-    return out;
+    if (attrs.userCount && channels.some((c) => channelKind(c)?.presence !== true)) throw bad('user_count is available for presence channels only');
+    return attrs;
   };
 
-  const settle = (pending: Promise<PublishOutcome>[], body: unknown): unknown =>
-    pending.length === 0
-      ? body
-      : Promise.all(pending).then((outcomes) => {
-          const failed = outcomes.find((o): o is GatewayError => o instanceof GatewayError);
-          return failed === undefined ? body : new RestError('503 Service Unavailable', failed.reason);
-        });
+  /**
+   * The attributes of each channel over the cluster: subscription_count counts every subscriber of the
+   * channel's topic (Pusher and wsgate sockets alike, as `occupied` does), user_count the distinct users.
+   * `known` are subscriber counts the caller already has.
+   */
+  const channelInfo = async (a: PusherApp, channels: readonly string[], attrs: InfoAttributes, known?: readonly number[]): Promise<Record<string, number>[]> => {
+    const topics = channels.map((c) => apps.topicOf(a, c));
+    const [subs, users] = await Promise.all([
+      attrs.subscriptionCount ? (known ?? queries.subscribers(topics)) : undefined,
+      attrs.userCount ? queries.users(topics) : undefined,
+    ]);
+    return channels.map((_, i) => ({
+      ...(subs === undefined ? {} : { subscription_count: subs[i] as number }),
+      ...(users === undefined ? {} : { user_count: (users[i] as string[]).length }),
+    }));
+  };
+
+  /** The response of a call that published and may add `info`: 503 when a publish failed. */
+  const settle = async (pending: Promise<PublishOutcome>[], body: unknown): Promise<unknown> => {
+    const [outcomes, value] = await Promise.all([Promise.all(pending), body]);
+    const failed = outcomes.find((o): o is GatewayError => o instanceof GatewayError);
+    return failed === undefined ? value : new RestError('503 Service Unavailable', failed.reason);
+  };
 
   route('post', '/apps/:id/events', (a, _p, _q, body) => {
     const e = parseEvent(parseJson(body, config.maxDepth), 'event');
+    const attrs = e.info === undefined ? null : infoAttributes(e.info, e.channels);
     const pending = publishEvent(a, e);
-    const info = e.info === undefined ? {} : { channels: Object.fromEntries(e.channels.map((c) => [c, channelInfo(a, c, e.info as string)])) };
-    return settle(pending, info);
+    if (attrs === null) return pending.length === 0 ? {} : settle(pending, {});
+    return settle(pending, channelInfo(a, e.channels, attrs).then((info) => ({ channels: Object.fromEntries(e.channels.map((c, i) => [c, info[i]])) })));
   });
 
   route('post', '/apps/:id/batch_events', (a, _p, _q, body) => {
@@ -152,48 +177,47 @@ export function registerPusherRest(app: TemplatedApp, deps: PusherRestDeps): voi
       if (Array.isArray(r?.channels)) throw bad(`batch[${i}]: one channel per batch event`);
       return parseEvent(item, `batch[${i}]`);
     });
+    const attrs = events.map((e) => (e.info === undefined ? null : infoAttributes(e.info, e.channels)));
     const pending = events.flatMap((e) => publishEvent(a, e));
-    const withInfo = events.some((e) => e.info !== undefined);
-    return settle(pending, withInfo ? { batch: events.map((e) => (e.info === undefined ? {} : channelInfo(a, e.channels[0] as string, e.info))) } : {});
+    if (attrs.every((x) => x === null)) return pending.length === 0 ? {} : settle(pending, {});
+    const infos = events.map((e, i) => (attrs[i] === null ? {} : channelInfo(a, e.channels, attrs[i] as InfoAttributes).then((info) => info[0])));
+    return settle(pending, Promise.all(infos).then((batch) => ({ batch })));
   });
 
-  route('get', '/apps/:id/channels', (a, _p, q) => {
+  route('get', '/apps/:id/channels', async (a, _p, q) => {
     const prefix = q.get('filter_by_prefix') ?? '';
-    const info = q.get('info') ?? '';
-    if (info.split(',').includes('user_count') && !prefix.startsWith('presence-')) throw bad('user_count requires filter_by_prefix=presence-');
-    const channels: Record<string, Record<string, number>> = {};
-    for (const [topic, state] of hub.entries()) {
-      if (state.pusherSubs === 0 && state.jsonSubs + state.packSubs === 0) continue;
+    const attrs = infoAttributes(q.get('info') ?? '', []);
+    if (attrs.userCount && !prefix.startsWith('presence-')) throw bad('user_count requires filter_by_prefix=presence-');
+    const listed: string[] = [];
+    const subs: number[] = [];
+    for (const { topic, subscribers } of await queries.active(apps.topicOf(a, prefix))) {
       const channel = apps.channelOf(a, topic);
-      if (channel === null || !channel.startsWith(prefix) || channelKind(channel) === null) continue;
-      channels[channel] = info === '' ? {} : channelInfo(a, channel, info);
+      if (channel === null || channelKind(channel) === null) continue;
+      listed.push(channel);
+      subs.push(subscribers);
     }
-    return { channels };
+    const info = attrs.subscriptionCount || attrs.userCount ? await channelInfo(a, listed, attrs, subs) : null;
+    return { channels: Object.fromEntries(listed.map((c, i) => [c, info?.[i] ?? {}])) };
   });
 
-  route('get', '/apps/:id/channels/:name', (a, p, q) => {
+  route('get', '/apps/:id/channels/:name', async (a, p, q) => {
     const channel = p[1] ?? '';
     if (channelKind(channel) === null) throw bad('invalid channel name');
-    const subs = hub.get(apps.topicOf(a, channel))?.subscribers ?? 0;
-    const info = q.get('info') ?? '';
-    return { occupied: subs > 0, ...(info === '' ? {} : channelInfo(a, channel, info)) };
+    const attrs = infoAttributes(q.get('info') ?? '', [channel]);
+    const subs = await queries.subscribers([apps.topicOf(a, channel)]);
+    const [info] = await channelInfo(a, [channel], attrs, subs);
+    return { occupied: (subs[0] as number) > 0, ...info };
   });
 
-  route('get', '/apps/:id/channels/:name/users', (a, p) => {
+  route('get', '/apps/:id/channels/:name/users', async (a, p) => {
     const channel = p[1] ?? '';
     if (channelKind(channel)?.presence !== true) throw bad('users are listed for presence channels only');
-    return { users: members.users(apps.topicOf(a, channel)).map((id) => ({ id })) };
+    const [users] = await queries.users([apps.topicOf(a, channel)]);
+    return { users: (users as string[]).map((id) => ({ id })) };
   });
 
-  route('post', '/apps/:id/users/:user/terminate_connections', (a, p) => {
-    const user = p[1] ?? '';
-    for (const ws of deps.sockets.values()) {
-      const conn = ws.getUserData();
-      if (conn.app.id === a.id && conn.userId === user && !conn.closed) {
-        conn.closeReason = 'terminated';
-        ws.end(4009, 'connection terminated by the application');
-      }
-    }
+  route('post', '/apps/:id/users/:user/terminate_connections', async (a, p) => {
+    await deps.control.run({ pusherApp: a.id, pusherUser: p[1] ?? '' }, { kind: 'disconnect', reconnect: false });
     return {};
   });
 }

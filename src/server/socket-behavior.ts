@@ -405,7 +405,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     let affected = 0;
     for (const ws of sockets) {
       const conn = ws.getUserData();
-      const match = 'user' in target ? conn.grant.subject === target.user : clientId(conn) === target.client;
+      const match = 'user' in target ? conn.grant.subject === target.user : 'client' in target && clientId(conn) === target.client;
       if (match && !conn.closed && serverSide(ws, conn, action)) affected++;
     }
     return affected;

@@ -1,7 +1,10 @@
 import type { ControlBus } from '../cluster/control-bus';
 
-/** Which connections a server-side call is about: every connection of a user, or one connection. */
-export type ControlTarget = { readonly user: string } | { readonly client: string };
+/**
+ * Which connections a server-side call is about: every connection of a user, or one connection; or every
+ * connection signed in as a user of a Pusher app (Pusher user ids are the app's, not token subjects).
+ */
+export type ControlTarget = { readonly user: string } | { readonly client: string } | { readonly pusherApp: string; readonly pusherUser: string };
 
 export type ControlAction =
   | { readonly kind: 'disconnect'; readonly reconnect: boolean }
@@ -12,7 +15,7 @@ export type ControlKind = ControlAction['kind'];
 
 /**
  * The front door's side: applies an action to its own matching connections and says how many it
- * changed. The wsgate socket front door registers one; a later one (Pusher) would register its own.
+ * changed. Each front door registers one (wsgate sockets, Pusher sockets).
  */
 export type ApplyControl = (target: ControlTarget, action: ControlAction) => number;
 
@@ -52,7 +55,7 @@ function isControl(v: unknown): v is { target: ControlTarget; action: ControlAct
   if (typeof v !== 'object' || v === null) return false;
   const { target, action } = v as { target: Record<string, unknown>; action: Record<string, unknown> };
   if (typeof target !== 'object' || target === null || typeof action !== 'object' || action === null) return false;
-  const targetOk = typeof target.user === 'string' || typeof target.client === 'string';
+  const targetOk = typeof target.user === 'string' || typeof target.client === 'string' || (typeof target.pusherApp === 'string' && typeof target.pusherUser === 'string');
   const actionOk = action.kind === 'disconnect' ? typeof action.reconnect === 'boolean' : (action.kind === 'subscribe' || action.kind === 'unsubscribe') && typeof action.topic === 'string';
   return targetOk && actionOk;
 }

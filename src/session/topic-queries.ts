@@ -27,6 +27,10 @@ export interface TopicList {
 type NodeTopics = { readonly topics: [string, number][]; readonly more: boolean };
 
 const TOPICS_QUERY = 'topics';
+const COUNTS_QUERY = 'topic_counts';
+
+/** Topics one subscriber-count question may name (bounds the request and every node's answer). */
+export const MAX_COUNTED_TOPICS = 100;
 
 /**
  * Read-only questions about topics, shared by every front door (socket ops, HTTP API). They return
@@ -40,6 +44,22 @@ export class TopicQueries {
     private readonly bus: ControlBus,
   ) {
     bus.handle(TOPICS_QUERY, (body) => this.localTopics(body));
+    bus.handle(COUNTS_QUERY, (body) => (isTopicArray(body) ? body.map((t) => this.hub.get(t)?.subscribers ?? 0) : null));
+  }
+
+  /**
+   * Subscribers of each of `topics` (at most MAX_COUNTED_TOPICS) summed over the cluster: a point
+   * lookup on every node, where a topic list would scan all of each node's topics.
+   */
+  async counts(topics: readonly string[]): Promise<number[]> {
+    const sums = topics.map(() => 0);
+    for (const a of await this.bus.gather(COUNTS_QUERY, topics)) {
+      if (!Array.isArray(a) || a.length !== topics.length) continue;
+      a.forEach((n: unknown, i) => {
+        if (Number.isSafeInteger(n) && (n as number) > 0) sums[i] = (sums[i] as number) + (n as number);
+      });
+    }
+    return sums;
   }
 
   /** Up to `limit` retained messages: the newest, or the first after `since`; cluster-wide when the broker keeps history. */
@@ -92,6 +112,11 @@ const forbidden = (): GatewayError => new GatewayError(ErrorCode.Forbidden, 'tok
 function isListRequest(v: unknown): v is TopicListRequest {
   const r = v as TopicListRequest;
   return typeof v === 'object' && v !== null && typeof r.prefix === 'string' && typeof r.cursor === 'string' && Number.isSafeInteger(r.limit) && r.limit > 0 && r.limit <= MAX_PAGE_LIMIT;
+}
+
+/** A list of topics from another node: checked, and bounded so the answer is. */
+export function isTopicArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.length <= MAX_COUNTED_TOPICS && v.every((t) => typeof t === 'string');
 }
 
 function isNodeTopics(v: unknown): v is NodeTopics {

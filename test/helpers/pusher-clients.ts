@@ -28,6 +28,20 @@ export function sdkAuthorization(sdk: Pusher, member: MemberData | undefined): N
   };
 }
 
+/**
+ * pusher-js's userAuthentication answered as an application's user-auth endpoint answers it: with the
+ * server SDK's authenticateUser for `user`.
+ */
+export function sdkUserAuthentication(sdk: Pusher, user: string): NonNullable<Options['userAuthentication']> {
+  return { endpoint: '', transport: 'ajax', customHandler: (params, callback) => callback(null, sdk.authenticateUser(params.socketId, { id: user })) };
+}
+
+/** Signs pusher-js in and resolves once its `#server-to-user-<id>` channel is subscribed. */
+export async function signedIn(client: PusherJS): Promise<void> {
+  client.signin();
+  await waitFor(() => client.user.serverToUserChannel?.subscribed === true, 5000, 'signed in and subscribed to #server-to-user');
+}
+
 /** What a presence subscription signs as its member. */
 export interface MemberData {
   user_id: string;

@@ -4,7 +4,7 @@ import type PusherJS from 'pusher-js';
 import type { Gateway } from '../src/server/gateway';
 import { BrokerServer, eventually, sleep, startNode } from './helpers/brokers';
 import { RawClient } from './helpers/gateway';
-import { APP, collect, connectionState, pusherClient, sdkUserAuthentication, serverSdk, signedIn, subscribed } from './helpers/pusher-clients';
+import { APP, collect, connectionState, pusherClient, sdkUserAuthentication, serverSdk, signedIn, subscribed, withUnrefCloseTimers } from './helpers/pusher-clients';
 
 /** Pusher clients on two gateway nodes joined by a real broker. */
 for (const kind of ['redis', 'nats'] as const) {
@@ -132,8 +132,10 @@ for (const kind of ['redis', 'nats'] as const) {
       await Promise.all([far, near, bystander].map(signedIn));
       const codes: unknown[][] = [[], []];
       [far, near].forEach((c, i) => c.connection.bind('error', (e: { type: string; data?: { code?: number } }) => e.type === 'PusherError' && codes[i]?.push(e.data?.code)));
-      assert.equal((await sdk(0).terminateUserConnections('mallory')).status, 200);
-      await Promise.all([connectionState(far, 'disconnected'), connectionState(near, 'disconnected')]);
+      await withUnrefCloseTimers(async () => {
+        assert.equal((await sdk(0).terminateUserConnections('mallory')).status, 200);
+        await Promise.all([connectionState(far, 'disconnected'), connectionState(near, 'disconnected')]);
+      });
       assert.deepEqual(codes, [[4009], [4009]]);
       await sleep(100);
       assert.equal(bystander.connection.state, 'connected', 'another user stays');

@@ -5,7 +5,7 @@ import type PusherJS from 'pusher-js';
 import WebSocket from 'ws';
 import { sign } from '../src/pusher/signature';
 import { RawClient, type TestGateway, sleep, startGateway, waitFor } from './helpers/gateway';
-import { APP, collect, connectionState, pusherClient, rawPusher, sdkUserAuthentication, serverSdk, signedIn, subscribed } from './helpers/pusher-clients';
+import { APP, collect, connectionState, pusherClient, rawPusher, sdkUserAuthentication, serverSdk, signedIn, subscribed, withUnrefCloseTimers } from './helpers/pusher-clients';
 
 const PUSHER_FLAGS = ['--pusher-apps', `${APP.appId}:${APP.key}:${APP.secret}`, '--pusher-client-events', '--client-publish'];
 
@@ -208,8 +208,10 @@ describe('Pusher front door with the real pusher-js and pusher SDK', () => {
     const codes: unknown[] = [];
     // pusher-js reports the close as a PusherError with its code (then again wrapped as a WebSocketError).
     carol.connection.bind('error', (e: { type: string; data?: { code?: number } }) => e.type === 'PusherError' && codes.push(e.data?.code));
-    assert.equal((await sdk.terminateUserConnections('carol')).status, 200);
-    await connectionState(carol, 'disconnected');
+    await withUnrefCloseTimers(async () => {
+      assert.equal((await sdk.terminateUserConnections('carol')).status, 200);
+      await connectionState(carol, 'disconnected');
+    });
     assert.deepEqual(codes, [4009]);
     await sleep(100);
     assert.equal(other.connection.state, 'connected');

@@ -74,6 +74,26 @@ export function subscribed(channel: Channel): Promise<unknown> {
   });
 }
 
+/**
+ * Runs `fn` with the 30 s timers it arms unreferenced. pusher-js's bundled faye-websocket client, told
+ * to close a socket the server already closed with a 40xx code, arms a 30 s close timer that is never
+ * cleared; it would hold the test process open after the suite (a client quirk, harmless otherwise).
+ */
+export async function withUnrefCloseTimers<T>(fn: () => Promise<T>): Promise<T> {
+  const real = global.setTimeout;
+  const patched = (handler: () => void, ms?: number, ...args: unknown[]) => {
+    const t = real(handler, ms, ...args);
+    if (ms === 30_000) (t as unknown as NodeJS.Timeout).unref();
+    return t;
+  };
+  global.setTimeout = Object.assign(patched, real) as typeof global.setTimeout;
+  try {
+    return await fn();
+  } finally {
+    global.setTimeout = real;
+  }
+}
+
 /** Resolves when the client's connection reaches `state`. */
 export function connectionState(client: PusherJS, state: string): Promise<void> {
   return new Promise((resolve) => {

@@ -136,6 +136,7 @@ export const crossnode: Scenario = {
       const cpu = r.processCpuPercent[node] ?? 0;
       return r.deliveriesPerSec > 0 ? Math.round((cpu * 1e7) / (r.deliveriesPerSec * share)) : null;
     };
+    const twoNodes = Object.fromEntries(CASES.filter((c) => c.nodes === 2).map((c) => [c.key, outcomes[c.key]]).filter(([, o]) => o !== undefined)) as typeof outcomes;
     const single = outcomes[SINGLE];
     const verdicts: string[] = [];
     if (single !== undefined && !('error' in single)) {
@@ -181,7 +182,8 @@ export const crossnode: Scenario = {
           row(outcomes, 'server-side CPU (nodes + broker)', '%', 'lower', (r) => r.max.serverCpuPercent),
           row(outcomes, 'server-side CPU per delivery', 'ns', 'lower', (r) => cpuPerDelivery(r.max)),
           row(outcomes, 'node A CPU per delivery it makes', 'ns', 'lower', (r) => nodeCpuPerDelivery(r, 0)),
-          row(outcomes, 'receiving node B CPU per delivery it makes', 'ns', 'lower', (r) => nodeCpuPerDelivery(r, 1)),
+          // Two-node cases only: the others have no node B (and a row's null says a case produced nothing).
+          row(twoNodes, 'receiving node B CPU per delivery it makes', 'ns', 'lower', (r) => nodeCpuPerDelivery(r, 1)),
           row(outcomes, 'generator CPU', '%', 'lower', (r) => r.max.generatorCpuPercent),
         ],
         [

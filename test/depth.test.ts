@@ -8,6 +8,7 @@ import { type Delivery, GatewayClient } from '../src/client/gateway-client';
 import { encodeEnvelope } from '../src/broker/envelope';
 import { channelOf, logKey, metaKey } from '../src/broker/redis-scripts';
 import { MALFORMED, TOO_DEEP, jsonDepth, msgpackDepth } from '../src/protocol/depth';
+import { Payload } from '../src/protocol/payload';
 import type { Gateway } from '../src/server/gateway';
 import { BrokerServer, eventually, startNode } from './helpers/brokers';
 import { type ChildGateway, metric, spawnGateway, waitFor } from './helpers/gateway';
@@ -30,6 +31,8 @@ const deepJson = (n: number) => '['.repeat(n) + ']'.repeat(n);
 /** msgpack `[[[…nil…]]]` n deep, written directly (msgpackr itself would overflow packing it). */
 const deepPack = (n: number) => Buffer.concat([Buffer.alloc(n, 0x91), Buffer.from([0xc0])]);
 const text = (s: string) => new TextEncoder().encode(s);
+/** Bytes as an envelope's data, msgpack unless `json`. */
+const asData = (b: Buffer, json = false) => new Payload().setRaw(b, 0, b.length, json);
 
 describe('nesting scans (src/protocol/depth.ts)', () => {
   const values = fc.jsonValue({ maxDepth: 8 });
@@ -234,8 +237,8 @@ describe('a foreign broker message nested too deep is ignored and counted, not f
     await sub.sub('foreign');
     const nc = await natsConnect({ servers: broker.url });
     const rejected = node.gateway.stats.brokerRejected;
-    nc.publish('wsgate.t.foreign', encodeEnvelope('foreign', 0, '', Date.now(), 'other-node', 'socket', deepPack(20_000)));
-    nc.publish('wsgate.t.foreign', encodeEnvelope('foreign', 0, '', Date.now(), 'other-node', 'socket', Buffer.from([0xd4, 0x42, 0x05])));
+    nc.publish('wsgate.t.foreign', encodeEnvelope('foreign', 0, '', Date.now(), 'other-node', 'socket', asData(deepPack(20_000))));
+    nc.publish('wsgate.t.foreign', encodeEnvelope('foreign', 0, '', Date.now(), 'other-node', 'socket', asData(Buffer.from([0xd4, 0x42, 0x05]))));
     await nc.flush();
     await eventually('both rejected', () => node.gateway.stats.brokerRejected === rejected + 2);
     assert.equal(node.gateway.stats.tooDeep.broker, 1);
@@ -274,12 +277,12 @@ describe('Redis: foreign data nested too deep, live or retained, is ignored, nev
     await eventually('first delivered', () => got.length === 1);
 
     const rejected = node.gateway.stats.brokerRejected;
-    await admin.publish(channelOf('r'), encodeEnvelope('r', 2, epoch, Date.now(), 'other-node', 'socket', deepPack(20_000)));
+    await admin.publish(channelOf('r'), encodeEnvelope('r', 2, epoch, Date.now(), 'other-node', 'socket', asData(deepPack(20_000))));
     await eventually('live deep message rejected', () => node.gateway.stats.brokerRejected === rejected + 1);
 
     // A foreign producer appends seq 2 with deep data to the topic's stream and position.
     await admin.hincrby(metaKey('r'), 'seq', 1);
-    await admin.xadd(logKey('r'), '2-0', 'm', encodeEnvelope('r', 2, epoch, Date.now(), 'other-node', 'socket', deepPack(20_000)));
+    await admin.xadd(logKey('r'), '2-0', 'm', encodeEnvelope('r', 2, epoch, Date.now(), 'other-node', 'socket', asData(deepPack(20_000))));
     await sub.close();
     await eventually('interest dropped', () => node.gateway.stats.topics === 0);
     const late = await GatewayClient.connect(node.url);

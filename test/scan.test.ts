@@ -5,7 +5,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { PublishScan } from '../src/protocol/command-scan';
 import { parseCommand } from '../src/protocol/commands';
 import { DeliveryEncoder } from '../src/protocol/delivery';
-import { INVALID, scanJsonValue, skipWs } from '../src/protocol/json-scan';
+import { scanJsonValue, skipWs } from '../src/protocol/json-scan';
 import { scanMsgpackValue } from '../src/protocol/msgpack-scan';
 import { MAX_DEPTH_LIMIT } from '../src/protocol/depth';
 import { Payload } from '../src/protocol/payload';
@@ -20,7 +20,7 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 /** The scanner's verdict on a whole text: a value with optional whitespace around it. */
 function scansJson(bytes: Uint8Array, depth = DEPTH): boolean {
   const p = scanJsonValue(bytes, skipWs(bytes, 0, bytes.length), bytes.length, depth);
-  return p !== INVALID && skipWs(bytes, p, bytes.length) === bytes.length;
+  return p >= 0 && skipWs(bytes, p, bytes.length) === bytes.length;
 }
 
 /** JSON.parse's verdict on the same bytes decoded as strict UTF-8 (what a text frame must be). */

@@ -64,7 +64,7 @@ export function runHubBenchmark(subscribers: number, historySize: number, publis
           if (reader.socketPub(Buffer.from(frame), json)) hub.deliver(reader.topic(0), reader.data(0), 'socket', performance.now());
         }
       : (): void => {
-          const cmd = parseCommand((json ? jsonCodec : msgpackCodec).decode(frame, 64), 128);
+          const cmd = parseCommand((json ? jsonCodec : msgpackCodec).decode(Buffer.from(frame), 64, false), 128);
           if ('op' in cmd && cmd.op === 'pub') hub.deliver(cmd.topic, payload.setValue(cmd.data, !json), 'socket', performance.now());
         };
   const loop = (): void => {

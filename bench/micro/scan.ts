@@ -51,7 +51,7 @@ export function runScanBenchmark(iterations: number): ScanVariant[] {
         if (!scan.socketPub(buf, buf.length, codec === 'json')) throw new Error('scan benchmark: frame not taken');
       });
       const d = timed(n, () => {
-        parseCommand(decoder.decode(ab, MAX_DEPTH), 128);
+        parseCommand(decoder.decode(new Uint8Array(ab), MAX_DEPTH, false), 128);
       });
       out.push({ frame, codec, bytes: buf.length, scanNs: s.ns, scanBytes: s.bytes, decodeNs: d.ns, decodeBytes: d.bytes });
     }

@@ -118,7 +118,7 @@ export const alloc: Scenario = {
         runHubBenchmark(counts[0], 100, n, 'json', 'decode'),
         runHubBenchmark(counts[0], 100, n, 'msgpack', 'decode'),
       ];
-      const receiver = [runReceiverBenchmark(counts[0], 'msgpack', n), runReceiverBenchmark(counts[0], 'json', n)];
+      const receiver = (['json', 'msgpack'] as const).flatMap((data) => (['json', 'msgpack'] as const).map((codec) => runReceiverBenchmark(counts[0], data, codec, n)));
       return { points, micro, receiver };
     });
     const rows = [];
@@ -142,7 +142,8 @@ export const alloc: Scenario = {
         rows.push({ metric: `in-process socket pub, ${m.codec} → ${m.codec}, ${m.path === 'scan' ? 'scanned' : 'decoded (general path)'}, ${m.subscribers} subs: bytes/publish`, unit: 'B', better: 'lower' as const, values: { wsgate: m.bytesPerPublish } });
       }
       for (const m of w.receiver) {
-        rows.push({ metric: `in-process broker message, msgpack data → ${m.codec} subscribers: bytes/publish`, unit: 'B', better: 'lower' as const, values: { wsgate: m.bytesPerPublish } });
+        rows.push({ metric: `in-process broker message, ${m.data} data → ${m.codec} subscribers: bytes/publish`, unit: 'B', better: 'lower' as const, values: { wsgate: m.bytesPerPublish } });
+        rows.push({ metric: `in-process broker message, ${m.data} data → ${m.codec} subscribers: ns/publish`, unit: 'ns', better: 'lower' as const, values: { wsgate: m.nsPerPublish } });
       }
     }
     return result('alloc', this.title, p, outcomes, rows, [

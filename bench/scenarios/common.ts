@@ -81,6 +81,8 @@ export interface MeasuredRun extends RunResult {
   /** CPU used by the server and by the generator during the run, % of one core: who was the bottleneck. */
   serverCpuPercent: number;
   generatorCpuPercent: number;
+  /** serverCpuPercent per server process, in the order the pids were given. */
+  processCpuPercent: number[];
 }
 
 /** The closed-loop max-rate run shared by the fan-out scenarios: only the topology differs. */
@@ -100,14 +102,19 @@ export function maxRatePlan(s: MaxRateShape): Omit<GenRun, 'cmd'> {
 /** `gen.run` plus the CPU both sides used meanwhile (server side: the sum over `server`'s processes). */
 export async function measuredRun(server: RunningServer | readonly number[], gen: Generator, cmd: Omit<GenRun, 'cmd'>): Promise<MeasuredRun> {
   const pids = 'pid' in server ? [server.pid] : server;
-  const serverCpu = (): number => pids.reduce((s, pid) => s + cpuSeconds(pid), 0);
   const t0 = performance.now();
-  const s0 = serverCpu();
+  const s0 = pids.map(cpuSeconds);
   const g0 = cpuSeconds(gen.pid);
   const r = await gen.run(cmd);
   const wall = (performance.now() - t0) / 1000;
   const pct = (c: number): number => Math.round((c / wall) * 100);
-  return { ...r, serverCpuPercent: pct(serverCpu() - s0), generatorCpuPercent: pct(cpuSeconds(gen.pid) - g0) };
+  const used = pids.map((pid, i) => cpuSeconds(pid) - (s0[i] as number));
+  return {
+    ...r,
+    serverCpuPercent: pct(used.reduce((a, b) => a + b, 0)),
+    generatorCpuPercent: pct(cpuSeconds(gen.pid) - g0),
+    processCpuPercent: used.map(pct),
+  };
 }
 
 /** Polls `/readyz` (503 until the broker connection is up) for up to 15 s. */

@@ -28,6 +28,8 @@ const SWEEP = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000];
 /** Goal of issue 5, on loopback. */
 const GOAL_THROUGHPUT_COST = 0.2;
 const GOAL_ADDED_P99_MS = 2;
+/** Goal 4 of issue 14: what a delivery costs the node receiving through the broker, vs one node. */
+const GOAL_RECEIVER_CPU = 1.2;
 
 export interface CrossNodeOutcome {
   broker: string;
@@ -124,6 +126,17 @@ export const crossnode: Scenario = {
       for (const b of brokers.values()) await b.stop();
     }
 
+    // Node A's CPU over every delivery (one node: all of them), node B's over its own subscribers'
+    // share (they alternate between the nodes): what a delivery costs the node that makes it.
+    const onB = Math.floor(p.subscribers / 2);
+    const nodeCpuPerDelivery = (o: CrossNodeOutcome, node: 0 | 1): number | null => {
+      const r = o.max;
+      if (node === 1 && o.nodes < 2) return null;
+      const share = o.nodes < 2 ? 1 : node === 1 ? onB / p.subscribers : (p.subscribers - onB) / p.subscribers;
+      const cpu = r.processCpuPercent[node] ?? 0;
+      return r.deliveriesPerSec > 0 ? Math.round((cpu * 1e7) / (r.deliveriesPerSec * share)) : null;
+    };
+    const twoNodes = Object.fromEntries(CASES.filter((c) => c.nodes === 2).map((c) => [c.key, outcomes[c.key]]).filter(([, o]) => o !== undefined)) as typeof outcomes;
     const single = outcomes[SINGLE];
     const verdicts: string[] = [];
     if (single !== undefined && !('error' in single)) {
@@ -135,8 +148,11 @@ export const crossnode: Scenario = {
         const added = o.fixed.latencyMs.p99 - single.fixed.latencyMs.p99;
         const pct = (x: number) => `${x > 0 ? '−' : '+'}${Math.abs(x * 100).toFixed(1)} %`;
         const verdict = (ok: boolean) => (ok ? 'met' : 'not met');
+        const mine = c.nodes === 2 ? nodeCpuPerDelivery(o, 1) : null;
+        const base = nodeCpuPerDelivery(single, 0);
+        const cpuRatio = mine !== null && base !== null && base > 0 ? mine / base : null;
         verdicts.push(
-          `${c.key}: throughput ${pct(cost)} closed loop (${verdict(cost < GOAL_THROUGHPUT_COST)}), ${pct(sustainedCost)} sustained open loop (${verdict(sustainedCost < GOAL_THROUGHPUT_COST)}); p99 at ${p.fixedRate} pub/s ${added >= 0 ? '+' : '−'}${Math.abs(added).toFixed(2)} ms (${verdict(added < GOAL_ADDED_P99_MS)}) vs single node.`,
+          `${c.key}: throughput ${pct(cost)} closed loop (${verdict(cost < GOAL_THROUGHPUT_COST)}), ${pct(sustainedCost)} sustained open loop (${verdict(sustainedCost < GOAL_THROUGHPUT_COST)}); p99 at ${p.fixedRate} pub/s ${added >= 0 ? '+' : '−'}${Math.abs(added).toFixed(2)} ms (${verdict(added < GOAL_ADDED_P99_MS)}) vs single node.${cpuRatio === null ? '' : ` Receiving node B: CPU per delivery ${cpuRatio.toFixed(2)}× one node's (goal of issue 14 ≤ ${GOAL_RECEIVER_CPU}×: ${verdict(cpuRatio <= GOAL_RECEIVER_CPU)}).`}`,
         );
       }
     }
@@ -165,6 +181,9 @@ export const crossnode: Scenario = {
           row(outcomes, 'lost', 'msgs', 'lower', (r) => r.fixedLost + r.maxLost),
           row(outcomes, 'server-side CPU (nodes + broker)', '%', 'lower', (r) => r.max.serverCpuPercent),
           row(outcomes, 'server-side CPU per delivery', 'ns', 'lower', (r) => cpuPerDelivery(r.max)),
+          row(outcomes, 'node A CPU per delivery it makes', 'ns', 'lower', (r) => nodeCpuPerDelivery(r, 0)),
+          // Two-node cases only: the others have no node B (and a row's null says a case produced nothing).
+          row(twoNodes, 'receiving node B CPU per delivery it makes', 'ns', 'lower', (r) => nodeCpuPerDelivery(r, 1)),
           row(outcomes, 'generator CPU', '%', 'lower', (r) => r.max.generatorCpuPercent),
         ],
         [

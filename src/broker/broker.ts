@@ -15,10 +15,12 @@ export interface HistoryPage {
 /** A publish's outcome: the sequence it got, or why it could not be taken. */
 export type PublishOutcome = number | GatewayError;
 
-/** One retained message served from the broker's history. `data` is msgpack, valid during the callback. */
+/** One retained message served from the broker's history or kept as a topic's latest, valid during the callback. */
 export interface RetainedMessage {
   readonly seq: number;
-  readonly data: Uint8Array;
+  /** The data in the format it was published in: JSON text when `json`, else msgpack. */
+  readonly data: Buffer;
+  readonly json: boolean;
 }
 
 /**

@@ -1,22 +1,28 @@
 import type { PublishSource } from '../metrics/stats';
+import { TOO_DEEP as JSON_TOO_DEEP, scanJsonValue } from '../protocol/json-scan';
+import { TOO_DEEP, msgpackDepth } from '../protocol/depth';
 import { TopicNames } from '../protocol/topic-names';
 
 /**
- * What crosses the broker: a msgpack array `[topic, seq, epoch, ts, origin, source, data]`.
+ * What crosses the broker: a msgpack array `[topic, seq, epoch, ts, origin, source, format, data]`.
  *
  * - `seq`/`epoch`: the cluster-wide position (Redis assigns them in its script); 0/"" when each node
  *   numbers on receipt (NATS).
  * - `ts`: performance.timeOrigin + performance.now() at publish, ms; gives the round-trip histogram on
  *   the publishing node and the age of retained messages.
  * - `origin`: the publishing node's id, so a node recognises its own echo.
- * - `data`: the publish's data, already msgpack-encoded. It is written as one byte string, so a receiving
- *   node frames it for msgpack subscribers without decoding it (Redis's Lua msgpack writes it as `str`,
- *   this encoder as `bin`; the reader takes either as bytes).
+ * - `format`: FORMAT_MSGPACK or FORMAT_JSON, the format the data was published in.
+ * - `data`: the publish's data in that format (msgpack bytes, or JSON text as UTF-8), as one byte
+ *   string. A receiving node frames it for subscribers of the same format by copying the bytes, and
+ *   converts only for the other format (Redis's Lua msgpack writes it as `str`, this encoder as `bin`;
+ *   the reader takes either as bytes).
  *
  * Written and read by hand: the layout is fixed, and a generic decoder would turn `str` data into a JS
  * string (breaking binary data) and allocate an array per message.
  */
-export const ENVELOPE_FIELDS = 7;
+export const ENVELOPE_FIELDS = 8;
+export const FORMAT_MSGPACK = 0;
+export const FORMAT_JSON = 1;
 
 export const SOURCES: readonly PublishSource[] = ['socket', 'http', 'broker', 'demo'];
 
@@ -24,9 +30,19 @@ export function isPublishSource(s: string): s is PublishSource {
   return (SOURCES as readonly string[]).includes(s);
 }
 
+/** The data a node puts in an envelope: its bytes in the format it was published in (Payload). */
+export interface EnvelopeData {
+  /** JSON text; else msgpack. */
+  readonly isJson: boolean;
+  dataLength(): number;
+  /** Writes the bytes to `dst` at `p`; returns the position after them. */
+  copyData(dst: Buffer, p: number): number;
+}
+
 /** Encodes an envelope into a fresh buffer (the broker client keeps a reference until it is written). */
-export function encodeEnvelope(topic: string, seq: number, epoch: string, ts: number, origin: string, source: PublishSource, data: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(48 + topic.length + epoch.length + origin.length + source.length + data.length);
+export function encodeEnvelope(topic: string, seq: number, epoch: string, ts: number, origin: string, source: PublishSource, data: EnvelopeData): Buffer {
+  const n = data.dataLength();
+  const b = Buffer.allocUnsafe(48 + topic.length + epoch.length + origin.length + source.length + n);
   let p = 0;
   b[p++] = 0x90 | ENVELOPE_FIELDS;
   p = writeAscii(b, p, topic);
@@ -37,7 +53,7 @@ export function encodeEnvelope(topic: string, seq: number, epoch: string, ts: nu
   p += 8;
   p = writeAscii(b, p, origin);
   p = writeAscii(b, p, source);
-  const n = data.length;
+  b[p++] = data.isJson ? FORMAT_JSON : FORMAT_MSGPACK;
   if (n < 0x100) {
     b[p++] = 0xc4;
     b[p++] = n;
@@ -50,8 +66,7 @@ export function encodeEnvelope(topic: string, seq: number, epoch: string, ts: nu
     b.writeUInt32BE(n, p);
     p += 4;
   }
-  b.set(data, p);
-  return b.subarray(0, p + n);
+  return b.subarray(0, data.copyData(b, p));
 }
 
 /** Topics, epochs, node ids and sources are ASCII by construction: one byte per char. */
@@ -185,6 +200,9 @@ export class MsgpackCursor {
   }
 }
 
+/** What an envelope's data is, checked like a client's before anything frames or decodes it. */
+export type DataCheck = 'ok' | 'too_deep' | 'malformed';
+
 /** One decoded envelope; a single instance is refilled per message on the receive path. */
 export class Envelope {
   topic = '';
@@ -193,6 +211,8 @@ export class Envelope {
   ts = 0;
   origin = '';
   source: PublishSource = 'broker';
+  /** The data is JSON text (else msgpack). */
+  json = false;
   /** The data: bytes [dataStart, dataEnd) of `buf`, valid while that buffer is. */
   buf: Buffer = Buffer.alloc(0);
   dataStart = 0;
@@ -215,9 +235,27 @@ export class Envelope {
     this.origin = c.ascii(this.names);
     const source = c.ascii(this.names);
     this.source = isPublishSource(source) ? source : 'broker';
+    const format = c.number();
+    if (format !== FORMAT_JSON && format !== FORMAT_MSGPACK) throw new EnvelopeError(`unknown data format ${format}`);
+    this.json = format === FORMAT_JSON;
     this.dataStart = c.skipBytes();
     this.dataEnd = c.pos;
     this.buf = c.buf;
     return this;
+  }
+
+  /**
+   * Whether the data is one well-formed value in its format nesting at most `maxDepth` levels, as a
+   * client's data must be (another producer on our channel is not trusted). JSON: the publish scanner
+   * (the same walk a client's JSON data gets); msgpack: the depth scan, which accepts what msgpackr
+   * itself packs (Dates, undefined) for data that a node decoded and re-encoded.
+   */
+  checkData(maxDepth: number): DataCheck {
+    if (this.json) {
+      const p = scanJsonValue(this.buf, this.dataStart, this.dataEnd, maxDepth);
+      return p === this.dataEnd ? 'ok' : p === JSON_TOO_DEEP ? 'too_deep' : 'malformed';
+    }
+    const depth = msgpackDepth(this.buf, maxDepth, this.dataStart, this.dataEnd);
+    return depth >= 0 ? 'ok' : depth === TOO_DEEP ? 'too_deep' : 'malformed';
   }
 }

@@ -117,7 +117,7 @@ export class NatsBroker implements Broker, InterestTarget {
       this.stats.brokerFailures++;
       return seq;
     }
-    this.forward(subjectOf(topic), encodeEnvelope(topic, 0, '', performance.timeOrigin + startedAt, this.nodeId, source, payload.msgpack()));
+    this.forward(subjectOf(topic), encodeEnvelope(topic, 0, '', performance.timeOrigin + startedAt, this.nodeId, source, payload));
     return seq;
   }
 

@@ -2,7 +2,6 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { Stats } from '../metrics/stats';
-import { TOO_DEEP, msgpackDepth } from '../protocol/depth';
 import { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { Envelope, EnvelopeError, MsgpackCursor } from './envelope';
@@ -12,8 +11,8 @@ export const absoluteNow = (): number => performance.timeOrigin + performance.no
 
 /**
  * Turns a message from the broker into one local fan-out. The envelope is read in place and its data
- * handed to the hub as msgpack bytes, so msgpack subscribers get it without a decode; one reused
- * cursor, envelope and payload serve every message.
+ * handed to the hub as bytes in the format it was published in, so subscribers of that format get it
+ * copied into their frame without a decode; one reused cursor, envelope and payload serve every message.
  */
 export class EnvelopeReceiver {
   private readonly cursor = new MsgpackCursor();
@@ -46,10 +45,10 @@ export class EnvelopeReceiver {
       if (!(e instanceof EnvelopeError)) throw e;
       return this.reject(e.message);
     }
-    const depth = msgpackDepth(env.data, this.maxDepth);
-    if (depth < 0) {
-      if (depth === TOO_DEEP) this.stats.tooDeep.broker++;
-      return this.reject(depth === TOO_DEEP ? `data nests deeper than ${this.maxDepth} levels` : 'data is not well-formed msgpack');
+    const check = env.checkData(this.maxDepth);
+    if (check !== 'ok') {
+      if (check === 'too_deep') this.stats.tooDeep.broker++;
+      return this.reject(check === 'too_deep' ? `data nests deeper than ${this.maxDepth} levels` : `data is not well-formed ${env.json ? 'JSON' : 'msgpack'}`);
     }
     // A message still in flight after the interest was dropped has nobody to reach.
     if (!this.accepts(env.topic)) return;
@@ -58,7 +57,7 @@ export class EnvelopeReceiver {
     (own ? this.roundtrip : this.lag).observe(Math.max(0, performance.timeOrigin + now - env.ts) / 1000);
     this.hub.deliver(
       env.topic,
-      this.payload.setRaw(env.buf, env.dataStart, env.dataEnd, false),
+      this.payload.setRaw(env.buf, env.dataStart, env.dataEnd, env.json),
       own ? env.source : 'broker',
       now,
       this.brokerSequenced ? env.seq : 0,

@@ -14,13 +14,12 @@ import type { HistoryMessage } from '../protocol/codec';
 import { unpackr } from '../protocol/msgpack';
 import { unrecoverable } from '../pubsub/history-read';
 import { brokerTls } from './broker-tls';
-import { Envelope, MsgpackCursor } from './envelope';
+import { Envelope, FORMAT_JSON, FORMAT_MSGPACK, MsgpackCursor } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
 import { CONTROL_CHANNEL, HISTORY_LUA, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, controlChannel, logKey, metaKey, nodeChannel } from './redis-scripts';
 import type { ControlTransport } from '../cluster/control-bus';
-import { msgpackDepth } from '../protocol/depth';
 
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
 const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
@@ -159,8 +158,10 @@ export class RedisBroker implements Broker, InterestTarget {
       this.stats.brokerFailures++;
       return BUSY;
     }
-    // A copy: the payload's msgpack bytes are a view of a buffer the next publish reuses.
-    const data = Buffer.from(payload.msgpack());
+    // A copy in the data's own format: the payload's bytes are a view of a buffer the next publish reuses.
+    const data = Buffer.allocUnsafe(payload.dataLength());
+    payload.copyData(data, 0);
+    const format = payload.isJson ? FORMAT_JSON : FORMAT_MSGPACK;
     const rule = this.hub.ruleOf(topic);
     const history = rule.historyLimits;
     this.inflight++;
@@ -181,6 +182,7 @@ export class RedisBroker implements Broker, InterestTarget {
         this.candidateEpoch(),
         this.config.positionTtl * 1000,
         rule.lastMessage ? '1' : '0',
+        format,
       )
       .then(
         (seq) => {
@@ -234,7 +236,7 @@ export class RedisBroker implements Broker, InterestTarget {
       for (const e of entries) {
         env.read(cursor.reset(e));
         // Only data bounded like a client's: anything else on the stream is foreign.
-        if (env.ts >= oldest && msgpackDepth(env.data, this.config.maxDepth) >= 0) messages.push({ s: env.seq, d: unpackr.unpack(env.data) });
+        if (env.ts >= oldest && env.checkData(this.config.maxDepth) === 'ok') messages.push({ s: env.seq, d: env.json ? JSON.parse(env.data.toString('utf8')) : unpackr.unpack(env.data) });
       }
     } catch (e) {
       this.log.warn({ err: (e as Error).message, topic }, 'malformed entry in a history stream');
@@ -263,7 +265,7 @@ export class RedisBroker implements Broker, InterestTarget {
       finish();
       const missed = since.epoch === epoch && since.seq <= seq ? this.retained(topic, entries, since.seq, seq) : null;
       if (missed === null) this.hub.adopt(topic, seq, epoch);
-      else for (const m of missed) this.hub.deliver(topic, this.payload.setPacked(m.data), 'broker', performance.now(), m.seq, epoch);
+      else for (const m of missed) this.hub.deliver(topic, this.payload.setRaw(m.data, 0, m.data.length, m.json), 'broker', performance.now(), m.seq, epoch);
       this.stats.brokerRefilled += missed?.length ?? 0;
       this.stepped.add(topic);
     });
@@ -384,7 +386,8 @@ export class RedisBroker implements Broker, InterestTarget {
       const last = c.bytes();
       if (last.length === 0) return;
       const env = new Envelope().read(new MsgpackCursor().reset(last));
-      if (env.seq === state.seq) this.hub.keepLast(state, env.seq, env.data);
+      // Kept as msgpack (LastMessage's form); data not bounded like a client's is foreign.
+      if (env.seq === state.seq && env.checkData(this.config.maxDepth) === 'ok') this.hub.keepLast(state, env.seq, this.payload.setRaw(env.buf, env.dataStart, env.dataEnd, env.json).msgpack());
     } catch (e) {
       this.log.warn({ err: (e as Error).message, topic: state.name }, 'malformed latest message in a snapshot');
     }
@@ -402,8 +405,8 @@ export class RedisBroker implements Broker, InterestTarget {
         const env = new Envelope().read(inner.reset(c.bytes()));
         if (env.seq !== since + 1 + i || env.ts < oldest) return null;
         // Served like live messages: only data bounded like a client's (anything else on the stream is foreign).
-        if (msgpackDepth(env.data, this.config.maxDepth) < 0) return null;
-        out.push({ seq: env.seq, data: env.data });
+        if (env.checkData(this.config.maxDepth) !== 'ok') return null;
+        out.push({ seq: env.seq, data: env.data, json: env.json });
       }
     } catch {
       return null;

@@ -6,13 +6,13 @@
  * Keys per topic (the hash tag keeps them on one Redis Cluster slot):
  *   wsgate:{topic}:meta  hash {epoch, seq, last?}  (expires --position-ttl after the last publish or snapshot)
  *   wsgate:{topic}:log   stream, entry id "<seq>-0", field m = the envelope (expires with history TTL)
- * The envelope layout is documented in envelope.ts; cmsgpack writes it as a 7-element array.
+ * The envelope layout is documented in envelope.ts; cmsgpack writes it as an 8-element array.
  */
 
 /**
  * KEYS: meta, log. ARGV: channel, topic, ts, origin, source, data, history size, history ttl ms,
  * epoch to use if the topic is new, meta ttl ms, "1" to keep the envelope as the topic's latest message
- * (rule lastMessage). Returns the assigned seq.
+ * (rule lastMessage), the data's format (envelope.ts). Returns the assigned seq.
  */
 export const PUBLISH_LUA = `
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -23,7 +23,7 @@ if not epoch then
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[10])
-local msg = cmsgpack.pack({ARGV[2], seq, epoch, tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]})
+local msg = cmsgpack.pack({ARGV[2], seq, epoch, tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[12]), ARGV[6]})
 local size = tonumber(ARGV[7])
 if size > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', size, seq .. '-0', 'm', msg)

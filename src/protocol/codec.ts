@@ -44,9 +44,11 @@ export interface Codec {
   readonly binary: boolean;
   /**
    * Decodes a client frame whose command's data may nest `maxDepth` levels; throws on malformed input,
-   * returns a GatewayError (never a decodable value) when it nests deeper. Reads `message` synchronously only.
+   * returns a GatewayError (never a decodable value) when it nests deeper. Reads `frame` synchronously
+   * only. `scanned`: the publish scanner already walked the whole frame and found it well-formed and
+   * bounded (PublishReader.wellFormed), so it is not walked again.
    */
-  decode(message: ArrayBuffer, maxDepth: number): unknown;
+  decode(frame: Uint8Array, maxDepth: number, scanned: boolean): unknown;
   encodeReply(reply: Reply): string | Uint8Array;
 }
 
@@ -56,11 +58,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /**
  * Decodes JSON text (UTF-8) or msgpack that nests at most `limit` levels in all, data at most `maxDepth`.
  * Throws on malformed input (and msgpack types wsgate does not accept); returns the GatewayError to
- * answer with, never a decodable value, when it nests deeper. The scan runs first, so the decoder and
- * every later re-encode only ever see bounded input.
+ * answer with, never a decodable value, when it nests deeper. The scan runs first (unless `scanned`
+ * says a validating scanner already walked these bytes within the bound), so the decoder and every
+ * later re-encode only ever see bounded input.
  */
-export function decodeBounded(bytes: Uint8Array, msgpack: boolean, limit: number, maxDepth: number): unknown {
-  const depth = msgpack ? msgpackDepth(bytes, limit) : jsonDepth(bytes, limit);
+export function decodeBounded(bytes: Uint8Array, msgpack: boolean, limit: number, maxDepth: number, scanned = false): unknown {
+  const depth = scanned ? 0 : msgpack ? msgpackDepth(bytes, limit) : jsonDepth(bytes, limit);
   if (depth === TOO_DEEP) return new GatewayError(ErrorCode.BadFrame, `data nests deeper than ${maxDepth} levels`);
   if (depth === MALFORMED) throw new SyntaxError('malformed or unsupported msgpack');
   return msgpack ? unpackr.unpack(bytes) : JSON.parse(utf8.decode(bytes));
@@ -71,7 +74,7 @@ export const jsonCodec: Codec = {
   subprotocol: 'wsgate.json',
   binary: false,
   // The command object is one level itself.
-  decode: (message, maxDepth) => decodeBounded(new Uint8Array(message), false, maxDepth + 1, maxDepth),
+  decode: (frame, maxDepth, scanned) => decodeBounded(frame, false, maxDepth + 1, maxDepth, scanned),
   encodeReply: (reply) => JSON.stringify(reply),
 };
 
@@ -79,7 +82,7 @@ export const msgpackCodec: Codec = {
   name: 'msgpack',
   subprotocol: 'wsgate.msgpack',
   binary: true,
-  decode: (message, maxDepth) => decodeBounded(new Uint8Array(message), true, maxDepth + 1, maxDepth),
+  decode: (frame, maxDepth, scanned) => decodeBounded(frame, true, maxDepth + 1, maxDepth, scanned),
   // pack() returns a view of msgpackr's shared buffer; the caller sends it before packing again.
   encodeReply: (reply) => packr.pack(reply),
 };

@@ -58,13 +58,13 @@ function jsonFields(b: Uint8Array, p: number, end: number, depth: number, f: Fie
   for (;;) {
     if (p >= end || b[p] !== 0x22) return INVALID;
     const keyEnd = scanJsonString(b, p, end);
-    if (keyEnd === INVALID) return INVALID;
+    if (keyEnd < 0) return INVALID;
     const field = fieldOf(b, p + 1, keyEnd - 1);
     p = skipWs(b, keyEnd, end);
     if (p >= end || b[p] !== 0x3a) return INVALID;
     const v = skipWs(b, p + 1, end);
     p = scanJsonValue(b, v, end, depth);
-    if (p === INVALID) return INVALID;
+    if (p < 0) return INVALID;
     // The topic is kept without its quotes (it holds no escapes: isTopicBytes refuses `\`); a topic
     // that is not a string is left to the general path's error.
     const topic = field === TOPIC;
@@ -111,11 +111,11 @@ function msgpackFields(b: Uint8Array, p: number, end: number, depth: number, f: 
   p += header;
   for (let i = 0; i < n; i++) {
     const keyEnd = scanMsgpackString(b, p, end);
-    if (keyEnd === INVALID) return INVALID;
+    if (keyEnd < 0) return INVALID;
     const field = fieldOf(b, strContent(b, p), keyEnd);
     const v = keyEnd;
     p = scanMsgpackValue(b, v, end, depth);
-    if (p === INVALID) return INVALID;
+    if (p < 0) return INVALID;
     const topic = field === TOPIC;
     if (topic && scanMsgpackString(b, v, end) !== p) return INVALID;
     if (!f.set(field, topic ? strContent(b, v) : v, p)) return INVALID;
@@ -153,6 +153,12 @@ export class PublishScan {
   private readonly fields = new Fields();
   /** The command's id; -1 when it has none. */
   id = -1;
+  /**
+   * After socketPub: the whole frame is one well-formed command object whose keys are all fields known
+   * here and whose values nest within the bound, plain publish or not. A decode of it needs no walk of
+   * its own to bound or check it again.
+   */
+  wellFormed = false;
   /** Items found: [topicStart, topicEnd, dataStart, dataEnd] per item. */
   count = 0;
   private readonly items: Int32Array;
@@ -183,7 +189,8 @@ export class PublishScan {
   socketPub(b: Uint8Array, end: number, json: boolean): boolean {
     const f = this.fields;
     const p = json ? jsonFields(b, skipWs(b, 0, end), end, this.maxDepth, f) : msgpackFields(b, 0, end, this.maxDepth, f);
-    if (p === INVALID || (json ? skipWs(b, p, end) : p) !== end) return false;
+    this.wellFormed = p >= 0 && (json ? skipWs(b, p, end) : p) === end;
+    if (!this.wellFormed) return false;
     const op = f.start[OP] as number;
     if (op === -1 || f.end[OP] !== op + (json ? 5 : 4)) return false;
     if (json ? b[op] !== 0x22 || b[op + 4] !== 0x22 : b[op] !== 0xa3) return false;
@@ -205,7 +212,7 @@ export class PublishScan {
     const t = b[p] as number;
     if (json ? t === 0x7b : (t & 0xf0) === 0x80 || t === 0xde) {
       p = this.bodyItem(b, p, end, json);
-      return p !== INVALID && (json ? skipWs(b, p, end) : p) === end;
+      return p >= 0 && (json ? skipWs(b, p, end) : p) === end;
     }
     if (json) {
       if (t !== 0x5b) return false;
@@ -213,7 +220,7 @@ export class PublishScan {
       for (;;) {
         if (this.count === capacity) return false;
         p = this.bodyItem(b, p, end, true);
-        if (p === INVALID) return false;
+        if (p < 0) return false;
         p = skipWs(b, p, end);
         if (p >= end) return false;
         if (b[p] === 0x5d) return skipWs(b, p + 1, end) === end;
@@ -226,7 +233,7 @@ export class PublishScan {
     const n = smallCount(b, p);
     p += header;
     if (n === 0 || n > capacity) return false;
-    for (let i = 0; i < n && p !== INVALID; i++) p = this.bodyItem(b, p, end, false);
+    for (let i = 0; i < n && p >= 0; i++) p = this.bodyItem(b, p, end, false);
     return p === end;
   }
 
@@ -234,7 +241,7 @@ export class PublishScan {
   private bodyItem(b: Uint8Array, p: number, end: number, json: boolean): number {
     const f = this.fields;
     p = json ? jsonFields(b, p, end, this.maxDepth, f) : msgpackFields(b, p, end, this.maxDepth, f);
-    return p !== INVALID && f.start[OP] === -1 && f.start[ID] === -1 && this.item(b) ? p : INVALID;
+    return p >= 0 && f.start[OP] === -1 && f.start[ID] === -1 && this.item(b) ? p : INVALID;
   }
 
   /** Records the current fields as the next item when its topic and data are present and plain. */

@@ -59,15 +59,15 @@ const ARRAY = 1;
 const MAP = 2;
 
 /**
- * The deepest array/map nesting in msgpack `b` (0 for a scalar); TOO_DEEP as soon as it passes `limit`;
- * MALFORMED unless `b` is exactly one well-formed msgpack value using only accepted extension types.
- * Since every element takes at least one byte, no declared length can exceed what the buffer holds, so
- * the decoder afterwards never sizes anything from a length the bytes do not back.
+ * The deepest array/map nesting in msgpack bytes [start, end) of `b` (0 for a scalar); TOO_DEEP as soon
+ * as it passes `limit`; MALFORMED unless they are exactly one well-formed msgpack value using only
+ * accepted extension types. Since every element takes at least one byte, no declared length can exceed
+ * what the buffer holds, so the decoder afterwards never sizes anything from a length the bytes do not
+ * back. (A range rather than a view: a view is an object per broker message.)
  */
-export function msgpackDepth(b: Uint8Array, limit: number): number {
+export function msgpackDepth(b: Uint8Array, limit: number, start = 0, end = b.length): number {
   if (limit > MAX_DEPTH_LIMIT + 2) limit = MAX_DEPTH_LIMIT + 2;
-  const end = b.length;
-  let pos = 0;
+  let pos = start;
   let depth = 0;
   let deepest = 0;
   remaining[0] = 1;

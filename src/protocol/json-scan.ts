@@ -11,8 +11,10 @@
  * bytes (as UTF-8) accepts too (test/scan.test.ts compares both on generated inputs).
  */
 
-/** Returned for bytes that are not a well-formed value (or nest deeper than allowed). */
+/** Returned for bytes that are not a well-formed value. Every result below 0 is a refusal. */
 export const INVALID = -1;
+/** Returned when a value is well-formed as far as read but opens more arrays/objects than allowed. */
+export const TOO_DEEP = -2;
 
 // Byte classes for the scan: whitespace, and string bytes that need a closer look.
 const WS = new Uint8Array(256);
@@ -33,7 +35,8 @@ export function skipWs(b: Uint8Array, p: number, end: number): number {
 
 /**
  * Scans one JSON value starting exactly at `p` (no leading whitespace). Returns the position just
- * after it, or INVALID. `depth` is how many more arrays/objects may open (0: scalars only).
+ * after it, INVALID, or TOO_DEEP (whichever the bytes show first, reading left to right). `depth` is
+ * how many more arrays/objects may open (0: scalars only).
  */
 export function scanJsonValue(b: Uint8Array, p: number, end: number, depth: number): number {
   if (p >= end) return INVALID;
@@ -42,9 +45,9 @@ export function scanJsonValue(b: Uint8Array, p: number, end: number, depth: numb
     case 0x22: // "
       return scanJsonString(b, p, end);
     case 0x7b: // {
-      return depth > 0 ? scanObject(b, p + 1, end, depth - 1) : INVALID;
+      return depth > 0 ? scanObject(b, p + 1, end, depth - 1) : TOO_DEEP;
     case 0x5b: // [
-      return depth > 0 ? scanArray(b, p + 1, end, depth - 1) : INVALID;
+      return depth > 0 ? scanArray(b, p + 1, end, depth - 1) : TOO_DEEP;
     case 0x74: // true
       return p + 4 <= end && b[p + 1] === 0x72 && b[p + 2] === 0x75 && b[p + 3] === 0x65 ? p + 4 : INVALID;
     case 0x66: // false
@@ -66,7 +69,7 @@ function scanObject(b: Uint8Array, p: number, end: number, depth: number): numbe
     p = skipWs(b, p, end);
     if (p >= end || b[p] !== 0x3a) return INVALID;
     p = scanJsonValue(b, skipWs(b, p + 1, end), end, depth);
-    if (p === INVALID) return INVALID;
+    if (p < 0) return p;
     p = skipWs(b, p, end);
     if (p >= end) return INVALID;
     const c = b[p];
@@ -81,7 +84,7 @@ function scanArray(b: Uint8Array, p: number, end: number, depth: number): number
   if (p < end && b[p] === 0x5d) return p + 1;
   for (;;) {
     p = scanJsonValue(b, p, end, depth);
-    if (p === INVALID) return INVALID;
+    if (p < 0) return p;
     p = skipWs(b, p, end);
     if (p >= end) return INVALID;
     const c = b[p];

@@ -1,4 +1,4 @@
-import { INVALID, isUtf8 } from './json-scan';
+import { INVALID, TOO_DEEP, isUtf8 } from './json-scan';
 
 /**
  * A validating msgpack scanner: finds where one value ends without decoding it. Hand-written for the
@@ -8,7 +8,7 @@ import { INVALID, isUtf8 } from './json-scan';
  * It accepts a conservative subset of what msgpackr decodes to the same thing it would re-encode: every
  * type except extensions (msgpackr turns some into Dates or throws on others), map keys that are strings
  * (msgpackr would turn other keys into strings), strings that are well-formed UTF-8 (msgpackr would
- * replace bad bytes). INVALID means "not accepted here": the caller then decodes with msgpackr, which
+ * replace bad bytes). A result below 0 means "not accepted here": the caller then decodes with msgpackr, which
  * decides exactly as before.
  */
 
@@ -58,15 +58,15 @@ export function msgpackStringStart(b: Uint8Array, p: number, end: number): numbe
 }
 
 /**
- * Scans one msgpack value starting at `p`; returns the position just after it, or INVALID.
+ * Scans one msgpack value starting at `p`; returns the position just after it, INVALID, or TOO_DEEP.
  * `depth` is how many more arrays/maps may open (0: scalars only).
  */
 export function scanMsgpackValue(b: Uint8Array, p: number, end: number, depth: number): number {
   if (p >= end) return INVALID;
   const t = b[p] as number;
   if (t < 0x80 || t >= 0xe0) return p + 1; // fixints
-  if (t < 0x90) return depth > 0 ? scanMap(b, p + 1, end, t & 0x0f, depth - 1) : INVALID;
-  if (t < 0xa0) return depth > 0 ? scanItems(b, p + 1, end, t & 0x0f, depth - 1) : INVALID;
+  if (t < 0x90) return depth > 0 ? scanMap(b, p + 1, end, t & 0x0f, depth - 1) : TOO_DEEP;
+  if (t < 0xa0) return depth > 0 ? scanItems(b, p + 1, end, t & 0x0f, depth - 1) : TOO_DEEP;
   if (t < 0xc0) return scanMsgpackString(b, p, end);
   let q: number;
   switch (t) {
@@ -106,13 +106,13 @@ export function scanMsgpackValue(b: Uint8Array, p: number, end: number, depth: n
     case 0xdb:
       return scanMsgpackString(b, p, end);
     case 0xdc: // array16/32
-      return depth > 0 && p + 3 <= end ? scanItems(b, p + 3, end, u16(b, p + 1), depth - 1) : INVALID;
+      return depth === 0 ? TOO_DEEP : p + 3 <= end ? scanItems(b, p + 3, end, u16(b, p + 1), depth - 1) : INVALID;
     case 0xdd:
-      return depth > 0 && p + 5 <= end ? scanItems(b, p + 5, end, u32(b, p + 1), depth - 1) : INVALID;
+      return depth === 0 ? TOO_DEEP : p + 5 <= end ? scanItems(b, p + 5, end, u32(b, p + 1), depth - 1) : INVALID;
     case 0xde: // map16/32
-      return depth > 0 && p + 3 <= end ? scanMap(b, p + 3, end, u16(b, p + 1), depth - 1) : INVALID;
+      return depth === 0 ? TOO_DEEP : p + 3 <= end ? scanMap(b, p + 3, end, u16(b, p + 1), depth - 1) : INVALID;
     case 0xdf:
-      return depth > 0 && p + 5 <= end ? scanMap(b, p + 5, end, u32(b, p + 1), depth - 1) : INVALID;
+      return depth === 0 ? TOO_DEEP : p + 5 <= end ? scanMap(b, p + 5, end, u32(b, p + 1), depth - 1) : INVALID;
     default: // 0xc1 (never used) and the extension types
       return INVALID;
   }
@@ -122,7 +122,7 @@ export function scanMsgpackValue(b: Uint8Array, p: number, end: number, depth: n
 function scanItems(b: Uint8Array, p: number, end: number, n: number, depth: number): number {
   // Every item takes at least one byte: a count beyond the rest of the buffer is a lie, refused at once.
   if (n > end - p) return INVALID;
-  for (let i = 0; i < n && p !== INVALID; i++) p = scanMsgpackValue(b, p, end, depth);
+  for (let i = 0; i < n && p >= 0; i++) p = scanMsgpackValue(b, p, end, depth);
   return p;
 }
 
@@ -132,7 +132,7 @@ function scanMap(b: Uint8Array, p: number, end: number, n: number, depth: number
     p = scanMsgpackString(b, p, end);
     if (p === INVALID) return INVALID;
     p = scanMsgpackValue(b, p, end, depth);
-    if (p === INVALID) return INVALID;
+    if (p < 0) return p;
   }
   return p;
 }

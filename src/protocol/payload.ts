@@ -38,14 +38,6 @@ export class Payload {
     return this;
   }
 
-  /** Data that arrived already msgpack-encoded (e.g. from a broker). Must stay valid while in use. */
-  setPacked(packed: Uint8Array): this {
-    this.clear();
-    this.packed = packed;
-    this.fromBinary = true;
-    return this;
-  }
-
   /**
    * Well-formed data (checked by the scanner) in bytes [start, end) of `buf`, as JSON text or msgpack.
    * `buf` must stay unchanged while the payload is in use.
@@ -99,6 +91,24 @@ export class Payload {
       this.packed = this.rawBuf !== EMPTY && !this.rawJson ? this.rawBuf.subarray(this.rawStart, this.rawEnd) : packr.pack(this.decoded());
     }
     return this.packed;
+  }
+
+  /**
+   * Bytes of the data in the format it arrived in (JSON text when isJson, else msgpack): what a broker
+   * envelope carries, so a receiving node frames it for subscribers of that format without converting.
+   */
+  dataLength(): number {
+    if (this.rawBuf !== EMPTY) return this.rawEnd - this.rawStart;
+    return this.isJson ? Buffer.byteLength(this.json()) : this.msgpack().length;
+  }
+
+  /** Writes the bytes dataLength() counts to `dst` at `p`; returns the position after them. */
+  copyData(dst: Buffer, p: number): number {
+    if (this.rawBuf !== EMPTY) return p + this.rawBuf.copy(dst, p, this.rawStart, this.rawEnd);
+    if (this.isJson) return p + dst.write(this.json(), p, 'utf8');
+    const packed = this.msgpack();
+    dst.set(packed, p);
+    return p + packed.length;
   }
 
   /** Whether the data is JSON text as received (so a JSON frame costs no conversion). */

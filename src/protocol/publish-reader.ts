@@ -36,6 +36,11 @@ export class PublishReader {
     return this.scan.httpBody(buf, buf.length, json);
   }
 
+  /** After socketPub: the frame is well-formed and bounded, plain publish or not (PublishScan.wellFormed). */
+  get wellFormed(): boolean {
+    return this.scan.wellFormed;
+  }
+
   /** The socket command's id, if it has one. */
   get id(): number | undefined {
     return this.scan.id === -1 ? undefined : this.scan.id;

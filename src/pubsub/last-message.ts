@@ -8,6 +8,7 @@ import type { HistoryBudget } from './history';
  */
 export class LastMessage implements RetainedMessage {
   seq = 0;
+  readonly json = false;
   /** Date.now() when it was kept, for expiry with the topic's position. */
   at = 0;
   private buf: Buffer = Buffer.alloc(0);

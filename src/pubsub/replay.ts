@@ -47,11 +47,12 @@ export function replayAfter(state: TopicState, since: number, codec: CodecName, 
   return replayed;
 }
 
-/** Sends messages served from a cluster broker's history (msgpack data, framed without a decode). */
+/** Sends retained messages (a cluster broker's history, a latest message): framed without a decode in their own format. */
 export function replayRetained(topic: string, messages: readonly RetainedMessage[], codec: CodecName, encoder: DeliveryEncoder, send: SendFrame): number {
   for (const m of messages) {
-    if (codec === 'msgpack') send(encoder.msgpack(topic, m.seq, m.data), true);
-    else send(encoder.json(topic, m.seq, scratch.setPacked(m.data).json()), false);
+    const data = scratch.setRaw(m.data, 0, m.data.length, m.json);
+    if (codec === 'msgpack') send(data.msgpackFrame(encoder, topic, m.seq), true);
+    else send(data.jsonFrame(encoder, topic, m.seq), false);
   }
   return messages.length;
 }

@@ -44,7 +44,9 @@ export function bearer(header: string): string {
  * callback, so each is copied; past the limit the request is answered 413 at once.
  */
 export function readBody(res: HttpResponse, limit: number, abort: Aborted, onBody: (body: Buffer) => void, onTooLarge: () => void): void {
-  const chunks: Buffer[] = [];
+  // Most bodies arrive in one chunk: a list (and its backing store) is made only for a second one.
+  let first: Buffer | null = null;
+  let chunks: Buffer[] | null = null;
   let size = 0;
   let done = false;
   res.onData((chunk, isLast) => {
@@ -55,10 +57,13 @@ export function readBody(res: HttpResponse, limit: number, abort: Aborted, onBod
       onTooLarge();
       return;
     }
-    chunks.push(Buffer.from(chunk.slice(0)));
+    // A copy: uWS reuses the chunk's memory after this callback.
+    const copy = Buffer.from(chunk.slice(0));
+    if (first === null) first = copy;
+    else (chunks ??= [first]).push(copy);
     if (isLast) {
       done = true;
-      if (!abort.aborted) onBody(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+      if (!abort.aborted) onBody(chunks === null ? copy : Buffer.concat(chunks));
     }
   });
 }

@@ -83,7 +83,13 @@ export function publishRoute(config: Config, broker: Broker, idempotency: Idempo
   const seqs = new Float64Array(config.maxBatch);
   const results = new ResultsWriter();
 
-  const publishScanned = (res: HttpResponse, abort: Aborted, startedAt: number, refuse: (r: 'unavailable', e: GatewayError) => void): void => {
+  // Per request only the body callback is a new closure: everything below is made once per route.
+  const refuse = (res: HttpResponse, abort: Aborted, result: Exclude<HttpPublishResult, 'ok'>, error: GatewayError): void => {
+    stats.httpPublish[result]++;
+    sendError(res, STATUS[result], error, abort);
+  };
+
+  const publishScanned = (res: HttpResponse, abort: Aborted, startedAt: number): void => {
     const n = reader.count;
     let pending: (PublishOutcome | Promise<PublishOutcome>)[] | null = null;
     for (let i = 0; i < n; i++) {
@@ -101,13 +107,13 @@ export function publishRoute(config: Config, broker: Broker, idempotency: Idempo
       res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(body));
       return;
     }
-    settle(res, abort, Array.from({ length: n }, (_, i) => reader.topic(i)), pending, refuse);
+    settle(res, abort, Array.from({ length: n }, (_, i) => reader.topic(i)), pending);
   };
 
-  const settle = (res: HttpResponse, abort: Aborted, topics: readonly string[], outcomes: (PublishOutcome | Promise<PublishOutcome>)[], refuse: (r: 'unavailable', e: GatewayError) => void): void => {
+  const settle = (res: HttpResponse, abort: Aborted, topics: readonly string[], outcomes: (PublishOutcome | Promise<PublishOutcome>)[]): void => {
     Promise.all(outcomes).then(
       contained('http', fault, (settled: PublishOutcome[]) => finish(res, abort, topics, settled), () => answerInternalError(res)),
-      () => refuse('unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')),
+      () => refuse(res, abort, 'unavailable', new GatewayError(ErrorCode.Unavailable, 'broker failed')),
     );
   };
 
@@ -121,51 +127,54 @@ export function publishRoute(config: Config, broker: Broker, idempotency: Idempo
     sendJson(res, failed ? STATUS.unavailable : '200 OK', failed ? { code: ErrorCode.Unavailable, reason: 'some items were not published', results } : { results }, abort);
   };
 
+  // The body arrives in a later uWS callback, outside the route's own containment.
+  const onBody = contained(
+    'http',
+    fault,
+    (res: HttpResponse, abort: Aborted, startedAt: number, msgpack: boolean, body: Buffer): void => {
+      // Plain items only (no idempotencyKey, data within --max-depth): anything else is decoded below.
+      if (reader.httpBody(body, !msgpack)) return publishScanned(res, abort, startedAt);
+      let decoded: unknown;
+      try {
+        decoded = decodeBody(body, msgpack, config.maxDepth);
+      } catch {
+        return refuse(res, abort, 'bad_request', new GatewayError(ErrorCode.BadFrame, `body is not valid ${msgpack ? 'msgpack' : 'JSON'}`));
+      }
+      if (decoded instanceof GatewayError) {
+        stats.tooDeep.http++;
+        return refuse(res, abort, 'bad_request', decoded);
+      }
+      const items = parseItems(decoded, config);
+      if (items instanceof GatewayError) return refuse(res, abort, 'bad_request', items);
+      const publish = (item: Item) => broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt);
+      const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
+        item.idempotencyKey === undefined ? publish(item) : idempotency.once(item.topic, item.idempotencyKey, () => publish(item)),
+      );
+      const topics = items.map((item) => item.topic);
+      if (outcomes.some((o) => o instanceof Promise)) settle(res, abort, topics, outcomes);
+      else finish(res, abort, topics, outcomes as PublishOutcome[]);
+    },
+    (res) => answerInternalError(res),
+  );
+
   return (res: HttpResponse, req: HttpRequest): void => {
     const startedAt = performance.now();
     const contentType = req.getHeader('content-type');
     const authorization = req.getHeader('authorization');
     const abort = watchAbort(res);
-    const refuse = (result: Exclude<HttpPublishResult, 'ok'>, error: GatewayError) => {
-      stats.httpPublish[result]++;
-      sendError(res, STATUS[result], error, abort);
-    };
     if (!authorized(authorization)) {
-      return refuse('unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
+      return refuse(res, abort, 'unauthorized', new GatewayError(ErrorCode.Unauthorized, 'Authorization: Bearer <api key> required'));
     }
     const msgpack = contentType.startsWith('application/msgpack') || contentType.startsWith('application/x-msgpack');
     if (!msgpack && !readsAsJson(contentType)) {
-      return refuse('unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json (or absent) or application/msgpack'));
+      return refuse(res, abort, 'unsupported_media_type', new GatewayError(ErrorCode.UnsupportedMediaType, 'Content-Type must be application/json (or absent) or application/msgpack'));
     }
     readBody(
       res,
       config.maxBody,
       abort,
-      // The body arrives in a later uWS callback, outside the route's own containment.
-      contained('http', fault, (body: Buffer) => {
-        // Plain items only (no idempotencyKey, data within --max-depth): anything else is decoded below.
-        if (reader.httpBody(body, !msgpack)) return publishScanned(res, abort, startedAt, refuse);
-        let decoded: unknown;
-        try {
-          decoded = decodeBody(body, msgpack, config.maxDepth);
-        } catch {
-          return refuse('bad_request', new GatewayError(ErrorCode.BadFrame, `body is not valid ${msgpack ? 'msgpack' : 'JSON'}`));
-        }
-        if (decoded instanceof GatewayError) {
-          stats.tooDeep.http++;
-          return refuse('bad_request', decoded);
-        }
-        const items = parseItems(decoded, config);
-        if (items instanceof GatewayError) return refuse('bad_request', items);
-        const publish = (item: Item) => broker.publish(item.topic, payload.setValue(item.data, msgpack), 'http', startedAt);
-        const outcomes: (PublishOutcome | Promise<PublishOutcome>)[] = items.map((item) =>
-          item.idempotencyKey === undefined ? publish(item) : idempotency.once(item.topic, item.idempotencyKey, () => publish(item)),
-        );
-        const topics = items.map((item) => item.topic);
-        if (outcomes.some((o) => o instanceof Promise)) settle(res, abort, topics, outcomes, refuse);
-        else finish(res, abort, topics, outcomes as PublishOutcome[]);
-      }, () => answerInternalError(res)),
-      () => refuse('too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
+      (body) => onBody(res, abort, startedAt, msgpack, body),
+      () => refuse(res, abort, 'too_large', new GatewayError(ErrorCode.PayloadTooLarge, `body exceeds ${config.maxBody} bytes`)),
     );
   };
 }

@@ -506,7 +506,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       }
       // A plain publish is read in place (no decode); everything else, malformed or rate-refused frames
       // included, below.
-      if (verdict === 'run' && reader.socketPub(Buffer.from(message), !conn.codec.binary)) {
+      const bytes = Buffer.from(message);
+      const scanned = verdict === 'run';
+      if (scanned && reader.socketPub(bytes, !conn.codec.binary)) {
         const topic = reader.topic(0);
         if (publishesAsRead(conn, topic)) {
           stats.received.pub++;
@@ -515,7 +517,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       }
       let frame: unknown;
       try {
-        frame = conn.codec.decode(message, config.maxDepth);
+        // The same view the scan read: one object per frame, and no second walk when the scan covered it.
+        frame = conn.codec.decode(bytes, config.maxDepth, scanned && reader.wellFormed);
       } catch {
         stats.received.invalid++;
         return fail(ws, conn, new GatewayError(ErrorCode.BadFrame, `frame is not valid ${conn.codec.name}`));

@@ -63,6 +63,10 @@ export const SERVERS: Record<ServerName, ServerDef> = {
       '--pusher-client-events',
       '--pusher-client-events-per-second',
       '10000',
+      // A Pusher publisher sends client events, which need a subscription to the channel, so each one
+      // holds every topic of the scenario (manytopics: 1,000); wsgate's publish needs none.
+      '--max-topics-per-conn',
+      '10000',
     ],
   },
   uws: { name: 'uws', label: 'raw uWS', dialect: 'plain', args: baseline('uws.js') },

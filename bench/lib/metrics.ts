@@ -1,9 +1,9 @@
 import * as http from 'node:http';
 
 /** Scrapes Prometheus text from `GET /metrics`; a name maps to the sum of its series (all labels). */
-export function scrapeMetrics(port: number): Promise<Map<string, number>> {
+export function scrapeMetrics(port: number, timeoutMs = 10_000): Promise<Map<string, number>> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/metrics', timeout: 10000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/metrics', timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
@@ -21,7 +21,7 @@ export function scrapeMetrics(port: number): Promise<Map<string, number>> {
         resolve(out);
       });
     });
-    req.on('timeout', () => req.destroy(new Error('GET /metrics timed out')));
+    req.on('timeout', () => req.destroy(new Error(`GET /metrics timed out (${timeoutMs} ms)`)));
     req.on('error', reject);
   });
 }

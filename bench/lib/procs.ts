@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
+import * as path from 'node:path';
 
 /** Cores for the server and the generator; null when the machine has a single core (no pinning). */
 export function pinning(): { server: number; generator: number } | null {
@@ -87,6 +88,30 @@ export async function stopProcess(child: ChildProcess, graceMs = 5000): Promise<
   }, graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/** What gc-on-signal.ts writes on stderr after each collection it was asked for. */
+export const GC_MARK = 'bench-gc-done';
+
+/** Preload for `node -r` that makes a server collect its garbage on SIGUSR2 (see collectGarbage). */
+export const GC_PRELOAD = path.join(__dirname, 'gc-on-signal.js');
+
+const collectionsAsked = new WeakMap<ChildProcess, number>();
+
+/**
+ * A full collection in a server started with `-r GC_PRELOAD`, resolved once it reports done (throws
+ * after `timeoutMs`): RSS read after it is what the process holds, whatever its GC timing.
+ */
+export async function collectGarbage(child: ChildProcess, timeoutMs = 30_000): Promise<void> {
+  if (child.pid === undefined) throw new Error('collectGarbage: no pid');
+  const n = (collectionsAsked.get(child) ?? 0) + 1;
+  collectionsAsked.set(child, n);
+  process.kill(child.pid, 'SIGUSR2');
+  const deadline = Date.now() + timeoutMs;
+  while (!stderrOf(child).includes(`${GC_MARK} ${n}\n`)) {
+    if (Date.now() > deadline) throw new Error(`no garbage collection reported within ${timeoutMs} ms (started with -r ${GC_PRELOAD}?)`);
+    await sleep(50);
+  }
 }
 
 /** Resident set size of a process in bytes (from /proc). */

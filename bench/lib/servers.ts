@@ -64,6 +64,10 @@ export const SERVERS: Record<ServerName, ServerDef> = {
       '--pusher-client-events',
       '--pusher-client-events-per-second',
       '10000',
+      // A Pusher publisher sends client events, which need a subscription to the channel, so each one
+      // holds every topic of the scenario (manytopics: 1,000); wsgate's publish needs none.
+      '--max-topics-per-conn',
+      '10000',
     ],
   },
   uws: { name: 'uws', label: 'raw uWS', dialect: 'plain', args: baseline('uws.js') },
@@ -96,10 +100,13 @@ export interface RunningServer {
 /** Node flags for servers, e.g. `--cpu-prof` (set by `--cpu-prof` on the bench command line). */
 export const serverNodeFlags: string[] = [];
 
-/** Starts a server pinned to the server core and waits until it accepts TCP connections. */
-export async function startServer(def: ServerDef, extraArgs: readonly string[] = []): Promise<RunningServer> {
+/**
+ * Starts a server pinned to the server core and waits until it accepts TCP connections. `nodeFlags`:
+ * for node itself (e.g. `-r GC_PRELOAD`), before the script.
+ */
+export async function startServer(def: ServerDef, extraArgs: readonly string[] = [], nodeFlags: readonly string[] = []): Promise<RunningServer> {
   const port = await freePort();
-  const child = spawnNode(pinning()?.server ?? null, [...serverNodeFlags, ...def.args(port), ...extraArgs], false);
+  const child = spawnNode(pinning()?.server ?? null, [...serverNodeFlags, ...nodeFlags, ...def.args(port), ...extraArgs], false);
   try {
     await waitForPort(port, child, 15000);
   } catch (err) {

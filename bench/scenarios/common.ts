@@ -6,13 +6,14 @@ import { Context, Row, ScenarioResult } from './types';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Starts the server and a generator aimed at it, runs `fn`, and always stops both (by PID). */
+/** Starts the server and a generator aimed at it, runs `fn`, and always stops both (by PID). `nodeFlags`: see startServer. */
 export async function session<T>(
   ctx: Context,
   name: ServerName,
   fn: (server: RunningServer, gen: Generator) => Promise<T>,
+  nodeFlags: readonly string[] = [],
 ): Promise<T> {
-  const server = await startServer(SERVERS[name]);
+  const server = await startServer(SERVERS[name], [], nodeFlags);
   let gen: Generator | null = null;
   try {
     gen = await Generator.start(

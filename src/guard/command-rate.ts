@@ -1,15 +1,21 @@
-/**
- * The per-connection numbers the command limit keeps: four small integers on the Connection object
- * (V8 keeps them as tagged small integers, so an idle connection holds no extra heap object).
- */
+/** One connection's command budget (small integers: no heap number each). */
 export interface CommandBucket {
-  /** Thousandths of a command that may still be sent; -1 until the first command. */
-  cmdMilli: number;
+  /** Thousandths of a command that may still be sent. */
+  milli: number;
   /** Tick (ms since the limiter's epoch) of the last refill. */
-  cmdAt: number;
+  at: number;
   /** Commands refused in the current flood window, and the tick that window started. */
-  cmdRefused: number;
-  cmdRefusedSince: number;
+  refused: number;
+  refusedSince: number;
+}
+
+/**
+ * A connection's slot for its bucket, made on its first command: a connection that never sends one
+ * (most idle subscribers) holds none, and the connection object keeps one field instead of four (uWS
+ * copies user data onto its socket object, which V8 makes a dictionary past ~15 fields; connection.ts).
+ */
+export interface CommandBucketSlot {
+  cmd: CommandBucket | null;
 }
 
 export type CommandVerdict = 'run' | 'refuse' | 'flood';
@@ -40,24 +46,26 @@ export class CommandRate {
     return this.perSecond > 0;
   }
 
-  take(b: CommandBucket, nowMs: number): CommandVerdict {
+  take(slot: CommandBucketSlot, nowMs: number): CommandVerdict {
     let now = nowMs - this.epoch;
     if (now > MAX_TICK) {
       this.epoch = nowMs;
       now = 0;
     }
-    const elapsed = now - b.cmdAt;
-    // First command, or a bucket from before the epoch moved: full.
-    b.cmdMilli = b.cmdMilli < 0 || elapsed < 0 ? this.burstMilli : Math.min(this.burstMilli, b.cmdMilli + elapsed * this.perSecond);
-    b.cmdAt = now;
-    if (b.cmdMilli >= 1000) {
-      b.cmdMilli -= 1000;
+    // First command: a full bucket.
+    const b = (slot.cmd ??= { milli: this.burstMilli, at: now, refused: 0, refusedSince: now });
+    const elapsed = now - b.at;
+    // A bucket from before the epoch moved: full.
+    b.milli = elapsed < 0 ? this.burstMilli : Math.min(this.burstMilli, b.milli + elapsed * this.perSecond);
+    b.at = now;
+    if (b.milli >= 1000) {
+      b.milli -= 1000;
       return 'run';
     }
-    if (now - b.cmdRefusedSince > FLOOD_WINDOW_MS || now < b.cmdRefusedSince) {
-      b.cmdRefusedSince = now;
-      b.cmdRefused = 0;
+    if (now - b.refusedSince > FLOOD_WINDOW_MS || now < b.refusedSince) {
+      b.refusedSince = now;
+      b.refused = 0;
     }
-    return ++b.cmdRefused > this.burst ? 'flood' : 'refuse';
+    return ++b.refused > this.burst ? 'flood' : 'refuse';
   }
 }

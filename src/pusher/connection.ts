@@ -1,11 +1,14 @@
-import type { CommandBucket } from '../guard/command-rate';
+import type { CommandBucketSlot } from '../guard/command-rate';
 import type { AddressKey } from '../guard/upgrade-guard';
 import type { DisconnectReason } from '../metrics/stats';
 import type { Member } from '../session/presence';
 import type { PusherApp } from './apps';
 
-/** Per-connection state of a Pusher client (uWS user data). Channels and members are made on first use. */
-export interface PusherConnection extends CommandBucket {
+/**
+ * Per-connection state of a Pusher client (uWS user data: at most 15 fields, see server/connection.ts).
+ * Channels, members and the client-event bucket are made on first use.
+ */
+export interface PusherConnection extends CommandBucketSlot {
   readonly app: PusherApp;
   readonly socketId: string;
   readonly addressKey: AddressKey;
@@ -38,9 +41,6 @@ export function newPusherConnection(app: PusherApp, socketId: string, addressKey
     closed: false,
     seenAt: now,
     pingAt: -1,
-    cmdMilli: -1,
-    cmdAt: 0,
-    cmdRefused: 0,
-    cmdRefusedSince: 0,
+    cmd: null,
   };
 }

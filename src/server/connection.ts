@@ -3,7 +3,7 @@ import type { Grant } from '../auth/token-verifier';
 import type { TaskQueue } from '../hooks/task-queue';
 import type { DisconnectReason } from '../metrics/stats';
 import { TopicList } from './topic-list';
-import type { CommandBucket } from '../guard/command-rate';
+import type { CommandBucketSlot } from '../guard/command-rate';
 import type { AddressKey } from '../guard/upgrade-guard';
 import { newEpoch } from '../pubsub/topic-state';
 
@@ -12,18 +12,27 @@ import { newEpoch } from '../pubsub/topic-state';
 const NODE = newEpoch();
 let serials = 0;
 
-/** Per-connection state, stored as the uWS socket's user data. */
-export interface Connection extends CommandBucket {
+/** Topics to subscribe on open: from `?topics=` (the grant was checked; the subscribe proxy may still be asked) and from the connect proxy (trusted). */
+export interface OpenTopics {
+  readonly query: readonly string[];
+  readonly server: readonly string[];
+}
+
+/**
+ * Per-connection state, stored as the uWS socket's user data. uWS.js copies these fields onto its
+ * WebSocket object one by one; V8 (Node 20) turns an object given more than 15 fields that way into a
+ * dictionary, ~830 B instead of ~130 B per idle connection (test/connection-shape.test.ts checks). So
+ * at most 15 fields: what only some connections need lives in an object made on first use.
+ */
+export interface Connection extends CommandBucketSlot {
   readonly serial: number;
   readonly codec: Codec;
   /** Replaced by an in-band `refresh`. */
   grant: Grant;
   /** Topics this connection subscribed to (bounded by maxTopicsPerConn). */
   readonly topics: TopicList;
-  /** Topics from `?topics=` to subscribe on open; emptied then, since idle connections are the bulk of memory. */
-  initialTopics: readonly string[];
-  /** Topics the application gave the connection (connect proxy), subscribed on open without checks; then emptied. */
-  serverTopics: readonly string[];
+  /** Topics to subscribe on open (null when none); dropped then, since idle connections are the bulk of memory. */
+  opening: OpenTopics | null;
   /** Messages dropped since the last `dropped` notice (policy drop). */
   dropped: number;
   /** Set when the gateway itself closes the connection, so close() counts the right reason. */
@@ -40,14 +49,13 @@ export interface Connection extends CommandBucket {
   pubQueue: TaskQueue | null;
 }
 
-export function newConnection(codec: Codec, grant: Grant, initialTopics: readonly string[], serverTopics: readonly string[], addressKey: AddressKey): Connection {
+export function newConnection(codec: Codec, grant: Grant, opening: OpenTopics | null, addressKey: AddressKey): Connection {
   return {
     serial: ++serials,
     codec,
     grant,
     topics: new TopicList(),
-    initialTopics,
-    serverTopics,
+    opening,
     dropped: 0,
     closeReason: null,
     closed: false,
@@ -55,10 +63,7 @@ export function newConnection(codec: Codec, grant: Grant, initialTopics: readonl
     closeTimer: null,
     pendingSubs: null,
     addressKey,
-    cmdMilli: -1,
-    cmdAt: 0,
-    cmdRefused: 0,
-    cmdRefusedSince: 0,
+    cmd: null,
     pubQueue: null,
   };
 }

@@ -68,8 +68,6 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   proxy_unavailable: '503 Service Unavailable',
 };
 
-const NO_TOPICS: readonly string[] = [];
-
 const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: conn.grant.subject, info: conn.grant.info });
 
 /** The subprotocol to echo: none when the client offered none (JSON by default). */
@@ -378,7 +376,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     }
     const full = guard.stillRoom(address);
     if (full !== null) return refuse(res, full.result, full.error, abort);
-    completeUpgrade(res, hs, newConnection(codec, admission.grant, topics, admission.serverTopics, address), protocol(hs, codec), abort !== undefined);
+    const opening = topics.length + admission.serverTopics.length === 0 ? null : { query: topics, server: admission.serverTopics };
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, opening, address), protocol(hs, codec), abort !== undefined);
   };
 
   /** Server-side control of one connection (POST /disconnect, /subscribe, /unsubscribe); whether it changed anything. */
@@ -477,10 +476,13 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.connections++;
       sockets.add(ws);
       guard.opened(conn.addressKey);
-      for (const topic of conn.initialTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
-      // The application gave these (connect proxy): no grant check, no subscribe proxy.
-      for (const topic of conn.serverTopics) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
-      conn.initialTopics = conn.serverTopics = NO_TOPICS;
+      const opening = conn.opening;
+      if (opening !== null) {
+        conn.opening = null;
+        for (const topic of opening.query) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined });
+        // The application gave these (connect proxy): no grant check, no subscribe proxy.
+        for (const topic of opening.server) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
+      }
       armExpiry(conn, expire(ws, conn));
     },
 

@@ -1,4 +1,4 @@
-import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
 import { CommandRate } from '../guard/command-rate';
 import type { UpgradeGuard } from '../guard/upgrade-guard';
 import type { Logger } from '../log';
@@ -8,7 +8,7 @@ import { Payload } from '../protocol/payload';
 import { containSocket, type FaultSink } from '../server/contain';
 import { sendError } from '../server/http-reply';
 import { channelKind } from './channels';
-import { type PusherConnection, newPusherConnection } from './connection';
+import { type PusherConnection, type PusherSocket, type PusherSockets, newPusherConnection } from './connection';
 import * as frames from './frames';
 import { PusherCode } from './frames';
 import type { PusherWebhooks } from './pusher-webhooks';
@@ -19,10 +19,6 @@ import type { Member, Presence } from '../session/presence';
 import type { PusherCommonDeps } from './rest-routes';
 import { channelAuthValid, userAuthValid } from './signature';
 
-export type PusherSocket = WebSocket<PusherConnection>;
-
-/** The Pusher sockets of this node by socket id: event exclusion and terminate_connections find them here. */
-export type PusherSockets = Map<string, PusherSocket>;
 
 /** What the socket door needs. */
 export interface PusherDeps extends PusherCommonDeps {

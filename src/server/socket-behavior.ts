@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
-import { type Admission, type Admitter, isRefused } from '../auth/admission';
+import type { Admitter } from '../auth/admission';
+import { type Admission, isRefused } from '../auth/admitted';
 import type { Broker, PublishOutcome, TopicSnapshot } from '../broker/broker';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';

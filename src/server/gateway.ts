@@ -9,7 +9,7 @@ import { Hooks } from '../hooks/hooks';
 import type { Logger } from '../log';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { Stats } from '../metrics/stats';
-import { ErrorCode, GatewayError } from '../protocol/codes';
+import { CloseCode, ErrorCode, GatewayError } from '../protocol/codes';
 import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
 import { CommandRate } from '../guard/command-rate';
@@ -22,11 +22,15 @@ import { ControlBus } from '../cluster/control-bus';
 import { Presence } from '../session/presence';
 import { ServerControl } from '../session/server-control';
 import { registerControlRoutes } from './control-route';
-import { closeSpread } from './drain';
+import { closeSpread, spreadOver } from './drain';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
 import { registerTopicRoutes } from './topics-route';
-import { type Socket, socketBehavior } from './socket-behavior';
+import { socketBehavior } from './socket-behavior';
+import type { Socket } from './socket-door';
+import { SessionCore } from '../session/core';
+import { registerSse } from '../sse/sse-route';
+import type { SseDoor } from '../sse/sse-door';
 
 /** One wsgate node: the uWS app, its hub, broker, metrics and lifecycle. */
 export class Gateway {
@@ -43,6 +47,9 @@ export class Gateway {
   /** The --admin-port listener carrying the HTTP API, /metrics and health; null: they are on the public port. */
   private readonly admin: TemplatedApp | null;
   private readonly guard: UpgradeGuard;
+  /** The Server-Sent Events front door, unless --sse-path is empty. */
+  private readonly sse: SseDoor | null;
+  private readonly sseHeartbeat: NodeJS.Timeout | null;
   private readonly sockets = new Set<Socket>();
   private readonly verifier: TokenVerifier | null;
   private listenSocket: us_listen_socket | null = null;
@@ -81,28 +88,39 @@ export class Gateway {
     this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log);
     const admitter = new Admitter(verifier, this.hooks.connect);
 
+    const core = new SessionCore({
+      config,
+      hub: this.hub,
+      broker: this.broker,
+      queries,
+      presence: this.presence,
+      control,
+      stats: this.stats,
+      admitter,
+      proxies: this.hooks,
+      events: this.hooks.events,
+      idempotency: this.hooks.idempotency,
+      log,
+      guard: this.guard,
+      isDraining: () => this.draining,
+      fault,
+    });
     app.ws(
       config.wsPath,
       socketBehavior({
         config,
-        hub: this.hub,
-        broker: this.broker,
-        queries,
-        presence: this.presence,
-        control,
+        core,
         stats: this.stats,
-        admitter,
-        proxies: this.hooks,
-        events: this.hooks.events,
-        idempotency: this.hooks.idempotency,
         log,
         sockets: this.sockets,
-        isDraining: () => this.draining,
-        guard: this.guard,
         commandRate: new CommandRate(config.maxCommandsPerSecond, config.commandBurst),
         fault,
       }),
     );
+    this.sse = config.ssePath === '' ? null : registerSse(app, { config, core, stats: this.stats, log, fault });
+    if (this.sse !== null) this.hub.setSseWire(this.sse);
+    const sse = this.sse;
+    this.sseHeartbeat = sse === null ? null : setInterval(() => sse.heartbeat(), config.sseHeartbeat).unref();
     this.pusher = config.pusherApps === '' ? null : new PusherDoor(app, { config, hub: this.hub, broker: this.broker, stats: this.stats, guard: this.guard, log, fault, isDraining: () => this.draining, webhookDuration: this.metrics.webhookDuration, presence: this.presence, bus: this.bus, queries, control });
     if (this.pusher?.wantsOccupancy === true) this.hooks.onOccupancy(this.pusher.occupancyChanged);
     // A plain GET on the WebSocket path (no upgrade headers) lands here.
@@ -182,8 +200,19 @@ export class Gateway {
     this.draining = true;
     this.stats.draining = true;
     this.stopListening();
-    await Promise.all([closeSpread(this.sockets, this.config.drainWindow, this.log), this.pusher?.drain(this.config.drainWindow)]);
+    await Promise.all([closeSpread(this.sockets, this.config.drainWindow, this.log), this.pusher?.drain(this.config.drainWindow), this.drainSse()]);
     await this.close();
+  }
+
+  /** Ends every SSE stream over the drain window (`event: close` 1012): EventSource reconnects elsewhere. */
+  private drainSse(): Promise<void> {
+    const sse = this.sse;
+    if (sse === null) return Promise.resolve();
+    return spreadOver(sse.streams, this.config.drainWindow, (h) => {
+      if (h.done) return;
+      h.session.closeReason = 'drain';
+      sse.end(h, h.session, CloseCode.ServiceRestart, 'service restart');
+    });
   }
 
   private stopListening(): void {
@@ -200,6 +229,7 @@ export class Gateway {
     this.stopListening();
     if (this.adminListenSocket !== null) us_listen_socket_close(this.adminListenSocket);
     this.adminListenSocket = null;
+    if (this.sseHeartbeat !== null) clearInterval(this.sseHeartbeat);
     this.app.close();
     this.bus.close();
     this.presence.close();

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { BrokerServer, eventually, startNode } from './helpers/brokers';
+import { SwitchProxy, delivered, watch } from './helpers/sse';
+import type { Gateway } from '../src/server/gateway';
+
+type Node = { gateway: Gateway; port: number };
+
+const publish = async (port: number, topic: string, data: unknown): Promise<void> => {
+  const r = await fetch(`http://127.0.0.1:${port}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic, data }) });
+  assert.equal(r.status, 200);
+};
+
+describe('SSE across two nodes through Redis', { timeout: 60_000 }, () => {
+  let broker: BrokerServer;
+  const nodes: Node[] = [];
+  let proxy: SwitchProxy;
+  let target = 0;
+  before(async () => {
+    broker = await BrokerServer.start('redis');
+    for (let i = 0; i < 2; i++) nodes.push(await startNode(broker.url, ['--api-insecure', '--history-size', '1000', '--drain-window', '100']));
+    await eventually('brokers up', () => nodes.every((n) => n.gateway.broker.ready()));
+    proxy = await SwitchProxy.start(() => (nodes[target] as Node).port);
+  });
+  after(async () => {
+    await proxy.stop();
+    await Promise.all(nodes.map((n) => n.gateway.close()));
+    await broker.stop();
+  });
+
+  it('a drained node ends the stream; EventSource reconnects to the other node with Last-Event-ID and resumes every topic exactly', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const { es, events } = watch(`http://127.0.0.1:${proxy.port}/sse?topics=x.1,x.2`);
+    await eventually('subscribed on node A', () => events.filter((e) => e.type === 'subscribed').length === 2);
+    for (let i = 0; i < 5; i++) await publish(b.port, i % 2 === 0 ? 'x.1' : 'x.2', i);
+    await eventually('five live', () => delivered(events).length === 5);
+    // New connections go to node B from now on; node A drains (event: close 1012, the stream ends).
+    target = 1;
+    const draining = a.gateway.drain();
+    await eventually('close event', () => events.some((e) => e.type === 'close'));
+    // Published while the client is between nodes: it must get these exactly once, in order.
+    for (let i = 5; i < 15; i++) await publish(b.port, i % 2 === 0 ? 'x.1' : 'x.2', i);
+    await eventually('all fifteen', () => delivered(events).length === 15, 15_000);
+    await draining;
+    await publish(b.port, 'x.1', 'live');
+    await eventually('live after resume', () => delivered(events).length === 16);
+    es.close();
+    const seen = delivered(events);
+    assert.equal(new Set(seen).size, seen.length, `no repeats: ${seen.join(' ')}`);
+    for (const t of ['x.1', 'x.2']) {
+      const seqs = seen.filter((s) => s.startsWith(t + ':')).map((s) => Number(s.split(':')[1]));
+      assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), `${t} in order without gaps`);
+    }
+    assert.equal((events.find((e) => e.type === 'close')?.data as { code: number }).code, 1012);
+    assert.ok(!events.some((e) => e.type === 'gap'));
+  });
+});

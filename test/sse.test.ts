@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
+import { AppBackend, json } from './helpers/app-backend';
 import { eventually } from './helpers/brokers';
 import { type TestGateway, metric, startGateway } from './helpers/gateway';
 import { delivered, watch } from './helpers/sse';
@@ -172,5 +174,45 @@ describe('SSE door: tokens, origins, limits', { timeout: 30_000 }, () => {
     assert.deepEqual(await refusal(`${g.http}/sse?topics=c.1&token=${t}`), { status: 429, code: 'too_many_connections_per_ip' });
     await ok.body?.cancel();
     await second.body?.cancel();
+  });
+});
+
+describe('SSE door: connect proxy, slow readers', { timeout: 30_000 }, () => {
+  let g: TestGateway;
+  let app: AppBackend;
+  before(async () => {
+    app = await AppBackend.start();
+    g = await startGateway(['--api-insecure', '--connect-proxy-url', `${app.url}/connect`, '--max-backpressure', '65536']);
+  });
+  after(async () => {
+    await g.stop();
+    await app.stop();
+  });
+
+  it('the connect proxy hears the request cookies and its server topics stream too', async () => {
+    app.on('/connect', (r, res) => {
+      const cookie = (r.body as { headers: Record<string, string> }).headers.cookie;
+      if (cookie !== 'session=s1') return json(res, 401, { reason: 'no session' });
+      json(res, 200, { user: 'u1', subscribe: ['feed.*'], topics: ['user:u1'] });
+    });
+    assert.deepEqual(await refusal(`${g.http}/sse?topics=feed.1`, { cookie: 'session=nope' }), { status: 401, code: 'unauthorized' });
+    const { es, events } = watch(`${g.http}/sse?topics=feed.1`, { headers: { cookie: 'session=s1' } });
+    await eventually('both subscribed', () => events.filter((e) => e.type === 'subscribed').length === 2);
+    await publish(g, 'user:u1', 'for you');
+    await eventually('server topic delivery', () => delivered(events).includes('user:u1:1'));
+    es.close();
+  });
+
+  it('a reader that does not read is cut like a slow WebSocket consumer', async () => {
+    const socket = connect(g.port, '127.0.0.1');
+    socket.write(`GET /sse?topics=slow.1 HTTP/1.1\r\nHost: 127.0.0.1\r\ncookie: session=s1\r\n\r\n`);
+    app.on('/connect', (_r, res) => json(res, 200, { user: 'slow' }));
+    await eventually('subscribed', () => g.gw.hub.get('slow.1')?.subscribers === 1);
+    socket.pause();
+    const big = 'x'.repeat(32 * 1024);
+    for (let i = 0; i < 400 && g.gw.stats.slowConsumerDisconnects === 0; i++) await publish(g, 'slow.1', big);
+    await eventually('cut', () => g.gw.stats.slowConsumerDisconnects === 1 && (g.gw.hub.get('slow.1')?.subscribers ?? 0) === 0 && g.gw.stats.sseConnections === 0);
+    assert.equal(g.gw.stats.disconnects.slow_consumer, 1);
+    socket.destroy();
   });
 });

@@ -14,7 +14,7 @@ import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
 import { CommandRate } from '../guard/command-rate';
 import { UpgradeGuard } from '../guard/upgrade-guard';
-import { containRoute, faultSink } from './contain';
+import { containRoute, type FaultSink, faultSink } from './contain';
 import { TopicRules } from '../rules/topic-rules';
 import { PusherDoor, pusherRules } from '../pusher/pusher-door';
 import { TopicQueries } from '../session/topic-queries';
@@ -123,8 +123,20 @@ export class Gateway {
     this.sseHeartbeat = sse === null ? null : setInterval(() => sse.heartbeat(), config.sseHeartbeat).unref();
     this.pusher = config.pusherApps === '' ? null : new PusherDoor(app, { config, hub: this.hub, broker: this.broker, stats: this.stats, guard: this.guard, log, fault, isDraining: () => this.draining, webhookDuration: this.metrics.webhookDuration, presence: this.presence, bus: this.bus, queries, control });
     if (this.pusher?.wantsOccupancy === true) this.hooks.onOccupancy(this.pusher.occupancyChanged);
-    // A plain GET on the WebSocket path (no upgrade headers) lands here.
-    app.get(config.wsPath, (res) => {
+    this.admin = config.adminPort !== 0 ? App() : null;
+    // With --admin-port the API, metrics and health live on their own listener; the public port then
+    // carries only upgrades, SSE and the page.
+    this.registerOps(this.admin ?? app, queries, control, fault);
+    this.registerWsGet(app);
+    if (config.page) registerPage(app, config, log);
+    for (const a of this.admin === null ? [app] : [app, this.admin]) {
+      a.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
+    }
+  }
+
+  /** A plain GET on the WebSocket path (no upgrade headers) lands here: 426. */
+  private registerWsGet(app: TemplatedApp): void {
+    app.get(this.config.wsPath, (res) => {
       this.stats.upgrades.bad_request++;
       res
         .writeStatus('426 Upgrade Required')
@@ -132,10 +144,11 @@ export class Gateway {
         .writeHeader('content-type', 'application/json')
         .end(JSON.stringify({ code: ErrorCode.BadRequest, reason: 'this path accepts WebSocket upgrades only' }));
     });
-    // With --admin-port the API, metrics and health live on their own listener; the public port then
-    // carries only upgrades and the page.
-    this.admin = config.adminPort !== 0 ? App() : null;
-    const ops = this.admin ?? app;
+  }
+
+  /** The HTTP API, metrics and health. */
+  private registerOps(ops: TemplatedApp, queries: TopicQueries, control: ServerControl, fault: FaultSink): void {
+    const { config } = this;
     ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.hooks.idempotency, this.stats, fault)));
     registerTopicRoutes(ops, config, queries, this.presence, fault);
     registerControlRoutes(ops, config, control, this.stats, fault);
@@ -151,10 +164,6 @@ export class Gateway {
         (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
       );
     }));
-    if (config.page) registerPage(app, config, log);
-    for (const a of this.admin === null ? [app] : [app, this.admin]) {
-      a.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
-    }
   }
 
   /** Registers extra HTTP routes (the built-in page) before listen. */

@@ -6,7 +6,7 @@ import type { Gateway } from '../src/server/gateway';
 import { BrokerServer, eventually, startNode } from './helpers/brokers';
 import { launchChromium } from './helpers/chromium';
 import { type TestGateway, startGateway } from './helpers/gateway';
-import { SwitchProxy } from './helpers/sse';
+import { SwitchProxy, publishTo } from './helpers/sse';
 
 /** A page on another origin: an EventSource (with credentials) recording every wsgate event it gets. */
 const PAGE = `<!doctype html><script>
@@ -21,10 +21,6 @@ es.onerror = () => { window.state = es.readyState === 2 ? 'refused' : 'reconnect
 type Seen = { type: string; id: string; data: { t: string; s: number; code?: number } };
 type Node = { gateway: Gateway; port: number };
 
-const publish = async (port: number, topic: string, data: unknown): Promise<void> => {
-  const r = await fetch(`http://127.0.0.1:${port}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic, data }) });
-  assert.equal(r.status, 200);
-};
 
 describe('SSE in headless Chromium: cross-origin EventSource, resume across a node drain', { timeout: 90_000 }, () => {
   let browser: BrowserContext;
@@ -70,12 +66,12 @@ describe('SSE in headless Chromium: cross-origin EventSource, resume across a no
     const [a, b] = nodes as [Node, Node];
     const page = await open(`http://127.0.0.1:${proxy.port}/sse?topics=br.1,br.2`);
     await eventually('subscribed', async () => (await seen(page)).filter((e) => e.type === 'subscribed').length === 2);
-    for (let i = 0; i < 4; i++) await publish(b.port, i % 2 === 0 ? 'br.1' : 'br.2', i);
+    for (let i = 0; i < 4; i++) await publishTo(b.port, i % 2 === 0 ? 'br.1' : 'br.2', i);
     await eventually('four live', async () => (await messages(page)).length === 4);
     target = 1;
     const draining = a.gateway.drain();
     await eventually('close event', async () => (await seen(page)).some((e) => e.type === 'close'));
-    for (let i = 4; i < 12; i++) await publish(b.port, i % 2 === 0 ? 'br.1' : 'br.2', i);
+    for (let i = 4; i < 12; i++) await publishTo(b.port, i % 2 === 0 ? 'br.1' : 'br.2', i);
     await eventually('all twelve after the reconnect', async () => (await messages(page)).length === 12, 20_000);
     await draining;
     const got = await messages(page);

@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BrokerServer, eventually, startNode } from './helpers/brokers';
-import { SwitchProxy, delivered, watch } from './helpers/sse';
+import { SwitchProxy, delivered, publishTo, watch } from './helpers/sse';
 import type { Gateway } from '../src/server/gateway';
 
 type Node = { gateway: Gateway; port: number };
 
-const publish = async (port: number, topic: string, data: unknown): Promise<void> => {
-  const r = await fetch(`http://127.0.0.1:${port}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic, data }) });
-  assert.equal(r.status, 200);
-};
 
 describe('SSE across two nodes through Redis', { timeout: 60_000 }, () => {
   let broker: BrokerServer;
@@ -32,17 +28,17 @@ describe('SSE across two nodes through Redis', { timeout: 60_000 }, () => {
     const [a, b] = nodes as [Node, Node];
     const { es, events } = watch(`http://127.0.0.1:${proxy.port}/sse?topics=x.1,x.2`);
     await eventually('subscribed on node A', () => events.filter((e) => e.type === 'subscribed').length === 2);
-    for (let i = 0; i < 5; i++) await publish(b.port, i % 2 === 0 ? 'x.1' : 'x.2', i);
+    for (let i = 0; i < 5; i++) await publishTo(b.port, i % 2 === 0 ? 'x.1' : 'x.2', i);
     await eventually('five live', () => delivered(events).length === 5);
     // New connections go to node B from now on; node A drains (event: close 1012, the stream ends).
     target = 1;
     const draining = a.gateway.drain();
     await eventually('close event', () => events.some((e) => e.type === 'close'));
     // Published while the client is between nodes: it must get these exactly once, in order.
-    for (let i = 5; i < 15; i++) await publish(b.port, i % 2 === 0 ? 'x.1' : 'x.2', i);
+    for (let i = 5; i < 15; i++) await publishTo(b.port, i % 2 === 0 ? 'x.1' : 'x.2', i);
     await eventually('all fifteen', () => delivered(events).length === 15, 15_000);
     await draining;
-    await publish(b.port, 'x.1', 'live');
+    await publishTo(b.port, 'x.1', 'live');
     await eventually('live after resume', () => delivered(events).length === 16);
     es.close();
     const seen = delivered(events);

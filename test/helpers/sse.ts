@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket, connect } from 'node:net';
+import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
 
 /** One event as an EventSource listener saw it. */
@@ -66,4 +67,10 @@ export class SwitchProxy {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
+}
+
+/** Publishes one message through a node's HTTP API. */
+export async function publishTo(port: number, topic: string, data: unknown): Promise<void> {
+  const r = await fetch(`http://127.0.0.1:${port}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic, data }) });
+  assert.equal(r.status, 200);
 }

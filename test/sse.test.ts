@@ -162,6 +162,22 @@ describe('SSE door: tokens, origins, limits', { timeout: 30_000 }, () => {
     byQuery.es.close();
   });
 
+  it('server-side control reaches SSE streams: POST /subscribe adds a topic, POST /disconnect ends the stream with event: close', async () => {
+    const t = await token('u3');
+    const { es, events } = watch(`${g.http}/sse?topics=own.1&token=${t}`);
+    await eventually('subscribed', () => events.some((e) => e.type === 'subscribed'));
+    const post = (path: string, body: unknown) => fetch(`${g.http}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<{ affected: number }>);
+    assert.equal((await post('/subscribe', { user: 'u3', topic: 'added.1' })).affected, 1);
+    await publish(g, 'added.1', 'pushed');
+    await eventually('delivery on the added topic', () => delivered(events).includes('added.1:1'));
+    // The cursor now covers the added topic too (the stream's second entry).
+    assert.match(events.at(-1)?.id ?? '', /^[A-Za-z0-9_-]+\.0,[A-Za-z0-9_-]+\.1$/);
+    assert.equal((await post('/disconnect', { user: 'u3', reconnect: false })).affected, 1);
+    await eventually('close event', () => events.some((e) => e.type === 'close'));
+    es.close();
+    assert.deepEqual(events.find((e) => e.type === 'close')?.data, { code: 4003, reason: 'disconnected by the server' });
+  });
+
   it('CORS with credentials for allowed origins, 403 for others; an SSE stream counts against --max-connections-per-ip', async () => {
     const t = await token('u2');
     const ok = await fetch(`${g.http}/sse?topics=c.1&token=${t}`, { headers: { origin: 'https://app.example' } });

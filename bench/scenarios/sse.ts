@@ -143,7 +143,7 @@ export const sse: Scenario = {
         row(outcomes, 'server CPU', '% of a core', 'lower', (r) => r.serverCpuPercent),
         row(outcomes, 'server CPU per delivery', 'µs', 'lower', (r) => r.serverCpuUsPerDelivery),
       ], [
-        'One wsgate process per door; subscribers and the HTTP publisher run in the bench process. A WebSocket delivery is handed to uWS once per publish (native fan-out); an SSE delivery is one JS write per stream (uWS has no topics for HTTP responses).',
+        'One wsgate process per door; subscribers and the HTTP publisher run in the bench process. A WebSocket delivery is handed to uWS once per publish (native fan-out); an SSE delivery is queued per stream in JS (uWS has no topics for HTTP responses) and each stream is written once per event-loop turn.',
       ]),
       ratioBase: 'websocket',
     };

@@ -38,6 +38,9 @@ export const namedEvent = (name: string, id: string, data: unknown): string => `
 export class SseDoor implements Door<SseStream>, FrameWire {
   readonly streams = new Set<SseStream>();
   private readonly byTopic = new Map<string, Set<SseStream>>();
+  /** Streams with chunks queued, flushed once per event-loop turn. */
+  private readonly dirty: SseStream[] = [];
+  private flushing = false;
 
   constructor(
     private readonly config: Config,
@@ -59,7 +62,7 @@ export class SseDoor implements Door<SseStream>, FrameWire {
       // Every frame of one replay is of one topic: found once, from the first frame's `{"t":"<topic>"`.
       if (i < 0) i = h.indexOf(topicOf(frame));
       h.cursor.advance(i, seq);
-      this.stats.sentBytes += h.write('id: ' + h.cursor.toString() + '\n', dataLines(frame));
+      this.stats.sentBytes += this.write(h, 'id: ' + h.cursor.toString() + '\n', dataLines(frame));
     });
   }
 
@@ -94,6 +97,7 @@ export class SseDoor implements Door<SseStream>, FrameWire {
   end(h: SseStream, _s: Session, code: CloseCode, reason: string): void {
     if (h.done) return;
     this.event(h, 'close', { code, reason });
+    h.flush();
     h.done = true;
     h.res.cork(() => h.res.end());
     this.closed(h, code);
@@ -105,7 +109,7 @@ export class SseDoor implements Door<SseStream>, FrameWire {
 
   /** A named event with the stream's cursor as its id. */
   event(h: SseStream, name: string, data: unknown): void {
-    this.stats.sentBytes += h.write(namedEvent(name, h.cursor.toString(), data));
+    this.stats.sentBytes += this.write(h, namedEvent(name, h.cursor.toString(), data));
   }
 
   deliver(state: TopicState, seq: number, jsonFrame: Uint8Array): number {
@@ -115,8 +119,7 @@ export class SseDoor implements Door<SseStream>, FrameWire {
     let bytes = 0;
     for (const h of set) {
       h.cursor.set(h.indexOf(state.name), state.epoch, seq);
-      bytes += h.write('id: ' + h.cursor.toString() + '\n', data);
-      if (h.queued > this.config.maxBackpressure) this.slow(h);
+      bytes += this.write(h, 'id: ' + h.cursor.toString() + '\n', data);
     }
     return bytes;
   }
@@ -130,11 +133,30 @@ export class SseDoor implements Door<SseStream>, FrameWire {
 
   /** A comment line to every stream, so proxies keep idle streams open. */
   heartbeat(): void {
-    for (const h of this.streams) {
-      this.stats.sentBytes += h.write(':\n\n');
+    for (const h of this.streams) this.stats.sentBytes += this.write(h, ':\n\n');
+  }
+
+  /** Queues chunks on a stream (the first queued this turn schedules the flush); returns their length. */
+  private write(h: SseStream, a: string | Uint8Array, b?: string | Uint8Array): number {
+    if (h.done) return 0;
+    if (h.enqueue(a, b)) this.dirty.push(h);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(this.flushAll);
+    }
+    return a.length + (b?.length ?? 0);
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushing = false;
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) {
+      const h = dirty[i] as SseStream;
+      h.flush();
       if (h.queued > this.config.maxBackpressure) this.slow(h);
     }
-  }
+    dirty.length = 0;
+  };
 
   /**
    * A reader that lets more than --max-backpressure queue is cut, like a slow WebSocket consumer, after

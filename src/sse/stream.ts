@@ -13,7 +13,9 @@ export class SseStream {
   readonly cursor: Cursor;
   /** Topics in cursor order: `?topics=`, then those the server added. */
   readonly topics: string[];
+  /** Bytes written since a write last went out whole (see the class comment). */
   queued = 0;
+  private readonly pending: (string | Uint8Array)[] = [];
   /** Set once the response is over (ended, closed or aborted): nothing may touch `res` then. */
   done = false;
 
@@ -35,17 +37,35 @@ export class SseStream {
     return this.topics.length - 1;
   }
 
-  /** Writes `chunks` corked; returns the bytes and counts what is queued behind a slow reader. */
-  write(a: string | Uint8Array, b?: string | Uint8Array): number {
-    if (this.done) return 0;
-    let ok = true;
-    const res = this.res;
-    res.cork(() => {
-      ok = res.write(a);
-      if (b !== undefined) ok = res.write(b) && ok;
-    });
-    const n = a.length + (b?.length ?? 0);
-    this.queued = ok ? 0 : this.queued + n;
-    return n;
+  /**
+   * Queues chunks for the next flush; whether the stream had none queued (then it needs a flush
+   * scheduled). Deliveries within one event-loop turn leave together: one cork, one syscall per stream,
+   * as uWS batches a WebSocket's frames.
+   */
+  enqueue(a: string | Uint8Array, b?: string | Uint8Array): boolean {
+    const first = this.pending.length === 0;
+    this.pending.push(a);
+    if (b !== undefined) this.pending.push(b);
+    return first;
   }
+
+  /** Writes what is queued, corked, and counts what is left waiting behind a slow reader. */
+  flush(): void {
+    if (this.done || this.pending.length === 0) {
+      this.pending.length = 0;
+      return;
+    }
+    this.res.cork(this.writeAll);
+  }
+
+  private readonly writeAll = (): void => {
+    let ok = true;
+    let n = 0;
+    for (const chunk of this.pending) {
+      ok = this.res.write(chunk) && ok;
+      n += chunk.length;
+    }
+    this.pending.length = 0;
+    this.queued = ok ? 0 : this.queued + n;
+  };
 }

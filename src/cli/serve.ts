@@ -33,7 +33,7 @@ Runs a gateway node: WebSocket upgrades at /ws, POST /publish, /healthz, /readyz
 Examples:
   npx wsgate serve --host 127.0.0.1 --demo --page --client-publish --api-insecure   # what npm start runs
   npx wsgate serve --port 8081 --broker nats://127.0.0.1:4222
-  WSGATE_API_KEY=change-me npx wsgate serve --jwt-secret "$JWT_SECRET"
+  WSGATE_API_KEY="$(openssl rand -hex 24)" npx wsgate serve --jwt-secret "$JWT_SECRET"
 
 ${usage()}
 

@@ -8,13 +8,13 @@ import { spawnSync } from 'node:child_process';
 export const TOOLS_REQUIRED = process.env.WSGATE_TEST_TOOLS === 'required';
 
 /**
- * `false` when `command` (a name on the PATH or an absolute path) runs, else the skip reason naming
- * the Debian package. Use as `it(name, { skip: missingTool(…) }, …)`: on each test, not on a describe,
+ * `false` when `command` (a name on the PATH or an absolute path) runs `versionArgs` with status 0, else
+ * the skip reason naming the Debian package. Use as `it(name, { skip: missingTool(…) }, …)`: on each test, not on a describe,
  * whose skip node:test does not count.
  */
 export function missingTool(command: string, debianPackage: string, versionArgs: readonly string[] = ['--version']): string | false {
   const r = spawnSync(command, versionArgs, { stdio: 'ignore', timeout: 10_000 });
-  if (r.error === undefined) return false;
+  if (r.error === undefined && r.status === 0) return false;
   const reason = `${command} is not installed (Debian: apt-get install ${debianPackage}; .ci/run installs it)`;
   if (TOOLS_REQUIRED) throw new Error(`WSGATE_TEST_TOOLS=required: ${reason}`);
   return reason;

@@ -482,7 +482,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
 
   private onDelivery(topic: string, seq: number, data: unknown, frame: string | Uint8Array | null): void {
     const sub = this.subs.get(topic);
-    if (sub === undefined) return;
+    // Resyncing: what is still in flight from the old subscription comes again in the replay.
+    if (sub === undefined || sub.resyncing) return;
     // A full delivery is the base of the next delta (kept even for a duplicate: it is the same data).
     if (sub.delta && frame !== null && sub.position !== null && seq > sub.position.seq) sub.base = this.wire.dataBytes(frame, topic, seq);
     // A server-given topic delivers before its position is known: the first delivery starts it.

@@ -17,24 +17,24 @@ export class DeltaFrameEncoder {
   private readonly jsonOut = new FrameBuffer(4096);
   private readonly packOut = new FrameBuffer(4096);
 
-  json(topic: string, seq: number, delta: Uint8Array): Uint8Array {
+  /** The delta is bytes [0, n) of `delta`. */
+  json(topic: string, seq: number, delta: Uint8Array, n = delta.length): Uint8Array {
     const out = this.jsonOut;
     // Worst case six bytes per delta byte (\u00XX).
-    const b = out.reserve(48 + topic.length + delta.length * 6);
+    const b = out.reserve(48 + topic.length + n * 6);
     let p = writeAscii(b, 0, '{"t":"');
     p = writeAscii(b, p, topic);
     p = writeAscii(b, p, '","s":');
     p = writeDecimal(b, p, seq);
     p = writeAscii(b, p, ',"delta":true,"d":"');
-    for (let i = 0; i < delta.length; i++) p = writeLatin1Char(b, p, delta[i] as number);
+    for (let i = 0; i < n; i++) p = writeLatin1Char(b, p, delta[i] as number);
     b[p++] = 0x22; // "
     b[p++] = 0x7d; // }
     return out.view(p);
   }
 
-  msgpack(topic: string, seq: number, delta: Uint8Array): Uint8Array {
+  msgpack(topic: string, seq: number, delta: Uint8Array, n = delta.length): Uint8Array {
     const out = this.packOut;
-    const n = delta.length;
     const b = out.reserve(32 + topic.length + n);
     let p = 0;
     b[p++] = 0x84; // fixmap, 4 entries

@@ -1,8 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import { createDelta } from 'fossil-delta';
 import type { CodecName } from '../protocol/codec';
+import { copyBytes } from '../protocol/delivery';
 import type { DeltaFrameEncoder } from '../protocol/delta-frame';
 import type { DeltaStats } from '../metrics/stats';
+import type { FossilEncoder } from './fossil-encoder';
 
 /** The node-wide delta settings (--delta-full-every, --delta-min-bytes). */
 export interface DeltaSettings {
@@ -24,6 +25,7 @@ interface Publish {
 /** One publish's full frames and the node's delta machinery, handed to DeltaTopic.deliver. */
 export interface DeltaDelivery {
   readonly fanout: Publish;
+  readonly fossil: FossilEncoder;
   readonly encoder: DeltaFrameEncoder;
   readonly settings: DeltaSettings;
   readonly stats: DeltaStats;
@@ -61,8 +63,9 @@ class Chain {
       const { settings, stats } = d;
       if (this.baseSeq === seq - 1 && seq % settings.fullEvery !== 0 && end - start >= settings.minBytes) {
         const t0 = performance.now();
-        const delta = createDelta<Uint8Array>(this.base.subarray(0, this.baseLen), frame.subarray(start, end));
-        const encoded = this.binary ? d.encoder.msgpack(topic, seq, delta) : d.encoder.json(topic, seq, delta);
+        const n = d.fossil.create(this.base, this.baseLen, frame, start, end);
+        const delta = d.fossil.bytes;
+        const encoded = this.binary ? d.encoder.msgpack(topic, seq, delta, n) : d.encoder.json(topic, seq, delta, n);
         stats.deltaComputed++;
         stats.deltaSeconds += (performance.now() - t0) / 1000;
         if (encoded.length < frame.length) out = encoded;
@@ -81,7 +84,7 @@ class Chain {
   private keep(seq: number, frame: Uint8Array, start: number, end: number): void {
     const n = end - start;
     if (n > this.base.length) this.base = Buffer.allocUnsafe(Math.max(n, this.base.length * 2));
-    this.base.set(frame.subarray(start, end), 0);
+    copyBytes(frame, start, end, this.base, 0);
     this.baseLen = n;
     this.baseSeq = seq;
   }

@@ -8,6 +8,7 @@ import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
 import type { TopicRule, TopicRules } from '../rules/topic-rules';
 import type { DeltaDelivery, DeltaSettings, DeltaTopic } from './delta';
+import { FossilEncoder } from './fossil-encoder';
 import { HistoryBudget, type HistoryFrames, TopicHistory } from './history';
 import { LastMessage } from './last-message';
 import { PositionMemory, type PositionLimits } from './positions';
@@ -79,7 +80,7 @@ export class Hub {
   ) {
     this.budget = new HistoryBudget(options.historyMaxBytes);
     this.positions = new PositionMemory(options.positions);
-    this.deltas = { fanout, encoder: new DeltaFrameEncoder(), settings: options.delta ?? { fullEvery: 10, minBytes: 256 }, stats };
+    this.deltas = { fanout, fossil: new FossilEncoder(), encoder: new DeltaFrameEncoder(), settings: options.delta ?? { fullEvery: 10, minBytes: 256 }, stats };
     this.sweeper = options.rules.anyRetention || options.positions.max > 0 ? setInterval(() => this.sweep(), 1000).unref() : null;
   }
 

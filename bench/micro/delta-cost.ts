@@ -12,12 +12,13 @@
  */
 import { fork } from 'node:child_process';
 import * as path from 'node:path';
-import * as v8 from 'node:v8';
 import { setImmediate as turn } from 'node:timers/promises';
 import { loadConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
 import { PublishReader } from '../../src/protocol/publish-reader';
 import { Gateway } from '../../src/server/gateway';
+import { startAllocationMeter } from '../lib/alloc';
+import { ask, settled } from './publish-cost';
 
 export type DeltaVariant = 'plain' | 'rule, full' | 'delta';
 const VARIANTS: readonly { variant: DeltaVariant; topic: string; delta: boolean }[] = [
@@ -36,31 +37,6 @@ export interface DeltaCost {
 }
 
 const BATCH = 10;
-
-function ask<T>(child: ReturnType<typeof fork>, msg: object, key: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const on = (m: Record<string, unknown>) => {
-      if ('error' in m) reject(new Error(String(m.error)));
-      else if (key in m) {
-        child.off('message', on);
-        resolve(m[key] as T);
-      }
-    };
-    child.on('message', on);
-    child.send(msg);
-  });
-}
-
-/** Waits until the subscribers have read everything sent (their byte count stops growing); returns it. */
-async function settled(sink: ReturnType<typeof fork>): Promise<number> {
-  let last = -1;
-  for (;;) {
-    const bytes = await ask<number>(sink, { cmd: 'bytes' }, 'bytes');
-    if (bytes === last) return bytes;
-    last = bytes;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** A state document of about `bytes` bytes of JSON: fields of numbers, short text and small objects. */
 function stateDoc(bytes: number): Record<string, unknown> {
@@ -86,22 +62,6 @@ export function stateChain(bytes: number, n: number): string[] {
   return out;
 }
 
-/** Heap bytes allocated while `fn` runs (async): growth between collections, summed (like lib/alloc.ts). */
-async function allocatedDuring(fn: () => Promise<void>): Promise<number> {
-  const profiler = new v8.GCProfiler();
-  const start = v8.getHeapStatistics().used_heap_size;
-  profiler.start();
-  await fn();
-  const end = v8.getHeapStatistics().used_heap_size;
-  let total = 0;
-  let after = start;
-  for (const s of profiler.stop()?.statistics ?? []) {
-    total += Math.max(0, s.beforeGC.heapStatistics.usedHeapSize - after);
-    after = s.afterGC.heapStatistics.usedHeapSize;
-  }
-  return total + Math.max(0, end - after);
-}
-
 interface Round {
   cpuNs: number;
   wireBytes: number;
@@ -110,7 +70,7 @@ interface Round {
 
 export async function runDeltaCost(subscribers: number, docSizes: readonly number[], publishes: number, rounds = 3): Promise<DeltaCost[]> {
   const out: DeltaCost[] = [];
-  const argv = ['--host', '127.0.0.1', '--port', '0', '--log-level', 'silent', '--history-size', '0', '--max-connections', String(3 * subscribers + 100), '--max-backpressure', String(256 * 1024 * 1024)];
+  const argv = ['--host', '127.0.0.1', '--port', '0', '--log-level', 'silent', '--history-size', '0', '--idle-timeout', '0', '--max-connections', String(3 * subscribers + 100), '--max-backpressure', String(256 * 1024 * 1024)];
   const config = loadConfig({ argv: [...argv, '--topics', JSON.stringify([{ match: 'state.*', delta: true }])], env: {} });
   const gw = new Gateway(config, createLogger('silent'));
   const port = await gw.start();
@@ -133,20 +93,18 @@ export async function runDeltaCost(subscribers: number, docSizes: readonly numbe
         const sink = sinks[i] as ReturnType<typeof fork>;
         const before = await settled(sink);
         const list = frames[i] as ArrayBuffer[];
-        let cpuNs = 0;
-        const heapBytes = await allocatedDuring(async () => {
-          const c0 = process.cpuUsage();
-          for (let p = 0; p < publishes; p += BATCH) {
-            for (let k = p; k < p + BATCH && k < publishes; k++) {
-              if (!reader.socketPub(Buffer.from(list[from + k] as ArrayBuffer), true)) throw new Error('delta-cost: frame not taken');
-              gw.broker.publish(reader.topic(0), reader.data(0), 'socket', performance.now());
-            }
-            await turn();
+        const stop = startAllocationMeter();
+        const c0 = process.cpuUsage();
+        for (let p = 0; p < publishes; p += BATCH) {
+          for (let k = p; k < p + BATCH && k < publishes; k++) {
+            if (!reader.socketPub(Buffer.from(list[from + k] as ArrayBuffer), true)) throw new Error('delta-cost: frame not taken');
+            gw.broker.publish(reader.topic(0), reader.data(0), 'socket', performance.now());
           }
-          const c = process.cpuUsage(c0);
-          cpuNs = (c.user + c.system) * 1000;
-        });
-        return { cpuNs, wireBytes: (await settled(sink)) - before, heapBytes };
+          await turn();
+        }
+        const c = process.cpuUsage(c0);
+        const heapBytes = stop();
+        return { cpuNs: (c.user + c.system) * 1000, wireBytes: (await settled(sink)) - before, heapBytes };
       };
       // Warm-up round (also the first full delivery of the delta subscribers), then interleaved rounds.
       for (let i = 0; i < VARIANTS.length; i++) await publishRound(i, 0);
@@ -162,7 +120,8 @@ export async function runDeltaCost(subscribers: number, docSizes: readonly numbe
         }
         next += publishes;
       }
-      if (gw.stats.slowConsumerDisconnects !== 0) throw new Error('delta-cost: subscribers were cut as slow');
+      // The sinks answer no pings (hence --idle-timeout 0): a lost subscriber would make every figure wrong.
+      if (gw.stats.connections !== VARIANTS.length * subscribers || gw.stats.slowConsumerDisconnects !== 0) throw new Error(`delta-cost: subscribers were lost (${gw.stats.connections} connected)`);
       VARIANTS.forEach((v, i) => {
         const b = best[i] as Round;
         const deliveries = publishes * subscribers;

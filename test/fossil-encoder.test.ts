@@ -24,12 +24,12 @@ describe('FossilEncoder (the fossil-delta package ported to reused buffers)', ()
     const enc = new FossilEncoder();
     fc.assert(
       fc.property(pair, fc.nat({ max: 20 }), fc.nat({ max: 20 }), ([source, target], padBefore, padAfter) => {
-        // The encoder reads the source's first sourceLen bytes and the target at an offset, as the hub hands them.
-        const src = new Uint8Array(source.length + 7);
-        src.set(source);
+        // The encoder reads source and target inside larger buffers (frames), as the hub hands them.
+        const src = new Uint8Array(padAfter + source.length + 7);
+        src.set(source, padAfter);
         const framed = new Uint8Array(padBefore + target.length + padAfter).fill(0x7b);
         framed.set(target, padBefore);
-        const ours = Buffer.from(enc.bytes.subarray(0, enc.create(src, source.length, framed, padBefore, padBefore + target.length)));
+        const ours = Buffer.from(enc.bytes.subarray(0, enc.create(src, padAfter, padAfter + source.length, framed, padBefore, padBefore + target.length)));
         const theirs = Buffer.from(createDelta(source, target));
         assert.ok(ours.equals(theirs), 'same delta bytes as the package');
         assert.ok(Buffer.from(applyDelta(source, new Uint8Array(ours))).equals(Buffer.from(target)));
@@ -46,7 +46,7 @@ describe('FossilEncoder (the fossil-delta package ported to reused buffers)', ()
     for (let n = 0; n < 200; n++) {
       doc[`k${(n * 37) % 500}`] = { px: n, name: `changed ${n} 東京` };
       const next = Buffer.from(JSON.stringify(doc));
-      const ours = Buffer.from(enc.bytes.subarray(0, enc.create(prev, prev.length, next, 0, next.length)));
+      const ours = Buffer.from(enc.bytes.subarray(0, enc.create(prev, 0, prev.length, next, 0, next.length)));
       assert.ok(ours.equals(Buffer.from(createDelta(new Uint8Array(prev), new Uint8Array(next)))));
       assert.ok(ours.length < 200, `a small delta (${ours.length} B)`);
       prev = next;

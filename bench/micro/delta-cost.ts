@@ -121,7 +121,7 @@ export async function runDeltaCost(subscribers: number, docSizes: readonly numbe
         next += publishes;
       }
       // The sinks answer no pings (hence --idle-timeout 0): a lost subscriber would make every figure wrong.
-      if (gw.stats.connections !== VARIANTS.length * subscribers || gw.stats.slowConsumerDisconnects !== 0) throw new Error(`delta-cost: subscribers were lost (${gw.stats.connections} connected)`);
+      if (gw.stats.connections !== VARIANTS.length * subscribers || gw.stats.slowConsumerDisconnects !== 0) throw new Error(`delta-cost: subscribers were lost (${gw.stats.connections} connected; closed: ${JSON.stringify(gw.stats.disconnects)})`);
       VARIANTS.forEach((v, i) => {
         const b = best[i] as Round;
         const deliveries = publishes * subscribers;

@@ -29,7 +29,7 @@ export function runFossilBenchmark(docSizes: readonly number[], deltas: number):
       for (let i = 1; i <= deltas; i++) {
         const prev = docs[i - 1] as Uint8Array;
         const next = docs[i] as Uint8Array;
-        enc.create(prev, prev.length, next, 0, next.length);
+        enc.create(prev, 0, prev.length, next, 0, next.length);
       }
     });
     return {

@@ -12,7 +12,7 @@ export const delta: Scenario = {
   inDefault: false,
   async run(ctx) {
     const q = ctx.opts.quick;
-    const p = { subscribers: q ? 50 : 1000, docBytes: q ? '2048,20480' : '2048,20480,40960', publishes: q ? 50 : 100, rounds: q ? 2 : 3, changedFieldsPerPublish: 3 };
+    const p = { subscribers: q ? 50 : 1000, docBytes: q ? '2048,20480' : '2048,20480,40960', publishes: 50, rounds: q ? 2 : 3, changedFieldsPerPublish: 3 };
     const sizes = p.docBytes.split(',').map(Number);
     const outcomes = await perServer(ctx, ['wsgate'], async () => ({
       costs: await runDeltaCost(p.subscribers, sizes, p.publishes, p.rounds),

@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { CodecName } from '../protocol/codec';
-import { copyBytes } from '../protocol/delivery';
 import type { DeltaFrameEncoder } from '../protocol/delta-frame';
 import type { DeltaStats } from '../metrics/stats';
 import type { FossilEncoder } from './fossil-encoder';
+
+const EMPTY = Buffer.alloc(0);
 
 /** The node-wide delta settings (--delta-full-every, --delta-min-bytes). */
 export interface DeltaSettings {
@@ -36,8 +37,10 @@ export interface DeltaDelivery {
  * next delta is computed against) and how many subscriptions take deltas in it.
  */
 class Chain {
-  private base: Buffer = Buffer.alloc(0);
-  private baseLen = 0;
+  /** The last full frame copied whole (a sub-range copy would make a view object per publish); the data is [baseStart, baseEnd). */
+  private base: Buffer = EMPTY;
+  private baseStart = 0;
+  private baseEnd = 0;
   /** Sequence of the message in `base`; -1 when there is none (chain broken). */
   baseSeq = -1;
   /** Subscriptions on the delta key (promoted). */
@@ -63,7 +66,7 @@ class Chain {
       const { settings, stats } = d;
       if (this.baseSeq === seq - 1 && seq % settings.fullEvery !== 0 && end - start >= settings.minBytes) {
         const t0 = performance.now();
-        const n = d.fossil.create(this.base, this.baseLen, frame, start, end);
+        const n = d.fossil.create(this.base, this.baseStart, this.baseEnd, frame, start, end);
         const delta = d.fossil.bytes;
         const encoded = this.binary ? d.encoder.msgpack(topic, seq, delta, n) : d.encoder.json(topic, seq, delta, n);
         stats.deltaComputed++;
@@ -78,14 +81,20 @@ class Chain {
       stats.deltaSavedBytes += (frame.length - out.length) * n;
     }
     if (this.subs + this.pending > 0) this.keep(seq, frame, start, end);
-    else this.baseSeq = -1;
+    else this.drop();
+  }
+
+  /** No delta subscription of this codec left: the base goes (the next one starts with a full delivery anyway). */
+  drop(): void {
+    this.baseSeq = -1;
+    if (this.base.length > 0) this.base = EMPTY;
   }
 
   private keep(seq: number, frame: Uint8Array, start: number, end: number): void {
-    const n = end - start;
-    if (n > this.base.length) this.base = Buffer.allocUnsafe(Math.max(n, this.base.length * 2));
-    copyBytes(frame, start, end, this.base, 0);
-    this.baseLen = n;
+    if (frame.length > this.base.length) this.base = Buffer.allocUnsafe(Math.max(frame.length, this.base.length * 2));
+    this.base.set(frame, 0);
+    this.baseStart = start;
+    this.baseEnd = end;
     this.baseSeq = seq;
   }
 }
@@ -150,9 +159,9 @@ export class DeltaTopic {
    */
   deliver(d: DeltaDelivery, topic: string, seq: number, jsonFrame: Uint8Array | null, jsonStart: number, packFrame: Uint8Array | null, packStart: number): void {
     if (jsonFrame !== null) this.json.deliver(d, topic, seq, jsonFrame, jsonStart, jsonFrame.length - 1);
-    else this.json.baseSeq = -1;
+    else this.json.drop();
     if (packFrame !== null) this.pack.deliver(d, topic, seq, packFrame, packStart, packFrame.length);
-    else this.pack.baseSeq = -1;
+    else this.pack.drop();
     if (this.waiting.size > 0) this.promote(jsonFrame !== null, packFrame !== null);
   }
 

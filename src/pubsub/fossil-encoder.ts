@@ -29,25 +29,25 @@ export class FossilEncoder {
     return this.out;
   }
 
-  /** Makes the delta turning `source[0, sourceLen)` into `target[start, end)` in `bytes`; returns its length. */
-  create(source: Uint8Array, sourceLen: number, target: Uint8Array, start: number, end: number): number {
+  /** Makes the delta turning `source[from, to)` into `target[start, end)` in `bytes`; returns its length. */
+  create(source: Uint8Array, from: number, to: number, target: Uint8Array, start: number, end: number): number {
     const lenOut = end - start;
     this.len = 0;
     this.putInt(lenOut);
     this.putByte(0x0a); // \n
-    if (sourceLen <= NHASH) {
+    if (to - from <= NHASH) {
       // No copy can pay for itself: one literal of the whole target.
       this.putLiteral(target, start, end);
     } else {
-      this.copyAndInsert(source, sourceLen, target, start, lenOut);
+      this.copyAndInsert(source, from, to - from, target, start, lenOut);
     }
     this.putInt(checksum(target, start, end));
     this.putByte(0x3b); // ;
     return this.len;
   }
 
-  /** The body of the algorithm (fossil's delta_create), with `base` and `i` relative to `start`. */
-  private copyAndInsert(source: Uint8Array, lenSrc: number, target: Uint8Array, start: number, lenOut: number): void {
+  /** The body of the algorithm (fossil's delta_create); source positions are relative to `from`, target ones to `start`. */
+  private copyAndInsert(source: Uint8Array, from: number, lenSrc: number, target: Uint8Array, start: number, lenOut: number): void {
     const nHash = Math.ceil(lenSrc / NHASH);
     if (nHash > this.landmark.length) {
       this.landmark = new Int32Array(nHash * 2);
@@ -58,7 +58,7 @@ export class FossilEncoder {
     landmark.fill(-1, 0, nHash);
     collide.fill(-1, 0, nHash);
     for (let i = 0; i < lenSrc - NHASH; i += NHASH) {
-      this.hashInit(source, i);
+      this.hashInit(source, from + i);
       const hv = this.hashValue() % nHash;
       collide[i / NHASH] = landmark[hv] as number;
       landmark[hv] = i / NHASH;
@@ -77,10 +77,10 @@ export class FossilEncoder {
           // Extend the match forwards from source[iSrc] / target[base + i], then backwards.
           const iSrc = iBlock * NHASH;
           let j = 0;
-          for (let x = iSrc, y = base + i; x < lenSrc && y < lenOut; j++, x++, y++) if (source[x] !== target[start + y]) break;
+          for (let x = iSrc, y = base + i; x < lenSrc && y < lenOut; j++, x++, y++) if (source[from + x] !== target[start + y]) break;
           j--;
           let k = 1;
-          for (; k < iSrc && k <= i; k++) if (source[iSrc - k] !== target[start + base + i - k]) break;
+          for (; k < iSrc && k <= i; k++) if (source[from + iSrc - k] !== target[start + base + i - k]) break;
           k--;
           const ofst = iSrc - k;
           const cnt = j + k + 1;

@@ -260,6 +260,46 @@ describe('SDK subscribe(topic, { delta: true })', () => {
   }
 });
 
+describe('SDK delta subscription without history', () => {
+  it('a missed delta that history cannot fill: a gap event, then a full delivery and exact data again', async () => {
+    const g = await startGateway(['--client-publish', '--max-commands-per-second', '0', '--history-size', '0', ...RULES]);
+    const base = await wsPackageSocket();
+    let deltas = 0;
+    const socket: SocketFactory = (url, subprotocol, token, events) =>
+      base(url, subprotocol, token, {
+        ...events,
+        frame: (data) => {
+          if (typeof data === 'string' && data.includes('"delta":true') && ++deltas === 5) return;
+          events.frame(data);
+        },
+      });
+    const client = new WsgateClient({ url: g.ws, socket });
+    const got = new Map<number, unknown>();
+    const gaps: { reason: string }[] = [];
+    client.on('message', (m) => got.set(m.seq, m.data));
+    client.on('gap', (e) => gaps.push(e));
+    try {
+      client.connect();
+      await client.subscribe('state.nohistory', { delta: true });
+      const pub = await Publisher.connect(g.ws, 'json');
+      const docs = states(fc.sample(mutation, { numRuns: 40, seed: 9 }));
+      for (let i = 0; i < docs.length; i++) {
+        pub.pub('state.nohistory', docs[i]);
+        await eventually(`published ${i + 1}`, () => (g.gw.hub.get('state.nohistory')?.seq ?? 0) === i + 1);
+      }
+      await eventually('the last message', () => got.has(docs.length), 20_000);
+      assert.equal(gaps.length, 1);
+      assert.equal(gaps[0]?.reason, 'not_recovered');
+      assert.ok(got.size < docs.length, 'the missed messages are missing');
+      for (const [seq, data] of got) assert.deepEqual(data, docs[seq - 1], `message ${seq}`);
+      pub.close();
+    } finally {
+      client.close();
+      await g.stop();
+    }
+  });
+});
+
 describe('delta delivery across nodes (redis)', { timeout: 60_000 }, () => {
   const nodes = clusterOfTwo('redis', FLAGS);
 

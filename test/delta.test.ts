@@ -193,6 +193,26 @@ describe('delta delivery (one node)', () => {
     }
   });
 
+  it('with lastMessage: the latest message, then a full delivery, then deltas', async () => {
+    const g = await startGateway(['--client-publish', '--max-commands-per-second', '0', '--topics', JSON.stringify([{ match: 'state.*', delta: true, lastMessage: true }])]);
+    try {
+      const pub = await Publisher.connect(g.ws, 'json');
+      const docs = states(fc.sample(mutation, { numRuns: 6, seed: 5 }));
+      const first = await RawSubscriber.connect(g.ws, 'msgpack');
+      await first.sub('state.last', 'fossil');
+      await publishAll(pub, 'state.last', docs.slice(0, 3), first, 1);
+      const late = await RawSubscriber.connect(g.ws, 'json');
+      await late.sub('state.last', 'fossil');
+      await eventually('the latest message', () => late.data.has(3));
+      await publishAll(pub, 'state.last', docs.slice(3), late, 4);
+      assert.deepEqual([late.fulls, late.deltas, late.broken], [2, 2, 0], 'latest (3) and first live (4) full, then 5 and 6 as deltas');
+      for (let s = 3; s <= 6; s++) assert.deepEqual(late.value(s), docs[s - 1]);
+      for (const c of [pub, first, late]) c.close();
+    } finally {
+      await g.stop();
+    }
+  });
+
   it('refuses delta on a topic without the rule (delta_disabled) and unknown delta types (bad_request), on both codecs', async () => {
     const g = await startGateway(FLAGS);
     try {

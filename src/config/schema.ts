@@ -45,6 +45,8 @@ export interface Config {
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
+  deltaFullEvery: number;
+  deltaMinBytes: number;
   positionTtl: number;
   nodeTtl: number;
   clusterQueryTimeout: number;
@@ -195,6 +197,8 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
+  deltaFullEvery: { kind: 'int', def: 10, min: 1, max: 10_000, help: 'delta subscriptions (rule delta) get the full data whenever seq is a multiple of this, so at most this many - 1 deltas in a row' },
+  deltaMinBytes: { kind: 'int', def: 256, min: 0, max: 64 * MiB, help: 'data smaller than this many bytes is sent in full to delta subscriptions (no delta computed)' },
   positionTtl: {
     kind: 'int',
     def: 86_400 * 7,

@@ -70,6 +70,7 @@ export class Gateway {
       historyMaxBytes: config.historyMaxBytes,
       rules,
       positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
+      delta: { fullEvery: config.deltaFullEvery, minBytes: config.deltaMinBytes },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
     this.bus = new ControlBus(this.broker.control ?? null, {

@@ -74,7 +74,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Session> {
       drain: (ws) => drained(deps, door, ws),
       close: (ws, code) => {
         deps.sockets.delete(ws);
-        core.closed(door, ws.getUserData(), code);
+        core.closed(door, ws, ws.getUserData(), code);
       },
     },
     fault,

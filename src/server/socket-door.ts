@@ -51,12 +51,15 @@ export class SocketDoor implements Door<Socket> {
     return n;
   }
 
-  join(ws: Socket, s: Session, state: TopicState): void {
+  /** A delta subscription waits in the topic's delta table for its first full delivery. */
+  join(ws: Socket, s: Session, state: TopicState, delta: boolean): void {
     ws.subscribe(state.key(s.codec.name));
+    if (delta) state.delta?.join(ws, s.codec.name);
   }
 
-  leave(ws: Socket, s: Session, state: TopicState): void {
-    ws.unsubscribe(state.key(s.codec.name));
+  leave(ws: Socket, s: Session, state: TopicState, closing: boolean): void {
+    if (!closing) ws.unsubscribe(state.key(s.codec.name));
+    state.delta?.leave(ws, closing);
   }
 
   notify(ws: Socket, s: Session, notice: SessionNotice): void {

@@ -97,7 +97,7 @@ export class SessionCore {
   }
 
   /** A session has closed (`code`: the close code, 1006 when the transport broke). */
-  closed<H>(door: Door<H>, s: Session, code: number): void {
+  closed<H>(door: Door<H>, h: H, s: Session, code: number): void {
     const { stats, guard, events, log } = this.deps;
     s.closed = true;
     stats.connections--;
@@ -105,7 +105,7 @@ export class SessionCore {
     stats.disconnects[s.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
     if (s.expiry !== null) clearTimeout(s.expiry);
     if (s.closeTimer !== null) clearTimeout(s.closeTimer);
-    for (const topic of s.topics) this.subscriptions.left(door, s, topic, true);
+    for (const topic of s.topics) this.subscriptions.left(door, h, s, topic, true);
     events?.disconnected(s, code);
     log.debug({ code, reason: s.closeReason, subject: s.grant.subject }, 'connection closed');
   }

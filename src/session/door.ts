@@ -25,9 +25,10 @@ export interface Door<H> {
    * the session codec's format and its seq; returns what `fill` returned (the count).
    */
   replay(h: H, s: Session, fill: (send: SendFrame) => number): number;
-  /** Starts live deliveries of `state` to `h` (a native subscription, for sockets). */
-  join(h: H, s: Session, state: TopicState): void;
-  leave(h: H, s: Session, state: TopicState): void;
+  /** Starts live deliveries of `state` to `h` (a native subscription, for sockets); `delta`: as deltas. */
+  join(h: H, s: Session, state: TopicState, delta: boolean): void;
+  /** Ends them (`closing`: the connection is going, its transport drops its subscriptions itself). */
+  leave(h: H, s: Session, state: TopicState, closing: boolean): void;
   notify(h: H, s: Session, notice: SessionNotice): void;
   /** An operation nobody asked for by request (a subscription on open or by the server) failed later. */
   failed(h: H, s: Session, error: GatewayError): void;

@@ -6,7 +6,7 @@ import type { Caller } from '../hooks/topic-proxies';
 import type { Logger } from '../log';
 import type { Stats } from '../metrics/stats';
 import { CloseCode, ErrorCode, GatewayError } from '../protocol/codes';
-import type { StreamPosition } from '../protocol/commands';
+import type { DeltaType, StreamPosition } from '../protocol/commands';
 import type { Hub } from '../pubsub/hub';
 import { type SendFrame, canRecover, replayAfter, replayRetained } from '../pubsub/replay';
 import type { TopicState } from '../pubsub/topic-state';
@@ -20,6 +20,8 @@ export interface SubRequest {
   readonly topic: string;
   readonly id: number | undefined;
   readonly since: StreamPosition | undefined;
+  /** Deltas against the previous message (topics whose rule has `delta`; sockets only). */
+  readonly delta?: DeltaType;
 }
 
 /** A subscription's answer: the topic's position now, and with `since` whether every missed message follows. */
@@ -69,6 +71,7 @@ export class Subscriptions {
     const { config, hub, broker, presence, proxies, events } = this.deps;
     const { topic, id, since } = req;
     if (!allowed && !s.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
+    if (req.delta !== undefined && !hub.ruleOf(topic).delta) return new GatewayError(ErrorCode.DeltaDisabled, 'this topic has no deltas (see the topic rules)', id);
     if (s.topics.has(topic)) {
       // Already receiving it live; a `since` still gets its answer and replay (clients drop the repeats by `s`).
       this.fromHistory(door, h, s, hub.acquire(topic), since, answer);
@@ -107,14 +110,14 @@ export class Subscriptions {
   unsubscribe<H>(door: Door<H>, h: H, s: Session, topic: string): boolean {
     s.pendingSubs?.delete(topic);
     if (!s.topics.delete(topic)) return false;
-    const state = this.deps.hub.get(topic);
-    if (state !== undefined) door.leave(h, s, state);
-    this.left(door, s, topic, false);
+    this.left(door, h, s, topic, false);
     return true;
   }
 
-  /** Uncounts a subscription the session no longer holds (`closing`: the connection is going). */
-  left<H>(door: Door<H>, s: Session, topic: string, closing: boolean): void {
+  /** Ends live deliveries and uncounts a subscription the session no longer holds (`closing`: the connection is going). */
+  left<H>(door: Door<H>, h: H, s: Session, topic: string, closing: boolean): void {
+    const state = this.deps.hub.get(topic);
+    if (state !== undefined) door.leave(h, s, state, closing);
     const rule = this.deps.hub.removeSubscriber(topic, door.wire(s));
     if (rule?.members) this.deps.presence.left(caller(s), topic, rule, closing);
     if (rule?.presence === true) this.deps.events?.left(s, topic);
@@ -124,7 +127,7 @@ export class Subscriptions {
   private now<H>(door: Door<H>, h: H, s: Session, req: SubRequest, answer: SubAnswer): void {
     const state = this.deps.hub.acquire(req.topic);
     this.fromHistory(door, h, s, state, req.since, answer);
-    door.join(h, s, state);
+    door.join(h, s, state, req.delta !== undefined);
   }
 
   /**
@@ -141,7 +144,7 @@ export class Subscriptions {
     const state = hub.acquire(req.topic);
     const replay = snap.replay;
     this.answer(door, h, s, state, req.since, replay !== null, answer, (send) => replayRetained(req.topic, replay ?? [], s.codec.name, hub.deliveryEncoder, send));
-    door.join(h, s, state);
+    door.join(h, s, state, req.delta !== undefined);
   }
 
   /** Answers from local history: the position, then (when recovered) what was retained after `since`. */

@@ -66,14 +66,14 @@ export class SseDoor implements Door<SseStream>, FrameWire {
     });
   }
 
-  join(h: SseStream, _s: Session, state: TopicState): void {
+  join(h: SseStream, _s: Session, state: TopicState, _delta: boolean): void {
     let set = this.byTopic.get(state.name);
     if (set === undefined) this.byTopic.set(state.name, (set = new Set()));
     set.add(h);
     this.stats.sseSubscriptions++;
   }
 
-  leave(h: SseStream, _s: Session, state: TopicState): void {
+  leave(h: SseStream, _s: Session, state: TopicState, _closing: boolean): void {
     this.unlink(h, state.name);
   }
 
@@ -180,9 +180,8 @@ export class SseDoor implements Door<SseStream>, FrameWire {
   /** The stream is over (ended by us, or aborted by the client): its session closes. */
   closed(h: SseStream, code: number): void {
     if (!this.streams.delete(h)) return;
-    for (const t of h.session.topics) this.unlink(h, t);
     this.stats.sseConnections--;
-    this.core.closed(this, h.session, code);
+    this.core.closed(this, h, h.session, code);
   }
 }
 

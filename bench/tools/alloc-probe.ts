@@ -7,44 +7,29 @@
  * is profiled into HEAPSAMPLE_OUT. A fixed rate shows what the figure owes to the rate, not to subscribers.
  */
 import path from 'node:path';
-import { Generator } from '../gen/handle';
 import { scrapeMetrics } from '../lib/metrics';
-import { pinning } from '../lib/procs';
-import { SERVERS, startServer, stopServer } from '../lib/servers';
+import { probe, sleep } from './probe';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const HEAP = 'wsgate_heap_allocated_bytes_total';
+const [subsArg, rateArg = '0', windowArg = '5000', heapArg] = process.argv.slice(2);
+const subs = Number(subsArg);
+const rate = Number(rateArg);
+const windowMs = Number(windowArg);
+const heap = heapArg === 'heap';
 
-async function main(): Promise<void> {
-  const [subsArg, rateArg = '0', windowArg = '5000', heapArg] = process.argv.slice(2);
-  const subs = Number(subsArg);
-  const rate = Number(rateArg);
-  const windowMs = Number(windowArg);
-  const heap = heapArg === 'heap';
-  const server = await startServer(SERVERS.wsgate, [], heap ? ['-r', path.join(__dirname, 'heap-sample.js')] : []);
-  const gen = await Generator.start(pinning()?.generator ?? null, { host: '127.0.0.1', port: server.port, dialect: server.def.dialect }, 3);
-  try {
-    const c = await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120_000 });
-    await sleep(1500);
-    const m1 = await scrapeMetrics(server.port);
-    const t1 = performance.now();
-    if (heap) process.kill(server.pid, 'SIGWINCH');
-    const r = await gen.run({ mode: rate > 0 ? 'rate' : 'max', rate, warmupMs: 0, durationMs: windowMs, drainMs: 2000, payloadBytes: 64, numTopics: 1, fanout: subs, windowPerSub: 32, totalSubs: subs, httpConnections: 0 });
-    if (heap) process.kill(server.pid, 'SIGWINCH');
-    const m2 = await scrapeMetrics(server.port, 120_000);
-    await sleep(performance.now() - t1);
-    const m3 = await scrapeMetrics(server.port);
-    const get = (m: Map<string, number>, k: string): number => m.get(k) ?? NaN;
-    const pubs = get(m2, 'wsgate_publishes_total') - get(m1, 'wsgate_publishes_total');
-    const work = get(m2, HEAP) - get(m1, HEAP) - (get(m3, HEAP) - get(m2, HEAP));
-    console.log(JSON.stringify({ subscribers: c.ok - 1, publishes: pubs, publishesPerSec: Math.round(pubs / (windowMs / 1000)), bytesPerPublish: Math.round(work / pubs), gauge: Math.round(get(m2, 'wsgate_heap_allocated_bytes_per_publish')), lost: r.lost }));
-  } finally {
-    await gen.close();
-    await stopServer(server);
-  }
-}
-
-void main().catch((e: unknown) => {
-  console.error(e);
-  process.exitCode = 1;
+probe('wsgate', heap ? ['-r', path.join(__dirname, 'heap-sample.js')] : [], async (server, gen) => {
+  const c = await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120_000 });
+  await sleep(1500);
+  const m1 = await scrapeMetrics(server.port);
+  const t1 = performance.now();
+  if (heap) process.kill(server.pid, 'SIGWINCH');
+  const r = await gen.run({ mode: rate > 0 ? 'rate' : 'max', rate, warmupMs: 0, durationMs: windowMs, drainMs: 2000, payloadBytes: 64, numTopics: 1, fanout: subs, windowPerSub: 32, totalSubs: subs, httpConnections: 0 });
+  if (heap) process.kill(server.pid, 'SIGWINCH');
+  const m2 = await scrapeMetrics(server.port, 120_000);
+  await sleep(performance.now() - t1);
+  const m3 = await scrapeMetrics(server.port);
+  const get = (m: Map<string, number>, k: string): number => m.get(k) ?? NaN;
+  const pubs = get(m2, 'wsgate_publishes_total') - get(m1, 'wsgate_publishes_total');
+  const work = get(m2, HEAP) - get(m1, HEAP) - (get(m3, HEAP) - get(m2, HEAP));
+  console.log(JSON.stringify({ subscribers: c.ok - 1, publishes: pubs, publishesPerSec: Math.round(pubs / (windowMs / 1000)), bytesPerPublish: Math.round(work / pubs), gauge: Math.round(get(m2, 'wsgate_heap_allocated_bytes_per_publish')), lost: r.lost }));
 });

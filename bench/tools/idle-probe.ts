@@ -6,44 +6,31 @@
  * second half's connects are heap-profiled (heap-sample.ts) into HEAPSAMPLE_OUT.
  */
 import path from 'node:path';
-import { Generator } from '../gen/handle';
-import { GC_PRELOAD, collectGarbage, pinning, rssBytes } from '../lib/procs';
-import { SERVERS, type ServerName, startServer, stopServer } from '../lib/servers';
+import { GC_PRELOAD, collectGarbage, rssBytes } from '../lib/procs';
+import type { ServerName } from '../lib/servers';
+import { probe, sleep } from './probe';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const [name = 'wsgate', halfArg = '9800', topicsArg = '1', heapArg] = process.argv.slice(2);
+const half = Number(halfArg);
+const heap = heapArg === 'heap';
 
-async function main(): Promise<void> {
-  const [name = 'wsgate', halfArg = '9800', topicsArg = '1', heapArg] = process.argv.slice(2);
-  const half = Number(halfArg);
-  const heap = heapArg === 'heap';
-  const server = await startServer(SERVERS[name as ServerName], [], ['-r', GC_PRELOAD, ...(heap ? ['-r', path.join(__dirname, 'heap-sample.js')] : [])]);
-  const gen = await Generator.start(pinning()?.generator ?? null, { host: '127.0.0.1', port: server.port, dialect: server.def.dialect }, 3);
+probe(name as ServerName, ['-r', GC_PRELOAD, ...(heap ? ['-r', path.join(__dirname, 'heap-sample.js')] : [])], async (server, gen) => {
   const held = async (): Promise<number> => {
     await collectGarbage(server.child);
     return rssBytes(server.pid);
   };
   const connect = () => gen.connect({ subs: half, numTopics: 1000, topicsPerConn: Number(topicsArg), publishers: 0, publisherIds: 1, concurrency: 256, timeoutMs: 180_000 });
-  try {
-    await sleep(2000);
-    const r0 = await held();
-    const first = await connect();
-    await sleep(3000);
-    const r1 = await held();
-    if (heap) process.kill(server.pid, 'SIGWINCH');
-    const second = await connect();
-    const asConnected = rssBytes(server.pid);
-    if (heap) process.kill(server.pid, 'SIGWINCH');
-    await sleep(3000);
-    const r2 = await held();
-    const n = first.ok + second.ok;
-    console.log(JSON.stringify({ server: name, connections: n, perConnection: Math.round((r2 - r0) / n), marginal: Math.round((r2 - r1) / second.ok), marginalBeforeGc: Math.round((asConnected - r1) / second.ok), connectsPerSec: Math.round(second.perSecond) }));
-  } finally {
-    await gen.close();
-    await stopServer(server);
-  }
-}
-
-void main().catch((e: unknown) => {
-  console.error(e);
-  process.exitCode = 1;
+  await sleep(2000);
+  const r0 = await held();
+  const first = await connect();
+  await sleep(3000);
+  const r1 = await held();
+  if (heap) process.kill(server.pid, 'SIGWINCH');
+  const second = await connect();
+  const asConnected = rssBytes(server.pid);
+  if (heap) process.kill(server.pid, 'SIGWINCH');
+  await sleep(3000);
+  const r2 = await held();
+  const n = first.ok + second.ok;
+  console.log(JSON.stringify({ server: name, connections: n, perConnection: Math.round((r2 - r0) / n), marginal: Math.round((r2 - r1) / second.ok), marginalBeforeGc: Math.round((asConnected - r1) / second.ok), connectsPerSec: Math.round(second.perSecond) }));
 });

@@ -161,7 +161,7 @@ export class Gateway {
     }));
     ops.get('/metrics', containRoute(fault, (res) => {
       const abort = watchAbort(res);
-      this.metrics.metrics.text().then(
+      this.metrics.text().then(
         (text) => sendText(res, '200 OK', text, this.metrics.metrics.contentType, abort),
         (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
       );

@@ -94,14 +94,14 @@ function upgrader(deps: SocketDeps): (res: HttpResponse, req: HttpRequest, conte
   const enter = (res: HttpResponse, hs: Handshake, codec: Codec, k: Knocking, a: Admission, abort?: Aborted) => {
     const entry: Entry | EntryRefusal = core.entrance.enter(k, a, config.maxTopicsPerConn);
     if (isEntryRefusal(entry)) return refuse(stats, res, entry, abort);
-    completeUpgrade(res, hs, newSession(codec, entry.grant, entry.opening, entry.address), protocol(hs, codec), abort !== undefined);
+    completeUpgrade(res, hs, newSession(codec, entry.grant, entry.opening, entry.address), protocol(hs, codec));
   };
   return (res, req, context) => {
     const hs = readHandshake(req, context);
     if (hs.key.length !== 24 || req.getHeader('sec-websocket-version') !== '13') {
       return refuse(stats, res, { result: 'bad_request', error: new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13') });
     }
-    const query = new URLSearchParams(req.getQuery() ?? '');
+    const query = req.getQuery() ?? '';
     const codec = negotiateCodec(hs.protocol);
     const k = core.entrance.knock(res, req, query, codec, config.maxTopicsPerConn);
     if (isEntryRefusal(k)) return refuse(stats, res, k);

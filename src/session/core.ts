@@ -93,7 +93,8 @@ export class SessionCore {
       // The application gave these (connect proxy): no grant check, no subscribe proxy.
       for (const topic of opening.server) subs.subscribe(door, h, s, { topic, id: undefined, since: undefined }, answer, true);
     }
-    armExpiry(s, this.expire(door, h, s));
+    // No closure for sessions whose grant never expires (most): it would be garbage at once.
+    if (s.grant.expiresAt !== undefined) armExpiry(s, this.expire(door, h, s));
   }
 
   /** A session has closed (`code`: the close code, 1006 when the transport broke). */

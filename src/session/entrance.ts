@@ -9,6 +9,7 @@ import type { Codec } from '../protocol/codec';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import { checkTopic } from '../protocol/topic';
 import { bearer } from '../server/http-reply';
+import { commaList, queryValue } from '../server/query';
 import type { OpenTopics } from './session';
 
 /** Why a connection is kept out, with the upgrade result it is counted as. */
@@ -39,6 +40,12 @@ export interface EntranceDeps {
   readonly isDraining: () => boolean;
 }
 
+/** The first of `topics` the grant does not let the connection subscribe to (a loop: no closure per upgrade). */
+const firstDenied = (subscribe: Grant['subscribe'], topics: readonly string[]): string | undefined => {
+  for (const t of topics) if (!subscribe.allows(t)) return t;
+  return undefined;
+};
+
 export const isEntryRefusal = (v: Knocking | EntryRefusal | Entry): v is EntryRefusal => 'result' in v;
 
 const refusal = (result: EntryRefusal['result'], code: ErrorCode, reason: string): EntryRefusal => ({ result, error: new GatewayError(code, reason) });
@@ -51,8 +58,11 @@ const refusal = (result: EntryRefusal['result'], code: ErrorCode, reason: string
 export class Entrance {
   constructor(private readonly deps: EntranceDeps) {}
 
-  /** The checks that read the request (valid only now); `codec`: the one negotiated (null: none offered fits). */
-  knock(res: HttpResponse, req: HttpRequest, query: URLSearchParams, codec: Codec | null, maxTopics: number): Knocking | EntryRefusal {
+  /**
+   * The checks that read the request (valid only now); `query`: the raw query string (no `?`), read in
+   * place (server/query.ts); `codec`: the one negotiated (null: none offered fits).
+   */
+  knock(res: HttpResponse, req: HttpRequest, query: string, codec: Codec | null, maxTopics: number): Knocking | EntryRefusal {
     const { config, stats, guard, admitter } = this.deps;
     if (this.deps.isDraining()) return refusal('draining', ErrorCode.Draining, 'node is draining; connect to another');
     const address = guard.admit(res, req);
@@ -61,13 +71,13 @@ export class Entrance {
       return refusal('limit', ErrorCode.TooManyConnections, `node holds its limit of ${config.maxConnections} connections`);
     }
     if (codec === null) return refusal('bad_request', ErrorCode.UnsupportedSubprotocol, 'Sec-WebSocket-Protocol must offer wsgate.json or wsgate.msgpack');
-    const topics = (query.get('topics') ?? '').split(',').filter((t) => t !== '');
+    const topics = commaList(queryValue(query, 'topics'));
     if (topics.length > maxTopics) return refusal('bad_request', ErrorCode.TooManyTopics, `at most ${maxTopics} topics`);
     for (const t of topics) {
       const err = checkTopic(t, config.maxTopicLength);
       if (err !== null) return { result: 'bad_request', error: err };
     }
-    const token = bearer(req.getHeader('authorization')) || (query.get('token') ?? '');
+    const token = bearer(req.getHeader('authorization')) || (queryValue(query, 'token') ?? '');
     return { address, topics, admission: admitter.admit(token, req, res, query, codec) };
   }
 
@@ -75,7 +85,7 @@ export class Entrance {
   enter(k: Knocking, admission: Admission, maxTopics: number): Entry | EntryRefusal {
     if (isRefused(admission)) return { result: admission.refused, error: admission.error };
     const { topics, address } = k;
-    const denied = topics.find((t) => !admission.grant.subscribe.allows(t));
+    const denied = firstDenied(admission.grant.subscribe, topics);
     if (denied !== undefined) return refusal('forbidden', ErrorCode.Forbidden, `not allowed to subscribe to ${denied}`);
     if (topics.length + admission.serverTopics.length > maxTopics) return refusal('bad_request', ErrorCode.TooManyTopics, `at most ${maxTopics} topics`);
     const full = this.deps.guard.stillRoom(address);

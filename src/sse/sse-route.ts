@@ -10,6 +10,7 @@ import type { StreamPosition } from '../protocol/commands';
 import { AsyncUpgrades } from '../server/async-upgrade';
 import { answerInternalError, contained, containRoute, type FaultSink } from '../server/contain';
 import type { Aborted } from '../server/http-reply';
+import { queryValue } from '../server/query';
 import { refuse } from '../server/socket-behavior';
 import type { SessionCore } from '../session/core';
 import { type Entry, type Knocking, isEntryRefusal } from '../session/entrance';
@@ -56,8 +57,8 @@ export function registerSse(app: TemplatedApp, deps: SseDeps): SseDoor {
   app.get(
     config.ssePath,
     containRoute(fault, (res, req) => {
-      const query = new URLSearchParams(req.getQuery() ?? '');
-      const resume = parseCursor(req.getHeader('last-event-id') || (query.get('lastEventId') ?? ''));
+      const query = req.getQuery() ?? '';
+      const resume = parseCursor(req.getHeader('last-event-id') || (queryValue(query, 'lastEventId') ?? ''));
       if (resume instanceof GatewayError) return refuse(stats, res, { result: 'bad_request', error: resume });
       const origin = req.getHeader('origin');
       const sr: SseRequest = { origin: origin !== '' && origins.allows(origin, req.getHeader('host')) ? origin : '', resume };

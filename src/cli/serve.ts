@@ -1,27 +1,13 @@
-import { performance } from 'node:perf_hooks';
 import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
 import { type Config } from '../config/schema';
 import { ConfigError, loadConfig, usage } from '../config/load';
 import { openApiRefusal } from '../guard/api-exposure';
 import { createLogger } from '../log';
-import { Payload } from '../protocol/payload';
 import { connectionBudget, openFilesLimit } from '../server/fd-limit';
 import { Gateway } from '../server/gateway';
-
-const DEMO_TOPIC = 'demo';
-const DEMO_CHAT_TOPIC = 'demo.chat';
-const DEMO_INTERVAL_MS = 2000;
-
-/** Publishes a small notification every couple of seconds, so a fresh gateway shows life. */
-function startDemo(gateway: Gateway): NodeJS.Timeout {
-  const payload = new Payload();
-  let n = 0;
-  return setInterval(() => {
-    n++;
-    const data = { kind: 'notification', n, text: `demo notification #${n}`, at: new Date().toISOString() };
-    gateway.broker.publish(DEMO_TOPIC, payload.setValue(data, false), 'demo', performance.now());
-  }, DEMO_INTERVAL_MS);
-}
+import { serveWorkers } from '../workers/serve-workers';
+import { workerCount } from '../workers/supervisor';
+import { DEMO_CHAT_TOPIC, startDemo } from './demo';
 
 export const SERVE_HELP = `Usage: wsgate serve [options]
 
@@ -57,9 +43,11 @@ export async function serve(argv: readonly string[]): Promise<void> {
   const log = createLogger(config.logLevel);
   const fds = connectionBudget(config.maxConnections, openFilesLimit());
   if (fds.warning !== null) log.warn({ maxConnections: config.maxConnections, openFilesLimit: openFilesLimit(), effective: fds.maxConnections }, fds.warning);
+  const workers = workerCount(config.workers);
+  if (workers > 1) return serveWorkers({ ...config, maxConnections: fds.maxConnections }, log, workers);
   const gateway = new Gateway({ ...config, maxConnections: fds.maxConnections }, log);
   await gateway.start();
-  const demo = config.demo ? startDemo(gateway) : null;
+  const demo = config.demo ? startDemo(gateway.broker) : null;
 
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {

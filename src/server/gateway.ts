@@ -31,8 +31,8 @@ import { childApps } from '../workers/acceptor';
 
 /** How a gateway runs inside a worker thread (--workers > 1); absent: a process of its own. */
 export interface WorkerRole {
-  /** The broker between the process's workers, built on this worker's hub. */
-  broker(hub: Hub, stats: Stats): Broker;
+  /** The broker between the process's workers, built on this worker's hub; null: the configured one (--broker). */
+  broker(hub: Hub, stats: Stats): Broker | null;
   /** /metrics for the whole process (the main thread aggregates every worker's). */
   metricsText(): Promise<string>;
 }
@@ -76,7 +76,7 @@ export class Gateway {
       rules,
       positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
     });
-    this.broker = role === null ? createBroker(config, this.hub, this.stats, this.metrics, log) : role.broker(this.hub, this.stats);
+    this.broker = role?.broker(this.hub, this.stats) ?? createBroker(config, this.hub, this.stats, this.metrics, log);
     this.bus = new ControlBus(this.broker.control ?? null, {
       heartbeatMs: Math.floor(config.nodeTtl / 3),
       nodeTtlMs: config.nodeTtl,

@@ -117,7 +117,10 @@ export class Doorbell {
     return Atomics.load(this.cell, 0);
   }
 
-  /** Resolves once the bell rang after `seen` (at once if it already did). */
+  /**
+   * Resolves once the bell rang after `seen` (null: it already did). A pending wait does not keep the
+   * thread's event loop alive: a worker's uWS app does, and once it is closed the worker may end.
+   */
   wait(seen: number): Promise<unknown> | null {
     const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.cell, 0, seen);
     return w.async ? w.value : null;

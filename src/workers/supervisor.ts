@@ -69,7 +69,7 @@ export class Supervisor {
     }
     this.listenSocket = listen(this.acceptor, this.config.host, this.config.port);
     const port = us_socket_local_port(this.listenSocket as unknown as us_socket);
-    this.log.info({ host: this.config.host, port, broker: 'in-process', workers: this.count }, 'listening');
+    this.log.info({ host: this.config.host, port, broker: this.config.broker === 'memory' ? 'in-process' : this.config.broker.replace(/:\/\/.*/, ''), workers: this.count }, 'listening');
     return port;
   }
 

@@ -23,7 +23,8 @@ function main(port: MessagePort, boot: WorkerBoot): void {
   let nextScrape = 0;
   const scrapes = new Map<number, (r: { text: string; ok: boolean }) => void>();
   const gateway = new Gateway(config, log, {
-    broker: (hub, stats) => (broker = new InProcessBroker(hub, stats, link, `w${index}.${generation}.${randomBytes(4).toString('hex')}`, boot.channel, config.brokerMaxPending, config.positionMaxTopics)),
+    // With --broker redis/nats each worker is a node of that cluster with its own connection.
+    broker: (hub, stats) => config.broker !== 'memory' ? null : (broker = new InProcessBroker(hub, stats, link, `w${index}.${generation}.${randomBytes(4).toString('hex')}`, boot.channel, config.brokerMaxPending, config.positionMaxTopics)),
     metricsText: () =>
       new Promise((resolve, reject) => {
         const id = ++nextScrape;

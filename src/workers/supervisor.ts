@@ -10,7 +10,7 @@ import { type MeshMemory, createMesh, renewPeer } from './mesh';
 import { mergeWorkerMetrics } from './metrics-merge';
 import type { FromWorker, MetricJson, ToWorker, WorkerBoot } from './messages';
 
-/** --workers as a count: auto is what the process may run in parallel (it follows a container's CPU quota on Node ≥ 18.14 via libuv). */
+/** --workers as a count: auto is what libuv says the process may run in parallel (affinity; a cgroup quota too from libuv 1.49, Node 22+). */
 export function workerCount(setting: string): number {
   return setting === 'auto' ? availableParallelism() : Number(setting);
 }

@@ -33,7 +33,7 @@ export const cores: Scenario = {
   inDefault: false,
   async run(ctx) {
     const q = ctx.opts.quick;
-    const p = { subscribers: q ? 40 : 1000, manyTopics: q ? 10 : 200, payloadBytes: 64, fixedRate: q ? 50 : 200, manyRate: q ? 200 : 2000, warmupMs: q ? 200 : 1000, durationMs: q ? 500 : 4000, windowPerSub: ctx.opts.window };
+    const p = { subscribers: q ? 40 : 1000, manyTopics: q ? 10 : 200, payloadBytes: 64, fixedRate: q ? 50 : 50, manyRate: q ? 200 : 2000, warmupMs: q ? 200 : 1000, durationMs: q ? 500 : 4000, windowPerSub: ctx.opts.window };
     if (!ctx.opts.servers.includes('wsgate')) return result('cores', this.title, p, {}, [], ['Skipped: wsgate is not among the selected servers.']);
     const fan = { payloadBytes: p.payloadBytes, numTopics: 1, fanout: p.subscribers, totalSubs: p.subscribers, httpConnections: 0 };
     const many = { ...fan, numTopics: p.manyTopics, fanout: p.subscribers / p.manyTopics };

@@ -6,6 +6,7 @@ import { loadConfig } from '../src/config/load';
 import { createLogger } from '../src/log';
 import { Supervisor } from '../src/workers/supervisor';
 import { runFuzz } from './fuzz/run';
+import { BrokerServer } from './helpers/brokers';
 import { type ChildGateway, RawClient, metric, spawnGateway, waitFor } from './helpers/gateway';
 
 type Frame = Record<string, unknown>;
@@ -170,6 +171,27 @@ describe('a worker that fails', { timeout: 120_000 }, () => {
     } finally {
       for (const c of clients) c.close();
       await supervisor.drain();
+    }
+  });
+});
+
+describe('--workers 2 with --broker redis', { timeout: 60_000 }, () => {
+  it('each worker is a node of the Redis cluster: one numbering across the workers', async () => {
+    const redis = await BrokerServer.start('redis');
+    const gw = await spawnGateway(['--workers', '2', '--client-publish', '--broker', redis.url]);
+    const clients: RawClient[] = [];
+    try {
+      assert.match(gw.output(), /"broker":"redis","workers":2/);
+      clients.push(...(await connectMany(`ws://127.0.0.1:${gw.port}/ws`, 4)));
+      for (const [i, c] of clients.entries()) await ask(c, { op: 'sub', topic: 'r', id: i + 1 });
+      const acks = await Promise.all(clients.map((c, i) => ask(c, { op: 'pub', topic: 'r', data: i, id: 10 + i })));
+      assert.deepEqual(acks.map((a) => a.seq as number).sort(), [1, 2, 3, 4]);
+      for (const c of clients) await waitFor(() => deliveries(c, 'r').length === 4, 8000, 'deliveries');
+      for (const c of clients) assert.deepEqual(deliveries(c, 'r'), deliveries(clients[0] as RawClient, 'r'));
+    } finally {
+      for (const c of clients) c.close();
+      await gw.stop();
+      await redis.stop();
     }
   });
 });

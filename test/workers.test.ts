@@ -7,6 +7,7 @@ import { createLogger } from '../src/log';
 import { Supervisor } from '../src/workers/supervisor';
 import { runFuzz } from './fuzz/run';
 import { BrokerServer } from './helpers/brokers';
+import { APP, collect, pusherClient, serverSdk, subscribed } from './helpers/pusher-clients';
 import { type ChildGateway, RawClient, metric, spawnGateway, waitFor } from './helpers/gateway';
 
 type Frame = Record<string, unknown>;
@@ -192,6 +193,43 @@ describe('--workers 2 with --broker redis', { timeout: 60_000 }, () => {
       for (const c of clients) c.close();
       await gw.stop();
       await redis.stop();
+    }
+  });
+});
+
+describe('--workers 2: Pusher door and process-wide limits', { timeout: 60_000 }, () => {
+  it('pusher-js clients on both workers get an SDK trigger once, numbered once', async () => {
+    const gw = await spawnGateway(['--workers', '2', '--pusher-apps', `${APP.appId}:${APP.key}:${APP.secret}`]);
+    const clients = [pusherClient(gw.port), pusherClient(gw.port), pusherClient(gw.port), pusherClient(gw.port)];
+    try {
+      const events: unknown[][] = [];
+      for (const c of clients) {
+        const ch = c.subscribe('orders');
+        await subscribed(ch);
+        events.push(collect(ch, 'created'));
+      }
+      await waitFor(async () => (await metric(`http://127.0.0.1:${gw.port}`, 'wsgate_worker_connections{worker="1"}')) === 2, 5000, 'two Pusher clients per worker');
+      const sdk = serverSdk(gw.port);
+      for (let i = 0; i < 3; i++) assert.equal((await sdk.trigger('orders', 'created', { i })).status, 200);
+      await waitFor(() => events.every((e) => e.length === 3), 8000, 'every event on every worker');
+      for (const e of events) assert.deepEqual(e, [{ i: 0 }, { i: 1 }, { i: 2 }]);
+    } finally {
+      for (const c of clients) c.disconnect();
+      await gw.stop();
+    }
+  });
+
+  it('--max-connections holds for the process, not per worker', async () => {
+    const gw = await spawnGateway(['--workers', '2', '--max-connections', '4']);
+    const clients: RawClient[] = [];
+    try {
+      clients.push(...(await connectMany(`ws://127.0.0.1:${gw.port}/ws`, 4)));
+      await assert.rejects(RawClient.open(`ws://127.0.0.1:${gw.port}/ws`), /503/);
+      await assert.rejects(RawClient.open(`ws://127.0.0.1:${gw.port}/ws`), /503/);
+      assert.equal(await metric(`http://127.0.0.1:${gw.port}`, 'wsgate_connections'), 4);
+    } finally {
+      for (const c of clients) c.close();
+      await gw.stop();
     }
   });
 });

@@ -8,7 +8,10 @@ import { Supervisor } from '../src/workers/supervisor';
 import { runFuzz } from './fuzz/run';
 import { BrokerServer } from './helpers/brokers';
 import { APP, collect, pusherClient, serverSdk, subscribed } from './helpers/pusher-clients';
-import { type ChildGateway, RawClient, metric, spawnGateway, waitFor } from './helpers/gateway';
+import { type ChildGateway, RawClient, metric, spawnGateway as spawn, waitFor } from './helpers/gateway';
+
+/** Worker threads each load the gateway's modules: on a loaded 2-core machine that can take seconds. */
+const spawnGateway = (flags: readonly string[]): Promise<ChildGateway> => spawn(flags, {}, 40_000);
 
 type Frame = Record<string, unknown>;
 

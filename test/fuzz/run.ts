@@ -189,7 +189,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     '--max-commands-per-second',
     '0',
     ...(options.extraFlags ?? []),
-  ]);
+  ], {}, options.extraFlags === undefined ? undefined : 40_000);
   const http = `http://127.0.0.1:${gw.port}`;
   const url = `ws://127.0.0.1:${gw.port}/ws`;
   const failures: string[] = [];

@@ -1,5 +1,8 @@
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
+import { frontDoors } from '../cli/startup-report';
+import { FORCED_EXIT, REPEAT_GRACE_MS, type StopSignal, StopSignals } from '../cli/stop-signals';
+import { EXIT_CANNOT_LISTEN, ListenError } from '../server/listen';
 import { Supervisor } from './supervisor';
 
 /**
@@ -17,17 +20,34 @@ export function workerConfig(config: Config, workers: number): Config {
   };
 }
 
-/** `serve --workers N` (N > 1): the main thread supervises; signals drain every worker, then exit 0. */
+/**
+ * `serve --workers N` (N > 1): the main thread supervises and owns the listening socket and the stop
+ * signals (one drain per stop, as a single-thread serve: an echo within the grace period is ignored, a
+ * deliberate second signal exits at once); a drain drains every worker, then the process exits 0.
+ */
 export async function serveWorkers(config: Config, log: Logger, workers: number): Promise<void> {
   const supervisor = new Supervisor(workerConfig(config, workers), log, workers);
-  await supervisor.start();
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (signalled) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+  let port: number;
+  try {
+    port = await supervisor.start();
+  } catch (e) {
+    if (!(e instanceof ListenError)) throw e;
+    log.fatal(e.message);
+    await supervisor.drain();
+    process.exit(EXIT_CANNOT_LISTEN);
+  }
+  log.info({ ...frontDoors(config, port), workers }, 'front doors');
+  const signals = new StopSignals();
+  const onSignal = (signal: StopSignal): void => {
+    const verdict = signals.classify();
+    if (verdict === 'repeat') {
+      log.info({ signal, graceMs: REPEAT_GRACE_MS }, 'stop signal repeated within the grace period (npm or systemd passing it on): still draining');
+      return;
     }
-    signalled = true;
+    if (verdict === 'exit_now') {
+      log.warn({ signal }, 'second stop signal: exiting now');
+      process.exit(FORCED_EXIT[signal]);
+    }
     log.info({ signal, drainWindowMs: config.drainWindow, deadlineMs: config.drainTimeout, workers }, 'draining');
     // Each worker cuts what is left at its own drain deadline (drainTimeout); this is the backstop.
     setTimeout(() => {

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_listen_socket_close, us_socket_local_port } from 'uWebSockets.js';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
-import { listen } from '../server/gateway';
+import { listenExclusive } from '../server/listen';
 import { childApps } from './acceptor';
 import { type MeshMemory, createMesh, renewPeer } from './mesh';
 import { mergeWorkerMetrics } from './metrics-merge';
@@ -64,10 +64,11 @@ export class Supervisor {
     if (this.config.adminPort !== 0) this.adminAcceptor = App();
     for (const slot of this.slots) this.admit(slot);
     if (this.adminAcceptor !== null) {
-      this.adminListenSocket = listen(this.adminAcceptor, this.config.adminHost, this.config.adminPort);
+      this.adminListenSocket = await listenExclusive(this.adminAcceptor, this.config.adminHost, this.config.adminPort, '--admin-port');
       this.log.info({ host: this.config.adminHost, port: this.config.adminPort }, 'admin listening');
     }
-    this.listenSocket = listen(this.acceptor, this.config.host, this.config.port);
+    // Exclusive: the port is this process's alone; the workers share it only through the acceptor.
+    this.listenSocket = await listenExclusive(this.acceptor, this.config.host, this.config.port, '--port');
     const port = us_socket_local_port(this.listenSocket as unknown as us_socket);
     this.log.info({ host: this.config.host, port, broker: this.config.broker === 'memory' ? 'in-process' : this.config.broker.replace(/:\/\/.*/, ''), workers: this.count }, 'listening');
     return port;

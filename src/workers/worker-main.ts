@@ -16,7 +16,7 @@ const RELEASE_WAIT_MS = 2000;
  */
 function main(port: MessagePort, boot: WorkerBoot): void {
   const { config, index, generation } = boot;
-  const log = createLogger(config.logLevel).child({ worker: index });
+  const log = createLogger(config.logLevel, config.logFormat).child({ worker: index });
   const post = (m: FromWorker): void => port.postMessage(m);
   const link = new MeshLink(index, boot.mesh);
   let broker: InProcessBroker | null = null;

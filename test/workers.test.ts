@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { ownerOf } from '../src/broker/in-process-broker';
 import { loadConfig } from '../src/config/load';
@@ -8,7 +8,7 @@ import { Supervisor } from '../src/workers/supervisor';
 import { runFuzz } from './fuzz/run';
 import { BrokerServer } from './helpers/brokers';
 import { APP, collect, pusherClient, serverSdk, subscribed } from './helpers/pusher-clients';
-import { type ChildGateway, RawClient, metric, spawnGateway as spawn, waitFor } from './helpers/gateway';
+import { type ChildGateway, MAIN, RawClient, metric, spawnGateway as spawn, waitFor } from './helpers/gateway';
 
 /** Worker threads each load the gateway's modules: on a loaded 2-core machine that can take seconds. */
 const spawnGateway = (flags: readonly string[]): Promise<ChildGateway> => spawn(flags, {}, 40_000);
@@ -218,6 +218,17 @@ describe('--workers 2: Pusher door and process-wide limits', { timeout: 60_000 }
       for (const e of events) assert.deepEqual(e, [{ i: 0 }, { i: 1 }, { i: 2 }]);
     } finally {
       for (const c of clients) c.disconnect();
+      await gw.stop();
+    }
+  });
+
+  it('the port is the process\'s alone: a second serve --workers on it exits 3', async () => {
+    const gw = await spawnGateway(['--workers', '2']);
+    try {
+      const second = spawnSync(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(gw.port), '--api-insecure', '--workers', '2'], { encoding: 'utf8', timeout: 40_000 });
+      assert.equal(second.status, 3, second.stdout + second.stderr);
+      assert.match(second.stdout, /the port is in use/);
+    } finally {
       await gw.stop();
     }
   });

@@ -143,7 +143,7 @@ export class Gateway {
     }));
     ops.get('/metrics', containRoute(fault, (res) => {
       const abort = watchAbort(res);
-      (role === null ? this.metrics.metrics.text() : role.metricsText()).then(
+      (role === null ? this.metrics.text() : role.metricsText()).then(
         (text) => sendText(res, '200 OK', text, this.metrics.metrics.contentType, abort),
         (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
       );

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BrokerServer, eventually, startNode } from './helpers/brokers';
+import { type ChildGateway, spawnGateway } from './helpers/gateway';
 import { SwitchProxy, delivered, publishTo, watch } from './helpers/sse';
 import type { Gateway } from '../src/server/gateway';
 
@@ -49,5 +50,26 @@ describe('SSE across two nodes through Redis', { timeout: 60_000 }, () => {
     }
     assert.equal((events.find((e) => e.type === 'close')?.data as { code: number }).code, 1012);
     assert.ok(!events.some((e) => e.type === 'gap'));
+  });
+});
+
+describe('SSE with --workers 2', { timeout: 60_000 }, () => {
+  let gw: ChildGateway;
+  before(async () => (gw = await spawnGateway(['--workers', '2', '--history-size', '100'], {}, 40_000)));
+  after(() => gw.stop());
+
+  it('streams on every worker get each message, and Last-Event-ID resumes exactly whichever worker takes the reconnect', async () => {
+    const url = `http://127.0.0.1:${gw.port}/sse?topics=wk.1,wk.2`;
+    const streams = [watch(url), watch(url), watch(url)];
+    await eventually('subscribed', () => streams.every((s) => s.events.filter((e) => e.type === 'subscribed').length === 2), 15_000);
+    for (let i = 0; i < 4; i++) await publishTo(gw.port, i % 2 === 0 ? 'wk.1' : 'wk.2', i);
+    await eventually('all streams', () => streams.every((s) => delivered(s.events).length === 4));
+    const cursor = streams[0]?.events.at(-1)?.id as string;
+    for (const s of streams) s.es.close();
+    for (let i = 4; i < 8; i++) await publishTo(gw.port, i % 2 === 0 ? 'wk.1' : 'wk.2', i);
+    const again = watch(url, { headers: { 'last-event-id': cursor } });
+    await eventually('resumed', () => delivered(again.events).length === 4);
+    again.es.close();
+    assert.deepEqual(delivered(again.events), ['wk.1:3', 'wk.1:4', 'wk.2:3', 'wk.2:4']);
   });
 });

@@ -40,7 +40,7 @@ export function natsOptions(url: string, tls: BrokerTls | null = null): Connecti
  * subject); "%" cannot occur in a topic, so replacing "." with it is injective and keeps one token.
  */
 /** Control messages between nodes (ControlBus): `wsgate.ctl` to all, `wsgate.ctl.<node>` to one. */
-const CONTROL_SUBJECT = 'wsgate.ctl';
+export const CONTROL_SUBJECT = 'wsgate.ctl';
 
 const subjectOf = (topic: string): string => 'wsgate.t.' + topic.replaceAll('.', '%');
 

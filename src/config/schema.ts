@@ -39,6 +39,8 @@ export interface Config {
   brokerTlsCa: string;
   brokerTlsCert: string;
   brokerTlsKey: string;
+  natsJetstream: boolean;
+  natsJetstreamReplicas: number;
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
@@ -181,6 +183,8 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   brokerTlsCa: { kind: 'string', def: '', help: 'PEM file of the CA(s) that signed the broker certificate (tls:// or rediss:// only)' },
   brokerTlsCert: { kind: 'string', def: '', help: 'PEM client certificate file presented to the broker (with --broker-tls-key)' },
   brokerTlsKey: { kind: 'string', def: '', help: 'PEM private key file of the client certificate' },
+  natsJetstream: { kind: 'bool', def: false, help: 'NATS broker: number, store and recover topics cluster-wide through JetStream (history, positions, idempotency keys)' },
+  natsJetstreamReplicas: { kind: 'int', def: 1, min: 1, max: 5, help: 'with --nats-jetstream: replicas of the topics stream when the node creates it (a NATS cluster)' },
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },

@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CommandError, type Delivery, GatewayClient } from '../src/client/gateway-client';
+import type { Gateway } from '../src/server/gateway';
+import { BrokerServer, NatsCluster, eventually, sleep, startNode } from './helpers/brokers';
+
+/**
+ * `--nats-jetstream`: numbering, history, latest message and idempotency keys cluster-wide through a real
+ * nats-server -js (temporary store dir), with the Redis-mode guarantees, across node and server restarts.
+ */
+type Node = { gateway: Gateway; url: string; port: number };
+const FLAGS = ['--nats-jetstream', '--broker-linger', '0', '--history-size', '50', '--topics', JSON.stringify([{ match: 'last.*', lastMessage: true }])];
+const http = (n: Node) => `http://127.0.0.1:${n.port}`;
+
+async function collect(url: string, topic: string, since?: { seq: number; epoch: string }) {
+  const c = await GatewayClient.connect(url);
+  const got: Delivery[] = [];
+  c.onDelivery = (d) => got.push(d);
+  const reply = await c.sub(topic, since);
+  return { c, got, reply };
+}
+
+const seqs = (ds: readonly Delivery[]) => ds.map((d) => d.s);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+async function startNodes(url: string, n: number, out: Node[]): Promise<void> {
+  for (let i = 0; i < n; i++) out.push(await startNode(url, FLAGS));
+  await eventually('JetStream ready on every node', () => out.every((x) => x.gateway.broker.ready()));
+}
+
+describe('NATS JetStream mode: two gateway nodes', { timeout: 60_000 }, () => {
+  let nats: BrokerServer;
+  const nodes: Node[] = [];
+  const A = () => nodes[0] as Node;
+  const B = () => nodes[1] as Node;
+
+  before(async () => {
+    nats = await BrokerServer.start('nats', null, null, true);
+    await startNodes(nats.url, 2, nodes);
+  });
+
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.gateway.close()));
+    await nats.stop();
+  });
+
+  it('numbers a topic cluster-wide and resumes on another node with the missed messages, once, in order', async () => {
+    const pub = await GatewayClient.connect(A().url);
+    const first = await collect(A().url, 'js.move');
+    const { epoch } = first.reply;
+    for (let i = 0; i < 10; i++) await pub.pub('js.move', { i });
+    await eventually('first ten', () => first.got.length === 10);
+    await first.c.close();
+    const acks = [];
+    for (let i = 10; i < 30; i++) acks.push((await pub.pub('js.move', { i })).seq);
+    assert.deepEqual(acks, range(11, 30));
+    await eventually('B dropped no interest it never had', () => B().gateway.hub.get('js.move') === undefined);
+    const second = await collect(B().url, 'js.move', { seq: 10, epoch: epoch as string });
+    assert.equal(second.reply.recovered, true);
+    assert.deepEqual([second.reply.seq, second.reply.epoch], [30, epoch]);
+    for (let i = 30; i < 35; i++) await pub.pub('js.move', { i });
+    await eventually('replay then live', () => second.got.length === 25);
+    assert.deepEqual(seqs(second.got), range(11, 35));
+    assert.deepEqual(second.got.map((d) => (d.d as { i: number }).i), range(10, 34));
+    // The same position and numbers on both nodes.
+    const onA = await collect(A().url, 'js.move');
+    assert.deepEqual([onA.reply.seq, onA.reply.epoch], [35, epoch]);
+    const old = await collect(A().url, 'js.move', { seq: 5, epoch: 'another-epoch' });
+    assert.equal(old.reply.recovered, false);
+    await Promise.all([pub.close(), second.c.close(), onA.c.close(), old.c.close()]);
+  });
+
+  it('serves history and the last message on a node that never held the topic', async () => {
+    for (let i = 1; i <= 60; i++) {
+      const res = await fetch(`${http(A())}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'last.px', data: { i } }) });
+      assert.equal(res.status, 200);
+    }
+    assert.equal(B().gateway.hub.get('last.px'), undefined);
+    const c = await GatewayClient.connect(B().url);
+    const h = await c.command({ op: 'history', topic: 'last.px', limit: 3 });
+    assert.deepEqual(h.messages?.map((m) => m.s), [58, 59, 60]);
+    const all = await c.command({ op: 'history', topic: 'last.px', limit: 1000 });
+    assert.deepEqual(all.messages?.map((m) => m.s), range(11, 60), 'history keeps 50');
+    const after55 = await c.command({ op: 'history', topic: 'last.px', since: { seq: 55, epoch: h.epoch }, limit: 2 });
+    assert.deepEqual(after55.messages?.map((m) => m.d), [{ i: 56 }, { i: 57 }]);
+    await assert.rejects(c.command({ op: 'history', topic: 'last.px', since: { seq: 1, epoch: 'x' } }), (e: unknown) => e instanceof CommandError && e.code === 'unrecoverable_position');
+    const viaHttp = (await (await fetch(`${http(B())}/topics/last.px/history?limit=2`)).json()) as { messages: { s: number }[] };
+    assert.deepEqual(viaHttp.messages.map((m) => m.s), [59, 60]);
+    const sub = await collect(B().url, 'last.px');
+    await eventually('latest message', () => sub.got.length === 1);
+    assert.deepEqual(sub.got[0], { t: 'last.px', s: 60, d: { i: 60 } });
+    await Promise.all([c.close(), sub.c.close()]);
+  });
+
+  it('stores an idempotent publish once when it arrives on two nodes at once', async () => {
+    const watcher = await collect(A().url, 'js.idem');
+    const clients = await Promise.all([GatewayClient.connect(A().url), GatewayClient.connect(B().url)]);
+    for (let round = 0; round < 5; round++) {
+      const replies = await Promise.all(clients.map((c) => c.command({ op: 'pub', topic: 'js.idem', data: { round }, idempotencyKey: `k${round}` })));
+      assert.equal(replies[0]?.seq, replies[1]?.seq, `round ${round}: one seq on both nodes`);
+      assert.equal(replies[0]?.seq, round + 1);
+    }
+    await eventually('five deliveries', () => watcher.got.length >= 5);
+    await sleep(200);
+    assert.deepEqual(seqs(watcher.got), range(1, 5));
+    assert.ok(A().gateway.stats.idempotentRepeats + B().gateway.stats.idempotentRepeats >= 5);
+    await Promise.all([...clients.map((c) => c.close()), watcher.c.close()]);
+  });
+
+  it('keeps one order for concurrent publishers on both nodes', async () => {
+    const onA = await collect(A().url, 'js.race');
+    const onB = await collect(B().url, 'js.race');
+    const pubs = await Promise.all([GatewayClient.connect(A().url), GatewayClient.connect(B().url)]);
+    const acked = await Promise.all(pubs.map((p, n) => Promise.all(range(1, 100).map((i) => p.pub('js.race', { n, i })))));
+    const all = acked.flat().map((r) => r.seq as number);
+    assert.deepEqual([...all].sort((x, y) => x - y), range(1, 200), 'every seq once');
+    await eventually('200 on both nodes', () => onA.got.length === 200 && onB.got.length === 200);
+    assert.deepEqual(seqs(onA.got), range(1, 200));
+    assert.deepEqual(onA.got, onB.got, 'same order and numbers on both nodes');
+    await Promise.all([...pubs.map((p) => p.close()), onA.c.close(), onB.c.close()]);
+  });
+
+  it('resumes a quiet topic after every gateway node was restarted', async () => {
+    const pub = await GatewayClient.connect(A().url);
+    const { epoch } = await pub.pub('js.quiet', 'a').then(() => pub.command({ op: 'history', topic: 'js.quiet', limit: 1 }));
+    for (const d of ['b', 'c', 'd']) await pub.pub('js.quiet', d);
+    await pub.close();
+    await Promise.all(nodes.map((n) => n.gateway.close()));
+    nodes.length = 0;
+    await startNodes(nats.url, 2, nodes);
+    const r = await collect(B().url, 'js.quiet', { seq: 1, epoch: epoch as string });
+    assert.equal(r.reply.recovered, true);
+    await eventually('three missed', () => r.got.length === 3);
+    assert.deepEqual(r.got.map((d) => d.d), ['b', 'c', 'd']);
+    const p2 = await GatewayClient.connect(A().url);
+    assert.equal((await p2.pub('js.quiet', 'e')).seq, 5);
+    await eventually('live after restart', () => r.got.length === 4);
+    await Promise.all([p2.close(), r.c.close()]);
+  });
+
+  it('loses nothing for a resumable subscriber when nats-server is restarted under load', async () => {
+    const sub = await collect(B().url, 'js.load');
+    const pub = await GatewayClient.connect(A().url);
+    const acked: number[] = [];
+    let stop = false;
+    let refused = 0;
+    const load = (async () => {
+      for (let i = 0; !stop && i < 5000; i++) {
+        try {
+          acked.push((await pub.pub('js.load', i)).seq as number);
+        } catch {
+          refused++;
+          await sleep(20);
+        }
+      }
+    })();
+    await eventually('load running', () => acked.length > 50);
+    await nats.kill();
+    await sleep(300);
+    await nats.spawn();
+    await eventually('nodes ready again', () => nodes.every((n) => n.gateway.broker.ready()), 20_000);
+    const before = acked.length;
+    await eventually('publishes taken again', () => acked.length > before + 50, 20_000);
+    stop = true;
+    await load;
+    const last = acked[acked.length - 1] as number;
+    await eventually('subscriber caught up', () => (sub.got.at(-1)?.s ?? 0) >= last, 20_000);
+    // Every acknowledged publish reached the subscriber, in order, each once: no gap in the numbering.
+    assert.deepEqual(seqs(sub.got), range(1, sub.got.length));
+    for (const s of acked) assert.ok(s <= sub.got.length);
+    assert.ok(refused > 0, 'publishes during the outage were refused (unavailable), not buffered');
+    assert.ok(sub.got.length > before, 'delivery resumed after the restart');
+    await Promise.all([pub.close(), sub.c.close()]);
+  });
+});
+
+describe('NATS JetStream mode: a 3-server NATS cluster with one server killed', { timeout: 90_000 }, () => {
+  let cluster: NatsCluster;
+  const nodes: Node[] = [];
+
+  before(async () => {
+    cluster = await NatsCluster.start(3);
+    // Each gateway node dials a different server; the stream is replicated on all three.
+    for (let i = 0; i < 2; i++) nodes.push(await startNode(cluster.url(i), [...FLAGS, '--nats-jetstream-replicas', '3']));
+    await eventually('JetStream ready on every node', () => nodes.every((x) => x.gateway.broker.ready()), 30_000);
+  });
+
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.gateway.close()));
+    await cluster.stop();
+  });
+
+  it('keeps numbering, delivery and recovery when a NATS server dies', async () => {
+    const [A, B] = nodes as [Node, Node];
+    const sub = await collect(B.url, 'js.cluster');
+    const pub = await GatewayClient.connect(A.url);
+    for (let i = 0; i < 20; i++) await pub.pub('js.cluster', i);
+    await eventually('twenty', () => sub.got.length === 20);
+    await cluster.kill(0); // the server node A is connected to
+    const acked: number[] = [];
+    for (let i = 20; acked.length < 20; i++) {
+      try {
+        acked.push((await pub.pub('js.cluster', i)).seq as number);
+      } catch {
+        await sleep(100);
+      }
+    }
+    await eventually('all acked delivered', () => (sub.got.at(-1)?.s ?? 0) >= (acked.at(-1) as number), 30_000);
+    assert.deepEqual(seqs(sub.got), range(1, sub.got.length));
+    const resumed = await collect(A.url, 'js.cluster', { seq: 10, epoch: sub.reply.epoch as string });
+    assert.equal(resumed.reply.recovered, true);
+    await eventually('replay', () => resumed.got.length === sub.got.length - 10);
+    await Promise.all([pub.close(), sub.c.close(), resumed.c.close()]);
+  });
+});

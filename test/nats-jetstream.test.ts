@@ -213,3 +213,34 @@ describe('NATS JetStream mode: a 3-server NATS cluster with one server killed', 
     await Promise.all([pub.close(), sub.c.close(), resumed.c.close()]);
   });
 });
+
+describe('NATS JetStream mode without JetStream on the server', { timeout: 30_000 }, () => {
+  let nats: BrokerServer;
+  let node: Node;
+
+  before(async () => {
+    nats = await BrokerServer.start('nats'); // no -js
+    node = await startNode(nats.url, FLAGS);
+  });
+
+  after(async () => {
+    await node.gateway.close();
+    await nats.stop();
+  });
+
+  it('answers unavailable, is not ready, and keeps serving', async () => {
+    const ready = await fetch(`${http(node)}/readyz`);
+    assert.equal(ready.status, 503);
+    assert.equal(node.gateway.broker.ready(), false);
+    const c = await GatewayClient.connect(node.url);
+    await assert.rejects(c.pub('js.none', 1), (e: unknown) => e instanceof CommandError && e.code === 'unavailable');
+    await assert.rejects(c.command({ op: 'history', topic: 'js.none' }), (e: unknown) => e instanceof CommandError && e.code === 'unavailable');
+    const res = await fetch(`${http(node)}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'js.none', data: 1 }) });
+    assert.equal(res.status, 503);
+    // A sub is still answered (from what the node knows) and the connection stays usable.
+    const r = await c.sub('js.none');
+    assert.equal(r.seq, 0);
+    assert.equal((await c.ping()).op, 'ok');
+    await c.close();
+  });
+});

@@ -1,4 +1,4 @@
-import { type Msg, type NatsConnection, type Subscription, connect } from 'nats';
+import type { Msg, Subscription } from 'nats';
 import type { ControlTransport } from '../cluster/control-bus';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
@@ -13,14 +13,13 @@ import { unrecoverable } from '../pubsub/history-read';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
 import type { Broker, HistoryPage, PublishOutcome, TopicSnapshot } from './broker';
-import { brokerTls } from './broker-tls';
 import { Envelope, EnvelopeError, MsgpackCursor } from './envelope';
 import { type Position, type StoredEnvelope, encodeMarker, envelopesOf, positionOf, runAfter } from './jetstream-batch';
 import { PublishLanes, UNAVAILABLE } from './jetstream-lanes';
 import { Conflict, type StoredMessage, TopicStore, liveSubject } from './jetstream-store';
 import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
-import { CONTROL_SUBJECT, natsOptions } from './nats-broker';
+import { NatsLink } from './nats-link';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
 
 /** Longest a JetStream API request (store, read, stream setup) may take before it counts as unavailable. */
@@ -49,7 +48,7 @@ class Track {
   syncing = false;
   waiters: Waiter[] = [];
   /** Live messages that arrived during a read, delivered after it in order. */
-  held: StoredMessage[] = [];
+  held: { readonly streamSeq: number; readonly body: Buffer }[] = [];
   overflow = false;
   retry: NodeJS.Timeout | null = null;
 }
@@ -68,14 +67,8 @@ const view = (d: Uint8Array): Buffer => Buffer.from(d.buffer, d.byteOffset, d.by
 export class JetStreamBroker implements Broker, InterestTarget {
   readonly kind = 'nats-jetstream';
   private readonly nodeId = newEpoch();
-  private receiveControl: (message: Buffer) => void = () => {};
-  readonly control: ControlTransport = {
-    nodeId: this.nodeId,
-    send: (to, message) => {
-      if (this.up && this.nc !== null) this.nc.publish(to === null ? CONTROL_SUBJECT : CONTROL_SUBJECT + '.' + to, message);
-    },
-    onControl: (receive) => (this.receiveControl = receive),
-  };
+  private readonly link: NatsLink;
+  readonly control: ControlTransport;
   private readonly interest: InterestTable;
   private readonly receiver: EnvelopeReceiver;
   private readonly lanes: PublishLanes;
@@ -84,10 +77,10 @@ export class JetStreamBroker implements Broker, InterestTarget {
   private readonly peekCursor = new MsgpackCursor();
   private readonly peek = new Envelope();
   private readonly payload = new Payload();
-  private nc: NatsConnection | null = null;
   private store: TopicStore | null = null;
   private up = false;
   private closed = false;
+  /** Reopening the stream after JetStream did not answer. */
   private retry: NodeJS.Timeout | null = null;
   private firstReady: (() => void) | null = null;
   private freeSlots = SYNC_SLOTS;
@@ -96,7 +89,7 @@ export class JetStreamBroker implements Broker, InterestTarget {
   private msgId: string | null = null;
 
   constructor(
-    private readonly url: string,
+    url: string,
     private readonly config: Config,
     private readonly hub: Hub,
     private readonly stats: Stats,
@@ -109,12 +102,22 @@ export class JetStreamBroker implements Broker, InterestTarget {
     this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t), this.nodeId, true, log, config.maxDepth);
     this.lanes = new PublishLanes(() => (this.up ? this.store : null), this.nodeId, config.brokerMaxPending, stats, () => stats.idempotentRepeats++);
     hub.addInterestListener(this.interest);
+    this.link = new NatsLink(url, config, this.nodeId, {}, {
+      connected: () => {
+        for (const [topic, t] of this.tracks) this.listen(topic, t);
+      },
+      status: (up) => this.connected(up),
+      lost: () => {
+        for (const t of this.tracks.values()) t.sub = null;
+      },
+    }, log, 'nats-jetstream');
+    this.control = this.link.control;
   }
 
   /** Connects in the background: a node whose broker is down still starts and serves local clients. */
   async start(): Promise<void> {
     const ready = new Promise<void>((resolve) => (this.firstReady = resolve));
-    this.dial();
+    this.link.dial();
     await raceTimeout(ready, 3000);
   }
 
@@ -160,7 +163,7 @@ export class JetStreamBroker implements Broker, InterestTarget {
       if (since !== undefined && since.epoch !== pos.epoch) return unrecoverable(since);
       const limits = this.hub.ruleOf(topic).historyLimits;
       const from = Math.max(since === undefined ? pos.seq - limit : since.seq, pos.seq - limits.size);
-      const envs = await this.read(store, topic, last, from);
+      const envs = await this.read(store, last, from);
       const oldest = absoluteNow() - limits.ttlMs;
       const messages: HistoryMessage[] = [];
       for (const e of envs) {
@@ -177,7 +180,6 @@ export class JetStreamBroker implements Broker, InterestTarget {
   subscribeTopic(topic: string): void {
     const t = new Track();
     this.tracks.set(topic, t);
-    this.stats.brokerSubscriptions = this.tracks.size;
     this.listen(topic, t);
     this.sync(topic, t);
   }
@@ -200,14 +202,12 @@ export class JetStreamBroker implements Broker, InterestTarget {
     this.lanes.close();
     this.up = false;
     this.stats.brokerUp = false;
-    const nc = this.nc;
-    this.nc = null;
-    if (nc !== null) await raceTimeout(nc.close(), 2000);
+    await this.link.close();
   }
 
   /** Subscribes the topic's live subject; the subscription counts once the server answered a PING after it. */
   private listen(topic: string, t: Track): void {
-    const nc = this.nc;
+    const nc = this.link.connection;
     if (nc === null || nc.isClosed()) return; // subscribed on connect
     t.sub = nc.subscribe(liveSubject(topic), { callback: (err, msg) => err === null && this.live(topic, t, msg) });
     t.confirmed = raceTimeout(nc.flush(), LIVE_TIMEOUT_MS);
@@ -217,6 +217,8 @@ export class JetStreamBroker implements Broker, InterestTarget {
   private live(topic: string, t: Track, msg: Msg): void {
     if (this.tracks.get(topic) !== t) return;
     const streamSeq = Number(msg.headers?.get('Nats-Sequence'));
+    // Only the stream republishes with a sequence: anything else on our subject is foreign.
+    if (!Number.isSafeInteger(streamSeq)) return void this.receiver.receiveRun(view(msg.data), Number.MAX_SAFE_INTEGER);
     if (!t.stepped || t.syncing) return this.hold(topic, t, streamSeq, Buffer.from(msg.data));
     this.apply(topic, t, streamSeq, view(msg.data));
   }
@@ -277,13 +279,15 @@ export class JetStreamBroker implements Broker, InterestTarget {
       const pos = positionOf(last);
       const state = this.hub.acquire(topic);
       const rule = state.rule;
-      const refill = t.served && state.epoch === pos.epoch && state.seq < pos.seq;
-      let from = refill ? state.seq : pos.seq;
+      // Served subscribers get what they missed: the rest of their epoch, or all of a new one (the
+      // topic's numbering restarted meanwhile: its stored messages expired, or the stream was lost).
+      const refillFrom = !t.served ? -1 : state.epoch === pos.epoch ? (state.seq < pos.seq ? state.seq : -1) : 0;
+      let from = refillFrom >= 0 ? refillFrom : pos.seq;
       for (const w of waiters) if (w.since !== undefined && w.since.epoch === pos.epoch && w.since.seq < from) from = Math.max(w.since.seq, pos.seq - rule.historyLimits.size);
-      const envs = await this.read(store, topic, last, from);
+      const envs = await this.read(store, last, from);
       if (this.tracks.get(topic) !== t) throw new GatewayError(ErrorCode.Unavailable, 'interest dropped');
       const oldest = absoluteNow() - rule.historyLimits.ttlMs;
-      this.bringHub(topic, pos, refill ? runAfter(envs, pos.epoch, state.seq, pos.seq, oldest) : null, envs);
+      this.bringHub(topic, pos, refillFrom >= 0 ? runAfter(envs, pos.epoch, refillFrom, pos.seq, oldest) : null, envs);
       t.stepped = t.served = true;
       this.lanes.learn(topic, pos);
       for (const w of waiters.splice(0)) {
@@ -317,12 +321,11 @@ export class JetStreamBroker implements Broker, InterestTarget {
     this.hub.releaseIfIdle(state);
   }
 
-  /** The envelopes needed after `from`: those of the last stored message, or the topic's whole retained run. */
-  private async read(store: TopicStore, topic: string, last: StoredMessage, from: number): Promise<StoredEnvelope[]> {
-    const tail = envelopesOf([last], this.config.maxDepth);
-    const firstInTail = tail[0]?.seq ?? Number.MAX_SAFE_INTEGER;
-    if (tail.length === 0 || firstInTail <= from + 1) return tail;
-    return envelopesOf(await store.range(topic, last.streamSeq, this.perTopic), this.config.maxDepth);
+  /** The envelopes needed after `from`: read back from the last stored message until one starts at or before `from` + 1. */
+  private async read(store: TopicStore, last: StoredMessage, from: number): Promise<StoredEnvelope[]> {
+    const first = (m: StoredMessage): number => this.peek.read(this.peekCursor.reset(m.body)).seq;
+    const messages = await store.back(last, (m) => first(m) <= from + 1, this.perTopic);
+    return envelopesOf(messages, this.config.maxDepth);
   }
 
   /** The topic's last stored message; a topic with none gets a marker, so every node numbers it in one epoch. */
@@ -333,7 +336,7 @@ export class JetStreamBroker implements Broker, InterestTarget {
       const marker = encodeMarker(topic, newEpoch(), this.nodeId);
       try {
         const ack = await store.append(topic, marker, 0, null);
-        return { streamSeq: ack.seq, body: marker };
+        return { streamSeq: ack.seq, body: marker, previous: 0 };
       } catch (e) {
         if (!(e instanceof Conflict)) throw e;
       }
@@ -379,41 +382,6 @@ export class JetStreamBroker implements Broker, InterestTarget {
     else this.freeSlots++;
   }
 
-  /** First connection, retried with backoff; nats.js reconnects by itself afterwards (watch()). */
-  private dial(): void {
-    if (this.closed) return;
-    const options = { ...natsOptions(this.url, brokerTls(this.config)), name: `wsgate-${this.nodeId}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, pingInterval: 5000, maxPingOut: 2 };
-    connect(options).then(
-      (nc) => {
-        if (this.closed) return void nc.close();
-        this.nc = nc;
-        for (const subject of [CONTROL_SUBJECT, CONTROL_SUBJECT + '.' + this.nodeId]) {
-          nc.subscribe(subject, { callback: (err, msg) => err === null && this.receiveControl(view(msg.data)) });
-        }
-        for (const [topic, t] of this.tracks) this.listen(topic, t);
-        this.connected(true);
-        void this.watch(nc);
-      },
-      (e: Error) => {
-        this.log.warn({ err: e.message, broker: 'nats-jetstream' }, 'broker unreachable; retrying');
-        this.retry = setTimeout(() => this.dial(), this.backoff.next()).unref();
-      },
-    );
-  }
-
-  private async watch(nc: NatsConnection): Promise<void> {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect') this.connected(false);
-      else if (s.type === 'reconnect') this.connected(true);
-    }
-    if (!this.closed) {
-      this.connected(false);
-      this.nc = null;
-      for (const t of this.tracks.values()) t.sub = null;
-      this.dial();
-    }
-  }
-
   /**
    * Connection state changes. Down: no topic is in step any more (messages may be missed). Up: the
    * stream is opened (again: the server may have restarted without it) and every topic is read again,
@@ -426,12 +394,11 @@ export class JetStreamBroker implements Broker, InterestTarget {
       for (const t of this.tracks.values()) t.stepped = false;
       return;
     }
-    this.backoff.reset();
     void this.openStore();
   }
 
   private async openStore(): Promise<void> {
-    const nc = this.nc;
+    const nc = this.link.connection;
     if (nc === null || !this.up || this.closed) return;
     try {
       const { store, differs } = await TopicStore.open(nc, this.limits(), REQUEST_TIMEOUT_MS);
@@ -444,6 +411,7 @@ export class JetStreamBroker implements Broker, InterestTarget {
       this.retry = setTimeout(() => void this.openStore(), this.backoff.next()).unref();
       return;
     }
+    this.backoff.reset();
     this.lanes.forget();
     this.setReady();
     for (const [topic, t] of this.tracks) {

@@ -1,10 +1,13 @@
-import { AckPolicy, DeliverPolicy, DiscardPolicy, type JetStreamClient, type JetStreamManager, type NatsConnection, NatsError, type PubAck, RetentionPolicy, StorageType, nanos } from 'nats';
+import { DiscardPolicy, type JetStreamClient, type JetStreamManager, type NatsConnection, NatsError, type PubAck, RetentionPolicy, StorageType, type StoredMsg, nanos } from 'nats';
 
 /**
  * The JetStream side of `--nats-jetstream`: one stream holds every topic, one subject per topic, and
  * the server republishes each stored message to a live subject the nodes subscribe to per topic of
  * interest. Only nats-server 2.9 features are used (per-subject limits, expected last subject sequence,
- * republish, message get, ephemeral consumers, Nats-Msg-Id).
+ * republish, message get, Nats-Msg-Id). Reads use no consumer: each stored message keeps, in the
+ * Nats-Expected-Last-Subject-Sequence header it was stored with, the stream sequence of the topic's
+ * message before it, so a topic's recent messages are read newest first by message get, one by one,
+ * from the stream leader (no consumer to create: nothing for the meta layer of a NATS cluster to do).
  *
  * A stored message is a run of envelopes (envelope.ts) of one topic, one after the other, numbered
  * contiguously in one epoch: a node commits its publishes to a topic in groups (see jetstream-lanes.ts).
@@ -22,8 +25,7 @@ export const liveSubject = (topic: string): string => LIVE_PREFIX + token(topic)
 /** JetStream's error code for a failed `Nats-Expected-Last-Subject-Sequence`. */
 const WRONG_LAST_SEQUENCE = 10071;
 const NO_MESSAGE = 10037;
-/** How long a read consumer lives unused before the server removes it (it is deleted after the read anyway). */
-const READER_INACTIVE_MS = 10_000;
+const PREVIOUS = 'Nats-Expected-Last-Subject-Sequence';
 
 export interface StoreLimits {
   /** Stored messages kept per topic (the largest history size, plus one for the marker). */
@@ -39,6 +41,8 @@ export interface StoreLimits {
 export interface StoredMessage {
   readonly streamSeq: number;
   readonly body: Buffer;
+  /** The stream sequence of the topic's message before this one (0: none; -1: unknown). */
+  readonly previous: number;
 }
 
 /** Another writer got there first: the subject's last stream sequence is now `last`. */
@@ -48,7 +52,10 @@ export class Conflict extends Error {
   }
 }
 
-const view = (data: Uint8Array): Buffer => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+const stored = (m: StoredMsg): StoredMessage => {
+  const previous = Number(m.header?.get(PREVIOUS) || -1);
+  return { streamSeq: m.seq, body: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), previous: Number.isSafeInteger(previous) ? previous : -1 };
+};
 
 export class TopicStore {
   private readonly js: JetStreamClient;
@@ -56,7 +63,7 @@ export class TopicStore {
   private constructor(
     private readonly jsm: JetStreamManager,
     nc: NatsConnection,
-    private readonly timeoutMs: number,
+    timeoutMs: number,
   ) {
     this.js = nc.jetstream({ timeout: timeoutMs });
   }
@@ -98,8 +105,7 @@ export class TopicStore {
   /** The topic's last stored message, or null when it has none. */
   async last(topic: string): Promise<StoredMessage | null> {
     try {
-      const m = await this.jsm.streams.getMessage(STREAM, { last_by_subj: storeSubject(topic) });
-      return { streamSeq: m.seq, body: view(m.data) };
+      return stored(await this.jsm.streams.getMessage(STREAM, { last_by_subj: storeSubject(topic) }));
     } catch (e) {
       if (e instanceof NatsError && e.api_error?.err_code === NO_MESSAGE) return null;
       throw e;
@@ -109,8 +115,7 @@ export class TopicStore {
   /** The stored message at `streamSeq`, or null when it is gone. */
   async at(streamSeq: number): Promise<StoredMessage | null> {
     try {
-      const m = await this.jsm.streams.getMessage(STREAM, { seq: streamSeq });
-      return { streamSeq: m.seq, body: view(m.data) };
+      return stored(await this.jsm.streams.getMessage(STREAM, { seq: streamSeq }));
     } catch (e) {
       if (e instanceof NatsError && e.api_error?.err_code === NO_MESSAGE) return null;
       throw e;
@@ -118,30 +123,17 @@ export class TopicStore {
   }
 
   /**
-   * Every stored message of the topic up to `upTo` (stream sequence), oldest first: through a
-   * short-lived consumer filtered on the topic's subject, emptied with one no-wait pull and deleted.
+   * `last` and the topic's messages before it, oldest first: read back one by one until `enough` holds
+   * for the oldest read, the topic has no earlier message (or it is no longer retained), or `max` are read.
    */
-  async range(topic: string, upTo: number, max: number): Promise<StoredMessage[]> {
-    const ci = await this.jsm.consumers.add(STREAM, {
-      filter_subject: storeSubject(topic),
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.All,
-      inactive_threshold: nanos(READER_INACTIVE_MS),
-      mem_storage: true,
-      num_replicas: 1,
-    });
-    const out: StoredMessage[] = [];
-    try {
-      const batch = Math.min(max, ci.num_pending);
-      if (batch > 0) {
-        for await (const m of this.js.fetch(STREAM, ci.name, { batch, no_wait: true, expires: this.timeoutMs })) {
-          if (m.seq <= upTo) out.push({ streamSeq: m.seq, body: view(m.data) });
-        }
-      }
-    } finally {
-      this.jsm.consumers.delete(STREAM, ci.name).catch(() => undefined); // else reaped when inactive
+  async back(last: StoredMessage, enough: (m: StoredMessage) => boolean, max: number): Promise<StoredMessage[]> {
+    const out = [last];
+    for (let m = last; !enough(m) && m.previous > 0 && out.length < max; ) {
+      const before = await this.at(m.previous);
+      if (before === null) break;
+      out.push((m = before));
     }
-    return out;
+    return out.reverse();
   }
 
   /**

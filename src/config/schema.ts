@@ -268,7 +268,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   webhookSecret: { kind: 'string', def: '', secret: true, help: 'HMAC-SHA256 key of the X-Wsgate-Signature header (required with --webhook-url)' },
   webhookDelay: { kind: 'int', def: 3000, min: 0, max: 600_000, help: 'ms topic_vacated waits: a topic occupied again within it sends nothing' },
   webhookMaxQueue: { kind: 'int', def: 10_000, min: 1, max: 1_000_000, help: 'webhook events held while the application is slow or away; more are dropped and counted' },
-  idempotencyWindow: { kind: 'int', def: 300, min: 1, max: 86_400, help: 'seconds a publish idempotencyKey is remembered (cluster-wide with Redis, per node otherwise)' },
+  idempotencyWindow: { kind: 'int', def: 300, min: 1, max: 86_400, help: 'seconds a publish idempotencyKey is remembered (cluster-wide with Redis and NATS JetStream, per node otherwise)' },
   idempotencyMaxKeys: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'idempotency keys one node remembers (memory and NATS brokers); the oldest go first' },
 };
 

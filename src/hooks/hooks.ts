@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
 import { brokerTls } from '../broker/broker-tls';
-import { natsOptions } from '../broker/nats-broker';
+import { natsOptions } from '../broker/nats-link';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';

@@ -4,6 +4,7 @@ import { CommandError, type Delivery, GatewayClient } from '../src/client/gatewa
 import type { Gateway } from '../src/server/gateway';
 import { BrokerServer, NatsCluster, eventually, sleep, startNode } from './helpers/brokers';
 import { FaultProxy } from './helpers/fault-proxy';
+import { type ChildGateway, spawnGateway } from './helpers/gateway';
 
 /**
  * `--nats-jetstream`: numbering, history, latest message and idempotency keys cluster-wide through a real
@@ -121,22 +122,33 @@ describe('NATS JetStream mode: two gateway nodes', { timeout: 60_000 }, () => {
     await Promise.all([...pubs.map((p) => p.close()), onA.c.close(), onB.c.close()]);
   });
 
-  it('resumes a quiet topic after every gateway node was restarted', async () => {
-    const pub = await GatewayClient.connect(A().url);
-    const { epoch } = await pub.pub('js.quiet', 'a').then(() => pub.command({ op: 'history', topic: 'js.quiet', limit: 1 }));
-    for (const d of ['b', 'c', 'd']) await pub.pub('js.quiet', d);
-    await pub.close();
-    await Promise.all(nodes.map((n) => n.gateway.close()));
-    nodes.length = 0;
-    await startNodes(nats.url, 2, nodes);
-    const r = await collect(B().url, 'js.quiet', { seq: 1, epoch: epoch as string });
-    assert.equal(r.reply.recovered, true);
-    await eventually('three missed', () => r.got.length === 3);
-    assert.deepEqual(r.got.map((d) => d.d), ['b', 'c', 'd']);
-    const p2 = await GatewayClient.connect(A().url);
-    assert.equal((await p2.pub('js.quiet', 'e')).seq, 5);
-    await eventually('live after restart', () => r.got.length === 4);
-    await Promise.all([p2.close(), r.c.close()]);
+  it('resumes a quiet topic after every gateway node was killed (SIGKILL) and started again', async () => {
+    // Nodes as processes of their own, so that they can be killed; none of them is left afterwards.
+    const spawnTwo = () => Promise.all([0, 1].map(() => spawnGateway(['--broker', nats.url, ...FLAGS, '--client-publish'])));
+    const first = await spawnTwo();
+    try {
+      const pub = await GatewayClient.connect(`ws://127.0.0.1:${(first[0] as ChildGateway).port}/ws`);
+      for (const d of ['a', 'b', 'c', 'd']) await pub.pub('js.quiet', d);
+      const { epoch } = await pub.command({ op: 'history', topic: 'js.quiet', limit: 1 });
+      await pub.close();
+      await Promise.all(first.map((g) => g.stop()));
+      const second = await spawnTwo();
+      try {
+        const url = `ws://127.0.0.1:${(second[1] as ChildGateway).port}/ws`;
+        const r = await collect(url, 'js.quiet', { seq: 1, epoch: epoch as string });
+        assert.equal(r.reply.recovered, true);
+        await eventually('three missed', () => r.got.length === 3);
+        assert.deepEqual(r.got.map((d) => d.d), ['b', 'c', 'd']);
+        const p2 = await GatewayClient.connect(`ws://127.0.0.1:${(second[0] as ChildGateway).port}/ws`);
+        assert.equal((await p2.pub('js.quiet', 'e')).seq, 5);
+        await eventually('live after the restart', () => r.got.length === 4);
+        await Promise.all([p2.close(), r.c.close()]);
+      } finally {
+        await Promise.all(second.map((g) => g.stop()));
+      }
+    } finally {
+      await Promise.all(first.map((g) => g.stop()));
+    }
   });
 
   it('loses nothing for a resumable subscriber when nats-server is restarted under load', async () => {

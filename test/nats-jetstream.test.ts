@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CommandError, type Delivery, GatewayClient } from '../src/client/gateway-client';
 import type { Gateway } from '../src/server/gateway';
-import { BrokerServer, NatsCluster, eventually, sleep, startNode } from './helpers/brokers';
+import { BrokerServer, NatsCluster, eventually, freePort, requireBinary, sleep, startNode, waitForPort } from './helpers/brokers';
 import { FaultProxy } from './helpers/fault-proxy';
 import { type ChildGateway, spawnGateway } from './helpers/gateway';
 
@@ -11,7 +15,9 @@ import { type ChildGateway, spawnGateway } from './helpers/gateway';
  * nats-server -js (temporary store dir), with the Redis-mode guarantees, across node and server restarts.
  */
 type Node = { gateway: Gateway; url: string; port: number };
-const FLAGS = ['--nats-jetstream', '--broker-linger', '0', '--history-size', '50', '--topics', JSON.stringify([{ match: 'last.*', lastMessage: true }])];
+/** The load test's topic retains all it is sent: "no loss" is a promise within the retained history. */
+const LOAD_RULE = { match: 'js.load', history: { size: 5000, ttl: 300 } };
+const FLAGS = ['--nats-jetstream', '--broker-linger', '0', '--history-size', '50', '--topics', JSON.stringify([{ match: 'last.*', lastMessage: true }, LOAD_RULE])];
 const http = (n: Node) => `http://127.0.0.1:${n.port}`;
 
 async function collect(url: string, topic: string, since?: { seq: number; epoch: string }) {
@@ -155,11 +161,14 @@ describe('NATS JetStream mode: two gateway nodes', { timeout: 60_000 }, () => {
     const sub = await collect(B().url, 'js.load');
     const pub = await GatewayClient.connect(A().url);
     const acked: number[] = [];
+    const ackedData = new Map<number, number>();
     let stop = false;
     const load = (async () => {
       for (let i = 0; !stop && i < 5000; i++) {
         try {
-          acked.push((await pub.pub('js.load', i)).seq as number);
+          const seq = (await pub.pub('js.load', i)).seq as number;
+          acked.push(seq);
+          ackedData.set(seq, i);
         } catch {
           await sleep(20); // unavailable while the node sees the outage
         }
@@ -178,8 +187,10 @@ describe('NATS JetStream mode: two gateway nodes', { timeout: 60_000 }, () => {
     const last = acked[acked.length - 1] as number;
     await eventually('subscriber caught up', () => (sub.got.at(-1)?.s ?? 0) >= last, 20_000);
     // Every acknowledged publish reached the subscriber, in order, each once: no gap in the numbering.
-    assert.deepEqual(seqs(sub.got), range(1, sub.got.length));
-    for (const s of acked) assert.ok(s <= sub.got.length);
+    const at = sub.got.findIndex((d, i) => d.s !== i + 1);
+    assert.equal(at, -1, `seqs around the first gap: ${JSON.stringify(seqs(sub.got.slice(Math.max(0, at - 3), at + 3)))} of ${sub.got.length}; refilled ${B().gateway.stats.brokerRefilled}`);
+    // ...and each one with the data it was acknowledged for (the stream kept what it acknowledged).
+    for (const [s, i] of ackedData) assert.equal(sub.got[s - 1]?.d, i, `seq ${s}`);
     assert.ok(sub.got.length > before, 'delivery resumed after the restart');
     await Promise.all([pub.close(), sub.c.close()]);
   });
@@ -219,6 +230,90 @@ describe('NATS JetStream mode: a broker message cut in transit', { timeout: 60_0
     assert.deepEqual(sub.got.map((d) => (d.d as { n: number }).n), range(0, 6), 'refilled and live, once each, in order');
     assert.deepEqual(seqs(sub.got), range(1, 7));
     assert.ok(B.gateway.stats.brokerRefilled >= 1, 'the cut message came from the stream');
+    await Promise.all([pub.close(), sub.c.close()]);
+  });
+});
+
+/**
+ * A gap with the connection up: three JetStream servers; node B's server `b` reaches the other two only by
+ * routes through TCP fault proxies (it dials theirs through one each, and advertises one to itself, so
+ * that no route goes around). Resetting those routes
+ * loses what the stream republished meanwhile on its way to B while B's own connection stays up: B learns
+ * of the gap only from the next message's seq.
+ */
+describe('NATS JetStream mode: a gap in the numbering with the connection up', { timeout: 90_000 }, () => {
+  const procs: ChildProcess[] = [];
+  const dirs: string[] = [];
+  const proxies: FaultProxy[] = [];
+  const nodes: Node[] = [];
+
+  const natsServer = async (name: string, args: string[]): Promise<number> => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'wsgate-natsgap-'));
+    dirs.push(dir);
+    procs.push(spawn(requireBinary('nats'), ['-a', '127.0.0.1', '-p', String(port), '-js', '--store_dir', dir, '--cluster_name', 'gap', '--server_name', name, ...args], { stdio: 'ignore' }));
+    await waitForPort(port);
+    return port;
+  };
+
+  before(async () => {
+    const [routeA, routeB, routeC] = [await freePort(), await freePort(), await freePort()];
+    for (const r of [routeA, routeB, routeC]) proxies.push(await FaultProxy.start(r));
+    const [toA, toB, toC] = proxies.map((p) => `nats://127.0.0.1:${p.port}`) as [string, string, string];
+    const a = await natsServer('a', ['--cluster', `nats://127.0.0.1:${routeA}`, '--routes', `nats://127.0.0.1:${routeC}`]);
+    await natsServer('c', ['--cluster', `nats://127.0.0.1:${routeC}`, '--routes', `nats://127.0.0.1:${routeA}`]);
+    const b = await natsServer('b', ['--cluster', `nats://127.0.0.1:${routeB}`, '--cluster_advertise', toB.slice(7), '--routes', `${toA},${toC}`]);
+    nodes.push(await startNode(`nats://127.0.0.1:${a}`, [...FLAGS, '--nats-jetstream-replicas', '3']), await startNode(`nats://127.0.0.1:${b}`, [...FLAGS, '--nats-jetstream-replicas', '3']));
+    await eventually('JetStream ready on every node', () => nodes.every((x) => x.gateway.broker.ready()), 30_000);
+  });
+
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.gateway.close()));
+    for (const p of proxies) await p.close();
+    for (const p of procs) {
+      if (p.exitCode === null && p.signalCode === null) {
+        const exited = new Promise((r) => p.once('exit', r));
+        process.kill(p.pid as number, 'SIGKILL');
+        await exited;
+      }
+    }
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('reads the missed messages from the stream when the next seq shows the gap', async () => {
+    const [A, B] = nodes as [Node, Node];
+    const sub = await collect(B.url, 'js.gap');
+    const pub = await GatewayClient.connect(A.url);
+    const publish = async (n: number) => {
+      for (;;) {
+        try {
+          return await pub.pub('js.gap', n);
+        } catch {
+          await sleep(100); // a stream leader being elected
+        }
+      }
+    };
+    await publish(1);
+    await eventually('first on B', () => sub.got.length === 1, 15_000);
+    const routed = proxies.reduce((n, p) => n + p.accepted, 0);
+    const reset = Promise.all(proxies.map((p) => p.reset(2000)));
+    await sleep(100);
+    for (let n = 2; n <= 4; n++) await publish(n); // stored, republished, lost on the way to B
+    await reset;
+    await eventually('routes back', () => proxies.reduce((n, p) => n + p.accepted, 0) >= routed + 2, 20_000);
+    assert.ok(B.gateway.broker.ready(), "B's own connection never dropped");
+    assert.deepEqual(sub.got.map((d) => d.d), [1]);
+    // Interest travels again once the routes are back; then the next message shows the gap.
+    let n = 5;
+    await eventually('the next message reaches B', async () => {
+      await publish(n++);
+      return sub.got.length > 1;
+    }, 20_000);
+    await eventually('refilled', () => sub.got.length >= n - 1, 15_000);
+    await sleep(200);
+    assert.deepEqual(seqs(sub.got), range(1, sub.got.length), 'no gap, no duplicate');
+    assert.deepEqual(sub.got.map((d) => d.d), range(1, sub.got.length));
+    assert.ok(B.gateway.stats.brokerRefilled >= 3);
     await Promise.all([pub.close(), sub.c.close()]);
   });
 });

@@ -69,6 +69,11 @@ export class GatewayMetrics {
     m.labeled('wsgate_server_api_refused_total', 'Server API calls refused (bad request, API key, body size), by call.', 'counter', 'call', entries(s.serverApiRefused));
     m.labeled('wsgate_join_leave_events_total', 'Join/leave notices fanned out by this node (once each, however many subscribers).', 'counter', 'op', entries(s.joinLeave));
     m.counter('wsgate_last_message_hits_total', 'Subscribers sent the topic\'s latest message on subscribe (rule lastMessage).', () => s.lastMessageHits);
+    m.labeled('wsgate_delta_deliveries_total', 'Deliveries to delta subscriptions (rule delta), by kind (a delta, or the full data).', 'counter', 'kind', entries(s.deltaDeliveries));
+    m.counter('wsgate_delta_sent_bytes_total', 'Bytes of deliveries sent to delta subscriptions.', () => s.deltaSentBytes);
+    m.counter('wsgate_delta_bytes_saved_total', 'Bytes delta subscriptions would have received more as full deliveries (sent + saved = without delta).', () => s.deltaSavedBytes);
+    m.counter('wsgate_delta_computed_total', 'Deltas computed (once per publish and codec, whatever the subscriber count).', () => s.deltaComputed);
+    m.counter('wsgate_delta_seconds_total', 'Time spent computing and framing deltas (single-threaded: CPU time).', () => s.deltaSeconds);
     m.gauge('wsgate_broker_up', '1 while the broker connection is up.', () => (s.brokerUp ? 1 : 0));
     m.counter('wsgate_broker_published_total', 'Messages sent to the broker.', () => s.brokerPublished);
     m.counter('wsgate_broker_received_total', 'Messages received from the broker.', () => s.brokerReceived);

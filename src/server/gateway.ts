@@ -24,6 +24,7 @@ import { Presence } from '../session/presence';
 import { ServerControl } from '../session/server-control';
 import { registerControlRoutes } from './control-route';
 import { closeSpread } from './drain';
+import { listenExclusive } from './listen';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
 import { registerTopicRoutes } from './topics-route';
@@ -63,6 +64,7 @@ export class Gateway {
       historyMaxBytes: config.historyMaxBytes,
       rules,
       positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
+      delta: { fullEvery: config.deltaFullEvery, minBytes: config.deltaMinBytes },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
     this.bus = new ControlBus(this.broker.control ?? null, {
@@ -165,10 +167,10 @@ export class Gateway {
     if (this.verifier !== null && !this.verifier.keys.loaded()) this.log.warn({ jwks: this.config.jwtJwksUrl }, 'JWKS not loaded yet; upgrades get 503 until it is');
     await this.hooks.start(this.bus);
     if (this.admin !== null) {
-      this.adminListenSocket = listen(this.admin, this.config.adminHost, this.config.adminPort);
+      this.adminListenSocket = await listenExclusive(this.admin, this.config.adminHost, this.config.adminPort, '--admin-port');
       this.log.info({ host: this.config.adminHost, port: this.config.adminPort }, 'admin listening');
     }
-    this.listenSocket = listen(this.app, this.config.host, this.config.port);
+    this.listenSocket = await listenExclusive(this.app, this.config.host, this.config.port, '--port');
     const port = us_socket_local_port(this.listenSocket as unknown as us_socket);
     this.log.info({ host: this.config.host, port, broker: this.broker.kind }, 'listening');
     return port;
@@ -212,14 +214,4 @@ export class Gateway {
     this.hub.close();
     this.metrics.stop();
   }
-}
-
-/** Binds synchronously (uWS calls back before listen() returns). */
-function listen(app: TemplatedApp, host: string, port: number): us_listen_socket {
-  let socket: us_listen_socket | false = false;
-  app.listen(host, port, (s) => {
-    socket = s;
-  });
-  if (socket === false) throw new Error(`cannot listen on ${host}:${port}`);
-  return socket;
 }

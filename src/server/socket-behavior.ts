@@ -160,17 +160,23 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   };
 
   /** Reply, replay from local history and subscribe in one synchronous step: no publish can fall between them. */
-  const subscribeNow = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined) => {
+  const subscribeNow = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined, delta: boolean) => {
     const state = hub.acquire(topic);
     answerFromHistory(ws, conn, id, state, since);
+    joinKey(ws, conn, state, delta);
+  };
+
+  /** Subscribes the socket to the topic's key for its codec; a delta subscription waits there for its first full delivery. */
+  const joinKey = (ws: Socket, conn: Connection, state: TopicState, delta: boolean) => {
     ws.subscribe(state.key(conn.codec.name));
+    if (delta) state.delta?.join(ws, conn.codec.name);
   };
 
   /**
    * Cluster brokers that number topics cluster-wide: the reply, replay and socket subscription wait for the
    * broker's snapshot and then happen in one synchronous step at its cut, so nothing falls between them.
    */
-  const subscribeAtCut = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined, snapshot: NonNullable<Broker['snapshot']>) => {
+  const subscribeAtCut = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined, delta: boolean, snapshot: NonNullable<Broker['snapshot']>) => {
     snapshot.call(
       broker,
       topic,
@@ -179,12 +185,12 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         if (snap instanceof GatewayError) {
           // The broker cannot say where the topic is: serve from what this node knows (it keeps serving).
           log.debug({ topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
-          return subscribeNow(ws, conn, topic, id, since);
+          return subscribeNow(ws, conn, topic, id, since, delta);
         }
         const state = hub.acquire(topic);
         const replay = snap.replay;
         answerSub(ws, conn, id, state, since, replay !== null, (send) => replayRetained(topic, replay ?? [], conn.codec.name, hub.deliveryEncoder, send));
-        ws.subscribe(state.key(conn.codec.name));
+        joinKey(ws, conn, state, delta);
       }),
     );
   };
@@ -192,7 +198,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   /** Subscribes; returns the error to send, or null. Idempotent for topics already held. `allowed`: grant and application already agreed. */
   const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>, allowed = false): GatewayError | null => {
     const { topic, id, since } = cmd;
+    const delta = cmd.delta !== undefined;
     if (!allowed && !conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
+    if (delta && !hub.ruleOf(topic).delta) return new GatewayError(ErrorCode.DeltaDisabled, 'this topic has no deltas (see the topic rules)', id);
     if (conn.topics.has(topic)) {
       // Already receiving it live; a `since` still gets its answer and replay (clients drop the repeats by `s`).
       answerFromHistory(ws, conn, id, hub.acquire(topic), since);
@@ -221,16 +229,16 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const snapshot = broker.snapshot;
     const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
     if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
-      subscribeAtCut(ws, conn, topic, id, since, snapshot);
+      subscribeAtCut(ws, conn, topic, id, since, delta, snapshot);
       return null;
     }
     const live = broker.whenLive?.(topic) ?? null;
     if (live !== null) {
       // Settles, never rejects: a broker that cannot confirm still leaves local fan-out to serve.
-      void live.then(later(ws, conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
+      void live.then(later(ws, conn, topic, () => subscribeNow(ws, conn, topic, id, since, delta)));
       return null;
     }
-    subscribeNow(ws, conn, topic, id, since);
+    subscribeNow(ws, conn, topic, id, since, delta);
     return null;
   };
 
@@ -240,10 +248,11 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (!conn.topics.delete(topic)) return;
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
-    left(conn, topic, false);
+    left(ws, conn, topic, false);
   };
 
-  const left = (conn: Connection, topic: string, closing: boolean) => {
+  const left = (ws: Socket, conn: Connection, topic: string, closing: boolean) => {
+    hub.get(topic)?.delta?.leave(ws, closing);
     const rule = hub.removeSubscriber(topic, conn.codec.name);
     if (rule?.members) presence.left(caller(conn), topic, rule, closing);
     if (rule?.presence === true) events?.left(conn, topic);
@@ -589,7 +598,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
-      for (const topic of conn.topics) left(conn, topic, true);
+      for (const topic of conn.topics) left(ws, conn, topic, true);
       events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },

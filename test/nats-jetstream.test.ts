@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CommandError, type Delivery, GatewayClient } from '../src/client/gateway-client';
 import type { Gateway } from '../src/server/gateway';
+import { connect } from 'nats';
+import { STREAM } from '../src/broker/jetstream-store';
 import { BrokerServer, NatsCluster, eventually, freePort, requireBinary, sleep, startNode, waitForPort } from './helpers/brokers';
 import { FaultProxy } from './helpers/fault-proxy';
 import { type ChildGateway, spawnGateway } from './helpers/gateway';
@@ -265,6 +267,18 @@ describe('NATS JetStream mode: a gap in the numbering with the connection up', {
     const b = await natsServer('b', ['--cluster', `nats://127.0.0.1:${routeB}`, '--cluster_advertise', toB.slice(7), '--routes', `${toA},${toC}`]);
     nodes.push(await startNode(`nats://127.0.0.1:${a}`, [...FLAGS, '--nats-jetstream-replicas', '3']), await startNode(`nats://127.0.0.1:${b}`, [...FLAGS, '--nats-jetstream-replicas', '3']));
     await eventually('JetStream ready on every node', () => nodes.every((x) => x.gateway.broker.ready()), 30_000);
+    // The stream's leader away from b, so that publishing goes on while b is cut off.
+    const nc = await connect({ servers: `127.0.0.1:${a}` });
+    try {
+      const jsm = await nc.jetstreamManager();
+      await eventually('stream leader not on b', async () => {
+        const leader = (await jsm.streams.info(STREAM)).cluster?.leader;
+        if (leader === 'b') await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`).catch(() => undefined);
+        return leader !== undefined && leader !== 'b';
+      }, 20_000);
+    } finally {
+      await nc.close();
+    }
   });
 
   after(async () => {
@@ -296,9 +310,11 @@ describe('NATS JetStream mode: a gap in the numbering with the connection up', {
     await publish(1);
     await eventually('first on B', () => sub.got.length === 1, 15_000);
     const routed = proxies.reduce((n, p) => n + p.accepted, 0);
-    const reset = Promise.all(proxies.map((p) => p.reset(2000)));
+    let cut = true;
+    const reset = Promise.all(proxies.map((p) => p.reset(3000))).then(() => (cut = false));
     await sleep(100);
     for (let n = 2; n <= 4; n++) await publish(n); // stored, republished, lost on the way to B
+    assert.ok(cut, 'stored while b was cut off');
     await reset;
     await eventually('routes back', () => proxies.reduce((n, p) => n + p.accepted, 0) >= routed + 2, 20_000);
     assert.ok(B.gateway.broker.ready(), "B's own connection never dropped");

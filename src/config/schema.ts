@@ -31,6 +31,7 @@ export interface Config {
   jwtClockSkew: number;
   drainWindow: number;
   drainTimeout: number;
+  workers: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logFormat: 'auto' | 'json' | 'pretty';
   broker: string;
@@ -173,6 +174,12 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   jwtClockSkew: { kind: 'int', def: 0, min: 0, max: 600, help: 'seconds of clock difference tolerated on exp and nbf' },
   drainWindow: { kind: 'int', def: 10_000, min: 0, max: 600_000, help: 'ms over which connections are closed with 1012 on SIGTERM' },
   drainTimeout: { kind: 'int', def: 25_000, min: 100, max: 3_600_000, help: 'ms after SIGTERM by which the process exits' },
+  workers: {
+    kind: 'string',
+    def: '1',
+    help: 'worker threads sharing the port, each a node of an in-process cluster (auto = os.availableParallelism(); 1 = no threads)',
+    check: { ok: (v) => v === 'auto' || (/^[1-9]\d{0,2}$/.test(v) && Number(v) <= 256), rule: 'auto or an integer 1..256' },
+  },
   logLevel: { kind: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },
   logFormat: { kind: 'enum', def: 'auto', values: ['auto', 'json', 'pretty'], help: 'log lines: pretty (one readable line each), json (pino), or auto: pretty on a terminal, json otherwise' },
   broker: {

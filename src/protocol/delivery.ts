@@ -84,7 +84,7 @@ export const packDataStart = (topic: string, seq: number): number => 7 + (topic.
 
 function decimalDigits(v: number): number {
   let digits = 1;
-  for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+  for (let x = v; x >= 10; x = (x - (x % 10)) / 10) digits++;
   return digits;
 }
 
@@ -159,12 +159,17 @@ export function writeAscii(b: Buffer, p: number, s: string): number {
   return p + s.length;
 }
 
-/** A non-negative integer below 2^53 in decimal. */
+/**
+ * A non-negative integer below 2^53 in decimal. Exact divisions only (`(x - x % 10) / 10`): unoptimized
+ * code boxes every fractional intermediate such as `x / 10` into a 16 B heap number, and a publish path
+ * running a few hundred times a second is not optimized (bench/README.md).
+ */
 export function writeDecimal(b: Buffer, p: number, v: number): number {
   const digits = decimalDigits(v);
   for (let i = p + digits - 1; i >= p; i--) {
-    b[i] = 0x30 + (v % 10);
-    v = Math.floor(v / 10);
+    const d = v % 10;
+    b[i] = 0x30 + d;
+    v = (v - d) / 10;
   }
   return p + digits;
 }

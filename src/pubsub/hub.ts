@@ -61,6 +61,8 @@ export interface InterestListener {
  */
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
+  /** The epoch of the topic the last deliver() numbered (an owner worker sends it with the sequence). */
+  lastEpoch = '';
   private readonly encoder = new DeliveryEncoder();
   /** Handed to history.append, refilled per publish (a literal would be an object per publish). */
   private readonly frames: { -readonly [K in keyof HistoryFrames]: HistoryFrames[K] } = { jsonFrame: null, packFrame: null };
@@ -194,6 +196,7 @@ export class Hub {
       }
       state.seq = seq;
     }
+    this.lastEpoch = state.epoch;
     const history = state.history;
     let jsonFrame: Uint8Array | null = null;
     let packFrame: Uint8Array | null = null;

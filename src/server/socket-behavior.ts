@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import { type Admission, type Admitter, isRefused } from '../auth/admission';
 import type { Broker, PublishOutcome, TopicSnapshot } from '../broker/broker';
+import type { Grant } from '../auth/token-verifier';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { Stats, UpgradeResult } from '../metrics/stats';
@@ -29,6 +30,7 @@ import { type Connection, clientId, newConnection } from './connection';
 import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
 import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
 import { type Aborted, bearer, sendError } from './http-reply';
+import { commaList, queryValue } from './query';
 
 export type Socket = WebSocket<Connection>;
 type OkFields = Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>;
@@ -66,6 +68,12 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   ip_limit: '429 Too Many Requests',
   ip_rate: '429 Too Many Requests',
   proxy_unavailable: '503 Service Unavailable',
+};
+
+/** The first of `topics` the grant does not let the connection subscribe to (a loop: no closure per upgrade). */
+const firstDenied = (subscribe: Grant['subscribe'], topics: readonly string[]): string | undefined => {
+  for (const t of topics) if (!subscribe.allows(t)) return t;
+  return undefined;
 };
 
 const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: conn.grant.subject, info: conn.grant.info });
@@ -378,7 +386,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   /** Lets an admitted connection in: query topics must be allowed, the application's topics are trusted. */
   const enter = (res: HttpResponse, hs: Handshake, codec: Codec, topics: readonly string[], address: AddressKey, admission: Admission, abort?: Aborted) => {
     if (isRefused(admission)) return refuse(res, admission.refused, admission.error, abort);
-    const denied = topics.find((t) => !admission.grant.subscribe.allows(t));
+    const denied = firstDenied(admission.grant.subscribe, topics);
     if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `not allowed to subscribe to ${denied}`), abort);
     if (topics.length + admission.serverTopics.length > config.maxTopicsPerConn) {
       return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`), abort);
@@ -386,7 +394,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const full = guard.stillRoom(address);
     if (full !== null) return refuse(res, full.result, full.error, abort);
     const opening = topics.length + admission.serverTopics.length === 0 ? null : { query: topics, server: admission.serverTopics };
-    completeUpgrade(res, hs, newConnection(codec, admission.grant, opening, address), protocol(hs, codec), abort !== undefined);
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, opening, address), protocol(hs, codec));
   };
 
   /** Server-side control of one connection (POST /disconnect, /subscribe, /unsubscribe); whether it changed anything. */
@@ -444,7 +452,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       const hs = readHandshake(req, context);
       const version = req.getHeader('sec-websocket-version');
       const authorization = req.getHeader('authorization');
-      const query = new URLSearchParams(req.getQuery() ?? '');
+      const query = req.getQuery() ?? '';
       if (hs.key.length !== 24 || version !== '13') {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
       }
@@ -458,7 +466,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       if (codec === null) {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.UnsupportedSubprotocol, 'Sec-WebSocket-Protocol must offer wsgate.json or wsgate.msgpack'));
       }
-      const topics = (query.get('topics') ?? '').split(',').filter((t) => t !== '');
+      const topics = commaList(queryValue(query, 'topics'));
       if (topics.length > config.maxTopicsPerConn) {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`));
       }
@@ -466,7 +474,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         const err = checkTopic(t, config.maxTopicLength);
         if (err !== null) return refuse(res, 'bad_request', err);
       }
-      const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
+      const admission = admitter.admit(bearer(authorization) || (queryValue(query, 'token') ?? ''), req, res, query, codec);
       if (!(admission instanceof Promise) && isRefused(admission)) {
         log.debug({ url: req.getUrl(), query: req.getQuery(), code: admission.error.code, reason: admission.error.reason }, 'upgrade refused');
       }
@@ -492,7 +500,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         // The application gave these (connect proxy): no grant check, no subscribe proxy.
         for (const topic of opening.server) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
       }
-      armExpiry(conn, expire(ws, conn));
+      // No closure for connections whose grant never expires (most): it would be garbage at once.
+      if (conn.grant.expiresAt !== undefined) armExpiry(conn, expire(ws, conn));
     },
 
     message: (ws, message, isBinary) => {

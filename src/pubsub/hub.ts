@@ -126,6 +126,11 @@ export class Hub {
     return this.topics.get(topic)?.rule ?? this.options.rules.resolve(topic);
   }
 
+  /** The largest history size of any topic's rule. */
+  get maxHistorySize(): number {
+    return this.options.rules.maxHistorySize;
+  }
+
   /** The state of `topic`, created if the node has none: at its remembered position, else with a fresh epoch. */
   acquire(topic: string): TopicState {
     let state = this.topics.get(topic);

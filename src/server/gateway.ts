@@ -4,6 +4,7 @@ import { createVerifier } from '../auth/create-verifier';
 import type { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
+import { keyedPublisher } from '../idempotency/jetstream-idempotency';
 import type { Config } from '../config/schema';
 import { Hooks } from '../hooks/hooks';
 import type { Logger } from '../log';
@@ -100,7 +101,7 @@ export class Gateway {
     this.guard = new UpgradeGuard(config);
     this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
     const verifier = (this.verifier = createVerifier(config));
-    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log);
+    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log, keyedPublisher(this.broker));
     const admitter = new Admitter(verifier, this.hooks.connect);
 
     const core = new SessionCore({

@@ -62,7 +62,12 @@ export class NatsBroker implements Broker, InterestTarget {
       if (this.up && this.nc !== null) this.nc.publish(to === null ? CONTROL_SUBJECT : CONTROL_SUBJECT + '.' + to, message);
     },
     onControl: (receive) => (this.receiveControl = receive),
+    isUp: () => this.controlLive,
+    onUp: (listener) => (this.controlUp = listener),
   };
+  private controlUp: () => void = () => {};
+  /** Connected, and the control subscriptions confirmed by a PING/PONG after them. */
+  private controlLive = false;
   private readonly interest: InterestTable;
   private readonly receiver: EnvelopeReceiver;
   private readonly subs = new Map<string, Subscription>();
@@ -195,6 +200,7 @@ export class NatsBroker implements Broker, InterestTarget {
     this.interest.close();
     this.subs.clear();
     this.up = false;
+    this.controlLive = false;
     this.stats.brokerUp = false;
     const nc = this.nc;
     this.nc = null;
@@ -221,6 +227,7 @@ export class NatsBroker implements Broker, InterestTarget {
         for (const subject of [CONTROL_SUBJECT, CONTROL_SUBJECT + '.' + this.nodeId]) {
           nc.subscribe(subject, { callback: (err, msg) => err === null && this.receiveControl(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength)) });
         }
+        this.confirmControl(nc);
         this.firstConnect?.();
         void this.watch(nc);
       },
@@ -234,7 +241,11 @@ export class NatsBroker implements Broker, InterestTarget {
   private async watch(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') this.setUp(false);
-      else if (s.type === 'reconnect') this.setUp(true);
+      else if (s.type === 'reconnect') {
+        this.setUp(true);
+        // nats.js sent the subscriptions again on reconnecting; a round trip confirms them.
+        this.confirmControl(nc);
+      }
     }
     // The status stream ends when the connection closes for good (not by us: nats.js retries forever).
     if (!this.closed) {
@@ -254,7 +265,20 @@ export class NatsBroker implements Broker, InterestTarget {
     );
   }
 
+  /** The control bus is up once the server has this node's control subscriptions (a PING sent after them answered). */
+  private confirmControl(nc: NatsConnection): void {
+    nc.flush().then(
+      () => {
+        if (!this.up || this.nc !== nc || this.controlLive) return;
+        this.controlLive = true;
+        this.controlUp();
+      },
+      () => undefined, // the disconnect that follows is reported by the status stream
+    );
+  }
+
   private setUp(up: boolean): void {
+    if (!up) this.controlLive = false;
     if (up === this.up) return;
     this.up = up;
     this.stats.brokerUp = up;

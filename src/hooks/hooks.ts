@@ -111,6 +111,14 @@ export class Hooks implements TopicProxies {
     return new LocalLedger();
   }
 
+  /**
+   * This node is back on the broker after it was away (other nodes may have reaped its memberships, or
+   * the broker lost them): its topics (`topics`, read when the ledger is reached) are asserted again.
+   */
+  rejoined(topics: () => string[]): void {
+    this.occupancy?.reassert(topics);
+  }
+
   async close(): Promise<void> {
     await this.occupancy?.close();
     this.events?.close();
@@ -122,7 +130,7 @@ export class Hooks implements TopicProxies {
 }
 
 async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
-  const nc = await connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, timeout: 2000 });
+  const nc = await connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, timeout: 2000 });
   try {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('JetStream did not answer in 2 s')), 2000)));
@@ -136,7 +144,8 @@ async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
 
 function hooksRedis(config: Config, log: Logger): Redis {
   const tls = brokerTls(config);
-  const r = new Redis(config.broker, { ...(tls === null ? {} : { tls }), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, connectionName: 'wsgate-hooks' });
+  // Reconnects as promptly as the broker connections (an occupancy re-assert waits for it after an outage).
+  const r = new Redis(config.broker, { ...(tls === null ? {} : { tls }), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, connectionName: 'wsgate-hooks', retryStrategy: (times) => Math.min(times * 100, 1000) });
   let warned = false;
   r.on('error', (e: Error) => {
     if (!warned) log.warn({ err: e.message, role: 'hooks' }, 'redis connection error; retrying');

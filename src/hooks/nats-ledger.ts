@@ -5,7 +5,12 @@ import type { OccupancyLedger } from './occupancy';
 interface TopicOccupancy {
   nodes: string[];
   vacating: string | null;
+  /** Nodes reaped while holding the topic (so that their return can be told from a lost membership). */
+  reaped?: string[];
 }
+
+/** Most reaped nodes remembered per topic (oldest forgotten first). */
+const MAX_REAPED = 16;
 
 // Concurrent writers (other nodes) make a compare-and-set fail; it is read again and retried this often.
 const MAX_CAS_ATTEMPTS = 20;
@@ -39,7 +44,7 @@ export class NatsLedger implements OccupancyLedger {
       const nodes = [...s.nodes, this.node];
       if (s.nodes.length > 0) return [{ ...s, nodes }, false];
       // Taken again while a vacate waited: neither event.
-      return [{ nodes, vacating: null }, s.vacating === null];
+      return [{ nodes, vacating: null, reaped: s.reaped }, s.vacating === null];
     });
   }
 
@@ -48,7 +53,21 @@ export class NatsLedger implements OccupancyLedger {
   }
 
   confirmVacated(topic: string): Promise<boolean> {
-    return this.change(topic, (s) => (s.vacating === this.node && s.nodes.length === 0 ? [null, true] : [s, false]));
+    return this.change(topic, (s) => {
+      if (s.vacating !== this.node || s.nodes.length > 0) return [s, false];
+      // Kept while it remembers reaped nodes (see reoccupy); else nothing to remember.
+      return [(s.reaped?.length ?? 0) > 0 ? { nodes: [], vacating: null, reaped: s.reaped } : null, true];
+    });
+  }
+
+  /** The same rules as the Redis ledger's REOCCUPY script. */
+  reoccupy(topic: string): Promise<boolean> {
+    return this.change(topic, (s) => {
+      if (s.nodes.includes(this.node)) return [s, false];
+      const reaped = s.reaped?.includes(this.node) === true;
+      const next: TopicOccupancy = { nodes: [...s.nodes, this.node], vacating: s.nodes.length === 0 && reaped ? null : s.vacating, reaped: s.reaped?.filter((n) => n !== this.node) };
+      return [next, reaped && s.nodes.length === 0 && s.vacating === null];
+    });
   }
 
   async reap(node: string): Promise<string[]> {
@@ -72,10 +91,11 @@ export class NatsLedger implements OccupancyLedger {
     return (s) => {
       if (!s.nodes.includes(node)) {
         const orphaned = node !== this.node && s.nodes.length === 0 && s.vacating === node;
-        return orphaned ? [{ nodes: [], vacating: this.node }, true] : [s, false];
+        return orphaned ? [{ nodes: [], vacating: this.node, reaped: s.reaped }, true] : [s, false];
       }
       const nodes = s.nodes.filter((n) => n !== node);
-      return nodes.length === 0 ? [{ nodes, vacating: this.node }, true] : [{ ...s, nodes }, false];
+      const reaped = node === this.node ? s.reaped : [...(s.reaped ?? []), node].slice(-MAX_REAPED);
+      return nodes.length === 0 ? [{ nodes, vacating: this.node, reaped }, true] : [{ ...s, nodes, reaped }, false];
     };
   }
 

@@ -2,6 +2,9 @@ import type { Logger } from '../log';
 import type { Stats } from '../metrics/stats';
 import type { InterestListener } from '../pubsub/hub';
 
+const REASSERT_ATTEMPTS = 30;
+const REASSERT_RETRY_MS = 1000;
+
 /** Told of each occupancy change this node announces for the cluster. */
 export type OccupancySink = (change: 'occupied' | 'vacated', topic: string) => void;
 
@@ -21,6 +24,12 @@ export interface OccupancyLedger {
    * vacate this node now confirms after the delay (each such topic is returned to exactly one caller).
    */
   reap(node: string): Promise<string[]> | string[];
+  /**
+   * This node, back after being away, still has subscribers of `topic`. True: it had been reaped and the
+   * topic was announced vacated meanwhile, announce `topic_occupied` (exactly one node sees true). A
+   * membership that was kept, or lost with the broker's state, is restored silently.
+   */
+  reoccupy(topic: string): Promise<boolean> | boolean;
   close(): Promise<void>;
 }
 
@@ -45,6 +54,10 @@ export class LocalLedger implements OccupancyLedger {
     return []; // no other nodes
   }
 
+  reoccupy(): boolean {
+    return false; // never reaped
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -54,6 +67,8 @@ export class LocalLedger implements OccupancyLedger {
  */
 export class Occupancy implements InterestListener {
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private reasserting: NodeJS.Timeout | null = null;
+  private closed = false;
 
   constructor(
     private readonly ledger: OccupancyLedger,
@@ -88,6 +103,23 @@ export class Occupancy implements InterestListener {
     );
   }
 
+  /**
+   * After the node was away from the broker: every topic it still has subscribers of is asserted in the
+   * ledger again; what cannot be reached yet is retried (REASSERT_ATTEMPTS times, a heartbeat apart).
+   */
+  reassert(topics: () => string[], attempt = 0): void {
+    clearTimeout(this.reasserting ?? undefined);
+    this.reasserting = null;
+    const answers = topics().map((topic) => Promise.resolve(this.ledger.reoccupy(topic)).then((yes) => yes && this.announce('occupied', topic)));
+    Promise.all(answers).then(
+      () => undefined,
+      (e: Error) => {
+        if (attempt + 1 >= REASSERT_ATTEMPTS || this.closed) return this.log.warn({ err: e.message }, 'occupancy ledger unavailable; memberships not re-asserted');
+        this.reasserting = setTimeout(() => this.reassert(topics, attempt + 1), REASSERT_RETRY_MS).unref();
+      },
+    );
+  }
+
   private confirmLater(topic: string): void {
     clearTimeout(this.timers.get(topic));
     const timer = setTimeout(() => this.confirm(topic), this.delayMs);
@@ -116,6 +148,8 @@ export class Occupancy implements InterestListener {
 
   /** Confirms pending vacates at once (the node is leaving and could not later), then closes the ledger. */
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.reasserting ?? undefined);
     const pending = [...this.timers.keys()];
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();

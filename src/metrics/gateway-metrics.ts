@@ -68,6 +68,7 @@ export class GatewayMetrics {
     m.labeled('wsgate_server_api_calls_total', 'Server API calls (POST /disconnect, /subscribe, /unsubscribe) run, by call.', 'counter', 'call', entries(s.serverApi));
     m.labeled('wsgate_server_api_refused_total', 'Server API calls refused (bad request, API key, body size), by call.', 'counter', 'call', entries(s.serverApiRefused));
     m.labeled('wsgate_join_leave_events_total', 'Join/leave notices fanned out by this node (once each, however many subscribers).', 'counter', 'op', entries(s.joinLeave));
+    m.counter('wsgate_epoch_resets_total', 'Epoch changes of topics with local subscribers (each announced with a reset notice).', () => s.epochResets);
     m.counter('wsgate_last_message_hits_total', 'Subscribers sent the topic\'s latest message on subscribe (rule lastMessage).', () => s.lastMessageHits);
     m.gauge('wsgate_broker_up', '1 while the broker connection is up.', () => (s.brokerUp ? 1 : 0));
     m.counter('wsgate_broker_published_total', 'Messages sent to the broker.', () => s.brokerPublished);

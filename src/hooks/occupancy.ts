@@ -4,6 +4,7 @@ import type { InterestListener } from '../pubsub/hub';
 
 const REASSERT_ATTEMPTS = 30;
 const REASSERT_RETRY_MS = 1000;
+const MAX_UNSETTLED = 100_000;
 
 /** Told of each occupancy change this node announces for the cluster. */
 export type OccupancySink = (change: 'occupied' | 'vacated', topic: string) => void;
@@ -68,6 +69,8 @@ export class LocalLedger implements OccupancyLedger {
 export class Occupancy implements InterestListener {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private reasserting: NodeJS.Timeout | null = null;
+  /** Topics whose last change could not reach the ledger (broker away), settled by reassert(). */
+  private readonly failed = new Set<string>();
   private closed = false;
 
   constructor(
@@ -105,12 +108,31 @@ export class Occupancy implements InterestListener {
 
   /**
    * After the node was away from the broker: every topic it still has subscribers of is asserted in the
-   * ledger again; what cannot be reached yet is retried (REASSERT_ATTEMPTS times, a heartbeat apart).
+   * ledger again (reoccupy), and every topic whose change could not reach the ledger meanwhile is settled
+   * now (occupied if held, else vacated). What cannot be reached yet is retried (REASSERT_ATTEMPTS times).
    */
   reassert(topics: () => string[], attempt = 0): void {
     clearTimeout(this.reasserting ?? undefined);
     this.reasserting = null;
-    const answers = topics().map((topic) => Promise.resolve(this.ledger.reoccupy(topic)).then((yes) => yes && this.announce('occupied', topic)));
+    const held = new Set(topics());
+    const unsettled = new Set(this.failed);
+    this.failed.clear();
+    const run = (topic: string, answer: () => Promise<boolean> | boolean, then: () => void) =>
+      Promise.resolve()
+        .then(answer)
+        .then(
+          (yes) => yes && then(),
+          (e: Error) => {
+            this.unsettled(topic);
+            throw e;
+          },
+        );
+    const answers: Promise<unknown>[] = [];
+    for (const topic of held) {
+      if (unsettled.has(topic)) answers.push(run(topic, () => this.ledger.occupy(topic), () => this.announce('occupied', topic)));
+      else answers.push(run(topic, () => this.ledger.reoccupy(topic), () => this.announce('occupied', topic)));
+    }
+    for (const topic of unsettled) if (!held.has(topic)) answers.push(run(topic, () => this.ledger.vacate(topic), () => this.confirmLater(topic)));
     Promise.all(answers).then(
       () => undefined,
       (e: Error) => {
@@ -118,6 +140,11 @@ export class Occupancy implements InterestListener {
         this.reasserting = setTimeout(() => this.reassert(topics, attempt + 1), REASSERT_RETRY_MS).unref();
       },
     );
+  }
+
+  /** A change of `topic` did not reach the ledger: settled when the node is back (bounded: beyond, it stays unannounced). */
+  private unsettled(topic: string): void {
+    if (this.failed.size < MAX_UNSETTLED) this.failed.add(topic);
   }
 
   private confirmLater(topic: string): void {
@@ -138,8 +165,9 @@ export class Occupancy implements InterestListener {
       answer.then(
         (yes) => yes && then(),
         (e: Error) => {
-          // The ledger is away (broker outage): this change goes unannounced, counted with the drops.
+          // The ledger is away (broker outage): counted with the drops, settled when the node is back.
           this.stats.webhookEvents.dropped++;
+          this.unsettled(topic);
           this.log.warn({ topic, err: e.message }, 'occupancy ledger unavailable; event not sent');
         },
       );

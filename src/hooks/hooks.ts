@@ -87,7 +87,7 @@ export class Hooks implements TopicProxies {
     // Memberships carry the control bus's node id, so that a node gone from the bus can be reaped.
     const ledger = await this.ledger(bus.nodeId);
     const announce: OccupancySink = sinks.length === 1 ? (sinks[0] as OccupancySink) : (change, topic) => sinks.forEach((sink) => sink(change, topic));
-    const occupancy = new Occupancy(ledger, announce, this.config.webhookDelay, this.stats, this.log);
+    const occupancy = new Occupancy(ledger, announce, this.config.webhookDelay, this.stats, this.log, () => Array.from(this.hub.activeTopics(), ([topic]) => topic));
     this.occupancy = occupancy;
     this.hub.addInterestListener(occupancy);
     bus.onNodeGone((node) => occupancy.nodeGone(node));
@@ -113,10 +113,10 @@ export class Hooks implements TopicProxies {
 
   /**
    * This node is back on the broker after it was away (other nodes may have reaped its memberships, or
-   * the broker lost them): its topics (`topics`, read when the ledger is reached) are asserted again.
+   * the broker lost them): the topics it has subscribers of are asserted again.
    */
-  rejoined(topics: () => string[]): void {
-    this.occupancy?.reassert(topics);
+  rejoined(): void {
+    this.occupancy?.reassert();
   }
 
   async close(): Promise<void> {
@@ -135,7 +135,11 @@ async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('JetStream did not answer in 2 s')), 2000)));
     const kv = await Promise.race([nc.jetstream().views.kv('wsgate_occupancy', { history: 1 }), late]).finally(() => clearTimeout(timer));
-    return new NatsLedger(kv, node, () => nc.close());
+    let up = true;
+    void (async () => {
+      for await (const st of nc.status()) if (st.type === 'disconnect' || st.type === 'reconnect') up = st.type === 'reconnect';
+    })();
+    return new NatsLedger(kv, node, () => nc.close(), () => up);
   } catch (e) {
     await nc.close();
     throw e;

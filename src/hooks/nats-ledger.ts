@@ -36,6 +36,8 @@ export class NatsLedger implements OccupancyLedger {
     private readonly kv: KV,
     private readonly node: string,
     private readonly close_: () => Promise<void>,
+    /** Whether the connection is up: nats.js would hold a request made while it reconnects and send it later, an outcome no caller could know. */
+    private readonly connected: () => boolean = () => true,
   ) {}
 
   occupy(topic: string): Promise<boolean> {
@@ -101,7 +103,10 @@ export class NatsLedger implements OccupancyLedger {
 
   /** Applies `f` atomically (read, compute, compare-and-set, retry), after this node's earlier calls for `topic`. */
   private change(topic: string, f: Change): Promise<boolean> {
-    const run = (this.chains.get(topic) ?? Promise.resolve()).then(() => this.cas(keyOf(topic), f));
+    const run = (this.chains.get(topic) ?? Promise.resolve()).then(() => {
+      if (!this.connected()) throw new Error('occupancy ledger: NATS connection down');
+      return this.cas(keyOf(topic), f);
+    });
     const tail = run.catch(() => undefined);
     this.chains.set(topic, tail);
     void tail.then(() => {

@@ -79,6 +79,8 @@ export class Occupancy implements InterestListener {
     private readonly delayMs: number,
     private readonly stats: Stats,
     private readonly log: Logger,
+    /** The topics this node has subscribers of now. */
+    private readonly held: () => string[],
   ) {}
 
   interestAdded(topic: string): void {
@@ -111,10 +113,10 @@ export class Occupancy implements InterestListener {
    * ledger again (reoccupy), and every topic whose change could not reach the ledger meanwhile is settled
    * now (occupied if held, else vacated). What cannot be reached yet is retried (REASSERT_ATTEMPTS times).
    */
-  reassert(topics: () => string[], attempt = 0): void {
+  reassert(attempt = 0): void {
     clearTimeout(this.reasserting ?? undefined);
     this.reasserting = null;
-    const held = new Set(topics());
+    const held = new Set(this.held());
     const unsettled = new Set(this.failed);
     this.failed.clear();
     const run = (topic: string, answer: () => Promise<boolean> | boolean, then: () => void) =>
@@ -137,7 +139,7 @@ export class Occupancy implements InterestListener {
       () => undefined,
       (e: Error) => {
         if (attempt + 1 >= REASSERT_ATTEMPTS || this.closed) return this.log.warn({ err: e.message }, 'occupancy ledger unavailable; memberships not re-asserted');
-        this.reasserting = setTimeout(() => this.reassert(topics, attempt + 1), REASSERT_RETRY_MS).unref();
+        this.reasserting = setTimeout(() => this.reassert(attempt + 1), REASSERT_RETRY_MS).unref();
       },
     );
   }
@@ -145,6 +147,8 @@ export class Occupancy implements InterestListener {
   /** A change of `topic` did not reach the ledger: settled when the node is back (bounded: beyond, it stays unannounced). */
   private unsettled(topic: string): void {
     if (this.failed.size < MAX_UNSETTLED) this.failed.add(topic);
+    // A failure can be reported after the node is back (a request that timed out late): settle it soon.
+    if (this.reasserting === null && !this.closed) this.reasserting = setTimeout(() => this.reassert(), REASSERT_RETRY_MS).unref();
   }
 
   private confirmLater(topic: string): void {

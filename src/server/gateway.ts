@@ -168,7 +168,7 @@ export class Gateway {
     if (this.verifier !== null && !this.verifier.keys.loaded()) this.log.warn({ jwks: this.config.jwtJwksUrl }, 'JWKS not loaded yet; upgrades get 503 until it is');
     await this.hooks.start(this.bus);
     // Back after the broker was away (a partition, a broker restart): re-assert what this node occupies.
-    this.bus.onRejoin(() => this.hooks.rejoined(() => Array.from(this.hub.activeTopics(), ([topic]) => topic)));
+    this.bus.onRejoin(() => this.hooks.rejoined());
     if (this.admin !== null) {
       this.adminListenSocket = listen(this.admin, this.config.adminHost, this.config.adminPort);
       this.log.info({ host: this.config.adminHost, port: this.config.adminPort }, 'admin listening');

@@ -57,7 +57,22 @@ export class Node {
     return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** Starts the node, retried (a loaded machine may be slow to start one); a node that never comes up is a crash. */
   async start(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce();
+      } catch (e) {
+        await this.kill();
+        if (attempt === 3) {
+          this.crashes.push(`slot ${this.slot} did not start 3 times: ${(e as Error).message.slice(0, 1000)}`);
+          throw e;
+        }
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     this.output = '';
     this.killing = false;
     const child = spawn(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(this.port), '--log-level', 'warn', '--api-insecure', ...this.flags], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -68,7 +83,7 @@ export class Node {
     child.on('exit', (code, signal) => {
       if (!this.killing) this.crashes.push(`slot ${this.slot} exited (code ${code}, signal ${signal}): ${this.output.slice(-2000)}`);
     });
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     while ((await status(`${this.http}/healthz`)) !== 200) {
       if (!this.alive || Date.now() > deadline) throw new Error(`node ${this.slot} did not start: ${this.output}`);
       await sleep(50);

@@ -42,8 +42,12 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((e: unknown) => {
-    console.error(e);
-    process.exitCode = 1;
-  });
+  // Exits when done: a run that failed midway may leave client timers behind.
+  main().then(
+    () => process.exit(),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
 }

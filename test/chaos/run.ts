@@ -44,15 +44,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const started = Date.now();
   const windows: FaultWindow[] = [];
   const faults: Record<string, number> = { kill: 0, broker_restart: 0, partition: 0 };
+  const cleanup: (() => unknown)[] = [];
   try {
     if (!(await cluster.allReady())) throw new Error('cluster did not become ready');
     const watcher = await Watcher.start(cluster.nodes[0] as (typeof cluster.nodes)[0]);
     const publisher = new Publisher(cluster, r, 25);
     const subscribers: Subscriber[] = [];
+    cleanup.push(() => publisher.stop(), () => subscribers.forEach((s) => s.close()), () => watcher.conn?.close());
     let nextSub = 0;
     const readerToken = await token('reader');
     for (let i = 0; i < SUBSCRIBERS; i++) subscribers.push(new Subscriber(nextSub++, cluster.nodes[i % cluster.nodes.length] as (typeof cluster.nodes)[0], readerToken));
     const members = Array.from({ length: MEMBERS }, (_, i) => new Member(`m${i}`, `solo.${i}`, cluster, r));
+    cleanup.push(() => Promise.all(members.map((m) => m.leave())));
     await Promise.all(members.map((m) => m.join()));
     await sleep(500);
     publisher.start();
@@ -70,7 +73,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     o.log(`[${o.kind}] faults stopped after ${((quiet - started) / 1000).toFixed(0)} s; checking`);
     // Members that lost their node during the last fault are back before the truth is taken.
     await settleMembers(members);
-    const convergedMs = await converge(cluster, watcher, members, quiet);
+    // The truth last changed when the last member got back (its node died in the last fault), if after that.
+    const convergedMs = await converge(cluster, watcher, members, Math.max(quiet, ...members.map((m) => m.since)));
     // A last publish per feed through node 0: every live subscriber must get it.
     for (const t of FEEDS) await publisher.publish(t, [cluster.nodes[0] as (typeof cluster.nodes)[0]]);
     await publisher.stop();
@@ -111,6 +115,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       invariants,
     };
   } finally {
+    for (const f of cleanup) await Promise.resolve(f()).catch(() => undefined);
     await cluster.stop();
   }
 }
@@ -168,12 +173,16 @@ async function settleMembers(members: Member[]): Promise<void> {
   while (Date.now() < deadline && members.some((m) => m.conn === null)) await sleep(50);
 }
 
-/** Waits (up to 10 s) until the watcher's joins/leaves and every node's presence equal the truth; the time it took. */
+/**
+ * Waits (up to 10 s) until the watcher's joins/leaves and every node's presence equal the truth; the time
+ * from `from` to the start of the check that found them equal (its reads begin then).
+ */
 async function converge(cluster: Cluster, watcher: Watcher, members: Member[], from: number): Promise<number> {
   const deadline = Date.now() + 10_000;
   for (;;) {
+    const at = Date.now();
     const ok = (await checkPresence(cluster, watcher, members, 0, Infinity)).every((i) => i.ok);
-    if (ok || Date.now() > deadline) return Date.now() - from;
+    if (ok || Date.now() > deadline) return Math.max(0, (ok ? at : Date.now()) - from);
     await sleep(50);
   }
 }

@@ -126,6 +126,8 @@ export class Member {
   conn: GatewayClient | null = null;
   /** Topics it is subscribed to now (the truth presence is checked against). */
   topics: string[] = [];
+  /** When it last joined or left (the truth changed). */
+  since = 0;
   private generation = 0;
 
   constructor(
@@ -147,6 +149,7 @@ export class Member {
         if (gen !== this.generation) return void (await c.close());
         this.conn = c;
         this.topics = topics;
+        this.since = Date.now();
         note(`${this.user} joined ${topics.join(',')} on node ${node.slot}`);
         c.ws.once('close', () => {
           if (this.conn !== c) return;
@@ -166,6 +169,7 @@ export class Member {
     this.generation++;
     const c = this.conn;
     if (c !== null) note(`${this.user} leaves`);
+    this.since = Date.now();
     this.conn = null;
     this.topics = [];
     if (c !== null) await c.close().catch(() => undefined);

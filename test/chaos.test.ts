@@ -8,7 +8,7 @@ import { runChaos } from './chaos/run';
  * and partitions through fault proxies, then every invariant must hold. The long run is
  * `npm run chaos -- --minutes N --seed S`; a failing seed here reruns there with the same schedule.
  */
-const SECONDS = 22;
+const SECONDS = 15;
 
 for (const kind of ['redis', 'nats'] as const) {
   describe(`chaos run via ${kind}`, { timeout: 120_000 }, () => {

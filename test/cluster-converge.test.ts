@@ -31,12 +31,14 @@ type Notice = { op: string; t: string; p: { client: string; user: string } };
 
 /** A client (user `sub`) that records the join/leave notices it gets. */
 async function member(url: string, sub: string, topics: string[]) {
-  const c = await GatewayClient.connect(url, { token: await token(sub), topics });
+  const c = await GatewayClient.connect(url, { token: await token(sub) });
   const notices: Notice[] = [];
   c.onNotice = (r: Reply) => {
     const n = r as unknown as Notice;
     if (n.op === 'join' || n.op === 'leave') notices.push(n);
   };
+  // One by one: each `ok` means live, so no notice after it is missed.
+  for (const t of topics) await c.sub(t);
   /** `op:user` of the notices about `topic`, in order. */
   const seen = (topic: string, user?: string) => notices.filter((n) => n.t === topic && (user === undefined || n.p.user === user)).map((n) => `${n.op}:${n.p.user}`);
   return { c, notices, seen };

@@ -85,7 +85,7 @@ export class Node {
     });
     const deadline = Date.now() + 30_000;
     while ((await status(`${this.http}/healthz`)) !== 200) {
-      if (!this.alive || Date.now() > deadline) throw new Error(`node ${this.slot} did not start: ${this.output}`);
+      if (!this.alive || Date.now() > deadline) throw new Error(`node ${this.slot} did not start (${this.alive ? 'no /healthz in 30 s' : `exit ${child.exitCode} ${child.signalCode}`}): ${this.output}`);
       await sleep(50);
     }
   }

@@ -110,6 +110,32 @@ export async function checkPresence(cluster: Cluster, watcher: Watcher, members:
   return out;
 }
 
+/** Webhooks from two nodes sent this close together may be in either order (each request's time_ms is its node's send time). */
+const CROSSING_MS = 100;
+
+/**
+ * The occupancy events in the order their nodes sent them (stable within a request); a repeat whose
+ * opposite event follows within CROSSING_MS from another request is taken as the two having crossed.
+ */
+function decidedOrder(hooks: readonly Hook[]): Hook[] {
+  const byTopic = new Map<string, Hook[]>();
+  for (const h of [...hooks].sort((x, y) => x.at - y.at)) {
+    if ((h.name !== 'topic_occupied' && h.name !== 'topic_vacated') || h.topic === undefined) continue;
+    let list = byTopic.get(h.topic);
+    if (list === undefined) byTopic.set(h.topic, (list = []));
+    list.push(h);
+  }
+  const out: Hook[] = [];
+  for (const list of byTopic.values()) {
+    for (let i = 1; i + 1 < list.length; i++) {
+      const [prev, cur, next] = [list[i - 1] as Hook, list[i] as Hook, list[i + 1] as Hook];
+      if (prev.name === cur.name && next.name !== cur.name && next.at - cur.at <= CROSSING_MS) [list[i], list[i + 1]] = [next, cur];
+    }
+    out.push(...list);
+  }
+  return out;
+}
+
 /**
  * topic_occupied / topic_vacated alternate per topic, starting with occupied (each change once per
  * cluster), and every topic held at the end was last announced occupied.
@@ -118,8 +144,7 @@ export function checkOccupancy(hooks: readonly Hook[], members: readonly Member[
   const last = new Map<string, string>();
   const bad: string[] = [];
   const stateLoss: string[] = [];
-  // In the order decided (stable for one request's events), not of arrival.
-  for (const h of [...hooks].sort((x, y) => x.at - y.at)) {
+  for (const h of decidedOrder(hooks)) {
     if ((h.name !== 'topic_occupied' && h.name !== 'topic_vacated') || h.topic === undefined) continue;
     const prev = last.get(h.topic) ?? 'topic_vacated';
     if (prev === h.name) {

@@ -39,7 +39,10 @@ const BOUND_MS = 2 * HEARTBEAT;
  * nodes partitioned from it; then the faults stop and the invariants are checked.
  */
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  // One generator per activity, so that the fault schedule does not depend on how the others interleave.
   const r = rng(o.seed);
+  const rFaults = rng(o.seed + 1);
+  const rChurn = rng(o.seed + 2);
   const cluster = await Cluster.start(o.kind);
   const started = Date.now();
   const windows: FaultWindow[] = [];
@@ -61,10 +64,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     publisher.start();
 
     const until = started + o.ms;
-    const churn = churning(r, until, members, subscribers, () => new Subscriber(nextSub++, pick(r, cluster.nodes), readerToken));
+    const churn = churning(rChurn, until, members, subscribers, () => new Subscriber(nextSub++, pick(rChurn, cluster.nodes), readerToken));
     while (Date.now() < until - 3000) {
-      await sleep(1500 + r() * 2500);
-      await fault(cluster, r, windows, faults, o.log);
+      await sleep(1500 + rFaults() * 2500);
+      await fault(cluster, rFaults, windows, faults, o.log);
       await Promise.all(cluster.nodes.map((n) => n.sampleRss()));
     }
     await churn;

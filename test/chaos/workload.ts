@@ -190,8 +190,10 @@ export class Watcher {
     const w = new Watcher();
     const topics = [];
     for (let r = 0; r < ROOMS; r++) topics.push(`room.${r}`, `chat.${r}`);
-    const c = await GatewayClient.connect(node.url, { token: await token('watcher'), topics });
+    const c = await GatewayClient.connect(node.url, { token: await token('watcher') });
     c.onNotice = (reply: Reply) => w.notice(reply as unknown as Notice);
+    // One by one: each `ok` means live, so no join after it is missed.
+    for (const t of topics) await c.sub(t);
     w.conn = c;
     return w;
   }

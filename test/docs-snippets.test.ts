@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -14,8 +14,8 @@ import { freePort, sleep } from './helpers/gateway';
  * - ports: the docs' 8080, 8081 (gateways), 9091 (admin listener), 4222 (NATS) and 6379 (Redis) become free ports of this run
  *   (other test runs share the machine); WSGATE_PORT carries the 8080 one to commands that use the default;
  * - `npx wsgate …` runs package.json's bin (dist/src/cli/main.js) directly: npm exec resolves the same file
- *   (checked below) but takes seconds per call, and the shared node_modules symlink of this machine's
- *   worktrees confuses its tree loader.
+ *   (checked below, with a real `npx` on a fresh npm cache) but takes a second or two per call.
+ * Everything else runs as a user runs it: `python3` included (the docs name Debian's /usr/bin/python3).
  */
 const ROOT = path.join(__dirname, '..', '..');
 const DOCS = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
@@ -34,8 +34,6 @@ function shimDir(): string {
   const realNpx = execFileSync('sh', ['-c', 'command -v npx'], { encoding: 'utf8' }).trim();
   writeFileSync(path.join(dir, 'npx'), `#!/bin/sh\nif [ "$1" = wsgate ]; then shift; exec "${process.execPath}" "${BIN}" "$@"; fi\nexec "${realNpx}" "$@"\n`);
   chmodSync(path.join(dir, 'npx'), 0o755);
-  // The docs' python3 is Debian's, which python3-websockets installs into; this machine puts pyenv's first.
-  if (existsSync('/usr/bin/python3')) symlinkSync('/usr/bin/python3', path.join(dir, 'python3'));
   return dir;
 }
 
@@ -172,6 +170,25 @@ describe('the docs run as written', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     assert.equal(path.join(ROOT, pkg.bin.wsgate as string), BIN);
     assert.match(readFileSync(BIN, 'utf8'), /^#!\/usr\/bin\/env node\n/);
+  });
+
+  // npm exec "installs" the clone it runs in into its npx cache and runs its postinstall there: with a fresh
+  // cache that was a full tsc build, 13-22 s before the first `npx wsgate` answered (issue 26).
+  it('a real `npx wsgate` on a fresh npm cache runs this clone without building it again', { timeout: 120_000 }, async () => {
+    const cache = mkdtempSync(path.join(tmpdir(), 'wsgate-npm-cache-'));
+    try {
+      const env = { ...process.env, npm_config_cache: cache, npm_config_foreground_scripts: 'true', npm_config_update_notifier: 'false' };
+      const child = spawn('npx', ['wsgate', '--help'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = new Proc('npx wsgate --help', child);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+      const code = await proc.exited;
+      clearTimeout(timer);
+      assert.equal(code, 0, proc.out);
+      assert.match(proc.out, /wsgate: WebSocket fan-out gateway/);
+      assert.match(proc.out, /npx\/npm exec of an already built clone: skipping the build/);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
   });
 
   const typed = blocks.filter((b) => b.flags.has('typecheck'));

@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { FD_RESERVE, connectionBudget, openFilesLimit } from '../src/server/fd-limit';
+import { loadConfig } from '../src/config/load';
+import { FALLBACK_MAX_CONNECTIONS, FD_RESERVE, autoMaxConnections, connectionBudget, openFilesLimit } from '../src/server/fd-limit';
 import { MAIN, RawClient, freePort, sleep, waitFor } from './helpers/gateway';
 
 /** CPU seconds a process has used (user + system), from /proc/<pid>/stat. */
@@ -22,12 +23,21 @@ describe('open-files limit', () => {
     assert.equal(openFilesLimit(''), null);
   });
 
-  it('keeps --max-connections that fits, lowers one that does not, with a warning naming both numbers', () => {
+  it('keeps --max-connections that fits, lowers one that does not, with a one-line warning naming both numbers', () => {
     assert.deepEqual(connectionBudget(1000, 1000 + FD_RESERVE), { maxConnections: 1000, warning: null });
     assert.deepEqual(connectionBudget(1000, null), { maxConnections: 1000, warning: null });
     const b = connectionBudget(100_000, 1000);
     assert.equal(b.maxConnections, 1000 - FD_RESERVE);
-    assert.match(b.warning ?? '', /--max-connections 100000 .* open-files limit is 1000: accepting at most 872 .*ulimit -n.*LimitNOFILE/);
+    assert.match(b.warning ?? '', /^--max-connections 100000 is over what the open-files limit 1000 allows: accepting at most 872 connections \(raise ulimit -n/);
+    assert.ok((b.warning ?? '').length < 200, 'one short line');
+  });
+
+  it('--max-connections 0 (the default) is what the open-files limit allows, without a warning', () => {
+    assert.equal(autoMaxConnections(1024), 1024 - FD_RESERVE);
+    assert.equal(autoMaxConnections(null), FALLBACK_MAX_CONNECTIONS);
+    assert.equal(loadConfig({ argv: [], env: {} }).maxConnections, autoMaxConnections(openFilesLimit()));
+    assert.equal(loadConfig({ argv: ['--max-connections', '5'], env: {} }).maxConnections, 5);
+    assert.deepEqual(connectionBudget(autoMaxConnections(1024), 1024), { maxConnections: 1024 - FD_RESERVE, warning: null });
   });
 
   // Issue 16: past the limit accept() fails with EMFILE, the listen socket stays readable and the old
@@ -36,7 +46,7 @@ describe('open-files limit', () => {
   it('under prlimit --nofile=300 with 400 clients: 503s past the lowered limit, no spin, /healthz answers, existing clients keep receiving', async () => {
     const LIMIT = 300;
     const port = await freePort();
-    const child = spawn('prlimit', [`--nofile=${LIMIT}:${LIMIT}`, process.execPath, MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--client-publish', '--api-insecure', '--log-level', 'warn'], {
+    const child = spawn('prlimit', [`--nofile=${LIMIT}:${LIMIT}`, process.execPath, MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--client-publish', '--api-insecure', '--max-connections', '100000', '--log-level', 'warn'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = once(child, 'exit');
@@ -50,7 +60,7 @@ describe('open-files limit', () => {
         return r?.status ?? 0;
       };
       await waitFor(async () => (await healthz()) === 200, 15_000, 'gateway up');
-      assert.match(out, /open-files limit is 300: accepting at most 172 connections/);
+      assert.match(out, /open-files limit 300 allows: accepting at most 172 connections/);
       const sub = await RawClient.open(`ws://127.0.0.1:${port}/ws?topics=check`);
       const pub = await RawClient.open(`ws://127.0.0.1:${port}/ws`);
 

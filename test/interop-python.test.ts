@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { GatewayClient } from '../src/client/gateway-client';
 import { startGateway, waitFor } from './helpers/gateway';
+import { missingTool } from './helpers/tools';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(__dirname, '..', '..', 'test', 'fixtures', 'python_client.py');
 
 describe('interop with a Python client (python3-websockets)', () => {
-  it('subscribes, publishes and receives alongside a JS client', async (t) => {
-    assert.ok(existsSync(PYTHON), `${PYTHON} is required (apt-get install python3-websockets)`);
+  it('subscribes, publishes and receives alongside a JS client', { skip: missingTool(PYTHON, 'python3-websockets', ['-c', 'import websockets']) }, async (t) => {
     const g = await startGateway(['--client-publish']);
     const js = await GatewayClient.connect(g.ws, { topics: ['py'] });
     const jsGot: unknown[] = [];

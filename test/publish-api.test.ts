@@ -64,10 +64,20 @@ describe('POST /publish', () => {
     }
   });
 
+  it('reads fetch\'s default for a string body (text/plain;charset=UTF-8) as JSON', async () => {
+    const delivered = got.length;
+    // As a Node or browser program writes it: no Content-Type given, so fetch sends text/plain.
+    const res = await fetch(`${g.http}/publish`, { method: 'POST', headers: { authorization: 'Bearer s3cret' }, body: JSON.stringify({ topic: 'news', data: 'fetch' }) });
+    assert.equal(res.status, 200);
+    await waitFor(() => got.length === delivered + 1);
+    assert.equal(got.at(-1)?.d, 'fetch');
+  });
+
   const refusals: [string, () => Promise<Response>, number, string, string][] = [
     ['no API key', () => post('{"topic":"news","data":1}', { authorization: '' }), 401, 'unauthorized', 'unauthorized'],
     ['a wrong API key', () => post('{"topic":"news","data":1}', { authorization: 'Bearer nope' }), 401, 'unauthorized', 'unauthorized'],
-    ['a non-JSON content type', () => post('x', { 'content-type': 'text/plain' }), 415, 'unsupported_media_type', 'unsupported_media_type'],
+    ['a content type that is neither JSON, text, form nor msgpack', () => post('{"topic":"news","data":1}', { 'content-type': 'application/xml' }), 415, 'unsupported_media_type', 'unsupported_media_type'],
+    ['a text/plain body that is not JSON', () => post('x', { 'content-type': 'text/plain' }), 400, 'bad_frame', 'bad_request'],
     ['malformed JSON', () => post('{"topic":'), 400, 'bad_frame', 'bad_request'],
     ['a missing topic', () => post('{"data":1}'), 400, 'bad_request', 'bad_request'],
     ['an invalid topic', () => post('{"topic":"no spaces","data":1}'), 400, 'invalid_topic', 'bad_request'],

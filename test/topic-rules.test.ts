@@ -19,7 +19,7 @@ describe('topic rules: configuration', () => {
     writeFileSync(file, JSON.stringify({ topics: [{ match: 'chat.*', presence: true, joinLeave: true, history: { size: 500, ttl: 600 } }, { match: 'ticker.*', lastMessage: true }] }));
     const fromFile = load(['--config', file]).topics;
     assert.equal(fromFile.length, 2);
-    assert.deepEqual(fromFile[0], { match: 'chat.*', presence: true, joinLeave: true, presenceBy: 'client', presenceGrace: 5000, maxPresence: 1000, lastMessage: false, subscribeProxy: false, publishProxy: false, webhookPublish: false, history: { size: 500, ttl: 600 } });
+    assert.deepEqual(fromFile[0], { match: 'chat.*', presence: true, joinLeave: true, presenceBy: 'client', presenceGrace: 5000, maxPresence: 1000, lastMessage: false, delta: false, subscribeProxy: false, publishProxy: false, webhookPublish: false, history: { size: 500, ttl: 600 } });
     const fromEnv = load([], { WSGATE_TOPICS: '[{"match":"user:*","presence":true,"presenceBy":"user"}]' }).topics;
     assert.equal(fromEnv[0]?.presenceBy, 'user');
     assert.equal(fromEnv[0]?.history, null, 'no history option: the global flags apply');

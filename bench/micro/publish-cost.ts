@@ -24,7 +24,8 @@ export interface PublishCost {
 
 const BATCH = 50;
 
-function ask<T>(child: ReturnType<typeof fork>, msg: object, key: string): Promise<T> {
+/** Sends `msg` to a sink (micro/sink.ts) and resolves with its answer's `key`. */
+export function ask<T>(child: ReturnType<typeof fork>, msg: object, key: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const on = (m: Record<string, unknown>) => {
       if ('error' in m) reject(new Error(String(m.error)));
@@ -39,7 +40,7 @@ function ask<T>(child: ReturnType<typeof fork>, msg: object, key: string): Promi
 }
 
 /** Waits until the subscribers have read everything sent (their byte count stops growing). */
-async function settled(sink: ReturnType<typeof fork>): Promise<number> {
+export async function settled(sink: ReturnType<typeof fork>): Promise<number> {
   let last = -1;
   for (;;) {
     const bytes = await ask<number>(sink, { cmd: 'bytes' }, 'bytes');

@@ -12,7 +12,7 @@ export interface AllocPoint {
   publishesPerSec: number;
   publishes: number;
   deliveries: number;
-  /** Heap bytes allocated in the publishing window minus an equally long idle window. */
+  /** Heap bytes allocated in the publishing window minus an idle window of the same length after it. */
   bytesPerPublish: number;
   bytesPerDelivery: number;
   /** wsgate_heap_allocated_bytes_per_publish right after the run (its own 5 s window). */
@@ -36,14 +36,14 @@ const CATCH_UP_TIMEOUT_MS = 120_000;
 const BEHIND_MS = 1000;
 
 /**
- * Heap counters before/after an idle window (background: timers, scrapes) and a publishing window of
- * the same length; the difference divided by publishes and by deliveries.
+ * Heap counters around a publishing window and then an idle window of the same length (background:
+ * timers, the /metrics scrape that ends each window); the difference divided by publishes and by
+ * deliveries. Both windows hold one scrape and last as long: a scrape allocates ~1 MB whatever the
+ * traffic, so subtracting an idle *rate* scaled to another length (as before) moved the figure by
+ * thousands of bytes per publish when publishes were few (10,000 subscribers: ~50/s here).
  */
-async function measure(port: number, windowMs: number, publishing: () => Promise<{ latencyMs: { p99: number }; lost: number }>): Promise<Omit<AllocPoint, 'source' | 'subscribers' | 'publishesPerSec'>> {
+async function measure(port: number, publishing: () => Promise<{ latencyMs: { p99: number }; lost: number }>): Promise<Omit<AllocPoint, 'source' | 'subscribers' | 'publishesPerSec'>> {
   await sleep(1000);
-  const m0 = await scrapeMetrics(port);
-  const t0 = performance.now();
-  await sleep(windowMs);
   const m1 = await scrapeMetrics(port);
   const t1 = performance.now();
   const r = await publishing();
@@ -51,10 +51,12 @@ async function measure(port: number, windowMs: number, publishing: () => Promise
   // Taken once the server has caught up, so every publish's allocation is in the window.
   const m2 = await scrapeMetrics(port, CATCH_UP_TIMEOUT_MS);
   const t2 = performance.now();
+  await sleep(t2 - t1);
+  const m3 = await scrapeMetrics(port);
+  const t3 = performance.now();
   const get = (m: Map<string, number>, k: string): number => m.get(k) ?? NaN;
-  const idle = get(m1, HEAP) - get(m0, HEAP);
-  // The publishing window lasts longer than the idle one (drain, scrapes): the idle rate is scaled to it.
-  const work = get(m2, HEAP) - get(m1, HEAP) - (idle * (t2 - t1)) / (t1 - t0);
+  const idle = get(m3, HEAP) - get(m2, HEAP);
+  const work = get(m2, HEAP) - get(m1, HEAP) - idle;
   const pubs = get(m2, PUBS) - get(m1, PUBS);
   const dels = get(m2, DELIVERIES) - get(m1, DELIVERIES);
   return {
@@ -63,7 +65,7 @@ async function measure(port: number, windowMs: number, publishing: () => Promise
     bytesPerPublish: Math.round(work / pubs),
     bytesPerDelivery: Math.round((work / dels) * 100) / 100,
     gaugeBytesPerPublish: Math.round(get(m2, 'wsgate_heap_allocated_bytes_per_publish')),
-    idleBytesPerSec: Math.round(idle / (windowMs / 1000)),
+    idleBytesPerSec: Math.round(idle / ((t3 - t2) / 1000)),
     latencyP99Ms: r.latencyMs.p99,
     catchUpMs: Math.round(t2 - asked),
     lost: r.lost,
@@ -72,8 +74,8 @@ async function measure(port: number, windowMs: number, publishing: () => Promise
 
 /**
  * JS heap allocation inside wsgate, from its own metrics: socket `pub`s at 10 / 1,000 / 10,000
- * subscribers and `POST /publish` at 10: idle window (background: timers, scrapes) then an equally long
- * publishing window; the difference divided by publishes and by deliveries. Plus in-process figures per
+ * subscribers and `POST /publish` at 10: a publishing window, then an idle window as long (background:
+ * timers, scrapes); the difference divided by publishes and by deliveries. Plus in-process figures per
  * source and codec (socket pub scanned or decoded, broker message), which the generator (JSON only,
  * single node) cannot produce.
  */
@@ -110,7 +112,7 @@ export const alloc: Scenario = {
         points.push(
           await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
             requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120000 }), subs + 1);
-            const m = await measure(server.port, windowMs, () => gen.run(runFor(subs, { windowPerSub: p.windowPerSub })));
+            const m = await measure(server.port, () => gen.run(runFor(subs, { windowPerSub: p.windowPerSub })));
             const publishesPerSec = Math.round(m.publishes / (windowMs / 1000));
             ctx.log(`    socket pub, ${subs} subs: ${m.bytesPerPublish} B/publish at ${publishesPerSec}/s (p99 ${m.latencyP99Ms} ms, server caught up in ${m.catchUpMs} ms)`);
             return { source: 'socket', subscribers: subs, publishesPerSec, ...m };
@@ -121,7 +123,7 @@ export const alloc: Scenario = {
         await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
           const subs = p.httpSubscribers;
           requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 0, publisherIds: p.httpConnections, concurrency: 100, timeoutMs: 60000 }), subs);
-          const m = await measure(server.port, windowMs, () => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections })));
+          const m = await measure(server.port, () => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections })));
           ctx.log(`    POST /publish, ${subs} subs: ${m.bytesPerPublish} B/publish`);
           return { source: 'http', subscribers: subs, publishesPerSec: Math.round(m.publishes / (windowMs / 1000)), ...m };
         }),
@@ -168,7 +170,7 @@ export const alloc: Scenario = {
     );
     return result('alloc', this.title, p, outcomes, rows, [
       ...lagNotes,
-      'Metric figures: (heap allocated during a publishing window − the idle rate × its length) / publishes or deliveries in the window. They include what uWS itself allocates per received message (~90 B: the ArrayBuffer handed to the handler) and the one view needed to read it (~96 B on Node 20).',
+      'Metric figures: (heap allocated during a publishing window − during an idle window of the same length right after it, each ending with one /metrics scrape) / publishes or deliveries in the window. They include what uWS itself allocates per received message (~90 B: the ArrayBuffer handed to the handler) and the one view needed to read it (~96 B on Node 20).',
       'POST /publish: one closed-loop keep-alive connection, one item per request; the per-request HTTP work (request/response objects, body copy) is part of the figure.',
       'In-process: the frame as an ArrayBuffer, read (scan, or decode + validate) and Hub.deliver with default history (100/topic) and a no-op fan-out in place of uWS; broker: EnvelopeReceiver.receive of a NATS-style envelope.',
     ]);

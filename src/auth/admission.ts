@@ -36,12 +36,13 @@ export class Admitter {
   ) {}
 
   /**
-   * Synchronous except for the connect proxy (tokens are verified synchronously, so a token upgrade
+   * `query`: the raw query string (no `?`). Synchronous except for the connect proxy (tokens are verified synchronously, so a token upgrade
    * completes inside uWS's upgrade handler); reads all it needs from `req` before any await.
    */
-  admit(token: string, req: HttpRequest, res: HttpResponse, query: URLSearchParams, codec: Codec): Admission | Promise<Admission> {
+  admit(token: string, req: HttpRequest, res: HttpResponse, query: string, codec: Codec): Admission | Promise<Admission> {
     if (this.verifier !== null && (token !== '' || this.proxy === null)) return this.verify(this.verifier, token);
-    if (this.proxy !== null) return this.proxy.admit(this.proxy.read(req, res, query, codec));
+    // The whole query is parsed only for the connect proxy, which forwards it.
+    if (this.proxy !== null) return this.proxy.admit(this.proxy.read(req, res, new URLSearchParams(query), codec));
     return open;
   }
 

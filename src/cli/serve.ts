@@ -3,10 +3,13 @@ import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
 import { type Config } from '../config/schema';
 import { ConfigError, loadConfig, usage } from '../config/load';
 import { openApiRefusal } from '../guard/api-exposure';
-import { createLogger } from '../log';
+import { createLogger, type Logger } from '../log';
 import { Payload } from '../protocol/payload';
 import { connectionBudget, openFilesLimit } from '../server/fd-limit';
 import { Gateway } from '../server/gateway';
+import { EXIT_CANNOT_LISTEN, ListenError } from '../server/listen';
+import { frontDoors, startupWarnings } from './startup-report';
+import { FORCED_EXIT, REPEAT_GRACE_MS, type StopSignal, StopSignals } from './stop-signals';
 
 const DEMO_TOPIC = 'demo';
 const DEMO_CHAT_TOPIC = 'demo.chat';
@@ -28,13 +31,15 @@ export const SERVE_HELP = `Usage: wsgate serve [options]
 Runs a gateway node: WebSocket upgrades at /ws, POST /publish, /healthz, /readyz, /metrics.
 
 Examples:
-  npx wsgate serve --demo --page --client-publish      # what npm start runs: a demo topic and the page at /
+  npx wsgate serve --host 127.0.0.1 --demo --page --client-publish --api-insecure   # what npm start runs
   npx wsgate serve --port 8081 --broker nats://127.0.0.1:4222
-  WSGATE_API_KEY=change-me npx wsgate serve --jwt-secret "$JWT_SECRET"
+  WSGATE_API_KEY="$(openssl rand -hex 24)" npx wsgate serve --jwt-secret "$JWT_SECRET"
 
 ${usage()}
 
-SIGTERM or SIGINT drains (1012 closes spread over --drain-window) and exits 0; a second signal exits at once.`;
+SIGTERM or SIGINT drains (1012 closes spread over --drain-window) and exits 0. A repeat within 1 s is the
+same stop (npm and systemd pass signals on) and is ignored; a signal after that exits at once (130/143).
+Exit codes: 0 drained, 1 unexpected error, 2 invalid config or open API refused, 3 a port cannot be bound.`;
 
 export async function serve(argv: readonly string[]): Promise<void> {
   let config: Config;
@@ -54,20 +59,39 @@ export async function serve(argv: readonly string[]): Promise<void> {
     console.error(`wsgate: ${refusal}`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, config.logFormat);
   const fds = connectionBudget(config.maxConnections, openFilesLimit());
-  if (fds.warning !== null) log.warn({ maxConnections: config.maxConnections, openFilesLimit: openFilesLimit(), effective: fds.maxConnections }, fds.warning);
+  if (fds.warning !== null) log.warn(fds.warning);
+  log.debug({ maxConnections: fds.maxConnections, openFilesLimit: openFilesLimit() }, 'connection limit');
+  for (const warning of startupWarnings(config)) log.warn(warning);
   const gateway = new Gateway({ ...config, maxConnections: fds.maxConnections }, log);
-  await gateway.start();
+  let port: number;
+  try {
+    port = await gateway.start();
+  } catch (e) {
+    if (!(e instanceof ListenError)) throw e;
+    log.fatal(e.message);
+    await gateway.close();
+    process.exit(EXIT_CANNOT_LISTEN);
+  }
+  log.info(frontDoors(config, port), 'front doors');
   const demo = config.demo ? startDemo(gateway) : null;
+  handleStopSignals(gateway, config, log, demo);
+}
 
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+/** SIGTERM/SIGINT drain once; an echo of the same stop is ignored; a deliberate later one exits at once. */
+function handleStopSignals(gateway: Gateway, config: Config, log: Logger, demo: NodeJS.Timeout | null): void {
+  const signals = new StopSignals();
+  const onSignal = (signal: StopSignal) => {
+    const verdict = signals.classify();
+    if (verdict === 'repeat') {
+      log.info({ signal, graceMs: REPEAT_GRACE_MS }, 'stop signal repeated within the grace period (npm or systemd passing it on): still draining');
+      return;
     }
-    signalled = true;
+    if (verdict === 'exit_now') {
+      log.warn({ signal }, 'second stop signal: exiting now');
+      process.exit(FORCED_EXIT[signal]);
+    }
     if (demo !== null) clearInterval(demo);
     log.info({ signal, drainWindowMs: config.drainWindow, deadlineMs: config.drainTimeout }, 'draining');
     const deadline = setTimeout(() => {

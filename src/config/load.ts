@@ -9,6 +9,7 @@ const readable = (path: string): boolean => {
   }
 };
 import { topicRulesHelp } from '../rules/topic-rules';
+import { autoMaxConnections, openFilesLimit } from '../server/fd-limit';
 import { type Config, type ConfigKey, type Spec, configKeys, schema } from './schema';
 
 /** A configuration mistake, naming the key, where it came from and what is accepted. */
@@ -132,6 +133,7 @@ export function loadConfig({ argv, env }: ConfigSources): Config {
   for (const [key, raw] of flags) values[key] = coerce(key, raw, `--${flagName(key)}`);
 
   const config = values as unknown as Config;
+  if (config.maxConnections === 0) config.maxConnections = autoMaxConnections(openFilesLimit());
   if (config.drainWindow >= config.drainTimeout) {
     throw new ConfigError('drainWindow', 'config', `less than drainTimeout (${config.drainTimeout} ms)`);
   }

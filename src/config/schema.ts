@@ -32,6 +32,7 @@ export interface Config {
   drainWindow: number;
   drainTimeout: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logFormat: 'auto' | 'json' | 'pretty';
   broker: string;
   brokerRequiredForReady: boolean;
   brokerLinger: number;
@@ -42,6 +43,8 @@ export interface Config {
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
+  deltaFullEvery: number;
+  deltaMinBytes: number;
   positionTtl: number;
   nodeTtl: number;
   clusterQueryTimeout: number;
@@ -137,7 +140,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   },
   maxTopicsPerConn: { kind: 'int', def: 256, min: 1, max: 100_000, help: 'subscriptions one connection may hold' },
   maxTopicLength: { kind: 'int', def: 128, min: 1, max: 255, help: 'longest topic name in bytes' },
-  maxConnections: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'open connections before upgrades get 503 (lowered to the open-files limit − 128 if that is smaller)' },
+  maxConnections: { kind: 'int', def: 0, min: 0, max: 10_000_000, help: 'open connections before upgrades get 503; 0 = what the open-files limit allows (limit − 128; 100000 where unknown); a larger value is lowered to that, with a warning' },
   maxBackpressure: { kind: 'int', def: 1 * MiB, min: 1024, max: 1024 * MiB, help: 'bytes buffered for one slow client before the slow-consumer policy applies' },
   slowConsumer: { kind: 'enum', def: 'disconnect', values: ['disconnect', 'drop'], help: 'slow-consumer policy: close with 4008, or drop messages and notify' },
   idleTimeout: {
@@ -169,6 +172,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   drainWindow: { kind: 'int', def: 10_000, min: 0, max: 600_000, help: 'ms over which connections are closed with 1012 on SIGTERM' },
   drainTimeout: { kind: 'int', def: 25_000, min: 100, max: 3_600_000, help: 'ms after SIGTERM by which the process exits' },
   logLevel: { kind: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },
+  logFormat: { kind: 'enum', def: 'auto', values: ['auto', 'json', 'pretty'], help: 'log lines: pretty (one readable line each), json (pino), or auto: pretty on a terminal, json otherwise' },
   broker: {
     kind: 'string',
     def: 'memory',
@@ -184,6 +188,8 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
+  deltaFullEvery: { kind: 'int', def: 10, min: 1, max: 10_000, help: 'delta subscriptions (rule delta) get the full data whenever seq is a multiple of this, so at most this many - 1 deltas in a row' },
+  deltaMinBytes: { kind: 'int', def: 256, min: 0, max: 64 * MiB, help: 'data smaller than this many bytes is sent in full to delta subscriptions (no delta computed)' },
   positionTtl: {
     kind: 'int',
     def: 86_400 * 7,

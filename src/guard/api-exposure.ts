@@ -1,6 +1,7 @@
 import { parseAddress } from './client-address';
 
-const isLoopback = (host: string): boolean => {
+/** Whether only this machine can reach `host` (127.0.0.0/8, ::1, localhost). */
+export const isLoopback = (host: string): boolean => {
   if (host === 'localhost') return true;
   const a = parseAddress(host);
   return a !== null && (a.family === 'ipv4' ? a.text.startsWith('127.') : a.text === '::1');

@@ -1,3 +1,4 @@
+import { readdirSync, statSync } from 'node:fs';
 import { Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { FixedHistogram } from './histogram';
 
@@ -34,6 +35,17 @@ function histogramSamples(name: string, h: FixedHistogram, labels: Record<string
   return samples;
 }
 
+/** Open file descriptors of this process (Linux): the size of /proc/self/fd, else its entries. */
+function openFileDescriptors(): number {
+  try {
+    const size = statSync('/proc/self/fd').size;
+    // readdirSync's own descriptor is closed again by the time it returns, but listed.
+    return size > 0 ? size : readdirSync('/proc/self/fd').length - 1;
+  } catch {
+    return 0;
+  }
+}
+
 /** Builds the registry the /metrics route serves. */
 export class MetricsRegistry {
   readonly registry = new Registry();
@@ -43,6 +55,13 @@ export class MetricsRegistry {
     // prom-client names these gauges with _total, which promtool's linter rejects (a _total suffix is
     // for counters). They are the sums of nodejs_active_{handles,requests,resources}{type}, also exported.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    // prom-client lists /proc/self/fd to count descriptors: a string per descriptor, so every scrape of a
+    // node with 10,000 connections allocated ~650 KB for this one gauge. Linux 6.2+ gives the count as
+    // the directory's size; older kernels report 0 there, and then it is listed as before.
+    if (this.registry.getSingleMetric('process_open_fds') !== undefined) {
+      this.registry.removeSingleMetric('process_open_fds');
+      this.gauge('process_open_fds', 'Number of open file descriptors.', openFileDescriptors);
+    }
   }
 
   private add(name: string, help: string, type: MetricType, read: () => Sample[]): void {

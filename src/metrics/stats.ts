@@ -23,6 +23,9 @@ const zeros = <K extends string>(keys: readonly K[]): Record<K, number> =>
  * Hot-path counters as plain numbers. Code on the message path increments fields here; prom-client
  * reads them only at scrape time (see registry.ts), so counting costs an add, never a label lookup.
  */
+/** The counters delta delivery (src/pubsub/delta.ts) keeps. */
+export type DeltaStats = Pick<Stats, 'deltaDeliveries' | 'deltaSentBytes' | 'deltaSavedBytes' | 'deltaComputed' | 'deltaSeconds'>;
+
 export class Stats {
   connections = 0;
   /** Upgrades waiting for a token check or the connect proxy. */
@@ -68,6 +71,14 @@ export class Stats {
   epochResets = 0;
   /** Subscribers sent the topic's latest message on subscribe (rule lastMessage). */
   lastMessageHits = 0;
+  /** Deliveries to delta subscriptions (rule delta), as a delta or in full. */
+  readonly deltaDeliveries = zeros<'delta' | 'full'>(['delta', 'full']);
+  /** Bytes sent to delta subscriptions, and what their full frames would have cost more. */
+  deltaSentBytes = 0;
+  deltaSavedBytes = 0;
+  /** Deltas computed (once per publish and codec) and the time spent computing and framing them. */
+  deltaComputed = 0;
+  deltaSeconds = 0;
   brokerUp = false;
   brokerPublished = 0;
   brokerReceived = 0;

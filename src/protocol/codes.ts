@@ -11,6 +11,8 @@ export const ErrorCode = {
   UnrecoverablePosition: 'unrecoverable_position',
   /** presence / presence_stats on a topic whose rule has no presence. */
   PresenceDisabled: 'presence_disabled',
+  /** A `sub` asking for deltas on a topic whose rule has no `delta`. */
+  DeltaDisabled: 'delta_disabled',
   /** Over --max-commands-per-second: the command was not executed. */
   RateLimited: 'rate_limited',
   // Upgrade / HTTP only

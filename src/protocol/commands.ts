@@ -10,7 +10,7 @@ export interface StreamPosition {
 }
 
 export type Command =
-  | { readonly op: 'sub'; readonly topic: string; readonly id: number | undefined; readonly since: StreamPosition | undefined }
+  | { readonly op: 'sub'; readonly topic: string; readonly id: number | undefined; readonly since: StreamPosition | undefined; readonly delta?: DeltaType }
   | { readonly op: 'unsub'; readonly topic: string; readonly id: number | undefined }
   | { readonly op: 'pub'; readonly topic: string; readonly id: number | undefined; readonly data: unknown; readonly idempotencyKey: string | undefined }
   | { readonly op: 'ping'; readonly id: number | undefined }
@@ -29,6 +29,15 @@ export function parseLimit(v: unknown): number | null {
 }
 
 export type Op = Command['op'];
+
+/** Delta encodings a subscription may ask for (docs/protocol.md, "Deltas"). */
+export type DeltaType = 'fossil';
+
+/** A sub's `delta`: absent, or a known type (null: unknown, a bad_request). */
+function parseDelta(v: unknown): DeltaType | undefined | null {
+  if (v === undefined) return undefined;
+  return v === 'fossil' ? v : null;
+}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
@@ -72,7 +81,9 @@ export function parseCommand(frame: unknown, maxTopicLength: number): Command | 
     case 'sub': {
       const since = parseSince(frame.since, id);
       if (since instanceof GatewayError) return since;
-      return { op, topic, id, since };
+      const delta = parseDelta(frame.delta);
+      if (delta === null) return new GatewayError(ErrorCode.BadRequest, 'delta must be "fossil" (the only delta type)', id);
+      return delta === undefined ? { op, topic, id, since } : { op, topic, id, since, delta };
     }
     case 'unsub':
     case 'presence':

@@ -76,6 +76,22 @@ export class DeliveryEncoder {
   }
 }
 
+/** Where the data starts in a JSON delivery frame of this encoder: after `{"t":"<topic>","s":<seq>,"d":`; it ends before the final `}`. */
+export const jsonDataStart = (topic: string, seq: number): number => 17 + topic.length + decimalDigits(seq);
+
+/** Where the data starts in a msgpack delivery frame of this encoder (it runs to the frame's end). */
+export const packDataStart = (topic: string, seq: number): number => 7 + (topic.length < 32 ? 1 : 2) + topic.length + uintLength(seq);
+
+function decimalDigits(v: number): number {
+  let digits = 1;
+  for (let x = v; x >= 10; x = (x - (x % 10)) / 10) digits++;
+  return digits;
+}
+
+function uintLength(v: number): number {
+  return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : v < 0x100000000 ? 5 : 9;
+}
+
 /** Frames up to this size get a cached view; larger ones are rare enough that a view per frame is noise. */
 const CACHED_VIEW_MAX = 2048;
 
@@ -84,7 +100,7 @@ const CACHED_VIEW_MAX = 2048;
  * would be the publish path's last allocation: views are cached per length (bounded by CACHED_VIEW_MAX)
  * and dropped when the buffer grows.
  */
-class FrameBuffer {
+export class FrameBuffer {
   private buf: Buffer;
   private views: (Uint8Array | undefined)[] = [];
   /** The topic whose frame header occupies bytes [0, headerEnd) right now. */
@@ -130,7 +146,7 @@ class FrameBuffer {
 /** Short copies byte by byte: Buffer#copy/set of a sub-range make a view object first (Node 20). */
 const COPY_LOOP_MAX = 256;
 
-function copyBytes(src: Uint8Array, start: number, end: number, dst: Buffer, p: number): number {
+export function copyBytes(src: Uint8Array, start: number, end: number, dst: Buffer, p: number): number {
   const n = end - start;
   if (n <= COPY_LOOP_MAX) {
     for (let i = 0; i < n; i++) dst[p + i] = src[start + i] as number;
@@ -138,23 +154,27 @@ function copyBytes(src: Uint8Array, start: number, end: number, dst: Buffer, p: 
   return p + n;
 }
 
-function writeAscii(b: Buffer, p: number, s: string): number {
+export function writeAscii(b: Buffer, p: number, s: string): number {
   for (let i = 0; i < s.length; i++) b[p + i] = s.charCodeAt(i);
   return p + s.length;
 }
 
-/** A non-negative integer below 2^53 in decimal. */
+/**
+ * A non-negative integer below 2^53 in decimal. Exact divisions only (`(x - x % 10) / 10`): unoptimized
+ * code boxes every fractional intermediate such as `x / 10` into a 16 B heap number, and a publish path
+ * running a few hundred times a second is not optimized (bench/README.md).
+ */
 export function writeDecimal(b: Buffer, p: number, v: number): number {
-  let digits = 1;
-  for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+  const digits = decimalDigits(v);
   for (let i = p + digits - 1; i >= p; i--) {
-    b[i] = 0x30 + (v % 10);
-    v = Math.floor(v / 10);
+    const d = v % 10;
+    b[i] = 0x30 + d;
+    v = (v - d) / 10;
   }
   return p + digits;
 }
 
-function writeUint(b: Buffer, p: number, v: number): number {
+export function writeUint(b: Buffer, p: number, v: number): number {
   if (v < 0x80) {
     b[p] = v;
     return p + 1;

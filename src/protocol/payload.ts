@@ -116,6 +116,14 @@ export class Payload {
     return this.rawJson || (this.hasValue && !this.fromBinary);
   }
 
+  /**
+   * The data as a value: the one given to setValue (not a copy: read, never change it), else decoded
+   * once. For JSON data this is what JSON.parse(json()) would give, without the text round trip.
+   */
+  data(): unknown {
+    return this.decoded();
+  }
+
   private decoded(): unknown {
     if (!this.hasValue) {
       this.value = this.rawJson ? JSON.parse(this.json()) : unpackr.unpack(this.msgpack());

@@ -1,11 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import type { CodecName } from '../protocol/codec';
-import { DeliveryEncoder } from '../protocol/delivery';
+import { DeliveryEncoder, jsonDataStart, packDataStart } from '../protocol/delivery';
+import { DeltaFrameEncoder } from '../protocol/delta-frame';
 import type { Payload } from '../protocol/payload';
 import { packr } from '../protocol/msgpack';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { PublishSource, Stats } from '../metrics/stats';
 import type { TopicRule, TopicRules } from '../rules/topic-rules';
+import type { DeltaDelivery, DeltaSettings, DeltaTopic } from './delta';
+import { FossilEncoder } from './fossil-encoder';
 import { HistoryBudget, type HistoryFrames, TopicHistory } from './history';
 import { LastMessage } from './last-message';
 import { PositionMemory, type PositionLimits } from './positions';
@@ -24,6 +27,8 @@ export interface HubOptions {
   readonly historyMaxBytes: number;
   readonly rules: TopicRules;
   readonly positions: PositionLimits;
+  /** Delta delivery (topic rule `delta`); default: full every 10, at least 256 bytes. */
+  readonly delta?: DeltaSettings;
 }
 
 /** How a subscriber receives frames: one of the wsgate codecs, or the Pusher protocol. */
@@ -64,6 +69,8 @@ export class Hub {
   private readonly interest: InterestListener[] = [];
   private readonly sweeper: NodeJS.Timeout | null;
   private pusher: ExtraWire | null = null;
+  /** Handed to DeltaTopic.deliver: what a delta publish needs besides the frames. */
+  private readonly deltas: DeltaDelivery;
 
   constructor(
     private readonly fanout: Fanout,
@@ -73,6 +80,7 @@ export class Hub {
   ) {
     this.budget = new HistoryBudget(options.historyMaxBytes);
     this.positions = new PositionMemory(options.positions);
+    this.deltas = { fanout, fossil: new FossilEncoder(), encoder: new DeltaFrameEncoder(), settings: options.delta ?? { fullEvery: 10, minBytes: 256 }, stats };
     this.sweeper = options.rules.anyRetention || options.positions.max > 0 ? setInterval(() => this.sweep(), 1000).unref() : null;
   }
 
@@ -173,6 +181,7 @@ export class Hub {
     else {
       if (epoch !== undefined && epoch !== state.epoch) {
         state.history?.clear();
+        state.delta?.reset();
         state.epoch = epoch;
         this.epochChanged(state, seq - 1);
       } else if (seq !== state.seq + 1) {
@@ -200,6 +209,7 @@ export class Hub {
       }
     }
     if (state.pusherSubs > 0 && this.pusher !== null) this.stats.sentBytes += this.pusher.deliver(state, payload) * state.pusherSubs;
+    if (state.delta !== null) this.deliverDeltas(state, seq, jsonFrame, packFrame);
     if (history !== null) {
       const frames = this.frames;
       frames.jsonFrame = jsonFrame;
@@ -215,6 +225,15 @@ export class Hub {
     this.fanoutDuration.observe((performance.now() - startedAt) / 1000);
     if (state.idle) this.retire(state);
     return seq;
+  }
+
+  /** The delta subscriptions' share of a publish (topic rule `delta`): their frames replace the full ones in sentBytes. */
+  private deliverDeltas(state: TopicState, seq: number, jsonFrame: Uint8Array | null, packFrame: Uint8Array | null): void {
+    const stats = this.stats;
+    const saved = stats.deltaSavedBytes;
+    const name = state.name;
+    (state.delta as DeltaTopic).deliver(this.deltas, name, seq, jsonFrame, jsonDataStart(name, seq), packFrame, packDataStart(name, seq));
+    stats.sentBytes -= stats.deltaSavedBytes - saved;
   }
 
   /**
@@ -260,6 +279,7 @@ export class Hub {
     const state = this.topics.get(topic);
     if (state === undefined) return;
     state.history?.clear();
+    state.delta?.reset();
     this.dropLast(state);
     state.epoch = newEpoch();
     state.seq = 0;
@@ -274,6 +294,7 @@ export class Hub {
     const state = this.acquire(topic);
     if (epoch !== state.epoch || seq !== state.seq) {
       state.history?.clear();
+      state.delta?.reset();
       this.dropLast(state);
       if (epoch !== state.epoch) {
         state.epoch = epoch;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CodecName } from '../protocol/codec';
 import type { TopicRule } from '../rules/topic-rules';
+import { DeltaTopic } from './delta';
 import type { TopicHistory } from './history';
 import type { LastMessage } from './last-message';
 
@@ -20,6 +21,8 @@ export class TopicState {
   readonly jsonKey: string;
   readonly packKey: string;
   readonly pusherKey: string;
+  /** Delta subscriptions and their chains: only on topics whose rule has `delta`. */
+  readonly delta: DeltaTopic | null;
 
   constructor(
     readonly name: string,
@@ -32,6 +35,7 @@ export class TopicState {
     this.jsonKey = 'j ' + name;
     this.packKey = 'm ' + name;
     this.pusherKey = 'p ' + name;
+    this.delta = rule.delta ? new DeltaTopic(name, this.jsonKey, this.packKey) : null;
   }
 
   key(codec: CodecName): string {

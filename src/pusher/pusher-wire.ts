@@ -55,7 +55,9 @@ export class PusherWire {
 
   /** Fans `payload` out to the topic's Pusher subscribers; returns the frame's bytes. */
   deliver(state: TopicState, payload: Payload): number {
-    const ev = pusherEventOf(JSON.parse(payload.json()));
+    // JSON data as a value (a client event's own object: no stringify + parse per publish); other data
+    // through its JSON text, which turns binary values into base64 strings as wsgate's JSON frames do.
+    const ev = pusherEventOf(payload.isJson ? payload.data() : JSON.parse(payload.json()));
     const frame = frames.event(ev.name, this.channelOf(state.name), ev.data, ev.userId);
     const excluded = ev.exclude === undefined ? undefined : this.sockets.get(ev.exclude);
     // uWS's ws.publish reaches every subscriber but the socket it is called on; from a socket with no

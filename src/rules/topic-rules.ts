@@ -48,6 +48,7 @@ export const ruleOptions = {
   presenceGrace: int('ms a user\'s departure waits (presenceBy "user") so a quick reconnect sends neither leave nor join', 5000, 0, 600_000),
   maxPresence: int('members listed per topic; later members are served but not listed (stats say so)', 1000, 1, 1_000_000),
   lastMessage: bool('a sub without since is answered with the topic\'s latest message'),
+  delta: bool('subscribers may ask for fossil deltas ({"op":"sub","delta":"fossil"}): computed once per publish, full data every --delta-full-every deliveries'),
   subscribeProxy: bool('a sub takes effect only once the application allows it (--subscribe-proxy-url)'),
   publishProxy: bool('a client pub is published only once the application allows it, possibly with its replacement data (--publish-proxy-url)'),
   webhookPublish: bool('client publishes are sent to the application as client_publish webhooks (--webhook-url)'),

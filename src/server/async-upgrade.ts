@@ -20,17 +20,16 @@ export function readHandshake(req: HttpRequest, context: us_socket_context_t): H
 }
 
 /**
- * Completes an upgrade. Inside the upgrade handler uWS has the socket corked already and res.cork only
- * runs the callback. After the handler has returned (`afterHandler`: an async admission) the upgrade is
- * made uncorked: uWS.js 20.57's res.cork(), wrapped around an upgrade from outside the handler, reads the
+ * Completes an upgrade, never inside res.cork. Inside the upgrade handler uWS has the socket corked
+ * already (res.cork would only run its callback, and its closure is garbage per upgrade). After the
+ * handler has returned (an async admission), uWS.js 20.57's res.cork() wrapped around an upgrade reads the
  * HTTP state through the socket the upgrade has just shrunk in place into a WebSocket and, when stale
  * bytes there look like `Connection: close`, closes the new connection right after open (1006; fixed in
- * uWebSockets PR #1929, after 20.57; the uncorked upgrade is upstream's advice until then). The price:
- * the 101 leaves in several writes, and uWS.js prints a cork warning on stderr for each such upgrade.
+ * uWebSockets PR #1929, after 20.57; the uncorked upgrade is upstream's advice until then). The price
+ * there: the 101 leaves in several writes, and uWS.js prints a cork warning on stderr for each such upgrade.
  */
-export function completeUpgrade<T>(res: HttpResponse, hs: Handshake, userData: T, subprotocol: string, afterHandler: boolean): void {
-  if (afterHandler) res.upgrade(userData, hs.key, subprotocol, hs.extensions, hs.context);
-  else res.cork(() => res.upgrade(userData, hs.key, subprotocol, hs.extensions, hs.context));
+export function completeUpgrade<T>(res: HttpResponse, hs: Handshake, userData: T, subprotocol: string): void {
+  res.upgrade(userData, hs.key, subprotocol, hs.extensions, hs.context);
 }
 
 /**

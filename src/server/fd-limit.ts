@@ -21,6 +21,12 @@ export function openFilesLimit(limitsText?: string): number | null {
   return m === null || m[1] === 'unlimited' ? null : Number(m[1]);
 }
 
+/** The connection limit where the open-files limit is unknown (not Linux): the value before it was automatic. */
+export const FALLBACK_MAX_CONNECTIONS = 100_000;
+
+/** `--max-connections 0` (the default): as many as the open-files limit holds with FD_RESERVE to spare. */
+export const autoMaxConnections = (fdLimit: number | null): number => (fdLimit === null ? FALLBACK_MAX_CONNECTIONS : Math.max(1, fdLimit - FD_RESERVE));
+
 export interface ConnectionBudget {
   /** The connection limit in force: --max-connections, or lower when the open-files limit cannot hold it. */
   maxConnections: number;
@@ -30,18 +36,15 @@ export interface ConnectionBudget {
 
 /**
  * Past the open-files limit, accept() fails with EMFILE, the listen socket stays readable and the
- * event loop spins while clients wait in the backlog (issue 16). So the connection limit is lowered to
- * what the descriptors can hold with FD_RESERVE to spare: the upgrades beyond it get the documented 503
- * while descriptors remain for HTTP and health checks.
+ * event loop spins while clients wait in the backlog (issue 16). So a --max-connections set above what
+ * the descriptors can hold is lowered, with FD_RESERVE to spare: the upgrades beyond it get the
+ * documented 503 while descriptors remain for HTTP and health checks.
  */
 export function connectionBudget(configured: number, fdLimit: number | null): ConnectionBudget {
   if (fdLimit === null || configured + FD_RESERVE <= fdLimit) return { maxConnections: configured, warning: null };
-  const maxConnections = Math.max(1, fdLimit - FD_RESERVE);
+  const maxConnections = autoMaxConnections(fdLimit);
   return {
     maxConnections,
-    warning:
-      `--max-connections ${configured} needs ${configured + FD_RESERVE} open files (${FD_RESERVE} reserved for the process, broker and HTTP), ` +
-      `but the open-files limit is ${fdLimit}: accepting at most ${maxConnections} connections. ` +
-      `Raise the limit (ulimit -n, systemd LimitNOFILE=, docker --ulimit nofile=, Kubernetes: the container runtime's default) or lower --max-connections.`,
+    warning: `--max-connections ${configured} is over what the open-files limit ${fdLimit} allows: accepting at most ${maxConnections} connections (raise ulimit -n / LimitNOFILE=, see deploy/README.md#file-descriptors)`,
   };
 }

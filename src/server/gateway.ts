@@ -23,6 +23,7 @@ import { Presence } from '../session/presence';
 import { ServerControl } from '../session/server-control';
 import { registerControlRoutes } from './control-route';
 import { closeSpread } from './drain';
+import { listenExclusive } from './listen';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
 import { registerTopicRoutes } from './topics-route';
@@ -62,6 +63,7 @@ export class Gateway {
       historyMaxBytes: config.historyMaxBytes,
       rules,
       positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
+      delta: { fullEvery: config.deltaFullEvery, minBytes: config.deltaMinBytes },
     });
     this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
     this.bus = new ControlBus(this.broker.control ?? null, {
@@ -130,7 +132,7 @@ export class Gateway {
     }));
     ops.get('/metrics', containRoute(fault, (res) => {
       const abort = watchAbort(res);
-      this.metrics.metrics.text().then(
+      this.metrics.text().then(
         (text) => sendText(res, '200 OK', text, this.metrics.metrics.contentType, abort),
         (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
       );
@@ -170,10 +172,10 @@ export class Gateway {
     // Back after the broker was away (a partition, a broker restart): re-assert what this node occupies.
     this.bus.onRejoin(() => this.hooks.rejoined());
     if (this.admin !== null) {
-      this.adminListenSocket = listen(this.admin, this.config.adminHost, this.config.adminPort);
+      this.adminListenSocket = await listenExclusive(this.admin, this.config.adminHost, this.config.adminPort, '--admin-port');
       this.log.info({ host: this.config.adminHost, port: this.config.adminPort }, 'admin listening');
     }
-    this.listenSocket = listen(this.app, this.config.host, this.config.port);
+    this.listenSocket = await listenExclusive(this.app, this.config.host, this.config.port, '--port');
     const port = us_socket_local_port(this.listenSocket as unknown as us_socket);
     this.log.info({ host: this.config.host, port, broker: this.broker.kind }, 'listening');
     return port;
@@ -217,14 +219,4 @@ export class Gateway {
     this.hub.close();
     this.metrics.stop();
   }
-}
-
-/** Binds synchronously (uWS calls back before listen() returns). */
-function listen(app: TemplatedApp, host: string, port: number): us_listen_socket {
-  let socket: us_listen_socket | false = false;
-  app.listen(host, port, (s) => {
-    socket = s;
-  });
-  if (socket === false) throw new Error(`cannot listen on ${host}:${port}`);
-  return socket;
 }

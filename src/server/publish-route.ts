@@ -50,11 +50,15 @@ function decodeBody(body: Buffer, msgpack: boolean, maxDepth: number): unknown {
 }
 
 /**
- * JSON is the default: a body without Content-Type, or with curl's default for `-d`
- * (application/x-www-form-urlencoded), is read as JSON, so `curl -d '{…}'` works as typed.
+ * JSON is the default: a body without Content-Type, with curl's default for `-d`
+ * (application/x-www-form-urlencoded), or with fetch's default for a string body (text/plain), is read
+ * as JSON, so `curl -d '{…}'` and `fetch(url, {method: 'POST', body: JSON.stringify(x)})` work as typed.
  */
 const readsAsJson = (contentType: string): boolean =>
-  contentType === '' || contentType.startsWith('application/json') || contentType.startsWith('application/x-www-form-urlencoded');
+  contentType === '' ||
+  contentType.startsWith('application/json') ||
+  contentType.startsWith('application/x-www-form-urlencoded') ||
+  contentType.startsWith('text/plain');
 
 /** Validates a decoded body into publish items: all of them before any is published, so one bad item publishes nothing. */
 function parseItems(body: unknown, config: Config): Item[] | GatewayError {

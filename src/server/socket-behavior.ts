@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import { type Admission, type Admitter, isRefused } from '../auth/admission';
 import type { Broker, PublishOutcome, TopicSnapshot } from '../broker/broker';
+import type { Grant } from '../auth/token-verifier';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { Stats, UpgradeResult } from '../metrics/stats';
@@ -29,6 +30,7 @@ import { type Connection, clientId, newConnection } from './connection';
 import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from './async-upgrade';
 import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
 import { type Aborted, bearer, sendError } from './http-reply';
+import { commaList, queryValue } from './query';
 
 export type Socket = WebSocket<Connection>;
 type OkFields = Omit<Extract<Reply, { op: 'ok' }>, 'op' | 'id'>;
@@ -66,6 +68,12 @@ const UPGRADE_STATUS: Record<Exclude<UpgradeResult, 'accepted'>, string> = {
   ip_limit: '429 Too Many Requests',
   ip_rate: '429 Too Many Requests',
   proxy_unavailable: '503 Service Unavailable',
+};
+
+/** The first of `topics` the grant does not let the connection subscribe to (a loop: no closure per upgrade). */
+const firstDenied = (subscribe: Grant['subscribe'], topics: readonly string[]): string | undefined => {
+  for (const t of topics) if (!subscribe.allows(t)) return t;
+  return undefined;
 };
 
 const caller = (conn: Connection): Caller => ({ client: clientId(conn), user: conn.grant.subject, info: conn.grant.info });
@@ -160,17 +168,23 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   };
 
   /** Reply, replay from local history and subscribe in one synchronous step: no publish can fall between them. */
-  const subscribeNow = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined) => {
+  const subscribeNow = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined, delta: boolean) => {
     const state = hub.acquire(topic);
     answerFromHistory(ws, conn, id, state, since);
+    joinKey(ws, conn, state, delta);
+  };
+
+  /** Subscribes the socket to the topic's key for its codec; a delta subscription waits there for its first full delivery. */
+  const joinKey = (ws: Socket, conn: Connection, state: TopicState, delta: boolean) => {
     ws.subscribe(state.key(conn.codec.name));
+    if (delta) state.delta?.join(ws, conn.codec.name);
   };
 
   /**
    * Cluster brokers that number topics cluster-wide: the reply, replay and socket subscription wait for the
    * broker's snapshot and then happen in one synchronous step at its cut, so nothing falls between them.
    */
-  const subscribeAtCut = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined, snapshot: NonNullable<Broker['snapshot']>) => {
+  const subscribeAtCut = (ws: Socket, conn: Connection, topic: string, id: number | undefined, since: StreamPosition | undefined, delta: boolean, snapshot: NonNullable<Broker['snapshot']>) => {
     snapshot.call(
       broker,
       topic,
@@ -179,12 +193,12 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         if (snap instanceof GatewayError) {
           // The broker cannot say where the topic is: serve from what this node knows (it keeps serving).
           log.debug({ topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
-          return subscribeNow(ws, conn, topic, id, since);
+          return subscribeNow(ws, conn, topic, id, since, delta);
         }
         const state = hub.acquire(topic);
         const replay = snap.replay;
         answerSub(ws, conn, id, state, since, replay !== null, (send) => replayRetained(topic, replay ?? [], conn.codec.name, hub.deliveryEncoder, send));
-        ws.subscribe(state.key(conn.codec.name));
+        joinKey(ws, conn, state, delta);
       }),
     );
   };
@@ -192,7 +206,9 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   /** Subscribes; returns the error to send, or null. Idempotent for topics already held. `allowed`: grant and application already agreed. */
   const subscribe = (ws: Socket, conn: Connection, cmd: Extract<Command, { op: 'sub' }>, allowed = false): GatewayError | null => {
     const { topic, id, since } = cmd;
+    const delta = cmd.delta !== undefined;
     if (!allowed && !conn.grant.subscribe.allows(topic)) return new GatewayError(ErrorCode.Forbidden, 'token does not allow subscribing to this topic', id);
+    if (delta && !hub.ruleOf(topic).delta) return new GatewayError(ErrorCode.DeltaDisabled, 'this topic has no deltas (see the topic rules)', id);
     if (conn.topics.has(topic)) {
       // Already receiving it live; a `since` still gets its answer and replay (clients drop the repeats by `s`).
       answerFromHistory(ws, conn, id, hub.acquire(topic), since);
@@ -221,16 +237,16 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const snapshot = broker.snapshot;
     const needsLast = since === undefined && state.rule.lastMessage && state.last === null;
     if (snapshot !== undefined && (broker.inStep?.(topic) !== true || needsLast || (since !== undefined && !canRecover(state, since)))) {
-      subscribeAtCut(ws, conn, topic, id, since, snapshot);
+      subscribeAtCut(ws, conn, topic, id, since, delta, snapshot);
       return null;
     }
     const live = broker.whenLive?.(topic) ?? null;
     if (live !== null) {
       // Settles, never rejects: a broker that cannot confirm still leaves local fan-out to serve.
-      void live.then(later(ws, conn, topic, () => subscribeNow(ws, conn, topic, id, since)));
+      void live.then(later(ws, conn, topic, () => subscribeNow(ws, conn, topic, id, since, delta)));
       return null;
     }
-    subscribeNow(ws, conn, topic, id, since);
+    subscribeNow(ws, conn, topic, id, since, delta);
     return null;
   };
 
@@ -240,10 +256,11 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     if (!conn.topics.delete(topic)) return;
     const state = hub.get(topic);
     if (state !== undefined) ws.unsubscribe(state.key(conn.codec.name));
-    left(conn, topic, false);
+    left(ws, conn, topic, false);
   };
 
-  const left = (conn: Connection, topic: string, closing: boolean) => {
+  const left = (ws: Socket, conn: Connection, topic: string, closing: boolean) => {
+    hub.get(topic)?.delta?.leave(ws, closing);
     const rule = hub.removeSubscriber(topic, conn.codec.name);
     if (rule?.members) presence.left(caller(conn), topic, rule, closing);
     if (rule?.presence === true) events?.left(conn, topic);
@@ -369,7 +386,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
   /** Lets an admitted connection in: query topics must be allowed, the application's topics are trusted. */
   const enter = (res: HttpResponse, hs: Handshake, codec: Codec, topics: readonly string[], address: AddressKey, admission: Admission, abort?: Aborted) => {
     if (isRefused(admission)) return refuse(res, admission.refused, admission.error, abort);
-    const denied = topics.find((t) => !admission.grant.subscribe.allows(t));
+    const denied = firstDenied(admission.grant.subscribe, topics);
     if (denied !== undefined) return refuse(res, 'forbidden', new GatewayError(ErrorCode.Forbidden, `not allowed to subscribe to ${denied}`), abort);
     if (topics.length + admission.serverTopics.length > config.maxTopicsPerConn) {
       return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`), abort);
@@ -377,7 +394,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
     const full = guard.stillRoom(address);
     if (full !== null) return refuse(res, full.result, full.error, abort);
     const opening = topics.length + admission.serverTopics.length === 0 ? null : { query: topics, server: admission.serverTopics };
-    completeUpgrade(res, hs, newConnection(codec, admission.grant, opening, address), protocol(hs, codec), abort !== undefined);
+    completeUpgrade(res, hs, newConnection(codec, admission.grant, opening, address), protocol(hs, codec));
   };
 
   /** Server-side control of one connection (POST /disconnect, /subscribe, /unsubscribe); whether it changed anything. */
@@ -435,7 +452,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       const hs = readHandshake(req, context);
       const version = req.getHeader('sec-websocket-version');
       const authorization = req.getHeader('authorization');
-      const query = new URLSearchParams(req.getQuery() ?? '');
+      const query = req.getQuery() ?? '';
       if (hs.key.length !== 24 || version !== '13') {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.BadRequest, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
       }
@@ -449,7 +466,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       if (codec === null) {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.UnsupportedSubprotocol, 'Sec-WebSocket-Protocol must offer wsgate.json or wsgate.msgpack'));
       }
-      const topics = (query.get('topics') ?? '').split(',').filter((t) => t !== '');
+      const topics = commaList(queryValue(query, 'topics'));
       if (topics.length > config.maxTopicsPerConn) {
         return refuse(res, 'bad_request', new GatewayError(ErrorCode.TooManyTopics, `at most ${config.maxTopicsPerConn} topics`));
       }
@@ -457,7 +474,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         const err = checkTopic(t, config.maxTopicLength);
         if (err !== null) return refuse(res, 'bad_request', err);
       }
-      const admission = admitter.admit(bearer(authorization) || (query.get('token') ?? ''), req, res, query, codec);
+      const admission = admitter.admit(bearer(authorization) || (queryValue(query, 'token') ?? ''), req, res, query, codec);
       if (!(admission instanceof Promise) && isRefused(admission)) {
         log.debug({ url: req.getUrl(), query: req.getQuery(), code: admission.error.code, reason: admission.error.reason }, 'upgrade refused');
       }
@@ -483,7 +500,8 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
         // The application gave these (connect proxy): no grant check, no subscribe proxy.
         for (const topic of opening.server) subscribe(ws, conn, { op: 'sub', topic, id: undefined, since: undefined }, true);
       }
-      armExpiry(conn, expire(ws, conn));
+      // No closure for connections whose grant never expires (most): it would be garbage at once.
+      if (conn.grant.expiresAt !== undefined) armExpiry(conn, expire(ws, conn));
     },
 
     message: (ws, message, isBinary) => {
@@ -589,7 +607,7 @@ export function socketBehavior(deps: SocketDeps): WebSocketBehavior<Connection> 
       stats.disconnects[conn.closeReason ?? (code === 1006 ? 'error' : 'client')]++;
       if (conn.expiry !== null) clearTimeout(conn.expiry);
       if (conn.closeTimer !== null) clearTimeout(conn.closeTimer);
-      for (const topic of conn.topics) left(conn, topic, true);
+      for (const topic of conn.topics) left(ws, conn, topic, true);
       events?.disconnected(conn, code);
       log.debug({ code, reason: conn.closeReason, subject: conn.grant.subject }, 'connection closed');
     },

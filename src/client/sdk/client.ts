@@ -1,3 +1,4 @@
+import { applyDelta } from 'fossil-delta';
 import { closeClass, refusalClass } from '../../protocol/close-classes';
 import { type BackoffOptions, backoffDelay, defaultBackoff, promptDelay } from './backoff';
 import { Emitter } from './emitter';
@@ -130,6 +131,20 @@ interface Subscription {
   /** Given by the server (POST /subscribe): deliveries are taken before the position is known. */
   readonly serverGiven: boolean;
   readonly waiters: Waiter<SubscribeResult>[];
+  /** Asked for fossil deltas: `base` holds the data bytes of delivery `position.seq` (null until a full one). */
+  readonly delta: boolean;
+  base: Uint8Array | null;
+  /** An unsub + sub (since) is under way after a broken delta chain: deltas are ignored until its reply. */
+  resyncing: boolean;
+}
+
+export interface SubscribeOptions {
+  /**
+   * Ask for fossil deltas (the topic's rule needs `delta`, else the server answers `delta_disabled`):
+   * they are applied here, so `message` events carry the data as usual. A delta that cannot be applied
+   * (a missed delivery) makes the client resubscribe from its last position.
+   */
+  readonly delta?: boolean;
 }
 
 type Pending = { readonly kind: 'sub'; readonly sub: Subscription } | { readonly kind: 'ping' } | { readonly kind: 'cmd'; readonly waiter: Waiter<ServerOk> };
@@ -213,11 +228,11 @@ export class WsgateClient extends Emitter<ClientEvents> {
    * survives reconnects until unsubscribe(). A server error (forbidden, invalid_topic, …) rejects and
    * forgets the topic.
    */
-  subscribe(topic: string): Promise<SubscribeResult> {
+  subscribe(topic: string, options: SubscribeOptions = {}): Promise<SubscribeResult> {
     let sub = this.subs.get(topic);
     if (sub?.active === true && sub.position !== null) return Promise.resolve({ topic, ...sub.position });
     if (sub === undefined) {
-      sub = { topic, position: null, sent: false, active: false, waiters: [], serverGiven: false };
+      sub = { topic, position: null, sent: false, active: false, waiters: [], serverGiven: false, delta: options.delta === true, base: null, resyncing: false };
       this.subs.set(topic, sub);
     }
     const s = sub;
@@ -279,7 +294,19 @@ export class WsgateClient extends Emitter<ClientEvents> {
   private sendSub(sub: Subscription): void {
     sub.sent = true;
     const id = this.register({ kind: 'sub', sub });
-    this.send(sub.position === null ? { op: 'sub', topic: sub.topic, id } : { op: 'sub', topic: sub.topic, id, since: sub.position });
+    const cmd: Extract<Command, { op: 'sub' }> = sub.position === null ? { op: 'sub', topic: sub.topic, id } : { op: 'sub', topic: sub.topic, id, since: sub.position };
+    if (sub.delta) cmd.delta = 'fossil';
+    this.send(cmd);
+  }
+
+  /** A delta that does not follow the base: start over from the last position (a full replay, then full first). */
+  private resync(sub: Subscription): void {
+    sub.base = null;
+    if (sub.resyncing || !this.isOpen) return;
+    sub.resyncing = true;
+    const ignore = { resolve: () => undefined, reject: () => undefined };
+    this.send({ op: 'unsub', topic: sub.topic, id: this.register({ kind: 'cmd', waiter: ignore }) });
+    this.sendSub(sub);
   }
 
   private setState(state: ConnectionState, extra: Omit<StateEvent, 'state' | 'attempt'> = {}): void {
@@ -386,7 +413,9 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (frame === null) return this.emit('error', new WsgateError(ClientCode.BadServerFrame, 'undecodable or unknown frame from server'));
     switch (frame.kind) {
       case 'delivery':
-        return this.onDelivery(frame.topic, frame.seq, frame.data);
+        return this.onDelivery(frame.topic, frame.seq, frame.data, data);
+      case 'delta':
+        return this.onDelta(frame.topic, frame.seq, frame.delta);
       case 'dropped':
         return this.emit('error', new WsgateError(ClientCode.Dropped, `the server dropped ${frame.n} messages (slow consumer)`));
       case 'join':
@@ -416,6 +445,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (p.kind === 'cmd') return frame.kind === 'ok' ? p.waiter.resolve(frame) : p.waiter.reject(new WsgateError(frame.code, frame.reason));
     const sub = p.sub;
     if (this.subs.get(sub.topic) !== sub) return; // unsubscribed meanwhile
+    sub.resyncing = false;
     if (frame.kind === 'err') {
       this.subs.delete(sub.topic);
       const error = new WsgateError(frame.code, frame.reason);
@@ -438,7 +468,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
    */
   private onServerSubscribed(topic: string): void {
     if (!this.subs.has(topic)) {
-      const sub: Subscription = { topic, position: null, sent: false, active: false, waiters: [], serverGiven: true };
+      const sub: Subscription = { topic, position: null, sent: false, active: false, waiters: [], serverGiven: true, delta: false, base: null, resyncing: false };
       this.subs.set(topic, sub);
       this.sendSub(sub);
     }
@@ -457,14 +487,17 @@ export class WsgateClient extends Emitter<ClientEvents> {
   /** The topic's stream started over: a gap, then the new epoch's messages (numbered from `server.seq` + 1). */
   private onReset(topic: string, server: StreamPosition): void {
     const sub = this.subs.get(topic);
-    if (sub === undefined || sub.position === null || sub.position.epoch === server.epoch) return;
+    if (sub === undefined || sub.resyncing || sub.position === null || sub.position.epoch === server.epoch) return;
     this.emit('gap', { topic, reason: 'reset', expected: sub.position, server });
     sub.position = server;
   }
 
-  private onDelivery(topic: string, seq: number, data: unknown): void {
+  private onDelivery(topic: string, seq: number, data: unknown, frame: string | Uint8Array | null): void {
     const sub = this.subs.get(topic);
-    if (sub === undefined) return;
+    // Resyncing: what is still in flight from the old subscription comes again in the replay.
+    if (sub === undefined || sub.resyncing) return;
+    // A full delivery is the base of the next delta (kept even for a duplicate: it is the same data).
+    if (sub.delta && frame !== null && sub.position !== null && seq > sub.position.seq) sub.base = this.wire.dataBytes(frame, topic, seq);
     // A server-given topic delivers before its position is known: the first delivery starts it.
     if (sub.position === null && sub.serverGiven) sub.position = { seq: seq - 1, epoch: '' };
     // Not (or no longer) wanted, or its position is unknown because the sub reply is still to come.
@@ -474,6 +507,25 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (seq > last.seq + 1) this.emit('gap', { topic, reason: 'skipped', expected: last, server: { seq: seq - 1, epoch: last.epoch } });
     sub.position = { seq, epoch: last.epoch };
     this.emit('message', { topic, seq, epoch: last.epoch, data });
+  }
+
+  /** Applies a delta to the base; one that does not follow it (or fails its checksum) breaks the chain. */
+  private onDelta(topic: string, seq: number, delta: Uint8Array): void {
+    const sub = this.subs.get(topic);
+    if (sub === undefined || sub.position === null || sub.resyncing || seq <= sub.position.seq) return;
+    let bytes: Uint8Array | null = null;
+    let data: unknown;
+    if (sub.base !== null && seq === sub.position.seq + 1) {
+      try {
+        bytes = applyDelta(sub.base, delta);
+        data = this.wire.decodeData(bytes);
+      } catch {
+        bytes = null;
+      }
+    }
+    if (bytes === null) return this.resync(sub);
+    sub.base = bytes;
+    this.onDelivery(topic, seq, data, null);
   }
 
   /** Obeys the close-code scheme (docs/protocol.md, "Close codes and refusals"). */
@@ -543,7 +595,10 @@ export class WsgateClient extends Emitter<ClientEvents> {
     const lost = reason ?? new WsgateError(ClientCode.ConnectionLost, 'connection lost before the reply; the command may or may not have taken effect');
     for (const p of this.pending.values()) if (p.kind === 'cmd') p.waiter.reject(lost);
     this.pending.clear();
-    for (const sub of this.subs.values()) sub.sent = sub.active = false;
+    for (const sub of this.subs.values()) {
+      sub.sent = sub.active = sub.resyncing = false;
+      sub.base = null;
+    }
   }
 
   private stop(error: WsgateError, code: number): void {

@@ -37,6 +37,8 @@ export interface OkDetails {
 /** What the server sends: a delivery, a reply, or a notice (docs/protocol.md). */
 export type ServerFrame =
   | { readonly kind: 'delivery'; readonly topic: string; readonly seq: number; readonly data: unknown }
+  /** A fossil delta turning the data bytes of delivery seq-1 into those of seq (docs/protocol.md, "Deltas"). */
+  | { readonly kind: 'delta'; readonly topic: string; readonly seq: number; readonly delta: Uint8Array }
   | ({ readonly kind: 'ok'; readonly id: number | undefined; readonly seq: number | undefined; readonly epoch: string | undefined; readonly recovered: boolean | undefined } & OkDetails)
   | { readonly kind: 'join' | 'leave'; readonly topic: string; readonly member: PresenceMember }
   | { readonly kind: 'subscribed'; readonly topic: string }
@@ -46,7 +48,7 @@ export type ServerFrame =
   | { readonly kind: 'unsubscribed'; readonly topic: string; readonly reason: string };
 
 export type Command =
-  | { op: 'sub'; topic: string; id: number; since?: StreamPosition }
+  | { op: 'sub'; topic: string; id: number; since?: StreamPosition; delta?: 'fossil' }
   | { op: 'unsub'; topic: string; id: number }
   | { op: 'pub'; topic: string; id: number; data: unknown }
   | { op: 'ping'; id: number }
@@ -62,6 +64,10 @@ export interface WireCodec {
   encode(cmd: Command): string | Uint8Array;
   /** Decodes a frame (string for text frames, bytes for binary ones); null when it is not a known shape. */
   decode(frame: string | Uint8Array): ServerFrame | null;
+  /** The data bytes of a full delivery frame (the base of the next delta), or null when the frame is not laid out as wsgate writes it. */
+  dataBytes(frame: string | Uint8Array, topic: string, seq: number): Uint8Array | null;
+  /** Decodes data bytes (a delta's result) into a value. */
+  decodeData(bytes: Uint8Array): unknown;
 }
 
 // Plain maps, no record extension: the same options as the server's msgpackr instances.
@@ -88,7 +94,12 @@ function details(v: Record<string, unknown>): OkDetails {
 /** Turns a decoded map into a typed frame; a shape this SDK does not know gives null. */
 function classify(v: unknown): ServerFrame | null {
   if (!isRecord(v)) return null;
-  if (typeof v.t === 'string' && typeof v.s === 'number') return { kind: 'delivery', topic: v.t, seq: v.s, data: v.d };
+  if (typeof v.t === 'string' && typeof v.s === 'number') {
+    if (v.delta !== true) return { kind: 'delivery', topic: v.t, seq: v.s, data: v.d };
+    // On JSON the delta's bytes are the string's characters (U+0000..U+00FF); on msgpack a bin.
+    if (typeof v.d === 'string') return { kind: 'delta', topic: v.t, seq: v.s, delta: latin1Bytes(v.d) };
+    return v.d instanceof Uint8Array ? { kind: 'delta', topic: v.t, seq: v.s, delta: v.d } : null;
+  }
   switch (v.op) {
     case 'ok':
       return {
@@ -118,6 +129,30 @@ function classify(v: unknown): ServerFrame | null {
   }
 }
 
+function latin1Bytes(s: string): Uint8Array {
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
+}
+
+const utf8Out = new TextEncoder();
+
+/** JSON: the data is the frame's text after `{"t":"<topic>","s":<seq>,"d":` up to the final `}`. */
+function jsonDataBytes(frame: string | Uint8Array, topic: string, seq: number): Uint8Array | null {
+  const text = typeof frame === 'string' ? frame : utf8.decode(frame);
+  const prefix = `{"t":"${topic}","s":${seq},"d":`;
+  return text.startsWith(prefix) && text.endsWith('}') ? utf8Out.encode(text.slice(prefix.length, -1)) : null;
+}
+
+/** msgpack: the data is the frame's tail after the map header, "t", "s" and the key "d". */
+function packDataBytes(frame: string | Uint8Array, topic: string, seq: number): Uint8Array | null {
+  if (typeof frame === 'string' || frame[0] !== 0x83) return null;
+  const seqBytes = seq < 0x80 ? 1 : seq < 0x100 ? 2 : seq < 0x10000 ? 3 : seq < 0x100000000 ? 5 : 9;
+  const start = 7 + (topic.length < 32 ? 1 : 2) + topic.length + seqBytes;
+  // A copy: the transport may reuse the frame's buffer.
+  return frame[start - 2] === 0xa1 && frame[start - 1] === 0x64 && start <= frame.length ? frame.slice(start) : null;
+}
+
 const safely = (f: () => unknown): ServerFrame | null => {
   try {
     return classify(f());
@@ -131,6 +166,8 @@ export const jsonWire: WireCodec = {
   subprotocol: 'wsgate.json',
   encode: (cmd) => JSON.stringify(cmd),
   decode: (frame) => safely(() => JSON.parse(typeof frame === 'string' ? frame : utf8.decode(frame))),
+  dataBytes: jsonDataBytes,
+  decodeData: (bytes) => JSON.parse(utf8.decode(bytes)),
 };
 
 export const msgpackWire: WireCodec = {
@@ -140,6 +177,8 @@ export const msgpackWire: WireCodec = {
   // (new Uint8Array copies; Node's Buffer#slice would not.)
   encode: (cmd) => new Uint8Array(packr.pack(cmd)),
   decode: (frame) => (typeof frame === 'string' ? null : safely(() => unpackr.unpack(frame))),
+  dataBytes: packDataBytes,
+  decodeData: (bytes) => unpackr.unpack(bytes),
 };
 
 export const wireCodec = (name: CodecName): WireCodec => (name === 'msgpack' ? msgpackWire : jsonWire);

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { AllocationPerPublish, HeapAllocationMeter } from '../src/metrics/heap-allocation';
+import { writeDecimal } from '../src/protocol/delivery';
+import { Payload } from '../src/protocol/payload';
+import { contained } from '../src/server/contain';
+import { commaList, queryValue } from '../src/server/query';
+import type { HandlerName } from '../src/metrics/stats';
+import { metric, startGateway } from './helpers/gateway';
+
+describe('publish path without per-call objects (issue 25)', () => {
+  it('writeDecimal writes every integer below 2^53 as String() does', () => {
+    const b = Buffer.alloc(32);
+    const check = (v: number) => {
+      const end = writeDecimal(b, 3, v);
+      assert.equal(b.toString('latin1', 3, end), String(v));
+    };
+    for (const v of [0, 9, 10, 99, 100, 2 ** 31 - 1, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER]) check(v);
+    fc.assert(fc.property(fc.maxSafeNat(), check), { numRuns: 2000 });
+  });
+
+  it('contained passes every argument through and hands the same ones to recover', () => {
+    const faults: [HandlerName, unknown][] = [];
+    const seen: unknown[][] = [];
+    const ok = contained('message', (w, e) => faults.push([w, e]), (a: number, b: string, c: boolean, d: null, e: number) => void seen.push([a, b, c, d, e]), () => assert.fail('no recover on success'));
+    ok(1, 'two', true, null, 5);
+    assert.deepEqual(seen, [[1, 'two', true, null, 5]]);
+    const recovered: unknown[][] = [];
+    const boom = new Error('boom');
+    const failing = contained(
+      'drain',
+      (w, e) => faults.push([w, e]),
+      (_a: string, _b: number) => {
+        throw boom;
+      },
+      (a: string, b: number) => void recovered.push([a, b]),
+    );
+    failing('ws', 7);
+    assert.deepEqual(recovered, [['ws', 7]]);
+    assert.deepEqual(faults, [['drain', boom]]);
+  });
+
+  it('Payload.data gives the value set, and what JSON.parse of its text gives for raw JSON', () => {
+    const p = new Payload();
+    const value = { event: 'client-x', data: 'hi', socket_id: '1.2' };
+    assert.equal(p.setValue(value, false).data(), value);
+    const raw = Buffer.from('xx{"a":[1,2,{"b":null}]}yy');
+    assert.deepEqual(p.setRaw(raw, 2, raw.length - 2, true).data(), { a: [1, 2, { b: null }] });
+  });
+
+  it('per-publish allocation leaves out the bytes it is told to exclude', async () => {
+    const meter = new HeapAllocationMeter();
+    let publishes = 0;
+    const perPublish = new AllocationPerPublish(meter, () => publishes, 200);
+    try {
+      const before = meter.sample();
+      const junk: number[][] = [];
+      for (let i = 0; i < 50; i++) junk.push(new Array<number>(10_000).fill(i + 0.5)); // ~4 MB
+      perPublish.exclude(meter.sample() - before);
+      publishes = 1000;
+      await new Promise((r) => setTimeout(r, 350));
+      assert.equal(junk.length, 50);
+      // Without the exclusion the window would show ≥ 4,000 B per publish.
+      assert.ok(perPublish.value < 1000, `per publish ${perPublish.value}`);
+    } finally {
+      perPublish.stop();
+      meter.stop();
+    }
+  });
+
+  it('process_open_fds counts this gateway\'s descriptors without listing them per scrape', { skip: process.platform !== 'linux' }, async () => {
+    const g = await startGateway([]);
+    try {
+      // The gateway runs in this process.
+      const fds = await metric(g.http, 'process_open_fds');
+      const listed = readdirSync('/proc/self/fd').length - 1;
+      // The process may open or close a descriptor between the two readings.
+      assert.ok(Math.abs(fds - listed) <= 2, `process_open_fds ${fds}, /proc lists ${listed}`);
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
+describe('upgrade query without URLSearchParams (issue 25)', () => {
+  it('queryValue gives what URLSearchParams#get gives, for any query', () => {
+    const part = fc.constantFrom('topics', 'token', 'to', 't', 'topicsx', '', '=', '&', 'a', ',', '%2C', '%41', '%zz', '+', '%', 'b.c', '==');
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 12 }).map((p) => p.join('')), fc.constantFrom('topics', 'token'), (query, name) => {
+        assert.equal(queryValue(query, name), new URLSearchParams(query).get(name), `query ${JSON.stringify(query)}`);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('commaList drops empty items and makes no array for none', () => {
+    assert.deepEqual(commaList('a,,b,'), ['a', 'b']);
+    assert.deepEqual(commaList('a'), ['a']);
+    assert.equal(commaList(null), commaList(''));
+    assert.deepEqual(commaList(','), []);
+  });
+});

@@ -20,7 +20,7 @@ interface BrokerCostOutcome {
   cpuPerPublishMicros: number;
 }
 
-const VARIANTS = { NATS: 'nats', Redis: 'redis' } as const satisfies Record<string, BrokerKind>;
+const VARIANTS = { NATS: 'nats', Redis: 'redis', 'NATS JetStream': 'nats' } as const satisfies Record<string, BrokerKind>;
 type Variant = keyof typeof VARIANTS;
 
 /** What the broker reports about itself: connections, subscriptions (topics + Redis reply channel), memory. */
@@ -46,9 +46,10 @@ export const brokercost: Scenario = {
     if (!ctx.opts.servers.includes('wsgate')) return result('brokercost', this.title, p, {}, [], ['Skipped: wsgate is not among the selected (or built) servers.']);
     const core = pinning()?.server ?? null;
     const outcomes = await perServer<BrokerCostOutcome, Variant>(ctx, Object.keys(VARIANTS) as Variant[], async (variant) => {
-      const broker = await BrokerServer.start(VARIANTS[variant], core);
+      const jetstream = variant === 'NATS JetStream';
+      const broker = await BrokerServer.start(VARIANTS[variant], core, null, jetstream);
       const admin = broker.kind === 'redis' ? new Redis(broker.url, { lazyConnect: true }) : null;
-      const node = await startServer(SERVERS.wsgate, ['--broker', broker.url, '--max-topics-per-conn', String(p.topics)]);
+      const node = await startServer(SERVERS.wsgate, ['--broker', broker.url, '--max-topics-per-conn', String(p.topics), ...(jetstream ? ['--nats-jetstream'] : [])]);
       let client: GatewayClient | null = null;
       try {
         await admin?.connect();
@@ -97,7 +98,8 @@ export const brokercost: Scenario = {
       row(outcomes, 'broker CPU per publish (one subscribing node)', 'µs', 'lower', (r) => r.cpuPerPublishMicros),
     ], [
       'One wsgate node, one client holding every topic (however many local subscribers a topic has, the node holds one broker subscription for it). NATS connections and subscriptions from /varz; Redis from CLIENT LIST, PUBSUB CHANNELS and INFO memory.',
-      `Broker CPU per publish: ${p.publishes} socket publishes to one topic, ${p.window} in flight, through the node (NATS: one PUB, no echo; Redis: one EVALSHA running HINCRBY + XADD + PUBLISH, and the PUBLISH back to the node).`,
+      `Broker CPU per publish: ${p.publishes} socket publishes to one topic, ${p.window} in flight, through the node (NATS: one PUB, no echo; Redis: one EVALSHA running HINCRBY + XADD + PUBLISH, and the PUBLISH back to the node; NATS JetStream: one stored message per group of the publishes the node holds for the topic, and its republished copy back to the node).`,
+      'NATS JetStream: a subscribe to a topic with no stored message stores a marker (its epoch), so the memory per topic includes one stored message per topic; the stream is file-backed (its page cache is not in the RSS).',
     ]);
   },
 };

@@ -17,9 +17,10 @@ const CASES = [
   { key: SINGLE, broker: 'memory', nodes: 1 },
   { key: 'NATS A+B', broker: 'nats', nodes: 2 },
   { key: 'Redis A+B', broker: 'redis', nodes: 2 },
+  { key: 'NATS JetStream A+B', broker: 'nats-jetstream', nodes: 2 },
   { key: 'NATS A only', broker: 'nats', nodes: 1 },
   { key: 'Redis A only', broker: 'redis', nodes: 1 },
-] as const satisfies readonly { key: string; broker: BrokerKind | 'memory'; nodes: 1 | 2 }[];
+] as const satisfies readonly { key: string; broker: BrokerKind | 'nats-jetstream' | 'memory'; nodes: 1 | 2 }[];
 type CaseKey = (typeof CASES)[number]['key'];
 
 /** Open-loop steps (publishes/s to all subscribers) for the sustained-throughput sweep. */
@@ -47,11 +48,11 @@ export interface CrossNodeOutcome {
 }
 
 /** Starts `nodes` wsgate nodes on the server core (with `--broker` unless memory), then a generator aimed at node A. */
-async function clusterSession<T>(ctx: Context, broker: BrokerServer | null, nodes: number, fn: (servers: RunningServer[], gen: Generator) => Promise<T>): Promise<T> {
+async function clusterSession<T>(ctx: Context, broker: BrokerServer | null, flags: readonly string[], nodes: number, fn: (servers: RunningServer[], gen: Generator) => Promise<T>): Promise<T> {
   const servers: RunningServer[] = [];
   let gen: Generator | null = null;
   try {
-    for (let i = 0; i < nodes; i++) servers.push(await startServer(SERVERS.wsgate, broker === null ? [] : ['--broker', broker.url]));
+    for (let i = 0; i < nodes; i++) servers.push(await startServer(SERVERS.wsgate, broker === null ? [] : ['--broker', broker.url, ...flags]));
     for (const s of servers) await waitReady(s.port);
     gen = await Generator.start(pinning()?.generator ?? null, { host: '127.0.0.1', port: servers[0].port, dialect: SERVERS.wsgate.dialect }, ctx.opts.threads);
     return await fn(servers, gen);
@@ -63,7 +64,7 @@ async function clusterSession<T>(ctx: Context, broker: BrokerServer | null, node
 
 export const crossnode: Scenario = {
   name: 'crossnode',
-  title: 'Cross-node fan-out: publish on node A, subscribers on A and B, through NATS and Redis (1 topic, 64 B)',
+  title: 'Cross-node fan-out: publish on node A, subscribers on A and B, through NATS, Redis and NATS JetStream (1 topic, 64 B)',
   inDefault: true,
   async run(ctx) {
     const q = ctx.opts.quick;
@@ -79,11 +80,12 @@ export const crossnode: Scenario = {
     };
     if (!ctx.opts.servers.includes('wsgate')) return result('crossnode', this.title, p, {}, [], ['Skipped: wsgate is not among the selected (or built) servers.']);
     const serverCore = pinning()?.server ?? null;
-    const brokers = new Map<BrokerKind, BrokerServer>();
-    const brokerFor = async (kind: BrokerKind): Promise<BrokerServer> => {
+    const brokers = new Map<BrokerKind | 'nats-jetstream', BrokerServer>();
+    const brokerFor = async (kind: BrokerKind | 'nats-jetstream'): Promise<BrokerServer> => {
       const known = brokers.get(kind);
       if (known !== undefined) return known;
-      const b = await BrokerServer.start(kind, serverCore);
+      // JetStream gets a server of its own (nats-server -js, temp store dir).
+      const b = kind === 'nats-jetstream' ? await BrokerServer.start('nats', serverCore, null, true) : await BrokerServer.start(kind, serverCore);
       brokers.set(kind, b);
       return b;
     };
@@ -97,7 +99,7 @@ export const crossnode: Scenario = {
       outcomes = await perServer<CrossNodeOutcome, CaseKey>(ctx, CASES.map((c) => c.key), async (key) => {
         const c = CASES.find((x) => x.key === key) ?? CASES[0];
         const broker = c.broker === 'memory' ? null : await brokerFor(c.broker);
-        return clusterSession(ctx, broker, c.nodes, async (servers, gen) => {
+        return clusterSession(ctx, broker, c.broker === 'nats-jetstream' ? ['--nats-jetstream'] : [], c.nodes, async (servers, gen) => {
           const conn = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000, subPorts: servers.map((s) => s.port) });
           requireConnected(conn, p.subscribers + 1);
           // Subscriptions at the broker complete asynchronously: publish a little until a run loses
@@ -191,7 +193,7 @@ export const crossnode: Scenario = {
           ...verdicts,
           `Same generator, payload, window (${p.windowPerSub} per subscriber) and subscriber count as the fan-out table; the publisher is on node A, subscribers alternate between A and B in the A+B columns. "A only": all subscribers on A — with NATS, A delivers its own publishes locally and forwards one copy nobody wants (the cost of being in a cluster); with Redis, every delivery waits for A's own publish to come back from Redis (its cluster-wide order and numbering).`,
           'All server processes (both gateway nodes and the broker) share the server core, the generator has its own: throughput compares the total server-side cost on the same hardware. When single node is generator-bound (generator CPU near 100 %), compare server-side CPU per delivery.',
-          'Nodes run with default options plus `--broker` (NATS: core pub/sub, no JetStream, own publishes delivered locally and forwarded with noEcho; Redis: one script per publish assigns the sequence, appends the history and PUBLISHes, and every node delivers from the PUBLISH); each case gets fresh nodes, and runs after priming publishes showed every subscription live.',
+          'Nodes run with default options plus `--broker` (NATS: core pub/sub, no JetStream, own publishes delivered locally and forwarded with noEcho; Redis: one script per publish assigns the sequence, appends the history and PUBLISHes, and every node delivers from the PUBLISH; NATS JetStream (`--nats-jetstream`): the publishes of a node to a topic are stored in groups in one stream, numbered by expected-last-subject-sequence, and every node delivers from the stream republished copy); each case gets fresh nodes, and runs after priming publishes showed every subscription live.',
         ],
       ),
       ratioBase: SINGLE,

@@ -1,6 +1,7 @@
 import { alloc } from './alloc';
 import { brokercost } from './brokercost';
 import { channels } from './channels';
+import { cores } from './cores';
 import { crossnode } from './crossnode';
 import { delta } from './delta';
 import { fanout } from './fanout';
@@ -16,4 +17,4 @@ import { soak } from './soak';
 import { Scenario } from './types';
 
 /** In suite order: the generator's own figures first, so every report carries them. */
-export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, publishcost, alloc, crossnode, brokercost, soak, hooks, channels, delta];
+export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, publishcost, alloc, crossnode, brokercost, soak, hooks, channels, delta, cores];

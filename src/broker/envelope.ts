@@ -39,10 +39,20 @@ export interface EnvelopeData {
   copyData(dst: Buffer, p: number): number;
 }
 
+/** The most bytes an envelope of these parts takes (a bound for the buffer it is written into). */
+export function envelopeBound(topic: string, epoch: string, origin: string, source: string, data: EnvelopeData): number {
+  return 48 + topic.length + epoch.length + origin.length + source.length + data.dataLength();
+}
+
 /** Encodes an envelope into a fresh buffer (the broker client keeps a reference until it is written). */
 export function encodeEnvelope(topic: string, seq: number, epoch: string, ts: number, origin: string, source: PublishSource, data: EnvelopeData): Buffer {
+  const b = Buffer.allocUnsafe(envelopeBound(topic, epoch, origin, source, data));
+  return b.subarray(0, writeEnvelope(b, topic, seq, epoch, ts, origin, source, data));
+}
+
+/** Writes an envelope at the start of `b` (at least envelopeBound bytes); returns its length. */
+export function writeEnvelope(b: Buffer, topic: string, seq: number, epoch: string, ts: number, origin: string, source: PublishSource, data: EnvelopeData): number {
   const n = data.dataLength();
-  const b = Buffer.allocUnsafe(48 + topic.length + epoch.length + origin.length + source.length + n);
   let p = 0;
   b[p++] = 0x90 | ENVELOPE_FIELDS;
   p = writeAscii(b, p, topic);
@@ -66,7 +76,7 @@ export function encodeEnvelope(topic: string, seq: number, epoch: string, ts: nu
     b.writeUInt32BE(n, p);
     p += 4;
   }
-  return b.subarray(0, data.copyData(b, p));
+  return data.copyData(b, p);
 }
 
 /** Topics, epochs, node ids and sources are ASCII by construction: one byte per char. */

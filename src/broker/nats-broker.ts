@@ -1,4 +1,4 @@
-import { type ConnectionOptions, type NatsConnection, type Subscription, connect } from 'nats';
+import type { NatsConnection, Subscription } from 'nats';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
@@ -7,10 +7,10 @@ import type { Payload } from '../protocol/payload';
 import type { Hub } from '../pubsub/hub';
 import { newEpoch } from '../pubsub/topic-state';
 import type { Broker, PublishOutcome } from './broker';
-import { brokerTls, type BrokerTls } from './broker-tls';
 import { encodeEnvelope } from './envelope';
 import { InterestTable, type InterestTarget } from './interest';
-import { Backoff, raceTimeout } from './lifecycle';
+import { raceTimeout } from './lifecycle';
+import { NatsLink } from './nats-link';
 import { EnvelopeReceiver } from './receiver';
 import type { ControlTransport } from '../cluster/control-bus';
 
@@ -21,27 +21,10 @@ const OUTBOX_MAX = 1024;
 /** How often the broker round trip (PING → PONG) is sampled; the node gets no echo of its own publishes. */
 const RTT_SAMPLE_MS = 1000;
 
-/** `nats://[user:pass@|token@]host:port` or `tls://…` (TLS required, with optional CA and client certificate) into nats.js options. */
-export function natsOptions(url: string, tls: BrokerTls | null = null): ConnectionOptions {
-  const u = new URL(url);
-  const options: ConnectionOptions = { servers: `${u.hostname}:${u.port || '4222'}` };
-  if (u.protocol === 'tls:') options.tls = { ...tls };
-  const user = decodeURIComponent(u.username);
-  const pass = decodeURIComponent(u.password);
-  if (user !== '' && pass !== '') {
-    options.user = user;
-    options.pass = pass;
-  } else if (user !== '') options.token = user;
-  return options;
-}
-
 /**
  * A topic's subject. Topics may hold "." (a NATS token separator, where "a..b" would be an invalid
  * subject); "%" cannot occur in a topic, so replacing "." with it is injective and keeps one token.
  */
-/** Control messages between nodes (ControlBus): `wsgate.ctl` to all, `wsgate.ctl.<node>` to one. */
-const CONTROL_SUBJECT = 'wsgate.ctl';
-
 const subjectOf = (topic: string): string => 'wsgate.t.' + topic.replaceAll('.', '%');
 
 /**
@@ -49,35 +32,21 @@ const subjectOf = (topic: string): string => 'wsgate.t.' + topic.replaceAll('.',
  * subscribers at once (numbered like a single node) and forwards them with `noEcho`, and numbers other
  * nodes' messages as they arrive (epoch per node and per interest period): delivery is exactly-once and
  * in each publisher's order, recovery works on the node that served the client, and a client moving to
- * another node gets `recovered:false` with that node's position. docs/cluster.md explains why not
- * JetStream.
+ * another node gets `recovered:false` with that node's position. `--nats-jetstream` (JetStreamBroker)
+ * numbers cluster-wide instead.
  */
 export class NatsBroker implements Broker, InterestTarget {
   readonly kind = 'nats';
   private readonly nodeId = newEpoch();
-  private receiveControl: (message: Buffer) => void = () => {};
-  readonly control: ControlTransport = {
-    nodeId: this.nodeId,
-    send: (to, message) => {
-      if (this.up && this.nc !== null) this.nc.publish(to === null ? CONTROL_SUBJECT : CONTROL_SUBJECT + '.' + to, message);
-    },
-    onControl: (receive) => (this.receiveControl = receive),
-    isUp: () => this.controlLive,
-    onUp: (listener) => (this.controlUp = listener),
-  };
-  private controlUp: () => void = () => {};
-  /** Connected, and the control subscriptions confirmed by a PING/PONG after them. */
-  private controlLive = false;
+  private readonly link: NatsLink;
+  readonly control: ControlTransport;
   private readonly interest: InterestTable;
   private readonly receiver: EnvelopeReceiver;
   private readonly subs = new Map<string, Subscription>();
   /** Broker subscriptions sent and not yet confirmed (a flush round trip), by topic. */
   private readonly confirming = new Map<string, Promise<void>>();
-  private readonly backoff = new Backoff(100, 5000);
   private nc: NatsConnection | null = null;
   private up = false;
-  private closed = false;
-  private retry: NodeJS.Timeout | null = null;
   private readonly rttTimer: NodeJS.Timeout;
   /** Envelopes for the other nodes, sent together at the end of this event-loop turn (see forward()). */
   private readonly outSubjects: string[] = [];
@@ -87,8 +56,8 @@ export class NatsBroker implements Broker, InterestTarget {
   private firstConnect: (() => void) | null = null;
 
   constructor(
-    private readonly url: string,
-    private readonly config: Config,
+    url: string,
+    config: Config,
     private readonly hub: Hub,
     private readonly stats: Stats,
     metrics: GatewayMetrics,
@@ -98,12 +67,25 @@ export class NatsBroker implements Broker, InterestTarget {
     this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t), this.nodeId, false, log, config.maxDepth);
     hub.addInterestListener(this.interest);
     this.rttTimer = setInterval(() => this.sampleRtt(metrics), RTT_SAMPLE_MS).unref();
+    this.link = new NatsLink(url, config, this.nodeId, { noEcho: true }, {
+      connected: (nc) => {
+        this.nc = nc;
+        for (const topic of this.interest.topics()) this.subscribeSubject(topic);
+        this.firstConnect?.();
+      },
+      status: (up) => this.setUp(up),
+      lost: () => {
+        this.nc = null;
+        this.subs.clear();
+      },
+    }, log, 'nats');
+    this.control = this.link.control;
   }
 
   /** Connects in the background: a node whose broker is down still starts and serves local clients. */
   async start(): Promise<void> {
     const connected = new Promise<void>((resolve) => (this.firstConnect = resolve));
-    this.dial();
+    this.link.dial();
     await raceTimeout(connected, 2000);
   }
 
@@ -194,66 +176,13 @@ export class NatsBroker implements Broker, InterestTarget {
 
   async close(): Promise<void> {
     this.sendOutbox();
-    this.closed = true;
-    if (this.retry !== null) clearTimeout(this.retry);
     clearInterval(this.rttTimer);
     this.interest.close();
     this.subs.clear();
     this.up = false;
-    this.controlLive = false;
     this.stats.brokerUp = false;
-    const nc = this.nc;
     this.nc = null;
-    // Bounded: a broker that does not answer must not hold up shutdown.
-    if (nc !== null) await raceTimeout(nc.close(), 2000);
-  }
-
-  /**
-   * First connection, retried with backoff. Once connected, nats.js reconnects by itself (forever) and
-   * restores every subscription, so later outages are only watched through status events.
-   */
-  private dial(): void {
-    if (this.closed) return;
-    connect({ ...natsOptions(this.url, brokerTls(this.config)), name: `wsgate-${this.nodeId}`, noEcho: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, pingInterval: 5000, maxPingOut: 2 }).then(
-      (nc) => {
-        if (this.closed) {
-          void nc.close();
-          return;
-        }
-        this.nc = nc;
-        this.setUp(true);
-        for (const topic of this.interest.topics()) this.subscribeSubject(topic);
-        // nats.js restores these on its own reconnects; a fresh connection needs them again.
-        for (const subject of [CONTROL_SUBJECT, CONTROL_SUBJECT + '.' + this.nodeId]) {
-          nc.subscribe(subject, { callback: (err, msg) => err === null && this.receiveControl(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength)) });
-        }
-        this.confirmControl(nc);
-        this.firstConnect?.();
-        void this.watch(nc);
-      },
-      (e: Error) => {
-        this.log.warn({ err: e.message, broker: 'nats' }, 'broker unreachable; retrying');
-        this.retry = setTimeout(() => this.dial(), this.backoff.next()).unref();
-      },
-    );
-  }
-
-  private async watch(nc: NatsConnection): Promise<void> {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect') this.setUp(false);
-      else if (s.type === 'reconnect') {
-        this.setUp(true);
-        // nats.js sent the subscriptions again on reconnecting; a round trip confirms them.
-        this.confirmControl(nc);
-      }
-    }
-    // The status stream ends when the connection closes for good (not by us: nats.js retries forever).
-    if (!this.closed) {
-      this.setUp(false);
-      this.nc = null;
-      this.subs.clear();
-      this.dial();
-    }
+    await this.link.close();
   }
 
   private sampleRtt(metrics: GatewayMetrics): void {
@@ -265,24 +194,9 @@ export class NatsBroker implements Broker, InterestTarget {
     );
   }
 
-  /** The control bus is up once the server has this node's control subscriptions (a PING sent after them answered). */
-  private confirmControl(nc: NatsConnection): void {
-    nc.flush().then(
-      () => {
-        if (!this.up || this.nc !== nc || this.controlLive) return;
-        this.controlLive = true;
-        this.controlUp();
-      },
-      () => undefined, // the disconnect that follows is reported by the status stream
-    );
-  }
-
   private setUp(up: boolean): void {
-    if (!up) this.controlLive = false;
-    if (up === this.up) return;
     this.up = up;
     this.stats.brokerUp = up;
-    if (up) this.backoff.reset();
     this.log[up ? 'info' : 'warn']({ broker: 'nats' }, up ? 'broker connected' : 'broker disconnected');
   }
 }

@@ -45,6 +45,32 @@ export class EnvelopeReceiver {
       if (!(e instanceof EnvelopeError)) throw e;
       return this.reject(e.message);
     }
+    this.deliver(env);
+  }
+
+  /**
+   * A stored run of envelopes (JetStream: one topic, contiguous seqs): each one numbered after `after`
+   * is delivered in order. Returns the last seq delivered (else `after`).
+   */
+  receiveRun(buf: Buffer, after: number): number {
+    this.stats.brokerReceived++;
+    this.stats.brokerBytesIn += buf.length;
+    const c = this.cursor.reset(buf);
+    try {
+      while (c.pos < buf.length) {
+        const env = this.envelope.read(c);
+        if (env.seq <= after) continue;
+        this.deliver(env);
+        after = env.seq;
+      }
+    } catch (e) {
+      if (!(e instanceof EnvelopeError)) throw e;
+      this.reject(e.message);
+    }
+    return after;
+  }
+
+  private deliver(env: Envelope): void {
     const check = env.checkData(this.maxDepth);
     if (check !== 'ok') {
       if (check === 'too_deep') this.stats.tooDeep.broker++;

@@ -1,30 +1,16 @@
-import { performance } from 'node:perf_hooks';
 import { parseTopicRules, type TopicRuleConfig } from '../rules/topic-rules';
 import { type Config } from '../config/schema';
 import { ConfigError, loadConfig, usage } from '../config/load';
 import { openApiRefusal } from '../guard/api-exposure';
 import { createLogger, type Logger } from '../log';
-import { Payload } from '../protocol/payload';
 import { connectionBudget, openFilesLimit } from '../server/fd-limit';
 import { Gateway } from '../server/gateway';
 import { EXIT_CANNOT_LISTEN, ListenError } from '../server/listen';
+import { serveWorkers } from '../workers/serve-workers';
+import { workerCount } from '../workers/supervisor';
+import { DEMO_CHAT_TOPIC, startDemo } from './demo';
 import { frontDoors, startupWarnings } from './startup-report';
 import { FORCED_EXIT, REPEAT_GRACE_MS, type StopSignal, StopSignals } from './stop-signals';
-
-const DEMO_TOPIC = 'demo';
-const DEMO_CHAT_TOPIC = 'demo.chat';
-const DEMO_INTERVAL_MS = 2000;
-
-/** Publishes a small notification every couple of seconds, so a fresh gateway shows life. */
-function startDemo(gateway: Gateway): NodeJS.Timeout {
-  const payload = new Payload();
-  let n = 0;
-  return setInterval(() => {
-    n++;
-    const data = { kind: 'notification', n, text: `demo notification #${n}`, at: new Date().toISOString() };
-    gateway.broker.publish(DEMO_TOPIC, payload.setValue(data, false), 'demo', performance.now());
-  }, DEMO_INTERVAL_MS);
-}
 
 export const SERVE_HELP = `Usage: wsgate serve [options]
 
@@ -64,6 +50,8 @@ export async function serve(argv: readonly string[]): Promise<void> {
   if (fds.warning !== null) log.warn(fds.warning);
   log.debug({ maxConnections: fds.maxConnections, openFilesLimit: openFilesLimit() }, 'connection limit');
   for (const warning of startupWarnings(config)) log.warn(warning);
+  const workers = workerCount(config.workers);
+  if (workers > 1) return serveWorkers({ ...config, maxConnections: fds.maxConnections }, log, workers);
   const gateway = new Gateway({ ...config, maxConnections: fds.maxConnections }, log);
   let port: number;
   try {
@@ -75,7 +63,7 @@ export async function serve(argv: readonly string[]): Promise<void> {
     process.exit(EXIT_CANNOT_LISTEN);
   }
   log.info(frontDoors(config, port), 'front doors');
-  const demo = config.demo ? startDemo(gateway) : null;
+  const demo = config.demo ? startDemo(gateway.broker) : null;
   handleStopSignals(gateway, config, log, demo);
 }
 

@@ -147,6 +147,9 @@ export function loadConfig({ argv, env }: ConfigSources): Config {
   if ((config.brokerTlsCert === '') !== (config.brokerTlsKey === '')) {
     throw new ConfigError('brokerTlsCert', 'config', 'brokerTlsCert and brokerTlsKey together');
   }
+  if (config.natsJetstream && !/^(nats|tls):\/\//.test(config.broker)) {
+    throw new ConfigError('natsJetstream', 'config', 'only with a NATS broker (--broker nats://… or tls://…)');
+  }
   if ((config.webhookUrl === '') !== (config.webhookSecret === '')) {
     throw new ConfigError('webhookSecret', 'config', 'webhookUrl and webhookSecret together (every webhook is signed)');
   }

@@ -31,6 +31,7 @@ export interface Config {
   jwtClockSkew: number;
   drainWindow: number;
   drainTimeout: number;
+  workers: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logFormat: 'auto' | 'json' | 'pretty';
   broker: string;
@@ -40,6 +41,8 @@ export interface Config {
   brokerTlsCa: string;
   brokerTlsCert: string;
   brokerTlsKey: string;
+  natsJetstream: boolean;
+  natsJetstreamReplicas: number;
   historySize: number;
   historyTtl: number;
   historyMaxBytes: number;
@@ -171,6 +174,12 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   jwtClockSkew: { kind: 'int', def: 0, min: 0, max: 600, help: 'seconds of clock difference tolerated on exp and nbf' },
   drainWindow: { kind: 'int', def: 10_000, min: 0, max: 600_000, help: 'ms over which connections are closed with 1012 on SIGTERM' },
   drainTimeout: { kind: 'int', def: 25_000, min: 100, max: 3_600_000, help: 'ms after SIGTERM by which the process exits' },
+  workers: {
+    kind: 'string',
+    def: '1',
+    help: 'worker threads sharing the port, each a node of an in-process cluster (auto = os.availableParallelism(); 1 = no threads)',
+    check: { ok: (v) => v === 'auto' || (/^[1-9]\d{0,2}$/.test(v) && Number(v) <= 256), rule: 'auto or an integer 1..256' },
+  },
   logLevel: { kind: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },
   logFormat: { kind: 'enum', def: 'auto', values: ['auto', 'json', 'pretty'], help: 'log lines: pretty (one readable line each), json (pino), or auto: pretty on a terminal, json otherwise' },
   broker: {
@@ -185,6 +194,8 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   brokerTlsCa: { kind: 'string', def: '', help: 'PEM file of the CA(s) that signed the broker certificate (tls:// or rediss:// only)' },
   brokerTlsCert: { kind: 'string', def: '', help: 'PEM client certificate file presented to the broker (with --broker-tls-key)' },
   brokerTlsKey: { kind: 'string', def: '', help: 'PEM private key file of the client certificate' },
+  natsJetstream: { kind: 'bool', def: false, help: 'NATS broker: number, store and recover topics cluster-wide through JetStream (history, positions, idempotency keys)' },
+  natsJetstreamReplicas: { kind: 'int', def: 1, min: 1, max: 5, help: 'with --nats-jetstream: replicas of the topics stream when the node creates it (a NATS cluster)' },
   historySize: { kind: 'int', def: 100, min: 0, max: 1_000_000, help: 'messages kept per topic for recovery (0 = no history)' },
   historyTtl: { kind: 'int', def: 300, min: 1, max: 86_400 * 7, help: 'seconds a message stays in history' },
   historyMaxBytes: { kind: 'int', def: 64 * MiB, min: 0, max: 64 * 1024 * MiB, help: 'bytes of history across all topics' },
@@ -270,7 +281,7 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
   webhookSecret: { kind: 'string', def: '', secret: true, help: 'HMAC-SHA256 key of the X-Wsgate-Signature header (required with --webhook-url)' },
   webhookDelay: { kind: 'int', def: 3000, min: 0, max: 600_000, help: 'ms topic_vacated waits: a topic occupied again within it sends nothing' },
   webhookMaxQueue: { kind: 'int', def: 10_000, min: 1, max: 1_000_000, help: 'webhook events held while the application is slow or away; more are dropped and counted' },
-  idempotencyWindow: { kind: 'int', def: 300, min: 1, max: 86_400, help: 'seconds a publish idempotencyKey is remembered (cluster-wide with Redis, per node otherwise)' },
+  idempotencyWindow: { kind: 'int', def: 300, min: 1, max: 86_400, help: 'seconds a publish idempotencyKey is remembered (cluster-wide with Redis and NATS JetStream, per node otherwise)' },
   idempotencyMaxKeys: { kind: 'int', def: 100_000, min: 1, max: 10_000_000, help: 'idempotency keys one node remembers (memory and NATS brokers); the oldest go first' },
 };
 

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
 import { brokerTls } from '../broker/broker-tls';
-import { natsOptions } from '../broker/nats-broker';
+import { natsOptions } from '../broker/nats-link';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
@@ -12,6 +12,7 @@ import { ConnectProxy } from './connect-proxy';
 import { connectOnce } from './lazy-redis';
 import { type Idempotency, LocalIdempotency } from '../idempotency/idempotency';
 import { RedisIdempotency } from '../idempotency/redis-idempotency';
+import { JetStreamIdempotency, type KeyedPublisher } from '../idempotency/jetstream-idempotency';
 import { NatsLedger } from './nats-ledger';
 import { LocalLedger, Occupancy, type OccupancyLedger, type OccupancySink } from './occupancy';
 import { ProxyClient } from './proxy-client';
@@ -53,6 +54,8 @@ export class Hooks implements TopicProxies {
     private readonly stats: Stats,
     metrics: GatewayMetrics,
     private readonly log: Logger,
+    /** A broker that de-duplicates keyed publishes itself (NATS with JetStream), else null. */
+    keyed: KeyedPublisher | null = null,
   ) {
     const anyProxy = config.connectProxyUrl !== '' || config.subscribeProxyUrl !== '' || config.publishProxyUrl !== '';
     const client = anyProxy ? new ProxyClient({ timeoutMs: config.proxyTimeout, maxInflight: config.proxyMaxInflight }, stats, metrics.proxyDuration) : null;
@@ -64,7 +67,8 @@ export class Hooks implements TopicProxies {
     const webhooks = config.webhookUrl !== '';
     this.redis = /^rediss?:\/\//.test(config.broker) ? hooksRedis(config, log) : null;
     const windowMs = config.idempotencyWindow * 1000;
-    this.idempotency = this.redis !== null ? new RedisIdempotency(this.redis, windowMs, stats) : new LocalIdempotency(windowMs, config.idempotencyMaxKeys, stats);
+    this.idempotency =
+      this.redis !== null ? new RedisIdempotency(this.redis, windowMs, stats) : keyed !== null ? new JetStreamIdempotency(keyed) : new LocalIdempotency(windowMs, config.idempotencyMaxKeys, stats);
     this.sender = webhooks
       ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
       : null;

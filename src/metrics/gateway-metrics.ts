@@ -81,9 +81,9 @@ export class GatewayMetrics {
     m.labeled('wsgate_broker_bytes_total', 'Bytes through the broker.', 'counter', 'direction', () => [['out', s.brokerBytesOut], ['in', s.brokerBytesIn]]);
     m.counter('wsgate_broker_failures_total', 'Messages that could not be forwarded to the broker.', () => s.brokerFailures);
     m.counter('wsgate_broker_rejected_total', 'Broker messages ignored: not a wsgate envelope, or data malformed or nested deeper than --max-depth.', () => s.brokerRejected);
-    m.counter('wsgate_broker_refilled_total', 'Messages missed during a broker outage and fanned out from the broker\'s history after it (Redis).', () => s.brokerRefilled);
+    m.counter('wsgate_broker_refilled_total', 'Messages missed during a broker outage (or a gap) and fanned out from the broker\'s history after it (Redis, NATS JetStream).', () => s.brokerRefilled);
     m.gauge('wsgate_broker_subscriptions', 'Topic interests held at the broker.', () => s.brokerSubscriptions);
-    m.histogram('wsgate_broker_roundtrip_seconds', 'Round trip to the broker: own publish to its echo (Redis), PING to PONG (NATS).', this.brokerRoundtrip);
+    m.histogram('wsgate_broker_roundtrip_seconds', 'Round trip to the broker: own publish to its echo (Redis, NATS JetStream), PING to PONG (NATS).', this.brokerRoundtrip);
     m.labeled('wsgate_handler_errors_total', 'Unexpected exceptions contained to one connection (closed 1011) or request (500), by handler.', 'counter', 'handler', entries(s.handlerErrors));
     m.counter('wsgate_commands_rate_limited_total', 'Commands refused with rate_limited (--max-commands-per-second).', () => s.commandsRateLimited);
     m.histogram('wsgate_broker_lag_seconds', 'From a publish on another node to its receipt here (wall clocks of both nodes).', this.brokerLag);

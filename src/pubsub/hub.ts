@@ -61,6 +61,8 @@ export interface InterestListener {
  */
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
+  /** The epoch of the topic the last deliver() numbered (an owner worker sends it with the sequence). */
+  lastEpoch = '';
   private readonly encoder = new DeliveryEncoder();
   /** Handed to history.append, refilled per publish (a literal would be an object per publish). */
   private readonly frames: { -readonly [K in keyof HistoryFrames]: HistoryFrames[K] } = { jsonFrame: null, packFrame: null };
@@ -106,6 +108,11 @@ export class Hub {
   /** The rule of `topic`: the one on its state, resolved now only when the node holds no state for it. */
   ruleOf(topic: string): TopicRule {
     return this.topics.get(topic)?.rule ?? this.options.rules.resolve(topic);
+  }
+
+  /** The largest history size of any topic's rule. */
+  get maxHistorySize(): number {
+    return this.options.rules.maxHistorySize;
   }
 
   /** The state of `topic`, created if the node has none: at its remembered position, else with a fresh epoch. */
@@ -190,6 +197,7 @@ export class Hub {
       }
       state.seq = seq;
     }
+    this.lastEpoch = state.epoch;
     const history = state.history;
     let jsonFrame: Uint8Array | null = null;
     let packFrame: Uint8Array | null = null;

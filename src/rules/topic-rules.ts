@@ -165,6 +165,11 @@ export class TopicRules {
     return this.plain;
   }
 
+  /** The largest history size of any topic (what a cluster-wide store must keep per topic). */
+  get maxHistorySize(): number {
+    return Math.max(this.plain.historyLimits.size, ...this.rules.map((r) => r.rule.historyLimits.size));
+  }
+
   /** Whether any topic may retain messages (history or a latest message): the hub sweeps them only then. */
   get anyRetention(): boolean {
     return this.plain.historyLimits.size > 0 || this.rules.some((r) => r.rule.historyLimits.size > 0 || r.rule.lastMessage);

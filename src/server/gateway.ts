@@ -4,6 +4,7 @@ import { createVerifier } from '../auth/create-verifier';
 import type { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
+import { keyedPublisher } from '../idempotency/jetstream-idempotency';
 import type { Config } from '../config/schema';
 import { Hooks } from '../hooks/hooks';
 import type { Logger } from '../log';
@@ -28,6 +29,15 @@ import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
 import { registerTopicRoutes } from './topics-route';
 import { type Socket, socketBehavior } from './socket-behavior';
+import { childApps } from '../workers/acceptor';
+
+/** How a gateway runs inside a worker thread (--workers > 1); absent: a process of its own. */
+export interface WorkerRole {
+  /** The broker between the process's workers, built on this worker's hub; null: the configured one (--broker). */
+  broker(hub: Hub, stats: Stats): Broker | null;
+  /** /metrics for the whole process (the main thread aggregates every worker's). */
+  metricsText(): Promise<string>;
+}
 
 /** One wsgate node: the uWS app, its hub, broker, metrics and lifecycle. */
 export class Gateway {
@@ -49,11 +59,15 @@ export class Gateway {
   private listenSocket: us_listen_socket | null = null;
   private adminListenSocket: us_listen_socket | null = null;
   private draining = false;
+  /** A worker's app receives connections from the acceptor (between start and drain). */
+  private accepting = false;
   private closed = false;
 
   constructor(
     readonly config: Config,
     private readonly log: Logger,
+    /** In a worker thread the process's acceptor listens and hands this app its connections. */
+    private readonly role: WorkerRole | null = null,
   ) {
     this.app = App();
     this.metrics = new GatewayMetrics(this.stats, config.maxConnections, () => this.ready());
@@ -65,7 +79,7 @@ export class Gateway {
       positions: { ttlMs: config.positionTtl * 1000, max: config.positionMaxTopics },
       delta: { fullEvery: config.deltaFullEvery, minBytes: config.deltaMinBytes },
     });
-    this.broker = createBroker(config, this.hub, this.stats, this.metrics, log);
+    this.broker = role?.broker(this.hub, this.stats) ?? createBroker(config, this.hub, this.stats, this.metrics, log);
     this.bus = new ControlBus(this.broker.control ?? null, {
       heartbeatMs: Math.floor(config.nodeTtl / 3),
       nodeTtlMs: config.nodeTtl,
@@ -82,7 +96,7 @@ export class Gateway {
     this.guard = new UpgradeGuard(config);
     this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
     const verifier = (this.verifier = createVerifier(config));
-    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log);
+    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log, keyedPublisher(this.broker));
     const admitter = new Admitter(verifier, this.hooks.connect);
 
     app.ws(
@@ -132,7 +146,7 @@ export class Gateway {
     }));
     ops.get('/metrics', containRoute(fault, (res) => {
       const abort = watchAbort(res);
-      this.metrics.text().then(
+      (role === null ? this.metrics.text() : role.metricsText()).then(
         (text) => sendText(res, '200 OK', text, this.metrics.metrics.contentType, abort),
         (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
       );
@@ -143,6 +157,11 @@ export class Gateway {
     }
   }
 
+  /** The apps an acceptor hands connections to (public, admin), for a worker thread. */
+  get descriptors(): { app: number; admin: number | null } {
+    return { app: childApps(this.app).getDescriptor(), admin: this.admin === null ? null : childApps(this.admin).getDescriptor() };
+  }
+
   /** Registers extra HTTP routes (the built-in page) before listen. */
   get uwsApp(): TemplatedApp {
     return this.app;
@@ -150,7 +169,7 @@ export class Gateway {
 
   private notReadyReason(): string | null {
     if (this.draining) return 'draining';
-    if (this.listenSocket === null) return 'not listening';
+    if (this.listenSocket === null && !this.accepting) return 'not listening';
     if (this.verifier !== null && !this.verifier.keys.loaded()) return 'JWT keys not loaded';
     if (this.config.brokerRequiredForReady && !this.broker.ready()) return 'broker not ready';
     // A node whose control subscriptions are not confirmed would miss the others' announcements.
@@ -171,6 +190,10 @@ export class Gateway {
     await this.hooks.start(this.bus);
     // Back after the broker was away (a partition, a broker restart): re-assert what this node occupies.
     this.bus.onRejoin(() => this.hooks.rejoined());
+    if (this.role !== null) {
+      this.accepting = true;
+      return 0;
+    }
     if (this.admin !== null) {
       this.adminListenSocket = await listenExclusive(this.admin, this.config.adminHost, this.config.adminPort, '--admin-port');
       this.log.info({ host: this.config.adminHost, port: this.config.adminPort }, 'admin listening');
@@ -190,6 +213,7 @@ export class Gateway {
     this.draining = true;
     this.stats.draining = true;
     this.stopListening();
+    this.accepting = false;
     await Promise.all([closeSpread(this.sockets, this.config.drainWindow, this.log), this.pusher?.drain(this.config.drainWindow)]);
     await this.close();
   }

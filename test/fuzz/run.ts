@@ -21,6 +21,8 @@ export interface FuzzOptions {
   readonly lanes: number;
   /** Progress lines (every ~5 s); null for none. */
   readonly progress: ((line: string) => void) | null;
+  /** More serve flags (e.g. --workers 2). */
+  readonly extraFlags?: readonly string[];
 }
 
 export interface FuzzReport {
@@ -186,7 +188,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     // The command-rate limiter answers before a frame is decoded: off, so every fuzzed command reaches the decoder.
     '--max-commands-per-second',
     '0',
-  ]);
+    ...(options.extraFlags ?? []),
+  ], {}, options.extraFlags === undefined ? undefined : 40_000);
   const http = `http://127.0.0.1:${gw.port}`;
   const url = `ws://127.0.0.1:${gw.port}/ws`;
   const failures: string[] = [];

@@ -1,4 +1,8 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
 import { Gateway } from '../../src/server/gateway';
@@ -8,7 +12,7 @@ import { Gateway } from '../../src/server/gateway';
  * with the bench's crossnode scenario) on free loopback ports with temp dirs, and kills them by PID.
  */
 import { after, before } from 'node:test';
-import { BrokerServer } from '../../bench/lib/brokers';
+import { BrokerServer, requireBinary } from '../../bench/lib/brokers';
 
 export { BrokerServer, requireBinary } from '../../bench/lib/brokers';
 
@@ -81,4 +85,80 @@ export function clusterOfTwo(kind: 'redis' | 'nats', flags: readonly string[]): 
     await broker.stop();
   });
   return nodes;
+}
+
+/**
+ * A NATS cluster of `n` nats-server processes with JetStream on loopback, joined by routes, each with
+ * its own temp store dir; killed by PID. JetStream needs a meta leader before it answers: start() waits
+ * for every server's /jsz to report one.
+ */
+export class NatsCluster {
+  private readonly procs: (ChildProcess | null)[] = [];
+
+  private constructor(
+    private readonly ports: readonly number[],
+    private readonly routePorts: readonly number[],
+    private readonly monitorPorts: readonly number[],
+    private readonly dirs: readonly string[],
+  ) {}
+
+  static async start(n: number): Promise<NatsCluster> {
+    requireBinary('nats');
+    const ports: number[] = [];
+    const routes: number[] = [];
+    const monitors: number[] = [];
+    const dirs: string[] = [];
+    for (let i = 0; i < n; i++) {
+      ports.push(await freePort());
+      routes.push(await freePort());
+      monitors.push(await freePort());
+      dirs.push(mkdtempSync(join(tmpdir(), `wsgate-natsc${i}-`)));
+    }
+    const c = new NatsCluster(ports, routes, monitors, dirs);
+    try {
+      for (let i = 0; i < n; i++) c.procs.push(c.spawn(i));
+      for (const p of ports) await waitForPort(p);
+      await eventually('JetStream meta leader', async () => (await Promise.all(monitors.map((m) => metaLeader(m)))).every(Boolean), 30_000);
+    } catch (e) {
+      await c.stop();
+      throw e;
+    }
+    return c;
+  }
+
+  url(i: number): string {
+    return `nats://127.0.0.1:${this.ports[i] as number}`;
+  }
+
+  private spawn(i: number): ChildProcess {
+    const routes = this.routePorts.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(',');
+    const args = ['-a', '127.0.0.1', '-p', String(this.ports[i]), '-m', String(this.monitorPorts[i]), '-js', '--store_dir', this.dirs[i] as string];
+    args.push('--server_name', `n${i}`, '--cluster_name', 'wsgate-test', '--cluster', `nats://127.0.0.1:${this.routePorts[i] as number}`, '--routes', routes);
+    return spawn(requireBinary('nats'), args, { stdio: 'ignore' });
+  }
+
+  /** SIGKILL of server `i` by PID, waiting for its exit. */
+  async kill(i: number): Promise<void> {
+    const p = this.procs[i];
+    this.procs[i] = null;
+    if (p === null || p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    process.kill(p.pid as number, 'SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    for (let i = 0; i < this.procs.length; i++) await this.kill(i);
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+async function metaLeader(monitorPort: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${monitorPort}/jsz`);
+    const body = (await res.json()) as { meta_cluster?: { leader?: string } };
+    return (body.meta_cluster?.leader ?? '') !== '';
+  } catch {
+    return false;
+  }
 }

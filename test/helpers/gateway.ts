@@ -52,7 +52,8 @@ export interface ChildGateway {
   stop(): Promise<void>;
 }
 
-export async function spawnGateway(flags: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ChildGateway> {
+/** `startMs`: how long to wait for "listening" (worker threads start slower on a loaded machine). */
+export async function spawnGateway(flags: readonly string[] = [], env: NodeJS.ProcessEnv = {}, startMs = 10_000): Promise<ChildGateway> {
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--log-level', 'info', ...TEST_SERVE_FLAGS, ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -62,7 +63,7 @@ export async function spawnGateway(flags: readonly string[] = [], env: NodeJS.Pr
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + startMs;
   while (!out.includes('"listening"')) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start: ${out}`);
     await sleep(25);

@@ -1,0 +1,64 @@
+import type { Config } from '../config/schema';
+import type { Logger } from '../log';
+import { frontDoors } from '../cli/startup-report';
+import { FORCED_EXIT, REPEAT_GRACE_MS, type StopSignal, StopSignals } from '../cli/stop-signals';
+import { EXIT_CANNOT_LISTEN, ListenError } from '../server/listen';
+import { Supervisor } from './supervisor';
+
+/**
+ * The process-wide limits split over the workers. Connections arrive round-robin, so each worker
+ * holding its share keeps the process within the configured limit (never above it; a worker whose
+ * share is full refuses even when another has room, so the process may refuse up to workers−1 early).
+ */
+export function workerConfig(config: Config, workers: number): Config {
+  const share = (n: number): number => (n === 0 ? 0 : Math.max(1, Math.ceil(n / workers)));
+  return {
+    ...config,
+    maxConnections: Math.max(1, Math.floor(config.maxConnections / workers)),
+    maxConnectionsPerIp: share(config.maxConnectionsPerIp),
+    connectRatePerIp: share(config.connectRatePerIp),
+  };
+}
+
+/**
+ * `serve --workers N` (N > 1): the main thread supervises and owns the listening socket and the stop
+ * signals (one drain per stop, as a single-thread serve: an echo within the grace period is ignored, a
+ * deliberate second signal exits at once); a drain drains every worker, then the process exits 0.
+ */
+export async function serveWorkers(config: Config, log: Logger, workers: number): Promise<void> {
+  const supervisor = new Supervisor(workerConfig(config, workers), log, workers);
+  let port: number;
+  try {
+    port = await supervisor.start();
+  } catch (e) {
+    if (!(e instanceof ListenError)) throw e;
+    log.fatal(e.message);
+    await supervisor.drain();
+    process.exit(EXIT_CANNOT_LISTEN);
+  }
+  log.info({ ...frontDoors(config, port), workers }, 'front doors');
+  const signals = new StopSignals();
+  const onSignal = (signal: StopSignal): void => {
+    const verdict = signals.classify();
+    if (verdict === 'repeat') {
+      log.info({ signal, graceMs: REPEAT_GRACE_MS }, 'stop signal repeated within the grace period (npm or systemd passing it on): still draining');
+      return;
+    }
+    if (verdict === 'exit_now') {
+      log.warn({ signal }, 'second stop signal: exiting now');
+      process.exit(FORCED_EXIT[signal]);
+    }
+    log.info({ signal, drainWindowMs: config.drainWindow, deadlineMs: config.drainTimeout, workers }, 'draining');
+    // Each worker cuts what is left at its own drain deadline (drainTimeout); this is the backstop.
+    setTimeout(() => {
+      log.warn('drain deadline reached: exiting');
+      process.exit(0);
+    }, config.drainTimeout + 5000).unref();
+    void supervisor.drain().then(() => {
+      log.info('drained');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

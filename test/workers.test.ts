@@ -1,0 +1,257 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { ownerOf } from '../src/broker/in-process-broker';
+import { loadConfig } from '../src/config/load';
+import { createLogger } from '../src/log';
+import { Supervisor } from '../src/workers/supervisor';
+import { runFuzz } from './fuzz/run';
+import { BrokerServer } from './helpers/brokers';
+import { APP, collect, pusherClient, serverSdk, subscribed } from './helpers/pusher-clients';
+import { type ChildGateway, MAIN, RawClient, metric, spawnGateway as spawn, waitFor } from './helpers/gateway';
+
+/** Worker threads each load the gateway's modules: on a loaded 2-core machine that can take seconds. */
+const spawnGateway = (flags: readonly string[]): Promise<ChildGateway> => spawn(flags, {}, 40_000);
+
+type Frame = Record<string, unknown>;
+
+const last = (c: RawClient): Frame => c.json().at(-1) as Frame;
+
+/** Sends a command and waits for the reply carrying its id. */
+async function ask(c: RawClient, cmd: Frame, ms = 8000): Promise<Frame> {
+  c.ws.send(JSON.stringify(cmd));
+  let reply: Frame | undefined;
+  await waitFor(() => (reply = c.json().find((m) => m.id === cmd.id && (m.op === 'ok' || m.op === 'err'))) !== undefined, ms, `reply to ${JSON.stringify(cmd)}`);
+  return reply as Frame;
+}
+
+/** Deliveries of `topic` a client received, in arrival order. */
+const deliveries = (c: RawClient, topic: string): Frame[] => c.json().filter((m) => m.t === topic && typeof m.s === 'number');
+
+async function connectMany(url: string, n: number): Promise<RawClient[]> {
+  const clients: RawClient[] = [];
+  for (let i = 0; i < n; i++) clients.push(await RawClient.open(url));
+  return clients;
+}
+
+/** The scenarios every worker count runs: the same guarantees a single node gives. */
+function scenarios(workers: number): void {
+  describe(`--workers ${workers}`, { timeout: 120_000 }, () => {
+    let gw: ChildGateway;
+    let url: string;
+    let http: string;
+    const clients: RawClient[] = [];
+
+    before(async () => {
+      gw = await spawnGateway(['--workers', String(workers), '--client-publish', '--history-size', '100', '--topics', '[{"match":"room.*","presence":true}]']);
+      url = `ws://127.0.0.1:${gw.port}/ws`;
+      http = `http://127.0.0.1:${gw.port}`;
+      // Connections are handed round-robin: 2 per worker.
+      clients.push(...(await connectMany(url, workers * 2)));
+    });
+    after(async () => {
+      for (const c of clients) c.close();
+      await gw.stop();
+    });
+
+    it('spreads connections over every worker and answers /metrics once for the process (promtool-clean)', async () => {
+      await waitFor(async () => (await metric(http, 'wsgate_connections')) === workers * 2, 8000, 'connections counted');
+      assert.equal(await metric(http, 'wsgate_workers'), workers);
+      for (let w = 0; w < workers; w++) assert.equal(await metric(http, `wsgate_worker_connections{worker="${w}"}`), 2, `worker ${w}`);
+      const text = await (await fetch(`${http}/metrics`)).text();
+      execFileSync('promtool', ['check', 'metrics'], { input: text });
+      assert.equal(text.split('\n').filter((l) => l.startsWith('# TYPE wsgate_connections ')).length, 1);
+    });
+
+    it('numbers every topic once: all subscribers on all workers see seq 1..n in one order, acks carry those seqs', async () => {
+      const topics = ['alpha', 'beta', 'gamma', 'delta'];
+      for (const [i, c] of clients.entries()) for (const t of topics) assert.equal((await ask(c, { op: 'sub', topic: t, id: 100 + i * 10 + topics.indexOf(t) })).op, 'ok');
+      const epochs = new Map<string, Set<unknown>>();
+      for (const c of clients) for (const m of c.json()) if (m.op === 'ok' && typeof m.epoch === 'string') {
+        const t = topics[Number(m.id) % 10] as string;
+        epochs.set(t, (epochs.get(t) ?? new Set()).add(m.epoch));
+      }
+      for (const t of topics) assert.equal(epochs.get(t)?.size, 1, `one epoch for ${t} across workers`);
+      // Socket publishes from every connection and HTTP publishes, interleaved.
+      const acks: Promise<Frame>[] = [];
+      for (let round = 0; round < 5; round++) {
+        for (const [i, c] of clients.entries()) for (const t of topics) acks.push(ask(c, { op: 'pub', topic: t, data: { from: i, round }, id: 1000 + round * 100 + i * 10 + topics.indexOf(t) }));
+        const res = await fetch(`${http}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(topics.map((t) => ({ topic: t, data: { http: round } }))) });
+        assert.equal(res.status, 200);
+      }
+      const replies = await Promise.all(acks);
+      assert.ok(replies.every((r) => r.op === 'ok' && typeof r.seq === 'number'), JSON.stringify(replies.find((r) => r.op !== 'ok')));
+      const perTopic = 5 * clients.length + 5;
+      for (const c of clients) await waitFor(() => topics.every((t) => deliveries(c, t).length >= perTopic), 10_000, 'every delivery');
+      const reference = topics.map((t) => deliveries(clients[0] as RawClient, t));
+      for (const c of clients) {
+        for (const [k, t] of topics.entries()) {
+          const got = deliveries(c, t);
+          assert.deepEqual(got.map((m) => m.s), Array.from({ length: perTopic }, (_, i) => i + 1), `${t}: seq 1..${perTopic} once, in order`);
+          assert.deepEqual(got, reference[k], `${t}: same data at each seq on every worker`);
+        }
+      }
+      // Each ack's seq is the seq its message was delivered with.
+      for (const r of replies.slice(0, 8)) {
+        const id = Number(r.id);
+        const t = topics[id % 10] as string;
+        const round = Math.floor((id - 1000) / 100);
+        const from = Math.floor(((id - 1000) % 100) / 10);
+        const delivered = deliveries(clients[0] as RawClient, t).find((m) => JSON.stringify(m.d) === JSON.stringify({ from, round }));
+        assert.equal(delivered?.s, r.seq);
+      }
+    });
+
+    it('resumes and serves history on whichever worker a connection lands', async () => {
+      const sub = await ask(clients[0] as RawClient, { op: 'sub', topic: 'alpha', id: 1 });
+      const epoch = sub.epoch;
+      const fresh = await connectMany(url, workers);
+      try {
+        for (const c of fresh) {
+          const reply = await ask(c, { op: 'sub', topic: 'alpha', since: { seq: 3, epoch }, id: 7 });
+          assert.equal(reply.recovered, true, JSON.stringify(reply));
+          await waitFor(() => deliveries(c, 'alpha').length >= (reply.seq as number) - 3, 5000, 'replay');
+          assert.deepEqual(deliveries(c, 'alpha').map((m) => m.s), Array.from({ length: (reply.seq as number) - 3 }, (_, i) => i + 4));
+          const history = await ask(c, { op: 'history', topic: 'beta', limit: 3, id: 8 });
+          assert.deepEqual((history.messages as Frame[]).map((m) => m.s), [(history.seq as number) - 2, (history.seq as number) - 1, history.seq]);
+        }
+      } finally {
+        for (const c of fresh) c.close();
+      }
+    });
+
+    it('presence lists the members held on every worker', async () => {
+      for (const [i, c] of clients.entries()) assert.equal((await ask(c, { op: 'sub', topic: 'room.1', id: 300 + i })).op, 'ok');
+      for (const c of clients) {
+        const reply = await ask(c, { op: 'presence', topic: 'room.1', id: 399 });
+        assert.equal((reply.presence as unknown[]).length, clients.length, JSON.stringify(reply));
+      }
+    });
+
+    it('SIGTERM drains every worker: each client gets 1012, the process exits 0', async () => {
+      gw.child.kill('SIGTERM');
+      const codes = await Promise.all(clients.map((c) => c.closed(20_000)));
+      assert.deepEqual(codes, clients.map(() => 1012));
+      assert.equal(await gw.exited, 0);
+      assert.match(gw.output(), /"worker":1,.*"msg":"draining connections"/);
+    });
+  });
+}
+
+scenarios(2);
+scenarios(3);
+
+describe('a worker that fails', { timeout: 120_000 }, () => {
+  it('is replaced; its clients reconnect, the others are untouched; its topics start a new epoch', async () => {
+    const config = loadConfig({ argv: ['--host', '127.0.0.1', '--port', '0', '--log-level', 'silent', '--api-insecure', '--client-publish', '--history-size', '10', '--drain-window', '0'], env: {} });
+    const supervisor = new Supervisor(config, createLogger('silent'), 2);
+    const port = await supervisor.start();
+    const url = `ws://127.0.0.1:${port}/ws`;
+    const http = `http://127.0.0.1:${port}`;
+    const clients = await connectMany(url, 4);
+    try {
+      // Topics owned by each worker.
+      const owned = [0, 1].map((w) => Array.from({ length: 50 }, (_, i) => `t${i}`).find((t) => ownerOf(t, 2) === w) as string);
+      for (const [i, c] of clients.entries()) for (const t of owned) await ask(c, { op: 'sub', topic: t, id: 10 + i * 2 + owned.indexOf(t) });
+      for (const t of owned) await ask(clients[0] as RawClient, { op: 'pub', topic: t, data: 'before', id: 50 + owned.indexOf(t) });
+      const epochBefore = (await ask(clients[1] as RawClient, { op: 'sub', topic: owned[1] as string, id: 60 })).epoch;
+
+      supervisor.fail(1);
+      await waitFor(() => clients.filter((c) => c.closeCode !== null).length === 2, 10_000, 'the failed worker\'s clients cut');
+      const survivors = clients.filter((c) => c.closeCode === null);
+      assert.equal(survivors.length, 2);
+      await waitFor(() => supervisor.live === 2, 20_000, 'worker replaced');
+      await waitFor(async () => (await metric(http, 'wsgate_workers')) === 2, 10_000, 'wsgate_workers back to 2');
+
+      // Survivors still get messages of both topics; the replaced owner's topic has a new epoch.
+      const reconnected = await connectMany(url, 2);
+      clients.push(...reconnected);
+      const reply = await ask(reconnected[0] as RawClient, { op: 'sub', topic: owned[1] as string, since: { seq: 1, epoch: epochBefore }, id: 70 });
+      assert.notEqual(reply.epoch, epochBefore, 'a new epoch, never a silent continuation');
+      assert.equal(reply.recovered, false);
+      for (const t of owned) assert.equal((await ask(survivors[0] as RawClient, { op: 'pub', topic: t, data: 'after', id: 80 + owned.indexOf(t) })).op, 'ok');
+      for (const c of survivors) await waitFor(() => owned.every((t) => deliveries(c, t).some((m) => m.d === 'after')), 5000, 'deliveries after the replacement');
+      assert.equal(last(reconnected[0] as RawClient).d, 'after');
+    } finally {
+      for (const c of clients) c.close();
+      await supervisor.drain();
+    }
+  });
+});
+
+describe('--workers 2 with --broker redis', { timeout: 60_000 }, () => {
+  it('each worker is a node of the Redis cluster: one numbering across the workers', async () => {
+    const redis = await BrokerServer.start('redis');
+    const gw = await spawnGateway(['--workers', '2', '--client-publish', '--broker', redis.url]);
+    const clients: RawClient[] = [];
+    try {
+      assert.match(gw.output(), /"broker":"redis","workers":2/);
+      clients.push(...(await connectMany(`ws://127.0.0.1:${gw.port}/ws`, 4)));
+      for (const [i, c] of clients.entries()) await ask(c, { op: 'sub', topic: 'r', id: i + 1 });
+      const acks = await Promise.all(clients.map((c, i) => ask(c, { op: 'pub', topic: 'r', data: i, id: 10 + i })));
+      assert.deepEqual(acks.map((a) => a.seq as number).sort(), [1, 2, 3, 4]);
+      for (const c of clients) await waitFor(() => deliveries(c, 'r').length === 4, 8000, 'deliveries');
+      for (const c of clients) assert.deepEqual(deliveries(c, 'r'), deliveries(clients[0] as RawClient, 'r'));
+    } finally {
+      for (const c of clients) c.close();
+      await gw.stop();
+      await redis.stop();
+    }
+  });
+});
+
+describe('--workers 2: Pusher door and process-wide limits', { timeout: 60_000 }, () => {
+  it('pusher-js clients on both workers get an SDK trigger once, numbered once', async () => {
+    const gw = await spawnGateway(['--workers', '2', '--pusher-apps', `${APP.appId}:${APP.key}:${APP.secret}`]);
+    const clients = [pusherClient(gw.port), pusherClient(gw.port), pusherClient(gw.port), pusherClient(gw.port)];
+    try {
+      const events: unknown[][] = [];
+      for (const c of clients) {
+        const ch = c.subscribe('orders');
+        await subscribed(ch);
+        events.push(collect(ch, 'created'));
+      }
+      await waitFor(async () => (await metric(`http://127.0.0.1:${gw.port}`, 'wsgate_worker_connections{worker="1"}')) === 2, 5000, 'two Pusher clients per worker');
+      const sdk = serverSdk(gw.port);
+      for (let i = 0; i < 3; i++) assert.equal((await sdk.trigger('orders', 'created', { i })).status, 200);
+      await waitFor(() => events.every((e) => e.length === 3), 8000, 'every event on every worker');
+      for (const e of events) assert.deepEqual(e, [{ i: 0 }, { i: 1 }, { i: 2 }]);
+    } finally {
+      for (const c of clients) c.disconnect();
+      await gw.stop();
+    }
+  });
+
+  it('the port is the process\'s alone: a second serve --workers on it exits 3', async () => {
+    const gw = await spawnGateway(['--workers', '2']);
+    try {
+      const second = spawnSync(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(gw.port), '--api-insecure', '--workers', '2'], { encoding: 'utf8', timeout: 40_000 });
+      assert.equal(second.status, 3, second.stdout + second.stderr);
+      assert.match(second.stdout, /the port is in use/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('--max-connections holds for the process, not per worker', async () => {
+    const gw = await spawnGateway(['--workers', '2', '--max-connections', '4']);
+    const clients: RawClient[] = [];
+    try {
+      clients.push(...(await connectMany(`ws://127.0.0.1:${gw.port}/ws`, 4)));
+      await assert.rejects(RawClient.open(`ws://127.0.0.1:${gw.port}/ws`), /503/);
+      await assert.rejects(RawClient.open(`ws://127.0.0.1:${gw.port}/ws`), /503/);
+      assert.equal(await metric(`http://127.0.0.1:${gw.port}`, 'wsgate_connections'), 4);
+    } finally {
+      for (const c of clients) c.close();
+      await gw.stop();
+    }
+  });
+});
+
+describe('fuzz in workers mode (quick)', { timeout: 180_000 }, () => {
+  it('3,000 generated inputs against --workers 2: the process lives, bystanders get every message once in order', async () => {
+    const report = await runFuzz({ inputs: 3000, seed: 20261206, lanes: 8, progress: null, extraFlags: ['--workers', '2'] });
+    assert.deepEqual(report.failures, [], `failures; last inputs:\n${report.lastInputs.join('\n')}`);
+    assert.ok(report.bystanderPublished > 5);
+  });
+});

@@ -45,6 +45,9 @@ export class NatsLink {
   private readonly backoff = new Backoff(100, 5000);
   private receiveControl: (message: Buffer) => void = () => {};
   readonly control: ControlTransport;
+  private controlUp: () => void = () => {};
+  /** Connected, and the control subscriptions confirmed by a PING/PONG after them. */
+  private controlLive = false;
 
   constructor(
     private readonly url: string,
@@ -63,6 +66,8 @@ export class NatsLink {
         if (this.up && this.nc !== null) this.nc.publish(to === null ? CONTROL_SUBJECT : CONTROL_SUBJECT + '.' + to, message);
       },
       onControl: (receive) => (this.receiveControl = receive),
+      isUp: () => this.controlLive,
+      onUp: (listener) => (this.controlUp = listener),
     };
   }
 
@@ -88,6 +93,7 @@ export class NatsLink {
         }
         this.events.connected(nc);
         this.setUp(true);
+        this.confirmControl(nc);
         void this.watch(nc);
       },
       (e: Error) => {
@@ -102,6 +108,7 @@ export class NatsLink {
     this.closed = true;
     if (this.retry !== null) clearTimeout(this.retry);
     this.up = false;
+    this.controlLive = false;
     const nc = this.nc;
     this.nc = null;
     if (nc !== null) await raceTimeout(nc.close(), 2000);
@@ -110,7 +117,11 @@ export class NatsLink {
   private async watch(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') this.setUp(false);
-      else if (s.type === 'reconnect') this.setUp(true);
+      else if (s.type === 'reconnect') {
+        this.setUp(true);
+        // nats.js sent the subscriptions again on reconnecting; a round trip confirms them.
+        this.confirmControl(nc);
+      }
     }
     // The status stream ends when the connection closes for good (not by us: nats.js retries forever).
     if (!this.closed) {
@@ -121,7 +132,20 @@ export class NatsLink {
     }
   }
 
+  /** The control bus is up once the server has this node's control subscriptions (a PING sent after them answered). */
+  private confirmControl(nc: NatsConnection): void {
+    nc.flush().then(
+      () => {
+        if (!this.up || this.nc !== nc || this.controlLive) return;
+        this.controlLive = true;
+        this.controlUp();
+      },
+      () => undefined, // the disconnect that follows is reported by the status stream
+    );
+  }
+
   private setUp(up: boolean): void {
+    if (!up) this.controlLive = false;
     if (up === this.up) return;
     this.up = up;
     if (up) this.backoff.reset();

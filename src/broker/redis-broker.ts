@@ -52,6 +52,7 @@ export class RedisBroker implements Broker, InterestTarget {
   private readonly nodeId = newEpoch();
   readonly control: ControlTransport;
   private receiveControl: (message: Buffer) => void = () => {};
+  private controlUp: () => void = () => {};
   private readonly controlChannelBuf = Buffer.from(CONTROL_CHANNEL);
   private readonly ownControlChannelBuf: Buffer;
   private readonly replyChannel: string;
@@ -93,6 +94,9 @@ export class RedisBroker implements Broker, InterestTarget {
         if (this.cmdUp) this.cmd.publish(to === null ? CONTROL_CHANNEL : controlChannel(to), message).catch(() => undefined);
       },
       onControl: (receive) => (this.receiveControl = receive),
+      // Both connections: sends go out on commands, the control channels are part of the subscriber's SUBSCRIBE.
+      isUp: () => this.ready(),
+      onUp: (listener) => (this.controlUp = listener),
     };
     this.interest = new InterestTable(this, config.brokerLinger, stats);
     this.receiver = new EnvelopeReceiver(hub, stats, metrics.brokerRoundtrip, metrics.brokerLag, (t) => this.interest.has(t) && !this.resyncing.has(t), this.nodeId, true, log, this.config.maxDepth);
@@ -354,6 +358,7 @@ export class RedisBroker implements Broker, InterestTarget {
     if (up === this.stats.brokerUp || this.closed) return;
     this.stats.brokerUp = up;
     this.log[up ? 'info' : 'warn']({ broker: 'redis' }, up ? 'broker connected' : 'broker disconnected');
+    if (up) this.controlUp();
   }
 
   /** The snapshot script's reply, arriving at the cut in the subscriber stream. */

@@ -8,6 +8,8 @@ export const SUB_HELP = `Usage: wsgate sub <topic…> [options]
 
 Subscribes to one or more topics and prints every delivery as one JSON line
 ({"t":topic,"s":sequence,"d":data}) until Ctrl-C or until the gateway closes the connection.
+When a topic's stream starts over (a new epoch: the broker lost its state), a line says so on stderr
+before its first new message; messages published before it may have been missed.
 
 Options:
   --url <url>        the gateway: ws://, wss://, http:// or https:// (default ws://127.0.0.1:$WSGATE_PORT/ws, port 8080)
@@ -76,6 +78,10 @@ export async function sub(argv: readonly string[]): Promise<void> {
     process.exit(1);
   });
   client.onDelivery = (d) => console.log(JSON.stringify(d));
+  client.onNotice = (n) => {
+    const r = n as unknown as { op: string; t: string; p?: { epoch?: unknown; seq?: unknown } };
+    if (r.op === 'reset') console.error(`wsgate sub: ${r.t} started over (epoch ${String(r.p?.epoch)}, next s ${Number(r.p?.seq) + 1}); messages before it may have been missed`);
+  };
   for (const topic of positional) {
     await client.sub(topic).catch((e: unknown) => {
       throw refused(`subscription to ${topic}`, e);

@@ -10,6 +10,13 @@ export interface ControlTransport {
   send(to: string | null, message: Buffer): void;
   /** Sets the function called with each control message for this node (its own broadcasts may come back). */
   onControl(receive: (message: Buffer) => void): void;
+  /**
+   * Whether sends leave and this node's control subscriptions are confirmed at the broker. Absent: always
+   * (a transport that cannot tell).
+   */
+  isUp?(): boolean;
+  /** Sets the function called each time the transport comes up (first connection and every reconnect). */
+  onUp?(listener: () => void): void;
 }
 
 /** Answers one kind of query on this node. Its value is msgpack-encoded for the asking node. */
@@ -32,12 +39,14 @@ interface Gathering {
   readonly timer: NodeJS.Timeout;
 }
 
-// Wire: msgpack arrays. Heartbeat [0, from]; query [1, from, id, kind, body]; reply [2, from, id, value];
+// Wire: msgpack arrays. Heartbeat [0, from, extra]; query [1, from, id, kind, body]; reply [2, from, id, value];
 // one-way notice [3, from, kind, body].
 const HEARTBEAT = 0;
 const QUERY = 1;
 const REPLY = 2;
 const NOTICE = 3;
+/** How many node TTLs a gone node is remembered (so that its return can be told from a first start). */
+const GONE_MEMORY_TTLS = 360;
 
 /**
  * Cluster-wide questions ("which topics", "who is present", "disconnect user u1"): a query goes to every
@@ -53,6 +62,13 @@ export class ControlBus {
   private readonly gatherings = new Map<number, Gathering>();
   private readonly goneListeners: ((node: string) => void)[] = [];
   private readonly seenListeners: ((node: string) => void)[] = [];
+  private readonly heartbeatListeners: ((node: string, extra: unknown) => void)[] = [];
+  private readonly upListeners: (() => void)[] = [];
+  /** What each heartbeat carries besides the sender (the holdings digest, see Holdings). */
+  private heartbeatExtra: () => unknown = () => null;
+  /** Nodes declared gone, by id → when (bounded: pruned after GONE_MEMORY_TTLS node TTLs). */
+  private readonly gone = new Map<string, number>();
+  private wasUp = false;
   private nextId = 0;
   private readonly timer: NodeJS.Timeout | null;
 
@@ -66,7 +82,27 @@ export class ControlBus {
     }
     transport.onControl((m) => this.receive(m));
     this.timer = setInterval(() => this.tick(), options.heartbeatMs).unref();
-    this.heartbeat();
+    // The first heartbeat leaves once the transport is up (sent earlier it would go nowhere), and again
+    // after every reconnect, so the others hear of this node (and its digest) at once.
+    if (transport.onUp === undefined) this.heartbeat();
+    else transport.onUp(() => this.cameUp());
+  }
+
+  /**
+   * Whether this node's control messages leave and its control subscriptions are in effect (readiness).
+   * Always true without other nodes.
+   */
+  get up(): boolean {
+    return this.transport?.isUp?.() ?? true;
+  }
+
+  get heartbeatMs(): number {
+    return this.options.heartbeatMs;
+  }
+
+  /** Whether `node` was declared gone (and not heard from since). */
+  wasGone(node: string): boolean {
+    return this.gone.has(node);
   }
 
   get nodeId(): string {
@@ -96,10 +132,29 @@ export class ControlBus {
     this.listeners.set(kind, listener);
   }
 
-  /** Tells every other node (`to` null) or one, expecting no answer (best effort, like the transport). */
+  /**
+   * Tells every other node (`to` null) or one, expecting no answer. Sent whether or not other nodes are
+   * known yet (a node that started a moment ago may not have been heard from). Best effort while the
+   * transport is down: state shared through Holdings is repaired by its digests.
+   */
   notify(kind: string, body: unknown, to: string | null = null): void {
     const transport = this.transport;
-    if (transport !== null && this.peers.size > 0) transport.send(to, this.encode([NOTICE, transport.nodeId, kind, body]));
+    if (transport !== null) transport.send(to, this.encode([NOTICE, transport.nodeId, kind, body]));
+  }
+
+  /** Calls `listener` with each heartbeat's extra (see setHeartbeatExtra) and its sender. */
+  onHeartbeat(listener: (node: string, extra: unknown) => void): void {
+    this.heartbeatListeners.push(listener);
+  }
+
+  /** Sets what each heartbeat carries (computed per heartbeat). */
+  setHeartbeatExtra(extra: () => unknown): void {
+    this.heartbeatExtra = extra;
+  }
+
+  /** Calls `listener` each time the transport comes up again after it was down (not on the first time). */
+  onRejoin(listener: () => void): void {
+    this.upListeners.push(listener);
   }
 
   /** Calls `listener` with the id of a node heard from for the first time (or again after it was gone). */
@@ -155,7 +210,10 @@ export class ControlBus {
     // A node just started: answer at once so it need not wait a heartbeat period to know us.
     if (!known && m[0] === HEARTBEAT) this.heartbeat(from);
     if (!known) for (const listener of this.seenListeners) listener(from);
-    if (m[0] === QUERY && typeof m[2] === 'number' && typeof m[3] === 'string') {
+    this.gone.delete(from);
+    if (m[0] === HEARTBEAT) {
+      for (const listener of this.heartbeatListeners) listener(from, m[2]);
+    } else if (m[0] === QUERY && typeof m[2] === 'number' && typeof m[3] === 'string') {
       const transport = this.transport as ControlTransport;
       transport.send(from, this.encode([REPLY, transport.nodeId, m[2], this.answer(m[3], m[4])]));
     } else if (m[0] === NOTICE && typeof m[2] === 'string') {
@@ -177,12 +235,28 @@ export class ControlBus {
     g.done(g.replies);
   }
 
+  private cameUp(): void {
+    // While this node was cut off it heard nobody: that says nothing about the others, so they get a
+    // full TTL from now to be heard again before they count as gone.
+    const now = Date.now();
+    for (const node of this.peers.keys()) this.peers.set(node, now);
+    this.heartbeat();
+    if (this.wasUp) for (const listener of this.upListeners) listener();
+    this.wasUp = true;
+  }
+
   private tick(): void {
     this.heartbeat();
-    const cutoff = Date.now() - this.options.nodeTtlMs;
+    // A node whose own transport is down cannot hear anyone: it declares nobody gone (it keeps serving
+    // its local clients with what it knew; see cameUp).
+    if (!this.up) return;
+    const now = Date.now();
+    const cutoff = now - this.options.nodeTtlMs;
+    for (const [node, at] of this.gone) if (at < now - GONE_MEMORY_TTLS * this.options.nodeTtlMs) this.gone.delete(node);
     for (const [node, seen] of this.peers) {
       if (seen >= cutoff) continue;
       this.peers.delete(node);
+      this.gone.set(node, now);
       for (const [id, g] of this.gatherings) if (g.waiting.delete(node) && g.waiting.size === 0) this.finish(id);
       for (const listener of this.goneListeners) listener(node);
     }
@@ -190,7 +264,7 @@ export class ControlBus {
 
   private heartbeat(to: string | null = null): void {
     const transport = this.transport as ControlTransport;
-    transport.send(to, this.encode([HEARTBEAT, transport.nodeId]));
+    transport.send(to, this.encode([HEARTBEAT, transport.nodeId, this.heartbeatExtra()]));
   }
 
   /** A copy: packr's output is a view of a buffer the next encode reuses, and sends are asynchronous. */

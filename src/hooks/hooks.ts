@@ -91,7 +91,7 @@ export class Hooks implements TopicProxies {
     // Memberships carry the control bus's node id, so that a node gone from the bus can be reaped.
     const ledger = await this.ledger(bus.nodeId);
     const announce: OccupancySink = sinks.length === 1 ? (sinks[0] as OccupancySink) : (change, topic) => sinks.forEach((sink) => sink(change, topic));
-    const occupancy = new Occupancy(ledger, announce, this.config.webhookDelay, this.stats, this.log);
+    const occupancy = new Occupancy(ledger, announce, this.config.webhookDelay, this.stats, this.log, () => Array.from(this.hub.activeTopics(), ([topic]) => topic));
     this.occupancy = occupancy;
     this.hub.addInterestListener(occupancy);
     bus.onNodeGone((node) => occupancy.nodeGone(node));
@@ -115,6 +115,14 @@ export class Hooks implements TopicProxies {
     return new LocalLedger();
   }
 
+  /**
+   * This node is back on the broker after it was away (other nodes may have reaped its memberships, or
+   * the broker lost them): the topics it has subscribers of are asserted again.
+   */
+  rejoined(): void {
+    this.occupancy?.reassert();
+  }
+
   async close(): Promise<void> {
     await this.occupancy?.close();
     this.events?.close();
@@ -126,12 +134,16 @@ export class Hooks implements TopicProxies {
 }
 
 async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
-  const nc = await connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, timeout: 2000 });
+  const nc = await connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, timeout: 2000 });
   try {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('JetStream did not answer in 2 s')), 2000)));
     const kv = await Promise.race([nc.jetstream().views.kv('wsgate_occupancy', { history: 1 }), late]).finally(() => clearTimeout(timer));
-    return new NatsLedger(kv, node, () => nc.close());
+    let up = true;
+    void (async () => {
+      for await (const st of nc.status()) if (st.type === 'disconnect' || st.type === 'reconnect') up = st.type === 'reconnect';
+    })();
+    return new NatsLedger(kv, node, () => nc.close(), () => up);
   } catch (e) {
     await nc.close();
     throw e;
@@ -140,7 +152,8 @@ async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
 
 function hooksRedis(config: Config, log: Logger): Redis {
   const tls = brokerTls(config);
-  const r = new Redis(config.broker, { ...(tls === null ? {} : { tls }), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, connectionName: 'wsgate-hooks' });
+  // Reconnects as promptly as the broker connections (an occupancy re-assert waits for it after an outage).
+  const r = new Redis(config.broker, { ...(tls === null ? {} : { tls }), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, connectionName: 'wsgate-hooks', retryStrategy: (times) => Math.min(times * 100, 1000) });
   let warned = false;
   r.on('error', (e: Error) => {
     if (!warned) log.warn({ err: e.message, role: 'hooks' }, 'redis connection error; retrying');

@@ -5,7 +5,12 @@ import type { OccupancyLedger } from './occupancy';
 interface TopicOccupancy {
   nodes: string[];
   vacating: string | null;
+  /** Nodes reaped while holding the topic (so that their return can be told from a lost membership). */
+  reaped?: string[];
 }
+
+/** Most reaped nodes remembered per topic (oldest forgotten first). */
+const MAX_REAPED = 16;
 
 // Concurrent writers (other nodes) make a compare-and-set fail; it is read again and retried this often.
 const MAX_CAS_ATTEMPTS = 20;
@@ -31,6 +36,8 @@ export class NatsLedger implements OccupancyLedger {
     private readonly kv: KV,
     private readonly node: string,
     private readonly close_: () => Promise<void>,
+    /** Whether the connection is up: nats.js would hold a request made while it reconnects and send it later, an outcome no caller could know. */
+    private readonly connected: () => boolean = () => true,
   ) {}
 
   occupy(topic: string): Promise<boolean> {
@@ -39,7 +46,7 @@ export class NatsLedger implements OccupancyLedger {
       const nodes = [...s.nodes, this.node];
       if (s.nodes.length > 0) return [{ ...s, nodes }, false];
       // Taken again while a vacate waited: neither event.
-      return [{ nodes, vacating: null }, s.vacating === null];
+      return [{ nodes, vacating: null, reaped: s.reaped }, s.vacating === null];
     });
   }
 
@@ -48,7 +55,21 @@ export class NatsLedger implements OccupancyLedger {
   }
 
   confirmVacated(topic: string): Promise<boolean> {
-    return this.change(topic, (s) => (s.vacating === this.node && s.nodes.length === 0 ? [null, true] : [s, false]));
+    return this.change(topic, (s) => {
+      if (s.vacating !== this.node || s.nodes.length > 0) return [s, false];
+      // Kept while it remembers reaped nodes (see reoccupy); else nothing to remember.
+      return [(s.reaped?.length ?? 0) > 0 ? { nodes: [], vacating: null, reaped: s.reaped } : null, true];
+    });
+  }
+
+  /** The same rules as the Redis ledger's REOCCUPY script. */
+  reoccupy(topic: string): Promise<boolean> {
+    return this.change(topic, (s) => {
+      if (s.nodes.includes(this.node)) return [s, false];
+      const reaped = s.reaped?.includes(this.node) === true;
+      const next: TopicOccupancy = { nodes: [...s.nodes, this.node], vacating: s.nodes.length === 0 && reaped ? null : s.vacating, reaped: s.reaped?.filter((n) => n !== this.node) };
+      return [next, reaped && s.nodes.length === 0 && s.vacating === null];
+    });
   }
 
   async reap(node: string): Promise<string[]> {
@@ -72,16 +93,20 @@ export class NatsLedger implements OccupancyLedger {
     return (s) => {
       if (!s.nodes.includes(node)) {
         const orphaned = node !== this.node && s.nodes.length === 0 && s.vacating === node;
-        return orphaned ? [{ nodes: [], vacating: this.node }, true] : [s, false];
+        return orphaned ? [{ nodes: [], vacating: this.node, reaped: s.reaped }, true] : [s, false];
       }
       const nodes = s.nodes.filter((n) => n !== node);
-      return nodes.length === 0 ? [{ nodes, vacating: this.node }, true] : [{ ...s, nodes }, false];
+      const reaped = node === this.node ? s.reaped : [...(s.reaped ?? []), node].slice(-MAX_REAPED);
+      return nodes.length === 0 ? [{ nodes, vacating: this.node, reaped }, true] : [{ ...s, nodes, reaped }, false];
     };
   }
 
   /** Applies `f` atomically (read, compute, compare-and-set, retry), after this node's earlier calls for `topic`. */
   private change(topic: string, f: Change): Promise<boolean> {
-    const run = (this.chains.get(topic) ?? Promise.resolve()).then(() => this.cas(keyOf(topic), f));
+    const run = (this.chains.get(topic) ?? Promise.resolve()).then(() => {
+      if (!this.connected()) throw new Error('occupancy ledger: NATS connection down');
+      return this.cas(keyOf(topic), f);
+    });
     const tail = run.catch(() => undefined);
     this.chains.set(topic, tail);
     void tail.then(() => {

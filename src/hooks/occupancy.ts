@@ -2,6 +2,10 @@ import type { Logger } from '../log';
 import type { Stats } from '../metrics/stats';
 import type { InterestListener } from '../pubsub/hub';
 
+const REASSERT_ATTEMPTS = 30;
+const REASSERT_RETRY_MS = 1000;
+const MAX_UNSETTLED = 100_000;
+
 /** Told of each occupancy change this node announces for the cluster. */
 export type OccupancySink = (change: 'occupied' | 'vacated', topic: string) => void;
 
@@ -21,6 +25,12 @@ export interface OccupancyLedger {
    * vacate this node now confirms after the delay (each such topic is returned to exactly one caller).
    */
   reap(node: string): Promise<string[]> | string[];
+  /**
+   * This node, back after being away, still has subscribers of `topic`. True: it had been reaped and the
+   * topic was announced vacated meanwhile, announce `topic_occupied` (exactly one node sees true). A
+   * membership that was kept, or lost with the broker's state, is restored silently.
+   */
+  reoccupy(topic: string): Promise<boolean> | boolean;
   close(): Promise<void>;
 }
 
@@ -45,6 +55,10 @@ export class LocalLedger implements OccupancyLedger {
     return []; // no other nodes
   }
 
+  reoccupy(): boolean {
+    return false; // never reaped
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -54,6 +68,10 @@ export class LocalLedger implements OccupancyLedger {
  */
 export class Occupancy implements InterestListener {
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private reasserting: NodeJS.Timeout | null = null;
+  /** Topics whose last change could not reach the ledger (broker away), settled by reassert(). */
+  private readonly failed = new Set<string>();
+  private closed = false;
 
   constructor(
     private readonly ledger: OccupancyLedger,
@@ -61,6 +79,8 @@ export class Occupancy implements InterestListener {
     private readonly delayMs: number,
     private readonly stats: Stats,
     private readonly log: Logger,
+    /** The topics this node has subscribers of now. */
+    private readonly held: () => string[],
   ) {}
 
   interestAdded(topic: string): void {
@@ -88,6 +108,49 @@ export class Occupancy implements InterestListener {
     );
   }
 
+  /**
+   * After the node was away from the broker: every topic it still has subscribers of is asserted in the
+   * ledger again (reoccupy), and every topic whose change could not reach the ledger meanwhile is settled
+   * now (occupied if held, else vacated). What cannot be reached yet is retried (REASSERT_ATTEMPTS times).
+   */
+  reassert(attempt = 0): void {
+    clearTimeout(this.reasserting ?? undefined);
+    this.reasserting = null;
+    const held = new Set(this.held());
+    const unsettled = new Set(this.failed);
+    this.failed.clear();
+    const run = (topic: string, answer: () => Promise<boolean> | boolean, then: () => void) =>
+      Promise.resolve()
+        .then(answer)
+        .then(
+          (yes) => yes && then(),
+          (e: Error) => {
+            this.unsettled(topic);
+            throw e;
+          },
+        );
+    const answers: Promise<unknown>[] = [];
+    for (const topic of held) {
+      if (unsettled.has(topic)) answers.push(run(topic, () => this.ledger.occupy(topic), () => this.announce('occupied', topic)));
+      else answers.push(run(topic, () => this.ledger.reoccupy(topic), () => this.announce('occupied', topic)));
+    }
+    for (const topic of unsettled) if (!held.has(topic)) answers.push(run(topic, () => this.ledger.vacate(topic), () => this.confirmLater(topic)));
+    Promise.all(answers).then(
+      () => undefined,
+      (e: Error) => {
+        if (attempt + 1 >= REASSERT_ATTEMPTS || this.closed) return this.log.warn({ err: e.message }, 'occupancy ledger unavailable; memberships not re-asserted');
+        this.reasserting = setTimeout(() => this.reassert(attempt + 1), REASSERT_RETRY_MS).unref();
+      },
+    );
+  }
+
+  /** A change of `topic` did not reach the ledger: settled when the node is back (bounded: beyond, it stays unannounced). */
+  private unsettled(topic: string): void {
+    if (this.failed.size < MAX_UNSETTLED) this.failed.add(topic);
+    // A failure can be reported after the node is back (a request that timed out late): settle it soon.
+    if (this.reasserting === null && !this.closed) this.reasserting = setTimeout(() => this.reassert(), REASSERT_RETRY_MS).unref();
+  }
+
   private confirmLater(topic: string): void {
     clearTimeout(this.timers.get(topic));
     const timer = setTimeout(() => this.confirm(topic), this.delayMs);
@@ -106,8 +169,9 @@ export class Occupancy implements InterestListener {
       answer.then(
         (yes) => yes && then(),
         (e: Error) => {
-          // The ledger is away (broker outage): this change goes unannounced, counted with the drops.
+          // The ledger is away (broker outage): counted with the drops, settled when the node is back.
           this.stats.webhookEvents.dropped++;
+          this.unsettled(topic);
           this.log.warn({ topic, err: e.message }, 'occupancy ledger unavailable; event not sent');
         },
       );
@@ -116,6 +180,8 @@ export class Occupancy implements InterestListener {
 
   /** Confirms pending vacates at once (the node is leaving and could not later), then closes the ledger. */
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.reasserting ?? undefined);
     const pending = [...this.timers.keys()];
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();

@@ -13,10 +13,27 @@ return 0`;
 // ARGV[1] leaves (itself, or reaped by ARGV[2] after it stopped heartbeating): only the call that removed
 // the last member makes ARGV[2] the confirmer; a node already reaped changes nothing. A reaper also takes
 // over a vacate the gone node was still to confirm.
+// A reaped node is remembered (KEYS[3], for a day) so that its return can be told from a lost membership.
 const VACATE = `
 local left = redis.call('SREM', KEYS[1], ARGV[1]) == 1
+if left and ARGV[1] ~= ARGV[2] then
+  redis.call('SADD', KEYS[3], ARGV[1])
+  redis.call('PEXPIRE', KEYS[3], 86400000)
+end
 if redis.call('SCARD', KEYS[1]) == 0 and (left or (ARGV[1] ~= ARGV[2] and redis.call('GET', KEYS[2]) == ARGV[1])) then
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0`;
+// ARGV[1] is back after being away. Still a member: nothing. Reaped meanwhile: a member again, and the
+// first one back on an empty topic announces it occupied unless a vacate was still pending (then that is
+// cancelled and neither is announced). Neither (the broker lost its state): a member again, silently.
+const REOCCUPY = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+local reaped = redis.call('SREM', KEYS[3], ARGV[1]) == 1
+redis.call('SADD', KEYS[1], ARGV[1])
+if reaped and redis.call('SCARD', KEYS[1]) == 1 then
+  if redis.call('DEL', KEYS[2]) == 1 then return 0 end
   return 1
 end
 return 0`;
@@ -42,8 +59,8 @@ export class RedisLedger implements OccupancyLedger {
     private readonly markerTtlMs: number,
   ) {}
 
-  private keys(topic: string): [string, string] {
-    return [`wsgate:occ:{${topic}}`, `wsgate:vac:{${topic}}`];
+  private keys(topic: string): [string, string, string] {
+    return [`wsgate:occ:{${topic}}`, `wsgate:vac:{${topic}}`, `wsgate:reaped:{${topic}}`];
   }
 
   private get index(): string {
@@ -53,14 +70,14 @@ export class RedisLedger implements OccupancyLedger {
   // Both commands are issued together, so they reach Redis in call order even when the next call for the
   // topic comes before this one's reply; the index is added before and removed after the membership.
   async occupy(topic: string): Promise<boolean> {
-    const [, occupied] = await Promise.all([this.redis.zadd(this.index, '+inf', topic), this.redis.eval(OCCUPY, 2, ...this.keys(topic), this.node)]);
+    const [, occupied] = await Promise.all([this.redis.zadd(this.index, '+inf', topic), this.redis.eval(OCCUPY, 3, ...this.keys(topic), this.node)]);
     return occupied === 1;
   }
 
   async vacate(topic: string): Promise<boolean> {
     const now = Date.now();
     const [vacated] = await Promise.all([
-      this.redis.eval(VACATE, 2, ...this.keys(topic), this.node, this.node, this.markerTtlMs),
+      this.redis.eval(VACATE, 3, ...this.keys(topic), this.node, this.node, this.markerTtlMs),
       this.redis.zadd(this.index, now + this.markerTtlMs, topic),
       this.redis.zremrangebyscore(this.index, '-inf', now),
     ]);
@@ -69,13 +86,18 @@ export class RedisLedger implements OccupancyLedger {
 
   async reap(node: string): Promise<string[]> {
     const topics = await this.redis.zrangebyscore(nodeIndex(node), Date.now(), '+inf');
-    const won = await Promise.all(topics.map((t) => this.redis.eval(VACATE, 2, ...this.keys(t), node, this.node, this.markerTtlMs)));
+    const won = await Promise.all(topics.map((t) => this.redis.eval(VACATE, 3, ...this.keys(t), node, this.node, this.markerTtlMs)));
     await this.redis.del(nodeIndex(node));
     return topics.filter((_, i) => won[i] === 1);
   }
 
+  async reoccupy(topic: string): Promise<boolean> {
+    const [, occupied] = await Promise.all([this.redis.zadd(this.index, '+inf', topic), this.redis.eval(REOCCUPY, 3, ...this.keys(topic), this.node)]);
+    return occupied === 1;
+  }
+
   async confirmVacated(topic: string): Promise<boolean> {
-    return (await this.redis.eval(CONFIRM, 2, ...this.keys(topic), this.node)) === 1;
+    return (await this.redis.eval(CONFIRM, 3, ...this.keys(topic), this.node)) === 1;
   }
 
   async close(): Promise<void> {}

@@ -68,6 +68,7 @@ export class GatewayMetrics {
     m.labeled('wsgate_server_api_calls_total', 'Server API calls (POST /disconnect, /subscribe, /unsubscribe) run, by call.', 'counter', 'call', entries(s.serverApi));
     m.labeled('wsgate_server_api_refused_total', 'Server API calls refused (bad request, API key, body size), by call.', 'counter', 'call', entries(s.serverApiRefused));
     m.labeled('wsgate_join_leave_events_total', 'Join/leave notices fanned out by this node (once each, however many subscribers).', 'counter', 'op', entries(s.joinLeave));
+    m.counter('wsgate_epoch_resets_total', 'Epoch changes of topics with local subscribers (each announced with a reset notice).', () => s.epochResets);
     m.counter('wsgate_last_message_hits_total', 'Subscribers sent the topic\'s latest message on subscribe (rule lastMessage).', () => s.lastMessageHits);
     m.labeled('wsgate_delta_deliveries_total', 'Deliveries to delta subscriptions (rule delta), by kind (a delta, or the full data).', 'counter', 'kind', entries(s.deltaDeliveries));
     m.counter('wsgate_delta_sent_bytes_total', 'Bytes of deliveries sent to delta subscriptions.', () => s.deltaSentBytes);

@@ -71,6 +71,8 @@ export class Stats {
   readonly serverApiRefused = zeros<'disconnect' | 'subscribe' | 'unsubscribe'>(['disconnect', 'subscribe', 'unsubscribe']);
   /** Join/leave notices fanned out by this node (each once, however many subscribers it reached). */
   readonly joinLeave = zeros<'join' | 'leave'>(['join', 'leave']);
+  /** Epoch changes under live subscribers, each announced to them with a `reset` notice. */
+  epochResets = 0;
   /** Subscribers sent the topic's latest message on subscribe (rule lastMessage). */
   lastMessageHits = 0;
   /** Deliveries to delta subscriptions (rule delta), as a delta or in full. */

@@ -52,7 +52,7 @@ export interface FrameWire {
   notice(state: TopicState, notice: Notice): boolean;
 }
 
-/** A message outside a topic's sequence: `{"op":"join"|"leave","t":<topic>,"p":<entry>}`. */
+/** A message outside a topic's sequence: `{"op":"join"|"leave"|"reset","t":<topic>,"p":<entry or position>}`. */
 export interface Notice {
   readonly op: string;
   readonly t: string;
@@ -208,6 +208,7 @@ export class Hub {
         state.history?.clear();
         state.delta?.reset();
         state.epoch = epoch;
+        this.epochChanged(state, seq - 1);
       } else if (seq !== state.seq + 1) {
         // Messages this node never received (no interest, or a broker outage): history must not claim them.
         state.history?.clear();
@@ -324,11 +325,26 @@ export class Hub {
       state.history?.clear();
       state.delta?.reset();
       this.dropLast(state);
-      state.epoch = epoch;
+      if (epoch !== state.epoch) {
+        state.epoch = epoch;
+        this.epochChanged(state, seq);
+      }
       state.seq = seq;
       this.syncHistoryStats();
     }
     return state;
+  }
+
+  /**
+   * The topic's stream started over under live subscribers (the broker lost its state, the topic was
+   * re-created): they are told before the new epoch's first delivery, so that a client keeping positions
+   * knows the next `s` is not a repeat (`{"op":"reset","t":…,"p":{"epoch":…,"seq":…}}`: the next message
+   * has `s` seq+1). Only on an epoch change, never per message.
+   */
+  private epochChanged(state: TopicState, seq: number): void {
+    if (state.subscribers === 0) return;
+    this.stats.epochResets++;
+    this.notice(state.name, { op: 'reset', t: state.name, p: { epoch: state.epoch, seq } });
   }
 
   /** Re-encodes a retained frame into the other codec (history replay to a codec nobody had at publish). */

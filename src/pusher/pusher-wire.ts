@@ -75,6 +75,7 @@ export class PusherWire {
    * channel's last event. Other notices have no Pusher form.
    */
   notice(state: TopicState, notice: Notice): boolean {
+    if (notice.op !== 'join' && notice.op !== 'leave') return false; // an epoch reset: Pusher has no positions
     const channel = this.channelOf(state.name);
     const entry = notice.p as { readonly user?: unknown; readonly info?: unknown };
     // Anonymous wsgate subscribers (no user) are connections, not Pusher members.

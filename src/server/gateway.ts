@@ -96,6 +96,8 @@ export class Gateway {
     this.presence = new Presence(this.hub, this.bus, this.stats);
     const control = new ServerControl(this.bus);
     const members = this.presence.registry;
+    const holdings = this.presence.joinLeave.holdings;
+    this.metrics.metrics.counter('wsgate_cluster_resyncs_total', 'Full resends of another node\'s holdings this node asked for (its heartbeat digest differed).', () => holdings.resends);
     this.metrics.metrics.gauge('wsgate_presence_entries', 'Presence members held by this node\'s connections (listed or only counted).', () => members.members);
     const fault = faultSink(this.stats, log);
     this.guard = new UpgradeGuard(config);
@@ -197,6 +199,8 @@ export class Gateway {
     if (this.listenSocket === null && !this.accepting) return 'not listening';
     if (this.verifier !== null && !this.verifier.keys.loaded()) return 'JWT keys not loaded';
     if (this.config.brokerRequiredForReady && !this.broker.ready()) return 'broker not ready';
+    // A node whose control subscriptions are not confirmed would miss the others' announcements.
+    if (this.config.brokerRequiredForReady && !this.bus.up) return 'control bus not ready';
     return null;
   }
 
@@ -211,6 +215,8 @@ export class Gateway {
     await this.verifier?.keys.ready();
     if (this.verifier !== null && !this.verifier.keys.loaded()) this.log.warn({ jwks: this.config.jwtJwksUrl }, 'JWKS not loaded yet; upgrades get 503 until it is');
     await this.hooks.start(this.bus);
+    // Back after the broker was away (a partition, a broker restart): re-assert what this node occupies.
+    this.bus.onRejoin(() => this.hooks.rejoined());
     if (this.role !== null) {
       this.accepting = true;
       return 0;

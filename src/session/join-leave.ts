@@ -1,4 +1,5 @@
 import type { ControlBus } from '../cluster/control-bus';
+import { Holdings } from '../cluster/holdings';
 import type { Stats } from '../metrics/stats';
 import type { PresenceEntry } from '../protocol/codec';
 import type { Hub } from '../pubsub/hub';
@@ -26,10 +27,12 @@ interface UserPresence {
   readonly entry: PresenceEntry;
 }
 
-/** A connection's join/leave, fanned out by every node that receives it. */
-const NOTICE = 'join_leave';
-/** Wire `[topic, entry, holding]`: the sending node gained (true) or, after its grace, lost a user. */
-const HOLDS = 'join_leave_holds';
+/** Holdings kinds: a user a node holds on a topic (presenceBy "user"), a connection on a topic (presenceBy "client"). */
+const USER = 'u';
+const CLIENT = 'c';
+/** Holdings keys: `<topic>\0<user or client>` (a topic never contains NUL). */
+const keyOf = (topic: string, id: string): string => topic + '\0' + id;
+const topicOf = (key: string): string => key.slice(0, key.indexOf('\0'));
 
 /**
  * Join and leave notices for topics whose rule has `joinLeave: true`: `{"op":"join"|"leave","t":…,"p":…}`
@@ -37,8 +40,8 @@ const HOLDS = 'join_leave_holds';
  * topic's sequence. A topic of n members where all join sends n² notices.
  *
  * `presenceBy: "client"`: the node of the connection announces it to its own subscribers at once (before
- * the joiner is subscribed, after the leaver is unsubscribed, so neither hears itself) and to the other
- * nodes over the control bus.
+ * the joiner is subscribed, after the leaver is unsubscribed, so neither hears itself); the other nodes
+ * learn it as a change of the node's holdings (below) and announce it to theirs.
  *
  * `presenceBy: "user"`, cluster-wide: a node tells the others only when it gains a user (first connection)
  * or loses it (last connection gone and `presenceGrace` passed). Every node keeps, per (topic, user), the
@@ -48,11 +51,12 @@ const HOLDS = 'join_leave_holds';
  * never missing: every node announces it when its own set empties. The unavoidable race: two nodes
  * gaining the same user at the same instant each announce to their own subscribers only, so still one
  * join per node; a node whose grace ends just as another node gains the user (messages crossing) may
- * show its subscribers a leave and a join again, the other node nothing. Beyond that it is best effort,
- * like the bus: a control message dropped while the broker is down is lost (a release lost that way
- * keeps the user held until its node is gone). A node that starts, or comes back after it was declared
- * gone, is told by each node what it holds (one message per held user). Entries exist only
- * for live members of presenceBy-user topics, so the state is bounded by them.
+ * show its subscribers a leave and a join again, the other node nothing.
+ *
+ * What each node holds (users, connections) is shared through Holdings, which repairs any lost change
+ * within a heartbeat period once the nodes hear each other (a node that was cut off, a broker restart):
+ * the repair is announced like the change itself. Entries exist only for live members of joinLeave
+ * topics, so the state is bounded by them.
  */
 export class JoinLeave {
   private readonly users = new Map<string, Map<string, UserPresence>>();
@@ -60,28 +64,23 @@ export class JoinLeave {
   private readonly deferred: [string, PresenceEntry][] = [];
   private flushScheduled = false;
   private listener: MemberListener | null = null;
+  readonly holdings: Holdings;
 
   constructor(
     private readonly hub: Hub,
     private readonly bus: ControlBus,
     private readonly stats: Stats,
   ) {
-    bus.listen(NOTICE, (body) => {
-      if (!Array.isArray(body) || (body[0] !== 'join' && body[0] !== 'leave') || typeof body[1] !== 'string' || !isEntry(body[2])) return;
-      this.fanOut(body[0], body[1], body[2]);
+    const holdings = (this.holdings = new Holdings(bus));
+    // Who reports (member webhooks) a change another node's holdings show: that node did, as it happened,
+    // except when the node left (died, or was cut off) or came back: then the lowest live node.
+    holdings.register(USER, {
+      added: (node, key, entry, cause) => isEntry(entry) && this.gain(topicOf(key), entry, node, cause === 'return' && bus.leads),
+      removed: (node, key, entry, cause) => isEntry(entry) && this.release(topicOf(key), entry.user, node, cause === 'gone' && bus.leads),
     });
-    bus.listen(HOLDS, (body, from) => {
-      if (!Array.isArray(body) || typeof body[0] !== 'string' || !isEntry(body[1]) || typeof body[2] !== 'boolean') return;
-      if (body[2]) this.gain(body[0], body[1], from);
-      else this.release(body[0], body[1].user, from, false);
-    });
-    // A node new to this one (started, or back after it was gone) learns what this one holds.
-    bus.onNodeSeen((node) => {
-      for (const [topic, byUser] of this.users) for (const u of byUser.values()) if (u.holders.has(bus.nodeId)) bus.notify(HOLDS, [topic, u.entry, true], node);
-    });
-    bus.onNodeGone((node) => {
-      const reports = bus.leads;
-      for (const [topic, byUser] of this.users) for (const user of [...byUser.keys()]) this.release(topic, user, node, reports);
+    holdings.register(CLIENT, {
+      added: (_node, key, entry) => isEntry(entry) && this.fanOut('join', topicOf(key), entry),
+      removed: (_node, key, entry) => isEntry(entry) && this.fanOut('leave', topicOf(key), entry),
     });
   }
 
@@ -108,13 +107,13 @@ export class JoinLeave {
 
   joined(topic: string, entry: PresenceEntry, rule: TopicRule): void {
     if (rule.presenceBy === 'client' || entry.user === '') return this.announce('join', topic, entry);
-    const u = this.gain(topic, entry, this.bus.nodeId);
+    const u = this.gain(topic, entry, this.bus.nodeId, true);
     if (u.connections++ > 0) return;
     if (u.leaving !== null) {
       // Back within the grace period: still held, so neither a leave nor a join.
       clearTimeout(u.leaving);
       u.leaving = null;
-    } else this.bus.notify(HOLDS, [topic, entry, true]);
+    } else this.holdings.add(USER, keyOf(topic, entry.user), u.entry);
   }
 
   /** `closing`: the connection is being closed (its leave is fanned out locally after the close handler). */
@@ -124,7 +123,7 @@ export class JoinLeave {
     if (u === undefined || --u.connections > 0) return;
     u.leaving = setTimeout(() => {
       u.leaving = null;
-      this.bus.notify(HOLDS, [topic, u.entry, false]);
+      this.holdings.delete(USER, keyOf(topic, entry.user));
       this.release(topic, entry.user, this.bus.nodeId, true);
     }, rule.presenceGrace).unref();
   }
@@ -134,15 +133,15 @@ export class JoinLeave {
     this.users.clear();
   }
 
-  /** `node` holds the user: a join for this node's subscribers if no node did. */
-  private gain(topic: string, entry: PresenceEntry, node: string): UserPresence {
+  /** `node` holds the user: a join for this node's subscribers if no node did (`reports`: see MemberListener). */
+  private gain(topic: string, entry: PresenceEntry, node: string, reports: boolean): UserPresence {
     let byUser = this.users.get(topic);
     if (byUser === undefined) this.users.set(topic, (byUser = new Map()));
     let u = byUser.get(entry.user);
     if (u === undefined) byUser.set(entry.user, (u = { holders: new Set(), connections: 0, leaving: null, entry }));
     if (u.holders.size === 0) {
       this.fanOut('join', topic, u.entry);
-      this.listener?.('join', topic, u.entry, node === this.bus.nodeId);
+      this.listener?.('join', topic, u.entry, reports);
     }
     u.holders.add(node);
     return u;
@@ -160,7 +159,8 @@ export class JoinLeave {
   }
 
   private announce(op: JoinLeaveOp, topic: string, entry: PresenceEntry, later = false): void {
-    this.bus.notify(NOTICE, [op, topic, entry]);
+    if (op === 'join') this.holdings.add(CLIENT, keyOf(topic, entry.client), entry);
+    else this.holdings.delete(CLIENT, keyOf(topic, entry.client));
     if (!later) return this.fanOut(op, topic, entry);
     this.deferred.push([topic, entry]);
     if (this.flushScheduled) return;

@@ -127,7 +127,12 @@ export class SseDoor implements Door<SseStream>, FrameWire {
   notice(state: TopicState, notice: Notice): boolean {
     const set = this.byTopic.get(state.name);
     if (set === undefined) return false;
-    for (const h of set) this.event(h, notice.op, { t: notice.t, p: notice.p });
+    const reset = notice.op === 'reset' ? (notice.p as { readonly epoch: string; readonly seq: number }) : null;
+    for (const h of set) {
+      // The topic's stream started over: the cursor moves to the new epoch, so a reconnect resumes there.
+      if (reset !== null) h.cursor.set(h.indexOf(state.name), reset.epoch, reset.seq);
+      this.event(h, notice.op, { t: notice.t, p: notice.p });
+    }
     return set.size > 0;
   }
 

@@ -40,11 +40,13 @@ export interface MessageEvent {
 /**
  * Messages were missed for certain. `not_recovered`: the server's history could not cover the resume
  * position (too old, or the epoch changed); `skipped`: a sequence jumped within an epoch (the server
- * dropped messages under `--slow-consumer drop`).
+ * dropped messages under `--slow-consumer drop`); `reset`: the topic's stream started over under this
+ * live subscription (a new epoch, e.g. the broker lost its state): what was published since the last
+ * message seen may be lost, and delivery continues with the new epoch's messages.
  */
 export interface GapEvent {
   readonly topic: string;
-  readonly reason: 'not_recovered' | 'skipped';
+  readonly reason: 'not_recovered' | 'skipped' | 'reset';
   /** The last position the client had. */
   readonly expected: StreamPosition;
   /** Where the stream is now; delivery continues after it. */
@@ -419,6 +421,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
       case 'join':
       case 'leave':
         return this.emit(frame.kind, { topic: frame.topic, member: frame.member });
+      case 'reset':
+        return this.onReset(frame.topic, frame.position);
       case 'subscribed':
         return this.onServerSubscribed(frame.topic);
       case 'unsubscribed':
@@ -478,6 +482,14 @@ export class WsgateClient extends Emitter<ClientEvents> {
     const error = new WsgateError(ClientCode.Unsubscribed, reason);
     for (const w of sub.waiters.splice(0)) w.reject(error);
     this.emit('unsubscribed', { topic, reason });
+  }
+
+  /** The topic's stream started over: a gap, then the new epoch's messages (numbered from `server.seq` + 1). */
+  private onReset(topic: string, server: StreamPosition): void {
+    const sub = this.subs.get(topic);
+    if (sub === undefined || sub.resyncing || sub.position === null || sub.position.epoch === server.epoch) return;
+    this.emit('gap', { topic, reason: 'reset', expected: sub.position, server });
+    sub.position = server;
   }
 
   private onDelivery(topic: string, seq: number, data: unknown, frame: string | Uint8Array | null): void {

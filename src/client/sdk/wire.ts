@@ -44,6 +44,7 @@ export type ServerFrame =
   | { readonly kind: 'subscribed'; readonly topic: string }
   | { readonly kind: 'err'; readonly id: number | undefined; readonly code: ServerCode; readonly reason: string }
   | { readonly kind: 'dropped'; readonly n: number }
+  | { readonly kind: 'reset'; readonly topic: string; readonly position: StreamPosition }
   | { readonly kind: 'unsubscribed'; readonly topic: string; readonly reason: string };
 
 export type Command =
@@ -119,6 +120,8 @@ function classify(v: unknown): ServerFrame | null {
       return { kind: 'err', id: optNumber(v.id), code: String(v.code) as ServerCode, reason: String(v.reason) };
     case 'dropped':
       return { kind: 'dropped', n: optNumber(v.n) ?? 0 };
+    case 'reset':
+      return typeof v.t === 'string' && isRecord(v.p) && typeof v.p.epoch === 'string' && typeof v.p.seq === 'number' ? { kind: 'reset', topic: v.t, position: { seq: v.p.seq, epoch: v.p.epoch } } : null;
     case 'unsubscribed':
       return typeof v.t === 'string' ? { kind: 'unsubscribed', topic: v.t, reason: typeof v.reason === 'string' ? v.reason : '' } : null;
     default:

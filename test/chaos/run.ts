@@ -1,0 +1,197 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { sleep } from '../helpers/brokers';
+import { Cluster, type FaultWindow, HEARTBEAT, WEBHOOK_DELAY } from './cluster';
+import { checkDeliveries, checkOccupancy, checkPresence, type Invariant } from './invariants';
+import { note, trail } from './trail';
+import { FEEDS, Member, Publisher, Subscriber, Watcher, pick, rng, token } from './workload';
+
+export interface ChaosOptions {
+  readonly kind: 'redis' | 'nats';
+  readonly ms: number;
+  readonly seed: number;
+  readonly log: (line: string) => void;
+}
+
+export interface ChaosReport {
+  readonly kind: string;
+  readonly seed: number;
+  readonly seconds: number;
+  readonly faults: Record<string, number>;
+  readonly published: number;
+  readonly acked: number;
+  readonly delivered: number;
+  readonly gaps: number;
+  /** ms from "all nodes ready after the last fault" until presence everywhere equalled the truth. */
+  readonly convergedMs: number;
+  readonly maxRssMiB: number[];
+  readonly invariants: Invariant[];
+}
+
+const MEMBERS = 6;
+const SUBSCRIBERS = 6;
+/** The documented bound: 2 heartbeat periods after the faults stop (nodes ready again). */
+const BOUND_MS = 2 * HEARTBEAT;
+
+/**
+ * One chaos run on one broker: 3 nodes behind fault proxies, a publisher, resumable SDK subscribers,
+ * churning members and a watcher, while nodes are SIGKILLed and restarted, the broker restarted and
+ * nodes partitioned from it; then the faults stop and the invariants are checked.
+ */
+export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  // One generator per activity, so that the fault schedule does not depend on how the others interleave.
+  const r = rng(o.seed);
+  const rFaults = rng(o.seed + 1);
+  const rChurn = rng(o.seed + 2);
+  const cluster = await Cluster.start(o.kind);
+  const started = Date.now();
+  const windows: FaultWindow[] = [];
+  const faults: Record<string, number> = { kill: 0, broker_restart: 0, partition: 0 };
+  const cleanup: (() => unknown)[] = [];
+  try {
+    if (!(await cluster.allReady())) throw new Error('cluster did not become ready');
+    const watcher = await Watcher.start(cluster.nodes[0] as (typeof cluster.nodes)[0]);
+    const publisher = new Publisher(cluster, r, 25);
+    const subscribers: Subscriber[] = [];
+    cleanup.push(() => publisher.stop(), () => subscribers.forEach((s) => s.close()), () => watcher.conn?.close());
+    let nextSub = 0;
+    const readerToken = await token('reader');
+    for (let i = 0; i < SUBSCRIBERS; i++) subscribers.push(new Subscriber(nextSub++, cluster.nodes[i % cluster.nodes.length] as (typeof cluster.nodes)[0], readerToken));
+    const members = Array.from({ length: MEMBERS }, (_, i) => new Member(`m${i}`, `solo.${i}`, cluster, r));
+    cleanup.push(() => Promise.all(members.map((m) => m.leave())));
+    await Promise.all(members.map((m) => m.join()));
+    await sleep(500);
+    publisher.start();
+
+    const until = started + o.ms;
+    const churn = churning(rChurn, until, members, subscribers, () => new Subscriber(nextSub++, pick(rChurn, cluster.nodes), readerToken));
+    while (Date.now() < until - 3000) {
+      await sleep(1500 + rFaults() * 2500);
+      await fault(cluster, rFaults, windows, faults, o.log);
+      await Promise.all(cluster.nodes.map((n) => n.sampleRss()));
+    }
+    await churn;
+    await cluster.allReady();
+    const quiet = Date.now();
+    o.log(`[${o.kind}] faults stopped after ${((quiet - started) / 1000).toFixed(0)} s; checking`);
+    // Members that lost their node during the last fault are back before the truth is taken.
+    await settleMembers(members);
+    // The truth last changed when the last member got back (its node died in the last fault), if after that.
+    const convergedMs = await converge(cluster, watcher, members, Math.max(quiet, ...members.map((m) => m.since)));
+    // A last publish per feed through node 0: every live subscriber must get it.
+    for (const t of FEEDS) await publisher.publish(t, [cluster.nodes[0] as (typeof cluster.nodes)[0]]);
+    await publisher.stop();
+    await sleep(1500 + WEBHOOK_DELAY);
+    await Promise.all(cluster.nodes.map((n) => n.sampleRss()));
+
+    const invariants: Invariant[] = [
+      ...checkDeliveries(o.kind, publisher, subscribers, windows),
+      ...(await checkPresence(cluster, watcher, members, convergedMs, BOUND_MS)),
+      checkOccupancy(cluster.hooks, members, subscribers, windows, o.kind),
+      { name: 'no process crashed', ok: cluster.nodes.every((n) => n.crashes.length === 0), detail: cluster.nodes.flatMap((n) => n.crashes).join('\n').slice(0, 2000) || 'none' },
+      memory(cluster),
+    ];
+    if (invariants.some((i) => !i.ok)) {
+      const file = path.join(__dirname, '..', '..', '..', 'test-artifacts', `chaos-${o.seed}-${o.kind}-trail.txt`);
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, trail.join('\n') + '\n');
+      o.log(`[${o.kind}] trail of member moves, watcher notices, hooks and faults: ${file}`);
+    }
+    trail.length = 0;
+    let delivered = 0;
+    let gaps = 0;
+    for (const s of subscribers) for (const list of s.seen.values()) for (const e of list) 'k' in e ? delivered++ : gaps++;
+    for (const s of subscribers) s.close();
+    await watcher.conn?.close();
+    await Promise.all(members.map((m) => m.leave()));
+    return {
+      kind: o.kind,
+      seed: o.seed,
+      seconds: Math.round((Date.now() - started) / 1000),
+      faults,
+      published: publisher.attempts,
+      acked: publisher.acked.length,
+      delivered,
+      gaps,
+      convergedMs,
+      maxRssMiB: cluster.nodes.map((n) => Math.round(n.maxRss / 1048576)),
+      invariants,
+    };
+  } finally {
+    for (const f of cleanup) await Promise.resolve(f()).catch(() => undefined);
+    await cluster.stop();
+  }
+}
+
+/** Members leave and come back, subscribers are replaced, until `until`. */
+async function churning(r: () => number, until: number, members: Member[], subscribers: Subscriber[], fresh: () => Subscriber): Promise<void> {
+  while (Date.now() < until - 2000) {
+    await sleep(300 + r() * 700);
+    if (r() < 0.8) {
+      const m = pick(r, members);
+      await m.leave();
+      await sleep(r() * 400);
+      await m.join();
+    } else {
+      const live = subscribers.filter((s) => s.closedAt === null);
+      pick(r, live).close();
+      subscribers.push(fresh());
+    }
+  }
+}
+
+/** One random fault, waited out until every node is ready again. */
+async function fault(cluster: Cluster, r: () => number, windows: FaultWindow[], counts: Record<string, number>, log: (l: string) => void): Promise<void> {
+  const x = r();
+  const w: FaultWindow = { what: '', from: Date.now(), to: 0 };
+  note(`fault starts (${x.toFixed(2)})`);
+  windows.push(w);
+  if (x < 0.45) {
+    const node = pick(r, cluster.nodes.slice(1)); // node 0 keeps the watcher
+    w.what = `kill node ${node.slot}`;
+    await node.kill();
+    await sleep(200 + r() * 1500);
+    await node.start();
+    counts.kill = (counts.kill ?? 0) + 1;
+  } else if (x < 0.7) {
+    w.what = 'broker restart';
+    await cluster.broker.kill();
+    await sleep(300 + r() * 1200);
+    await cluster.broker.spawn();
+    counts.broker_restart = (counts.broker_restart ?? 0) + 1;
+  } else {
+    const node = pick(r, cluster.nodes);
+    w.what = `partition node ${node.slot}`;
+    await node.proxy.reset(1000 + r() * 3000);
+    counts.partition = (counts.partition ?? 0) + 1;
+  }
+  await cluster.allReady();
+  w.to = Date.now();
+  note(`fault over: ${w.what}`);
+  log(`  ${w.what}: ${((w.to - w.from) / 1000).toFixed(1)} s until all nodes ready`);
+}
+
+async function settleMembers(members: Member[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && members.some((m) => m.conn === null)) await sleep(50);
+}
+
+/**
+ * Waits (up to 10 s) until the watcher's joins/leaves and every node's presence equal the truth; the time
+ * from `from` to the start of the check that found them equal (its reads begin then).
+ */
+async function converge(cluster: Cluster, watcher: Watcher, members: Member[], from: number): Promise<number> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const at = Date.now();
+    const ok = (await checkPresence(cluster, watcher, members, 0, Infinity)).every((i) => i.ok);
+    if (ok || Date.now() > deadline) return Math.max(0, (ok ? at : Date.now()) - from);
+    await sleep(50);
+  }
+}
+
+function memory(cluster: Cluster): Invariant {
+  const max = Math.max(...cluster.nodes.map((n) => n.maxRss));
+  return { name: 'memory bounded (RSS < 300 MiB per node)', ok: max < 300 * 1048576, detail: `max RSS per node: ${cluster.nodes.map((n) => Math.round(n.maxRss / 1048576)).join(', ')} MiB` };
+}
+

@@ -71,7 +71,7 @@ describe('bench smoke (--quick)', () => {
       if (scenario.name === 'crossnode') {
         // Real nats-server and redis-server: every column measured, nothing lost on the way through a broker.
         assert.equal(s.ratioBase, 'single node (memory)');
-        assert.deepEqual(Object.keys(s.servers), ['single node (memory)', 'NATS A+B', 'Redis A+B', 'NATS A only', 'Redis A only']);
+        assert.deepEqual(Object.keys(s.servers), ['single node (memory)', 'NATS A+B', 'Redis A+B', 'NATS JetStream A+B', 'NATS A only', 'Redis A only']);
         const lost = s.rows.find((r) => r.metric === 'lost');
         assert.ok(lost !== undefined && Object.values(lost.values).every((v) => v === 0), JSON.stringify(lost));
         assert.ok(s.rows.every((r) => Object.values(r.values).every((v) => v !== null)), 'a case produced no figures');
@@ -79,9 +79,9 @@ describe('bench smoke (--quick)', () => {
       if (scenario.name === 'brokercost') {
         // One broker subscription per topic the node holds, whichever broker.
         const subs = s.rows.find((r) => r.metric.startsWith('broker subscriptions for'));
-        assert.deepEqual(subs?.values, { NATS: s.params.topics, Redis: s.params.topics });
+        assert.deepEqual(subs?.values, { NATS: s.params.topics, Redis: s.params.topics, 'NATS JetStream': s.params.topics });
         const conns = s.rows.find((r) => r.metric === 'broker connections held by the node');
-        assert.deepEqual(conns?.values, { NATS: 1, Redis: 2 });
+        assert.deepEqual(conns?.values, { NATS: 1, Redis: 2, 'NATS JetStream': 1 });
       }
       if (scenario.name === 'latency') {
         const svg = fs.readFileSync(path.join(dir, json.replace('.json', '.svg')), 'utf8');

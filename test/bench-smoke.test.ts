@@ -4,7 +4,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { BenchReport } from '../bench/report/write';
+import type { BenchReport } from '../bench/report/types';
 import { SCENARIOS } from '../bench/scenarios';
 
 /**

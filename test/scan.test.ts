@@ -9,7 +9,7 @@ import { scanJsonValue, skipWs } from '../src/protocol/json-scan';
 import { scanMsgpackValue } from '../src/protocol/msgpack-scan';
 import { MAX_DEPTH_LIMIT } from '../src/protocol/depth';
 import { Payload } from '../src/protocol/payload';
-import { TopicList } from '../src/server/topic-list';
+import { TopicList } from '../src/session/topic-list';
 import { RawClient, type TestGateway, metric, sleep, startGateway } from './helpers/gateway';
 
 const DEPTH = 8;

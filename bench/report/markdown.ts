@@ -1,6 +1,6 @@
 import { Row, ScenarioResult } from '../scenarios/types';
 import { SERVERS, ServerName } from '../lib/servers';
-import type { BenchReport } from './write';
+import type { BenchReport } from './types';
 
 const isServer = (k: string): k is ServerName => k in SERVERS;
 const label = (k: string): string => (isServer(k) ? SERVERS[k].label : k);

@@ -1,6 +1,6 @@
 /** The soak's chart: server RSS and JS heap against time, thirds marked, as a self-contained SVG. */
 import type { SoakOutcome } from '../scenarios/soak';
-import type { BenchReport } from './write';
+import type { BenchReport } from './types';
 
 const W = 760;
 const H = 400;

@@ -1,27 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ScenarioResult } from '../scenarios/types';
 import { SERVERS, ServerName } from '../lib/servers';
+import type { BenchReport } from './types';
 import type { LatencyOutcome } from '../scenarios/latency';
 import { renderMarkdown } from './markdown';
 import { Series, latencyChart } from './svg';
 import { soakChart } from './soak-svg';
 
-export interface BenchReport {
-  version: 1;
-  date: string;
-  host: string;
-  command: string;
-  quick: boolean;
-  machine: { cpu: string; cores: number; memoryBytes: number; kernel: string; node: string; openFilesLimit: number };
-  pinning: string;
-  generatorThreads: number;
-  generatorCapacity: number | null;
-  servers: ServerName[];
-  notes: string[];
-  durationSeconds: number;
-  scenarios: ScenarioResult[];
-}
 
 const COLORS: Record<ServerName, string> = { wsgate: '#1f77b4', pusher: '#17becf', uws: '#2ca02c', ws: '#ff7f0e', socketio: '#9467bd', soketi: '#d62728' };
 

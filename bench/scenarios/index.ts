@@ -14,7 +14,8 @@ import { publishapi } from './publishapi';
 import { publishcost } from './publishcost';
 import { selftest } from './selftest';
 import { soak } from './soak';
+import { sse } from './sse';
 import { Scenario } from './types';
 
 /** In suite order: the generator's own figures first, so every report carries them. */
-export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, publishcost, alloc, crossnode, brokercost, soak, hooks, channels, delta, cores];
+export const SCENARIOS: readonly Scenario[] = [micro, selftest, fanout, latency, manytopics, idle, publishapi, publishcost, alloc, crossnode, brokercost, soak, hooks, channels, delta, cores, sse];

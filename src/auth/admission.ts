@@ -1,28 +1,13 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { ConnectProxy } from '../hooks/connect-proxy';
-import type { UpgradeResult } from '../metrics/stats';
+import type { Admission, Admitted } from './admitted';
 import type { Codec } from '../protocol/codec';
 import { ErrorCode, GatewayError } from '../protocol/codes';
-import { type Grant, openGrant, type TokenVerifier } from './token-verifier';
-
-/** A connection let in: what it may do and the topics the server subscribes it to on open. */
-export interface Admitted {
-  readonly grant: Grant;
-  readonly serverTopics: readonly string[];
-}
-
-/** A connection kept out, with the upgrade result it is counted as. */
-export interface Refused {
-  readonly refused: Exclude<UpgradeResult, 'accepted'>;
-  readonly error: GatewayError;
-}
-
-export type Admission = Admitted | Refused;
+import { openGrant, type TokenVerifier } from './token-verifier';
 
 const NO_TOPICS: readonly string[] = [];
 const open: Admitted = { grant: openGrant, serverTopics: NO_TOPICS };
 
-export const isRefused = (a: Admission): a is Refused => 'refused' in a;
 
 /**
  * Decides who a connection is. A presented token is verified when tokens are configured (no proxy

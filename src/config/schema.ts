@@ -9,6 +9,8 @@ export interface Config {
   host: string;
   port: number;
   wsPath: string;
+  ssePath: string;
+  sseHeartbeat: number;
   maxPayload: number;
   maxDepth: number;
   maxTopicsPerConn: number;
@@ -133,6 +135,13 @@ export const schema: { readonly [K in ConfigKey]: Spec } = {
     help: 'WebSocket upgrade path',
     check: { ok: (v) => /^\/[A-Za-z0-9._\-/]*$/.test(v), rule: 'a path starting with /' },
   },
+  ssePath: {
+    kind: 'string',
+    def: '/sse',
+    help: 'Server-Sent Events path (GET ?topics=a,b; docs/protocol.md "Server-Sent Events"); empty = no SSE door',
+    check: { ok: (v) => v === '' || /^\/[A-Za-z0-9._\-/]*$/.test(v), rule: 'a path starting with /, or empty' },
+  },
+  sseHeartbeat: { kind: 'int', def: 15_000, min: 1000, max: 600_000, help: 'milliseconds between SSE comment heartbeats (keep proxies from closing idle streams)' },
   maxPayload: { kind: 'int', def: 64 * 1024, min: 64, max: 16 * MiB, help: 'largest client message in bytes (larger: close 1009)' },
   maxDepth: {
     kind: 'int',

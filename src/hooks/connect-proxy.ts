@@ -1,5 +1,5 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import type { Admission } from '../auth/admission';
+import type { Admission } from '../auth/admitted';
 import { TopicPatterns } from '../auth/topic-patterns';
 import { patternsClaim } from '../auth/token-verifier';
 import type { Logger } from '../log';

@@ -1,4 +1,4 @@
-import { type Connection, clientId } from '../server/connection';
+import { type Session, clientId } from '../session/session';
 import type { WebhookEvent, WebhookSender } from './webhook-sender';
 
 /** One user's (or anonymous client's) subscriptions to one topic on this node, and its pending leave. */
@@ -21,7 +21,7 @@ export class MemberWebhooks {
     private readonly delayMs: number,
   ) {}
 
-  joined(conn: Connection, topic: string): void {
+  joined(conn: Session, topic: string): void {
     const key = keyOf(conn, topic);
     const m = this.members.get(key);
     if (m === undefined) {
@@ -36,7 +36,7 @@ export class MemberWebhooks {
     }
   }
 
-  left(conn: Connection, topic: string): void {
+  left(conn: Session, topic: string): void {
     const key = keyOf(conn, topic);
     const m = this.members.get(key);
     if (m === undefined || --m.subscriptions > 0) return;
@@ -61,4 +61,4 @@ export class MemberWebhooks {
 }
 
 // '\n' cannot occur in a topic, so topic and member cannot run into each other.
-const keyOf = (conn: Connection, topic: string): string => `${topic}\n${conn.grant.subject ?? clientId(conn)}`;
+const keyOf = (conn: Session, topic: string): string => `${topic}\n${conn.grant.subject ?? clientId(conn)}`;

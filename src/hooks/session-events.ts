@@ -1,17 +1,17 @@
-import { type Connection, clientId } from '../server/connection';
+import { type Session, clientId } from '../session/session';
 import { MemberWebhooks } from './member-webhooks';
 import type { WebhookSender } from './webhook-sender';
 
 /** What the session layer reports about connections, for webhooks. */
 export interface SessionEvents {
-  disconnected(conn: Connection, code: number): void;
+  disconnected(conn: Session, code: number): void;
   /** A client publish that got `seq`; sent only for topics whose rule sets `webhookPublish`. */
-  published(conn: Connection, topic: string, seq: number, data: unknown): void;
+  published(conn: Session, topic: string, seq: number, data: unknown): void;
   /** Whether publishes to `topic` are reported (then `published` needs their data decoded). */
   publishHooked(topic: string): boolean;
   /** A subscription to a topic with presence began / ended. */
-  joined(conn: Connection, topic: string): void;
-  left(conn: Connection, topic: string): void;
+  joined(conn: Session, topic: string): void;
+  left(conn: Session, topic: string): void;
   close(): void;
 }
 
@@ -30,11 +30,11 @@ export class WebhookSessionEvents implements SessionEvents {
     this.members = new MemberWebhooks(sender, leaveDelayMs);
   }
 
-  joined(conn: Connection, topic: string): void {
+  joined(conn: Session, topic: string): void {
     this.members.joined(conn, topic);
   }
 
-  left(conn: Connection, topic: string): void {
+  left(conn: Session, topic: string): void {
     this.members.left(conn, topic);
   }
 
@@ -42,11 +42,11 @@ export class WebhookSessionEvents implements SessionEvents {
     this.members.close();
   }
 
-  disconnected(conn: Connection, code: number): void {
+  disconnected(conn: Session, code: number): void {
     this.sender.emit({ name: 'disconnect', client: clientId(conn), user: conn.grant.subject, code });
   }
 
-  published(conn: Connection, topic: string, seq: number, data: unknown): void {
+  published(conn: Session, topic: string, seq: number, data: unknown): void {
     if (!this.publishHooked(topic)) return;
     this.sender.emit({ name: 'client_publish', client: clientId(conn), user: conn.grant.subject, topic, seq, data });
   }

@@ -1,6 +1,6 @@
 import type { PublishOutcome } from '../broker/broker';
 import type { Stats } from '../metrics/stats';
-import { ErrorCode, GatewayError } from '../protocol/codes';
+import { GatewayError } from '../protocol/codes';
 
 /**
  * Publishes carrying an `idempotencyKey`: a repeat of a key on the same topic within the window publishes
@@ -14,18 +14,6 @@ export interface Idempotency {
 
 /** A key on a topic; '\n' cannot occur in a topic, so topic and key cannot run into each other. */
 export const scopedKey = (topic: string, key: string): string => `${topic}\n${key}`;
-
-// Keys are the client's: bounded like topics, so a key costs a known amount of memory.
-export const MAX_IDEMPOTENCY_KEY = 128;
-
-/** The key of a `pub` or `POST /publish` item: undefined when absent, or the error to reply. */
-export function checkIdempotencyKey(v: unknown): string | undefined | GatewayError {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_IDEMPOTENCY_KEY) {
-    return new GatewayError(ErrorCode.BadRequest, `idempotencyKey must be a string of 1..${MAX_IDEMPOTENCY_KEY} characters`);
-  }
-  return v;
-}
 
 interface Seen {
   readonly expires: number;

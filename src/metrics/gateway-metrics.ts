@@ -33,8 +33,8 @@ export class GatewayMetrics {
     this.perPublish = new AllocationPerPublish(this.heap, totalPublishes, allocationWindowMs);
     const m = this.metrics;
     m.gauge('wsgate_connections', 'Open WebSocket connections.', () => s.connections);
-    m.labeled('wsgate_protocol_connections', 'Open WebSocket connections by front door (sum: wsgate_connections).', 'gauge', 'protocol', () => [['wsgate', s.connections - s.pusherConnections], ['pusher', s.pusherConnections]]);
-    m.labeled('wsgate_protocol_subscriptions', 'Subscriptions by front door (sum: wsgate_subscriptions).', 'gauge', 'protocol', () => [['wsgate', s.subscriptions - s.pusherSubscriptions], ['pusher', s.pusherSubscriptions]]);
+    m.labeled('wsgate_protocol_connections', 'Open connections by front door: WebSockets and SSE streams (sum: wsgate_connections).', 'gauge', 'protocol', () => [['wsgate', s.connections - s.pusherConnections - s.sseConnections], ['pusher', s.pusherConnections], ['sse', s.sseConnections]]);
+    m.labeled('wsgate_protocol_subscriptions', 'Subscriptions by front door (sum: wsgate_subscriptions).', 'gauge', 'protocol', () => [['wsgate', s.subscriptions - s.pusherSubscriptions - s.sseSubscriptions], ['pusher', s.pusherSubscriptions], ['sse', s.sseSubscriptions]]);
     m.counter('wsgate_pusher_frames_received_total', 'Frames received from Pusher clients.', () => s.pusherEvents);
     m.counter('wsgate_pusher_rest_refused_total', 'Pusher REST calls refused for their signature or timestamp (401).', () => s.pusherRestRefused);
     m.gauge('wsgate_pending_upgrades', 'Upgrades waiting for a token check or the connect proxy.', () => s.pendingUpgrades);

@@ -34,6 +34,10 @@ export class Stats {
   pusherConnections = 0;
   /** Subscriptions held by Pusher connections (also counted in `subscriptions`). */
   pusherSubscriptions = 0;
+  /** Server-Sent Events streams (also counted in `connections`). */
+  sseConnections = 0;
+  /** Subscriptions held by SSE streams (also counted in `subscriptions`). */
+  sseSubscriptions = 0;
   /** Frames received from Pusher clients. */
   pusherEvents = 0;
   /** Pusher REST calls refused for their signature (401). */

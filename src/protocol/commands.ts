@@ -1,6 +1,6 @@
 import { MAX_TOKEN_LENGTH } from '../auth/token-verifier';
 import { ErrorCode, GatewayError } from './codes';
-import { checkIdempotencyKey } from '../idempotency/idempotency';
+import { checkIdempotencyKey } from './idempotency-key';
 import { checkTopic } from './topic';
 
 /** A position in a topic's stream, as remembered by a client. */

@@ -31,14 +31,24 @@ export interface HubOptions {
   readonly delta?: DeltaSettings;
 }
 
-/** How a subscriber receives frames: one of the wsgate codecs, or the Pusher protocol. */
-export type Wire = CodecName | 'pusher';
+/** How a subscriber receives frames: one of the wsgate codecs, the Pusher protocol, or Server-Sent Events. */
+export type Wire = CodecName | 'pusher' | 'sse';
 
 /** A wire format of another front door: frames a publish once for that topic's subscribers of it. */
 export interface ExtraWire {
   /** Fans `payload` out to the topic's subscribers of this wire; returns the frame's bytes. */
   deliver(state: TopicState, payload: Payload): number;
   /** Fans a notice (join/leave) out to the topic's subscribers of this wire; whether any was reached. */
+  notice(state: TopicState, notice: Notice): boolean;
+}
+
+/**
+ * A front door whose connections cannot be subscribed natively (uWS topics reach WebSockets only): it
+ * gets each message's JSON delivery frame, encoded once, and writes it to its own connections.
+ */
+export interface FrameWire {
+  /** Writes `jsonFrame` (message `seq` of the topic) to the topic's subscribers of this wire; returns the bytes sent. */
+  deliver(state: TopicState, seq: number, jsonFrame: Uint8Array): number;
   notice(state: TopicState, notice: Notice): boolean;
 }
 
@@ -71,6 +81,7 @@ export class Hub {
   private readonly interest: InterestListener[] = [];
   private readonly sweeper: NodeJS.Timeout | null;
   private pusher: ExtraWire | null = null;
+  private sse: FrameWire | null = null;
   /** Handed to DeltaTopic.deliver: what a delta publish needs besides the frames. */
   private readonly deltas: DeltaDelivery;
 
@@ -94,6 +105,11 @@ export class Hub {
   /** The Pusher front door's wire format, set when Pusher apps are configured. */
   setPusherWire(wire: ExtraWire): void {
     this.pusher = wire;
+  }
+
+  /** The SSE front door's fan-out, set when the SSE door is on. */
+  setSseWire(wire: FrameWire): void {
+    this.sse = wire;
   }
 
   /** Every topic state this node holds (the Pusher API's channel listing). */
@@ -156,7 +172,8 @@ export class Hub {
     }
     if (codec === 'json') state.jsonSubs++;
     else if (codec === 'msgpack') state.packSubs++;
-    else state.pusherSubs++;
+    else if (codec === 'pusher') state.pusherSubs++;
+    else state.sseSubs++;
     this.stats.subscriptions++;
     return state;
   }
@@ -167,7 +184,8 @@ export class Hub {
     if (state === undefined) return undefined;
     if (codec === 'json') state.jsonSubs--;
     else if (codec === 'msgpack') state.packSubs--;
-    else state.pusherSubs--;
+    else if (codec === 'pusher') state.pusherSubs--;
+    else state.sseSubs--;
     this.stats.subscriptions--;
     if (state.subscribers === 0) {
       this.stats.topics--;
@@ -217,6 +235,8 @@ export class Hub {
       }
     }
     if (state.pusherSubs > 0 && this.pusher !== null) this.stats.sentBytes += this.pusher.deliver(state, payload) * state.pusherSubs;
+    // SSE streams are written one by one (no native fan-out for HTTP responses), from the one JSON frame.
+    if (state.sseSubs > 0 && this.sse !== null) this.stats.sentBytes += this.sse.deliver(state, seq, (jsonFrame ??= payload.jsonFrame(this.encoder, topic, seq)));
     if (state.delta !== null) this.deliverDeltas(state, seq, jsonFrame, packFrame);
     if (history !== null) {
       const frames = this.frames;
@@ -264,6 +284,7 @@ export class Hub {
       this.stats.sentBytes += frame.length * state.packSubs;
     }
     if (state.pusherSubs > 0 && this.pusher !== null) reached = this.pusher.notice(state, notice) || reached;
+    if (state.sseSubs > 0 && this.sse !== null) reached = this.sse.notice(state, notice) || reached;
     return reached;
   }
 

@@ -7,7 +7,8 @@ import type { RetainedMessage } from '../broker/broker';
 import type { HistoryFrames } from './history';
 import type { TopicState } from './topic-state';
 
-export type SendFrame = (frame: Uint8Array, binary: boolean) => void;
+/** Sends one delivery frame; `seq` is the message's (a door whose stream carries positions reads it). */
+export type SendFrame = (frame: Uint8Array, binary: boolean, seq: number) => void;
 
 const scratch = new Payload();
 const utf8 = new TextDecoder();
@@ -41,7 +42,7 @@ export function canRecover(state: TopicState, since: StreamPosition): boolean {
 export function replayAfter(state: TopicState, since: number, codec: CodecName, encoder: DeliveryEncoder, send: SendFrame): number {
   let replayed = 0;
   state.history?.forEachAfter(since, (seq, frames) => {
-    send(frameFor(codec, state.name, seq, frames, encoder), codec === 'msgpack');
+    send(frameFor(codec, state.name, seq, frames, encoder), codec === 'msgpack', seq);
     replayed++;
   });
   return replayed;
@@ -51,8 +52,8 @@ export function replayAfter(state: TopicState, since: number, codec: CodecName, 
 export function replayRetained(topic: string, messages: readonly RetainedMessage[], codec: CodecName, encoder: DeliveryEncoder, send: SendFrame): number {
   for (const m of messages) {
     const data = scratch.setRaw(m.data, 0, m.data.length, m.json);
-    if (codec === 'msgpack') send(data.msgpackFrame(encoder, topic, m.seq), true);
-    else send(data.jsonFrame(encoder, topic, m.seq), false);
+    if (codec === 'msgpack') send(data.msgpackFrame(encoder, topic, m.seq), true, m.seq);
+    else send(data.jsonFrame(encoder, topic, m.seq), false, m.seq);
   }
   return messages.length;
 }

@@ -15,6 +15,8 @@ export class TopicState {
   packSubs = 0;
   /** Subscribers through the Pusher front door (their frames: src/pusher/pusher-wire.ts). */
   pusherSubs = 0;
+  /** Subscribers through the SSE front door (fanned out by src/sse/sse-wire.ts). */
+  sseSubs = 0;
   /** The latest message, kept only for topics whose rule has lastMessage. */
   last: LastMessage | null = null;
   /** uWS topic names per codec: subscribers of each codec get frames in their own encoding. */
@@ -43,7 +45,7 @@ export class TopicState {
   }
 
   get subscribers(): number {
-    return this.jsonSubs + this.packSubs + this.pusherSubs;
+    return this.jsonSubs + this.packSubs + this.pusherSubs + this.sseSubs;
   }
 
   /** No subscribers and nothing retained: the state can go (the hub remembers its position). */

@@ -1,6 +1,6 @@
 import * as frames from './frames';
 import { PusherCode } from './frames';
-import type { PusherSockets } from './pusher-behavior';
+import type { PusherSockets } from './connection';
 
 /**
  * Pusher's liveness rule (server side): a connection silent for `activity_timeout` gets `pusher:ping`;

@@ -1,3 +1,4 @@
+import type { WebSocket } from 'uWebSockets.js';
 import type { CommandBucketSlot } from '../guard/command-rate';
 import type { AddressKey } from '../guard/upgrade-guard';
 import type { DisconnectReason } from '../metrics/stats';
@@ -44,3 +45,8 @@ export function newPusherConnection(app: PusherApp, socketId: string, addressKey
     cmd: null,
   };
 }
+
+export type PusherSocket = WebSocket<PusherConnection>;
+
+/** The Pusher sockets of this node by socket id: event exclusion and terminate_connections find them here. */
+export type PusherSockets = Map<string, PusherSocket>;

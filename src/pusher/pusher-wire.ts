@@ -5,7 +5,7 @@ import type { TopicState } from '../pubsub/topic-state';
 import type { PusherApps } from './apps';
 import { channelKind } from './channels';
 import * as frames from './frames';
-import type { PusherSockets } from './pusher-behavior';
+import type { PusherSockets } from './connection';
 
 /** What a wsgate publish is as a Pusher event. */
 export interface PusherEvent {

@@ -1,6 +1,6 @@
 import type { Logger } from '../log';
 import { CloseCode } from '../protocol/codes';
-import type { Socket } from './socket-behavior';
+import type { Socket } from './socket-door';
 
 const TICK_MS = 50;
 

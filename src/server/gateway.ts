@@ -10,12 +10,12 @@ import { Hooks } from '../hooks/hooks';
 import type { Logger } from '../log';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { Stats } from '../metrics/stats';
-import { ErrorCode, GatewayError } from '../protocol/codes';
+import { CloseCode, ErrorCode, GatewayError } from '../protocol/codes';
 import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
 import { CommandRate } from '../guard/command-rate';
 import { UpgradeGuard } from '../guard/upgrade-guard';
-import { containRoute, faultSink } from './contain';
+import { containRoute, type FaultSink, faultSink } from './contain';
 import { TopicRules } from '../rules/topic-rules';
 import { PusherDoor, pusherRules } from '../pusher/pusher-door';
 import { TopicQueries } from '../session/topic-queries';
@@ -23,12 +23,16 @@ import { ControlBus } from '../cluster/control-bus';
 import { Presence } from '../session/presence';
 import { ServerControl } from '../session/server-control';
 import { registerControlRoutes } from './control-route';
-import { closeSpread } from './drain';
+import { closeSpread, spreadOver } from './drain';
 import { listenExclusive } from './listen';
 import { sendError, sendText, watchAbort } from './http-reply';
 import { publishRoute } from './publish-route';
 import { registerTopicRoutes } from './topics-route';
-import { type Socket, socketBehavior } from './socket-behavior';
+import { socketBehavior } from './socket-behavior';
+import type { Socket } from './socket-door';
+import { SessionCore } from '../session/core';
+import { registerSse } from '../sse/sse-route';
+import type { SseDoor } from '../sse/sse-door';
 import { childApps } from '../workers/acceptor';
 
 /** How a gateway runs inside a worker thread (--workers > 1); absent: a process of its own. */
@@ -54,6 +58,9 @@ export class Gateway {
   /** The --admin-port listener carrying the HTTP API, /metrics and health; null: they are on the public port. */
   private readonly admin: TemplatedApp | null;
   private readonly guard: UpgradeGuard;
+  /** The Server-Sent Events front door, unless --sse-path is empty. */
+  private readonly sse: SseDoor | null;
+  private readonly sseHeartbeat: NodeJS.Timeout | null;
   private readonly sockets = new Set<Socket>();
   private readonly verifier: TokenVerifier | null;
   private listenSocket: us_listen_socket | null = null;
@@ -99,32 +106,55 @@ export class Gateway {
     this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log, keyedPublisher(this.broker));
     const admitter = new Admitter(verifier, this.hooks.connect);
 
+    const core = new SessionCore({
+      config,
+      hub: this.hub,
+      broker: this.broker,
+      queries,
+      presence: this.presence,
+      control,
+      stats: this.stats,
+      admitter,
+      proxies: this.hooks,
+      events: this.hooks.events,
+      idempotency: this.hooks.idempotency,
+      log,
+      guard: this.guard,
+      isDraining: () => this.draining,
+      fault,
+    });
     app.ws(
       config.wsPath,
       socketBehavior({
         config,
-        hub: this.hub,
-        broker: this.broker,
-        queries,
-        presence: this.presence,
-        control,
+        core,
         stats: this.stats,
-        admitter,
-        proxies: this.hooks,
-        events: this.hooks.events,
-        idempotency: this.hooks.idempotency,
         log,
         sockets: this.sockets,
-        isDraining: () => this.draining,
-        guard: this.guard,
         commandRate: new CommandRate(config.maxCommandsPerSecond, config.commandBurst),
         fault,
       }),
     );
+    this.sse = config.ssePath === '' ? null : registerSse(app, { config, core, stats: this.stats, log, fault });
+    if (this.sse !== null) this.hub.setSseWire(this.sse);
+    const sse = this.sse;
+    this.sseHeartbeat = sse === null ? null : setInterval(() => sse.heartbeat(), config.sseHeartbeat).unref();
     this.pusher = config.pusherApps === '' ? null : new PusherDoor(app, { config, hub: this.hub, broker: this.broker, stats: this.stats, guard: this.guard, log, fault, isDraining: () => this.draining, webhookDuration: this.metrics.webhookDuration, presence: this.presence, bus: this.bus, queries, control });
     if (this.pusher?.wantsOccupancy === true) this.hooks.onOccupancy(this.pusher.occupancyChanged);
-    // A plain GET on the WebSocket path (no upgrade headers) lands here.
-    app.get(config.wsPath, (res) => {
+    this.admin = config.adminPort !== 0 ? App() : null;
+    // With --admin-port the API, metrics and health live on their own listener; the public port then
+    // carries only upgrades, SSE and the page.
+    this.registerOps(this.admin ?? app, queries, control, fault);
+    this.registerWsGet(app);
+    if (config.page) registerPage(app, config, log);
+    for (const a of this.admin === null ? [app] : [app, this.admin]) {
+      a.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
+    }
+  }
+
+  /** A plain GET on the WebSocket path (no upgrade headers) lands here: 426. */
+  private registerWsGet(app: TemplatedApp): void {
+    app.get(this.config.wsPath, (res) => {
       this.stats.upgrades.bad_request++;
       res
         .writeStatus('426 Upgrade Required')
@@ -132,10 +162,11 @@ export class Gateway {
         .writeHeader('content-type', 'application/json')
         .end(JSON.stringify({ code: ErrorCode.BadRequest, reason: 'this path accepts WebSocket upgrades only' }));
     });
-    // With --admin-port the API, metrics and health live on their own listener; the public port then
-    // carries only upgrades and the page.
-    this.admin = config.adminPort !== 0 ? App() : null;
-    const ops = this.admin ?? app;
+  }
+
+  /** The HTTP API, metrics and health. */
+  private registerOps(ops: TemplatedApp, queries: TopicQueries, control: ServerControl, fault: FaultSink): void {
+    const { config } = this;
     ops.post('/publish', containRoute(fault, publishRoute(config, this.broker, this.hooks.idempotency, this.stats, fault)));
     registerTopicRoutes(ops, config, queries, this.presence, fault);
     registerControlRoutes(ops, config, control, this.stats, fault);
@@ -146,15 +177,11 @@ export class Gateway {
     }));
     ops.get('/metrics', containRoute(fault, (res) => {
       const abort = watchAbort(res);
-      (role === null ? this.metrics.text() : role.metricsText()).then(
+      (this.role === null ? this.metrics.text() : this.role.metricsText()).then(
         (text) => sendText(res, '200 OK', text, this.metrics.metrics.contentType, abort),
         (e: Error) => sendText(res, '500 Internal Server Error', e.message, undefined, abort),
       );
     }));
-    if (config.page) registerPage(app, config, log);
-    for (const a of this.admin === null ? [app] : [app, this.admin]) {
-      a.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
-    }
   }
 
   /** The apps an acceptor hands connections to (public, admin), for a worker thread. */
@@ -214,8 +241,19 @@ export class Gateway {
     this.stats.draining = true;
     this.stopListening();
     this.accepting = false;
-    await Promise.all([closeSpread(this.sockets, this.config.drainWindow, this.log), this.pusher?.drain(this.config.drainWindow)]);
+    await Promise.all([closeSpread(this.sockets, this.config.drainWindow, this.log), this.pusher?.drain(this.config.drainWindow), this.drainSse()]);
     await this.close();
+  }
+
+  /** Ends every SSE stream over the drain window (`event: close` 1012): EventSource reconnects elsewhere. */
+  private drainSse(): Promise<void> {
+    const sse = this.sse;
+    if (sse === null) return Promise.resolve();
+    return spreadOver(sse.streams, this.config.drainWindow, (h) => {
+      if (h.done) return;
+      h.session.closeReason = 'drain';
+      sse.end(h, h.session, CloseCode.ServiceRestart, 'service restart');
+    });
   }
 
   private stopListening(): void {
@@ -232,6 +270,7 @@ export class Gateway {
     this.stopListening();
     if (this.adminListenSocket !== null) us_listen_socket_close(this.adminListenSocket);
     this.adminListenSocket = null;
+    if (this.sseHeartbeat !== null) clearInterval(this.sseHeartbeat);
     this.app.close();
     this.bus.close();
     this.presence.close();

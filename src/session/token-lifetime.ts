@@ -1,12 +1,12 @@
 import type { Grant, TokenVerifier } from '../auth/token-verifier';
 import { ErrorCode, GatewayError } from '../protocol/codes';
-import type { Connection } from '../server/connection';
+import type { Session } from '../session/session';
 
 // Node timers cannot wait longer than 2^31-1 ms; tokens valid longer than ~24 days get no timer.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** (Re)arms the close at the connection's token expiry; a grant without expiry clears it. */
-export function armExpiry(conn: Connection, onExpired: () => void): void {
+export function armExpiry(conn: Session, onExpired: () => void): void {
   if (conn.expiry !== null) clearTimeout(conn.expiry);
   conn.expiry = null;
   const exp = conn.grant.expiresAt;
@@ -25,7 +25,7 @@ export interface Refreshed {
  * Checks an in-band `refresh`: the new token must verify and name the same subject as the one the
  * connection was opened with. On any error the caller keeps the old grant.
  */
-export function refreshGrant(verifier: TokenVerifier | null, conn: Connection, token: string, id: number | undefined): Refreshed | GatewayError {
+export function refreshGrant(verifier: TokenVerifier | null, conn: Session, token: string, id: number | undefined): Refreshed | GatewayError {
   if (verifier === null) return new GatewayError(ErrorCode.BadRequest, 'this gateway does not use tokens: nothing to refresh', id);
   const grant = verifier.verify(token);
   if (grant instanceof GatewayError) return grant.withId(id);

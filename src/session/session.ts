@@ -24,7 +24,7 @@ export interface OpenTopics {
  * dictionary, ~830 B instead of ~130 B per idle connection (test/connection-shape.test.ts checks). So
  * at most 15 fields: what only some connections need lives in an object made on first use.
  */
-export interface Connection extends CommandBucketSlot {
+export interface Session extends CommandBucketSlot {
   readonly serial: number;
   readonly codec: Codec;
   /** Replaced by an in-band `refresh`. */
@@ -49,7 +49,7 @@ export interface Connection extends CommandBucketSlot {
   pubQueue: TaskQueue | null;
 }
 
-export function newConnection(codec: Codec, grant: Grant, opening: OpenTopics | null, addressKey: AddressKey): Connection {
+export function newSession(codec: Codec, grant: Grant, opening: OpenTopics | null, addressKey: AddressKey): Session {
   return {
     serial: ++serials,
     codec,
@@ -69,5 +69,5 @@ export function newConnection(codec: Codec, grant: Grant, opening: OpenTopics | 
 }
 
 /** The client id the application sees in proxy calls and webhooks. */
-export const clientId = (conn: Connection): string => `${NODE}.${conn.serial}`;
+export const clientId = (conn: Session): string => `${NODE}.${conn.serial}`;
 

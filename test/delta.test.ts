@@ -6,10 +6,11 @@ import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
 import { type SocketFactory, WsgateClient } from '../src/client/sdk';
 import { wsPackageSocket } from '../src/client/sdk/socket';
+import { ownerOf } from '../src/broker/in-process-broker';
 import { DeltaFrameEncoder } from '../src/protocol/delta-frame';
 import { clusterOfTwo, eventually } from './helpers/brokers';
 import { type Codec, RawSubscriber } from './helpers/delta-client';
-import { metric, startGateway } from './helpers/gateway';
+import { metric, spawnGateway, startGateway } from './helpers/gateway';
 
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
@@ -344,5 +345,88 @@ describe('delta delivery across nodes (redis)', { timeout: 60_000 }, () => {
     assert.ok(onB.json.deltas > 300 && onB.msgpack.deltas > 300);
     for (const s of all) s.close();
     pub.close();
+  });
+});
+
+/** Open connections per worker (`wsgate_worker_connections{worker}`), from one scrape. */
+async function workerConnections(http: string, workers: number): Promise<number[]> {
+  const text = await (await fetch(`${http}/metrics`)).text();
+  return Array.from({ length: workers }, (_, w) => Number(text.match(new RegExp(`^wsgate_worker_connections\\{worker="${w}"\\} (\\d+)$`, 'm'))?.[1] ?? NaN));
+}
+
+describe('delta delivery across workers (--workers 2)', { timeout: 60_000 }, () => {
+  it('publisher on one worker, delta subscribers on the other (live, late, resumed with since there): rebuilt byte for byte, JSON and msgpack, whichever worker owns the topic', async () => {
+    // Worker threads load the gateway's modules: slow to start on a loaded 2-core machine.
+    const g = await spawnGateway(['--workers', '2', ...FLAGS], {}, 40_000);
+    const url = `ws://127.0.0.1:${g.port}/ws`;
+    const http = `http://127.0.0.1:${g.port}`;
+    const opened: { close(): void }[] = [];
+    /** Opens connections until one lands on worker `w` (the acceptor alternates); the others stay open, unused. */
+    const on = async <T extends { close(): void }>(w: number, open: () => Promise<T>): Promise<T> => {
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const before = await workerConnections(http, 2);
+        const c = await open();
+        opened.push(c);
+        let now = before;
+        await eventually('the connection counted', async () => (now = await workerConnections(http, 2)).reduce((a, b) => a + b) === before.reduce((a, b) => a + b) + 1);
+        if ((now[w] as number) > (before[w] as number)) return c;
+      }
+      throw new Error(`no connection landed on worker ${w}`);
+    };
+    const topicOwnedBy = (w: number, tag: string): string => {
+      for (let i = 0; ; i++) if (ownerOf(`state.${tag}${i}`, 2) === w) return `state.${tag}${i}`;
+    };
+    try {
+      // The publisher is on worker 0; one topic is numbered there, the other on worker 1 (the publish
+      // goes there to be numbered and comes back): both ways across the boundary.
+      const cases = [
+        { topic: topicOwnedBy(0, 'own'), pubCodec: 'json' as Codec, seed: 11 },
+        { topic: topicOwnedBy(1, 'far'), pubCodec: 'msgpack' as Codec, seed: 12 },
+      ];
+      for (const { topic, pubCodec, seed } of cases) {
+        const pub = await on(0, () => Publisher.connect(url, pubCodec));
+        const sub = (w: number, codec: Codec) => on(w, () => RawSubscriber.connect(url, codec));
+        const delta = { json: await sub(1, 'json'), msgpack: await sub(1, 'msgpack') };
+        const plain1 = { json: await sub(1, 'json'), msgpack: await sub(1, 'msgpack') };
+        const plain0 = { json: await sub(0, 'json'), msgpack: await sub(0, 'msgpack') };
+        const resumeCodec: Codec = pubCodec === 'json' ? 'msgpack' : 'json';
+        const first = await sub(0, resumeCodec); // resumes on worker 1 later
+        for (const s of [delta.json, delta.msgpack, first]) assert.equal((await s.sub(topic, 'fossil')).op, 'ok');
+        for (const s of [plain1.json, plain1.msgpack, plain0.json, plain0.msgpack]) assert.equal((await s.sub(topic)).op, 'ok');
+        const docs = states(fc.sample(mutation, { numRuns: 150, seed }));
+        await publishAll(pub, topic, docs.slice(0, 50), first, 1);
+        await eventually('50 on worker 1', () => delta.msgpack.data.has(50));
+        const epoch = (first.replies.find((r) => r.op === 'ok') as Record<string, unknown>).epoch;
+        first.close();
+        await publishAll(pub, topic, docs.slice(50, 80), delta.msgpack, 51); // missed by `first`
+        const resumed = await sub(1, resumeCodec);
+        const since = await resumed.sub(topic, 'fossil', { since: { seq: 50, epoch } });
+        assert.equal(since.recovered, true, JSON.stringify(since));
+        const late = await sub(1, pubCodec);
+        assert.equal((await late.sub(topic, 'fossil')).op, 'ok');
+        await eventually('the replay', () => resumed.data.has(80));
+        await publishAll(pub, topic, docs.slice(80), late, 81);
+        const all = [delta.json, delta.msgpack, plain1.json, plain1.msgpack, plain0.json, plain0.msgpack];
+        await eventually('all delivered', () => all.every((s) => s.data.size === docs.length) && resumed.data.has(150), 20_000);
+        const seqs = (from: number) => docs.slice(from - 1).map((_, i) => from + i);
+        for (const codec of ['json', 'msgpack'] as const) {
+          assertSameBytes(delta[codec], plain1[codec], seqs(1));
+          assertSameBytes(delta[codec], plain0[codec], seqs(1));
+          assert.ok(delta[codec].deltas >= 120, `${topic} ${codec}: mostly deltas (${delta[codec].deltas})`);
+        }
+        const plain = (c: Codec) => (c === 'json' ? plain0.json : plain0.msgpack);
+        assertSameBytes(first, plain(resumeCodec), seqs(1).slice(0, 50));
+        assert.deepEqual([...resumed.data.keys()], seqs(51), 'resumed: 51..150, each once');
+        assertSameBytes(resumed, plain(resumeCodec), seqs(51));
+        assert.deepEqual([...late.data.keys()], seqs(81), 'late: from 81');
+        assertSameBytes(late, plain(pubCodec), seqs(81));
+        assert.ok(resumed.deltas >= 50 && late.deltas >= 50 && first.deltas >= 40, `deltas after joining (${first.deltas}, ${resumed.deltas}, ${late.deltas})`);
+        for (const s of seqs(1)) assert.deepEqual(delta.msgpack.value(s), docs[s - 1], `${topic} message ${s}`);
+        for (const c of opened.splice(0)) c.close();
+      }
+    } finally {
+      for (const c of opened) c.close();
+      await g.stop();
+    }
   });
 });

@@ -42,10 +42,10 @@ export class RawSubscriber {
     this.ws.send(this.codec === 'json' ? JSON.stringify(cmd) : packr.pack(cmd));
   }
 
-  /** Sends `sub` (with `delta` when given) and resolves with the reply. */
-  async sub(topic: string, delta?: unknown): Promise<Record<string, unknown>> {
+  /** Sends `sub` (with `delta` when given, and any `extra` fields such as `since`) and resolves with the reply. */
+  async sub(topic: string, delta?: unknown, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     const id = this.replies.length + 1000;
-    this.send(delta === undefined ? { op: 'sub', topic, id } : { op: 'sub', topic, id, delta });
+    this.send(delta === undefined ? { op: 'sub', topic, id, ...extra } : { op: 'sub', topic, id, delta, ...extra });
     const deadline = Date.now() + 10_000;
     for (;;) {
       const r = this.replies.find((x) => x.id === id);

@@ -189,5 +189,25 @@ for (const kind of ['redis', 'nats'] as const) {
       assert.deepEqual(u7.seen('room.p'), [], "B's client never saw A's members leave");
       await Promise.all([wA.c.close(), u7.c.close(), a.stop(), b.stop()]);
     });
+
+    it('a node whose event loop stalled takes nobody for gone when it resumes', async () => {
+      const a = await spawn(broker.url, flags());
+      const b = await spawn(broker.url, flags());
+      await ready(a, b);
+      const alice = await member(wsOf(a), 'alice', ['chat.s']);
+      const bob = await member(wsOf(b), 'bob', ['chat.s']);
+      await eventually('bob joined on A', () => alice.seen('chat.s', 'bob').length === 1, 5000);
+      // B's whole process stops for two TTLs: A rightly declares it gone; B, resuming, runs its heartbeat
+      // timer before it reads the heartbeats that waited in its socket meanwhile.
+      b.child.kill('SIGSTOP');
+      await eventually('A declares B gone', () => alice.seen('chat.s', 'bob').length === 2, NODE_TTL * 4);
+      await sleep(NODE_TTL);
+      b.child.kill('SIGCONT');
+      await eventually('bob back on A', () => alice.seen('chat.s', 'bob').length === 3, BOUND);
+      await sleep(HEARTBEAT * 3);
+      assert.deepEqual(bob.seen('chat.s'), [], 'B never took A (alive all along) for gone');
+      assert.deepEqual(alice.seen('chat.s', 'bob'), ['join:bob', 'leave:bob', 'join:bob']);
+      await Promise.all([alice.c.close(), bob.c.close(), a.stop(), b.stop()]);
+    });
   });
 }

@@ -59,6 +59,8 @@ export class ControlBus {
   private readonly listeners = new Map<string, (body: unknown, from: string) => void>();
   /** Other nodes by id → when last heard from. */
   private readonly peers = new Map<string, number>();
+  /** When tick last ran: a longer gap than two heartbeat periods means our own event loop stalled. */
+  private lastTick = Date.now();
   private readonly gatherings = new Map<number, Gathering>();
   private readonly goneListeners: ((node: string) => void)[] = [];
   private readonly seenListeners: ((node: string) => void)[] = [];
@@ -246,11 +248,20 @@ export class ControlBus {
   }
 
   private tick(): void {
+    const now = Date.now();
+    // Our own event loop was blocked (load, a GC, a fresh node compiling): the peers' heartbeats of that
+    // time wait in the socket, to be read after this timer. Declaring them gone now would reap live nodes
+    // (the chaos run saw it), so each gets a fresh TTL instead; a really dead one goes one TTL later.
+    const stalled = now - this.lastTick > 2 * this.options.heartbeatMs;
+    this.lastTick = now;
     this.heartbeat();
     // A node whose own transport is down cannot hear anyone: it declares nobody gone (it keeps serving
     // its local clients with what it knew; see cameUp).
     if (!this.up) return;
-    const now = Date.now();
+    if (stalled) {
+      for (const node of this.peers.keys()) this.peers.set(node, now);
+      return;
+    }
     const cutoff = now - this.options.nodeTtlMs;
     for (const [node, at] of this.gone) if (at < now - GONE_MEMORY_TTLS * this.options.nodeTtlMs) this.gone.delete(node);
     for (const [node, seen] of this.peers) {

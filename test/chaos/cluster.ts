@@ -25,6 +25,8 @@ export interface FaultWindow {
 export interface Hook {
   readonly name: string;
   readonly topic?: string;
+  /** The event's id: a retried batch repeats it (webhooks are at least once, docs/backend.md). */
+  readonly id?: string;
   /** When the sending node decided it (the request's time_ms): webhooks from different nodes may arrive out of that order. */
   readonly at: number;
 }
@@ -141,7 +143,7 @@ export class Cluster {
     app.on('/hooks', (r, res) => {
       const body = r.body as { time_ms: number; events: Hook[] };
       for (const e of body.events) if (e.name.startsWith('topic_')) note(`hook ${e.name} ${e.topic} (decided ${new Date(body.time_ms).toISOString().slice(11, 23)})`);
-      for (const e of body.events) cluster.hooks.push({ name: e.name, at: body.time_ms, ...(e.topic === undefined ? {} : { topic: e.topic }) });
+      for (const e of body.events) cluster.hooks.push({ name: e.name, at: body.time_ms, ...(e.id === undefined ? {} : { id: e.id }), ...(e.topic === undefined ? {} : { topic: e.topic }) });
       json(res, 200, {});
     });
     for (let i = 0; i < size; i++) {

@@ -119,8 +119,12 @@ const CROSSING_MS = 100;
  */
 function decidedOrder(hooks: readonly Hook[]): Hook[] {
   const byTopic = new Map<string, Hook[]>();
+  const ids = new Set<string>();
   for (const h of [...hooks].sort((x, y) => x.at - y.at)) {
     if ((h.name !== 'topic_occupied' && h.name !== 'topic_vacated') || h.topic === undefined) continue;
+    // A retried batch (its POST timed out under load) repeats its events' ids: the same event, not a second one.
+    if (h.id !== undefined && ids.has(h.id)) continue;
+    if (h.id !== undefined) ids.add(h.id);
     let list = byTopic.get(h.topic);
     if (list === undefined) byTopic.set(h.topic, (list = []));
     list.push(h);

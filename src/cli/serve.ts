@@ -5,7 +5,7 @@ import { openApiRefusal } from '../guard/api-exposure';
 import { createLogger, type Logger } from '../log';
 import { connectionBudget, openFilesLimit } from '../server/fd-limit';
 import { Gateway } from '../server/gateway';
-import { EXIT_CANNOT_LISTEN, ListenError } from '../server/listen';
+import { startOrExit } from '../server/listen';
 import { serveWorkers } from '../workers/serve-workers';
 import { workerCount } from '../workers/supervisor';
 import { DEMO_CHAT_TOPIC, startDemo } from './demo';
@@ -53,15 +53,7 @@ export async function serve(argv: readonly string[]): Promise<void> {
   const workers = workerCount(config.workers);
   if (workers > 1) return serveWorkers({ ...config, maxConnections: fds.maxConnections }, log, workers);
   const gateway = new Gateway({ ...config, maxConnections: fds.maxConnections }, log);
-  let port: number;
-  try {
-    port = await gateway.start();
-  } catch (e) {
-    if (!(e instanceof ListenError)) throw e;
-    log.fatal(e.message);
-    await gateway.close();
-    process.exit(EXIT_CANNOT_LISTEN);
-  }
+  const port = await startOrExit(() => gateway.start(), () => gateway.close(), log);
   log.info(frontDoors(config, port), 'front doors');
   const demo = config.demo ? startDemo(gateway.broker) : null;
   handleStopSignals(gateway, config, log, demo);

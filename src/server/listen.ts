@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import type { ListenOptions, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { Logger } from '../log';
 
 /** Exit code of `serve` when a port cannot be bound (documented in README "Lifecycle"). */
 export const EXIT_CANNOT_LISTEN = 3;
@@ -14,6 +15,21 @@ export class ListenError extends Error {
     what: string,
   ) {
     super(`cannot listen on ${host}:${port} (${what}): ${describeErrno(errno, port, what)}`);
+  }
+}
+
+/**
+ * Starts a server (one gateway, or the workers' acceptor) and answers its port; a port it cannot bind is
+ * logged as fatal and the process exits with EXIT_CANNOT_LISTEN once `close` has released what started.
+ */
+export async function startOrExit(start: () => Promise<number>, close: () => Promise<void>, log: Logger): Promise<number> {
+  try {
+    return await start();
+  } catch (e) {
+    if (!(e instanceof ListenError)) throw e;
+    log.fatal(e.message);
+    await close();
+    return process.exit(EXIT_CANNOT_LISTEN);
   }
 }
 

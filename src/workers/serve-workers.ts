@@ -2,7 +2,7 @@ import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import { frontDoors } from '../cli/startup-report';
 import { FORCED_EXIT, REPEAT_GRACE_MS, type StopSignal, StopSignals } from '../cli/stop-signals';
-import { EXIT_CANNOT_LISTEN, ListenError } from '../server/listen';
+import { startOrExit } from '../server/listen';
 import { Supervisor } from './supervisor';
 
 /**
@@ -27,15 +27,7 @@ export function workerConfig(config: Config, workers: number): Config {
  */
 export async function serveWorkers(config: Config, log: Logger, workers: number): Promise<void> {
   const supervisor = new Supervisor(workerConfig(config, workers), log, workers);
-  let port: number;
-  try {
-    port = await supervisor.start();
-  } catch (e) {
-    if (!(e instanceof ListenError)) throw e;
-    log.fatal(e.message);
-    await supervisor.drain();
-    process.exit(EXIT_CANNOT_LISTEN);
-  }
+  const port = await startOrExit(() => supervisor.start(), () => supervisor.drain(), log);
   log.info({ ...frontDoors(config, port), workers }, 'front doors');
   const signals = new StopSignals();
   const onSignal = (signal: StopSignal): void => {

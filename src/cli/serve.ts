@@ -10,7 +10,7 @@ import { serveWorkers } from '../workers/serve-workers';
 import { workerCount } from '../workers/supervisor';
 import { DEMO_CHAT_TOPIC, startDemo } from './demo';
 import { frontDoors, startupWarnings } from './startup-report';
-import { FORCED_EXIT, REPEAT_GRACE_MS, type StopSignal, StopSignals } from './stop-signals';
+import { onStopSignals } from './stop-signals';
 
 export const SERVE_HELP = `Usage: wsgate serve [options]
 
@@ -61,17 +61,7 @@ export async function serve(argv: readonly string[]): Promise<void> {
 
 /** SIGTERM/SIGINT drain once; an echo of the same stop is ignored; a deliberate later one exits at once. */
 function handleStopSignals(gateway: Gateway, config: Config, log: Logger, demo: NodeJS.Timeout | null): void {
-  const signals = new StopSignals();
-  const onSignal = (signal: StopSignal) => {
-    const verdict = signals.classify();
-    if (verdict === 'repeat') {
-      log.info({ signal, graceMs: REPEAT_GRACE_MS }, 'stop signal repeated within the grace period (npm or systemd passing it on): still draining');
-      return;
-    }
-    if (verdict === 'exit_now') {
-      log.warn({ signal }, 'second stop signal: exiting now');
-      process.exit(FORCED_EXIT[signal]);
-    }
+  onStopSignals(log, (signal) => {
     if (demo !== null) clearInterval(demo);
     log.info({ signal, drainWindowMs: config.drainWindow, deadlineMs: config.drainTimeout }, 'draining');
     const deadline = setTimeout(() => {
@@ -83,7 +73,5 @@ function handleStopSignals(gateway: Gateway, config: Config, log: Logger, demo: 
       log.info('drained');
       process.exit(0);
     });
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  });
 }

@@ -6,6 +6,8 @@
  */
 export const REPEAT_GRACE_MS = 1000;
 
+import type { Logger } from '../log';
+
 export type StopSignal = 'SIGTERM' | 'SIGINT';
 
 /** What a stop signal means given the signals before it. */
@@ -34,4 +36,26 @@ export class StopSignals {
     }
     return t - this.firstAt < this.graceMs ? 'repeat' : 'exit_now';
   }
+}
+
+/**
+ * Listens for SIGTERM and SIGINT: the first calls `drain`, an echo within the grace period is logged and
+ * ignored, a deliberate later one exits at once with FORCED_EXIT (one policy for serve and its workers).
+ */
+export function onStopSignals(log: Logger, drain: (signal: StopSignal) => void): void {
+  const signals = new StopSignals();
+  const onSignal = (signal: StopSignal): void => {
+    const verdict = signals.classify();
+    if (verdict === 'repeat') {
+      log.info({ signal, graceMs: REPEAT_GRACE_MS }, 'stop signal repeated within the grace period (npm or systemd passing it on): still draining');
+      return;
+    }
+    if (verdict === 'exit_now') {
+      log.warn({ signal }, 'second stop signal: exiting now');
+      process.exit(FORCED_EXIT[signal]);
+    }
+    drain(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }

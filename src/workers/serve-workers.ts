@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import { frontDoors } from '../cli/startup-report';
-import { FORCED_EXIT, REPEAT_GRACE_MS, type StopSignal, StopSignals } from '../cli/stop-signals';
+import { onStopSignals } from '../cli/stop-signals';
 import { startOrExit } from '../server/listen';
 import { Supervisor } from './supervisor';
 
@@ -29,17 +29,7 @@ export async function serveWorkers(config: Config, log: Logger, workers: number)
   const supervisor = new Supervisor(workerConfig(config, workers), log, workers);
   const port = await startOrExit(() => supervisor.start(), () => supervisor.drain(), log);
   log.info({ ...frontDoors(config, port), workers }, 'front doors');
-  const signals = new StopSignals();
-  const onSignal = (signal: StopSignal): void => {
-    const verdict = signals.classify();
-    if (verdict === 'repeat') {
-      log.info({ signal, graceMs: REPEAT_GRACE_MS }, 'stop signal repeated within the grace period (npm or systemd passing it on): still draining');
-      return;
-    }
-    if (verdict === 'exit_now') {
-      log.warn({ signal }, 'second stop signal: exiting now');
-      process.exit(FORCED_EXIT[signal]);
-    }
+  onStopSignals(log, (signal) => {
     log.info({ signal, drainWindowMs: config.drainWindow, deadlineMs: config.drainTimeout, workers }, 'draining');
     // Each worker cuts what is left at its own drain deadline (drainTimeout); this is the backstop.
     setTimeout(() => {
@@ -50,7 +40,5 @@ export async function serveWorkers(config: Config, log: Logger, workers: number)
       log.info('drained');
       process.exit(0);
     });
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  });
 }

@@ -296,6 +296,9 @@ describe('deploy/ against a running gateway and a real Prometheus', () => {
     const statics = asArray(job.static_configs).filter(isRecord);
     assert.equal(statics.length, 1);
     statics[0].targets = [`127.0.0.1:${gwPort}`];
+    // Only the pace changes: the shipped 15 s would make the scrape and rule checks wait a minute.
+    assert.ok(isRecord(config.global));
+    Object.assign(config.global, { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' });
     writeFileSync(path.join(tmp, 'prometheus.yml'), YAML.stringify(config));
     cpSync(path.join(DEPLOY, 'prometheus', 'rules'), path.join(tmp, 'rules'), { recursive: true });
 

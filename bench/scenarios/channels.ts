@@ -75,7 +75,7 @@ export const channels: Scenario = {
     const plain = runHubBenchmark(100, 100, publishes);
     const withRules = runHubBenchmark(100, 100, publishes, 'json', 'scan', OTHER_RULES);
     const lastMessage = runHubBenchmark(100, 100, publishes, 'json', 'scan', LAST_MESSAGE);
-    const members = q ? 300 : 1000;
+    const members = q ? 150 : 1000;
     ctx.log(`channels: join/leave storm, ${members} members`);
     const storm = await joinLeaveStorm(members);
     return {

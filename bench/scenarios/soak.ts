@@ -15,6 +15,8 @@ export const SOAK_PROFILES: readonly SoakProfile[] = ['steady', 'churn'];
 /** Default durations: issue 16's steady run is ≥ 10 minutes; issue 10's churn soak is 30. */
 export const SOAK_DEFAULT_SECONDS: Record<SoakProfile, number> = { steady: 600, churn: 1800 };
 const SAMPLE_MS = 10_000;
+/** A quick (smoke) run samples faster, so its 15 s still give the three samples a trend needs. */
+const QUICK_SAMPLE_MS = 4_000;
 
 export interface SoakOutcome {
   profile: SoakProfile;
@@ -139,16 +141,17 @@ export const soak: Scenario = {
   inDefault: false,
   async run(ctx): Promise<ScenarioResult> {
     const profile = ctx.opts.soakProfile;
-    const seconds = ctx.opts.durationSeconds ?? (ctx.opts.quick ? 30 : SOAK_DEFAULT_SECONDS[profile]);
+    const seconds = ctx.opts.durationSeconds ?? (ctx.opts.quick ? 15 : SOAK_DEFAULT_SECONDS[profile]);
     const jwtSecret = randomBytes(24).toString('base64url');
     const extra = profile === 'churn' ? ['--jwt-secret', jwtSecret] : [];
-    const params = { profile, seconds, sampleEverySeconds: SAMPLE_MS / 1000, passPercent: PASS_PERCENT, jwt: profile === 'churn' };
+    const sampleMs = ctx.opts.quick ? QUICK_SAMPLE_MS : SAMPLE_MS;
+    const params = { profile, seconds, sampleEverySeconds: sampleMs / 1000, passPercent: PASS_PERCENT, jwt: profile === 'churn' };
     ctx.log(`  ${profile} profile for ${seconds} s`);
     const server = await startServer(SERVERS.wsgate, extra);
     let outcome: SoakOutcome;
     try {
       await waitReady(server.port);
-      const sampler = new SoakSampler(server.pid, server.port, SAMPLE_MS, ctx.log);
+      const sampler = new SoakSampler(server.pid, server.port, sampleMs, ctx.log);
       const load = profile === 'steady' ? await steadyLoad(ctx, server, seconds, sampler) : await churnLoad(ctx, server, seconds, sampler, jwtSecret);
       outcome = { profile, samples: sampler.samples, trend: soakTrend(sampler.samples), lost: load.lost, steady: load.steady, churn: load.churn, samplerErrors: sampler.errors };
     } finally {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type JsonWebKey, type KeyObject, createPublicKey, createSecretKey } from 'node:crypto';
-import { type JWK, type RemoteJWKSet, createRemoteJWKSet } from 'jose';
+import type { JWK, RemoteJWKSet } from 'jose';
+import { jose } from '../optional-deps';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 
 /** Signature algorithms wsgate verifies; each belongs to exactly one key type. */
@@ -96,7 +97,7 @@ class JwksKeys implements KeySource {
   private readonly first: Promise<void>;
 
   constructor(url: URL, options: JwksOptions) {
-    this.remote = createRemoteJWKSet(url, { cacheMaxAge: options.maxAgeS * 1000, cooldownDuration: options.cooldownS * 1000, timeoutDuration: JWKS_TIMEOUT_MS });
+    this.remote = jose().createRemoteJWKSet(url, { cacheMaxAge: options.maxAgeS * 1000, cooldownDuration: options.cooldownS * 1000, timeoutDuration: JWKS_TIMEOUT_MS });
     // Failed fetches are spaced too (jose's cooldown only follows successful ones): an unreachable
     // provider is not asked again on every upgrade.
     this.retryMs = Math.max(options.cooldownS * 1000, MIN_RETRY_MS);

@@ -1,4 +1,5 @@
-import { DiscardPolicy, type JetStreamClient, type JetStreamManager, type NatsConnection, NatsError, type PubAck, RetentionPolicy, StorageType, type StoredMsg, nanos } from 'nats';
+import type { JetStreamClient, JetStreamManager, NatsConnection, PubAck, StoredMsg } from 'nats';
+import { nats } from '../optional-deps';
 
 /**
  * The JetStream side of `--nats-jetstream`: one stream holds every topic, one subject per topic, and
@@ -77,12 +78,12 @@ export class TopicStore {
     const config = {
       name: STREAM,
       subjects: [STORE_PREFIX + '>'],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
+      retention: nats().RetentionPolicy.Limits,
+      storage: nats().StorageType.File,
+      discard: nats().DiscardPolicy.Old,
       max_msgs_per_subject: limits.perTopic,
-      max_age: nanos(limits.maxAgeMs),
-      duplicate_window: nanos(limits.duplicateWindowMs),
+      max_age: nats().nanos(limits.maxAgeMs),
+      duplicate_window: nats().nanos(limits.duplicateWindowMs),
       num_replicas: limits.replicas,
       allow_direct: true,
       republish: { src: STORE_PREFIX + '>', dest: LIVE_PREFIX + '>' },
@@ -107,7 +108,7 @@ export class TopicStore {
     try {
       return stored(await this.jsm.streams.getMessage(STREAM, { last_by_subj: storeSubject(topic) }));
     } catch (e) {
-      if (e instanceof NatsError && e.api_error?.err_code === NO_MESSAGE) return null;
+      if (e instanceof nats().NatsError && e.api_error?.err_code === NO_MESSAGE) return null;
       throw e;
     }
   }
@@ -117,7 +118,7 @@ export class TopicStore {
     try {
       return stored(await this.jsm.streams.getMessage(STREAM, { seq: streamSeq }));
     } catch (e) {
-      if (e instanceof NatsError && e.api_error?.err_code === NO_MESSAGE) return null;
+      if (e instanceof nats().NatsError && e.api_error?.err_code === NO_MESSAGE) return null;
       throw e;
     }
   }
@@ -144,7 +145,7 @@ export class TopicStore {
     try {
       return await this.js.publish(storeSubject(topic), body, { expect: { lastSubjectSequence: expectLast }, ...(msgId === null ? {} : { msgID: msgId }) });
     } catch (e) {
-      if (e instanceof NatsError && e.api_error?.err_code === WRONG_LAST_SEQUENCE) {
+      if (e instanceof nats().NatsError && e.api_error?.err_code === WRONG_LAST_SEQUENCE) {
         const last = Number(/(\d+)\s*$/.exec(e.api_error.description ?? '')?.[1] ?? NaN);
         throw new Conflict(Number.isSafeInteger(last) ? last : -1);
       }

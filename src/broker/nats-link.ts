@@ -1,4 +1,5 @@
-import { type ConnectionOptions, type NatsConnection, connect } from 'nats';
+import type { ConnectionOptions, NatsConnection } from 'nats';
+import { nats } from '../optional-deps';
 import type { ControlTransport } from '../cluster/control-bus';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
@@ -83,7 +84,7 @@ export class NatsLink {
   dial(): void {
     if (this.closed) return;
     const options = { ...natsOptions(this.url, brokerTls(this.config)), name: `wsgate-${this.nodeId}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, pingInterval: 5000, maxPingOut: 2, ...this.extra };
-    connect(options).then(
+    nats().connect(options).then(
       (nc) => {
         if (this.closed) return void nc.close();
         this.nc = nc;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import Redis from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from '../optional-deps';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
@@ -115,7 +116,7 @@ export class RedisBroker implements Broker, InterestTarget {
   private connection(url: string, role: string): Redis {
     const backoff = new Backoff(100, 5000);
     const tls = brokerTls(this.config);
-    const r = new Redis(url, {
+    const r = new (ioredis().Redis)(url, {
       // rediss:// turns TLS on by itself; the files add a private CA or a client certificate.
       ...(tls === null ? {} : { tls }),
       lazyConnect: true,

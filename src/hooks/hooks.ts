@@ -1,5 +1,4 @@
-import { Redis } from 'ioredis';
-import { connect } from 'nats';
+import type { Redis } from 'ioredis';
 import { brokerTls } from '../broker/broker-tls';
 import { natsOptions } from '../broker/nats-link';
 import type { Config } from '../config/schema';
@@ -20,6 +19,7 @@ import { RedisLedger } from './redis-ledger';
 import { type SessionEvents, WebhookSessionEvents } from './session-events';
 import { PublishProxy, SubscribeProxy } from './topic-proxies';
 import { WebhookSender } from './webhook-sender';
+import { ioredis, nats } from '../optional-deps';
 
 /** The proxies asked per topic by the session layer; null when not configured. */
 export interface TopicProxies {
@@ -134,7 +134,7 @@ export class Hooks implements TopicProxies {
 }
 
 async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
-  const nc = await connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, timeout: 2000 });
+  const nc = await nats().connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, timeout: 2000 });
   try {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('JetStream did not answer in 2 s')), 2000)));
@@ -153,7 +153,7 @@ async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
 function hooksRedis(config: Config, log: Logger): Redis {
   const tls = brokerTls(config);
   // Reconnects as promptly as the broker connections (an occupancy re-assert waits for it after an outage).
-  const r = new Redis(config.broker, { ...(tls === null ? {} : { tls }), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, connectionName: 'wsgate-hooks', retryStrategy: (times) => Math.min(times * 100, 1000) });
+  const r = new (ioredis().Redis)(config.broker, { ...(tls === null ? {} : { tls }), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, connectionName: 'wsgate-hooks', retryStrategy: (times) => Math.min(times * 100, 1000) });
   let warned = false;
   r.on('error', (e: Error) => {
     if (!warned) log.warn({ err: e.message, role: 'hooks' }, 'redis connection error; retrying');

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+import { undici } from '../optional-deps';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { ProxyKind, ProxyResult, Stats } from '../metrics/stats';
 
@@ -40,7 +41,7 @@ export class ProxyClient {
     private readonly stats: Stats,
     private readonly durations: Readonly<Record<ProxyKind, FixedHistogram>>,
   ) {
-    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: Math.min(limits.maxInflight, 256), connectTimeout: limits.timeoutMs });
+    this.agent = new (undici().Agent)({ keepAliveTimeout: 30_000, connections: Math.min(limits.maxInflight, 256), connectTimeout: limits.timeoutMs });
   }
 
   /**
@@ -74,7 +75,7 @@ export class ProxyClient {
   }
 
   private async post(url: string, body: unknown, signal: AbortSignal): Promise<ProxyAnswer | ProxyFailure> {
-    const res = await request(url, {
+    const res = await undici().request(url, {
       method: 'POST',
       dispatcher: this.agent,
       headers: { 'content-type': 'application/json' },

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+import { undici } from '../optional-deps';
 import type { Logger } from '../log';
 import type { FixedHistogram } from '../metrics/histogram';
 import type { Stats } from '../metrics/stats';
@@ -59,7 +60,7 @@ export class WebhookSender<E extends object = WebhookEvent> {
     private readonly duration: FixedHistogram,
     private readonly log: Logger,
   ) {
-    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: 1, connectTimeout: options.timeoutMs });
+    this.agent = new (undici().Agent)({ keepAliveTimeout: 30_000, connections: 1, connectTimeout: options.timeoutMs });
   }
 
   emit(event: E): void {
@@ -119,7 +120,7 @@ export class WebhookSender<E extends object = WebhookEvent> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this.options.timeoutMs);
     try {
-      const res = await request(this.options.url, {
+      const res = await undici().request(this.options.url, {
         method: 'POST',
         dispatcher: this.agent,
         headers: { 'content-type': 'application/json', ...(this.options.signHeaders?.(body) ?? { 'x-wsgate-signature': signature(this.options.secret, body) }) },

@@ -41,8 +41,15 @@ const BEHIND_MS = 1000;
  * deliveries. Both windows hold one scrape and last as long: a scrape allocates ~1 MB whatever the
  * traffic, so subtracting an idle *rate* scaled to another length (as before) moved the figure by
  * thousands of bytes per publish when publishes were few (10,000 subscribers: ~50/s here).
+ * Before them, a warm-up window of the same publishing and two scrapes: V8 compiles a function's
+ * bytecode, feedback and baseline code once, when it first runs a few times (~500 KB for the publish and
+ * scrape paths, most of it code space), which in the first window of a fresh server was ~1,100 B per
+ * publish at 10,000 subscribers (~200 publishes) and nothing at 10 (~200,000).
  */
 async function measure(port: number, publishing: () => Promise<{ latencyMs: { p99: number }; lost: number }>): Promise<Omit<AllocPoint, 'source' | 'subscribers' | 'publishesPerSec'>> {
+  await publishing();
+  await scrapeMetrics(port, CATCH_UP_TIMEOUT_MS);
+  await scrapeMetrics(port);
   await sleep(1000);
   const m1 = await scrapeMetrics(port);
   const t1 = performance.now();
@@ -170,7 +177,7 @@ export const alloc: Scenario = {
     );
     return result('alloc', this.title, p, outcomes, rows, [
       ...lagNotes,
-      'Metric figures: (heap allocated during a publishing window − during an idle window of the same length right after it, each ending with one /metrics scrape) / publishes or deliveries in the window. They include what uWS itself allocates per received message (~90 B: the ArrayBuffer handed to the handler) and the one view needed to read it (~96 B on Node 20).',
+      'Metric figures: (heap allocated during a publishing window − during an idle window of the same length right after it, each ending with one /metrics scrape) / publishes or deliveries in the window, after a warm-up window of the same publishing and two scrapes (V8 compiles the paths once, ~500 KB). They include what uWS itself allocates per received message (~90 B: the ArrayBuffer handed to the handler) and the one view needed to read it (~96 B on Node 20).',
       'POST /publish: one closed-loop keep-alive connection, one item per request; the per-request HTTP work (request/response objects, body copy) is part of the figure.',
       'In-process: the frame as an ArrayBuffer, read (scan, or decode + validate) and Hub.deliver with default history (100/topic) and a no-op fan-out in place of uWS; broker: EnvelopeReceiver.receive of a NATS-style envelope.',
     ]);

@@ -7,8 +7,8 @@
  * is profiled into HEAPSAMPLE_OUT. A fixed rate shows what the figure owes to the rate, not to subscribers.
  * PROBE_NODE_FLAGS: more node flags for the server, e.g. `--no-opt`, which keeps the publish path in the
  * unoptimized tiers as a few dozen publishes per second do (V8 optimizes it only after thousands).
- * PROBE_WARMUP_MS: publish (the same way) for this long before the measured window, so what V8 allocates
- * once to compile the publish path (bytecode, feedback, optimized code) falls outside it.
+ * PROBE_WARMUP_MS: publish (the same way) for this long and scrape twice before the measured window, so
+ * what V8 allocates once to compile the publish and scrape paths (bytecode, feedback, code) falls outside it.
  */
 import path from 'node:path';
 import { scrapeMetrics } from '../lib/metrics';
@@ -28,7 +28,11 @@ probe('wsgate', [...extraFlags, ...(heap ? ['-r', path.join(__dirname, 'heap-sam
   const c = await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120_000 });
   const run = (durationMs: number) =>
     gen.run({ mode: rate > 0 ? 'rate' : 'max', rate, warmupMs: 0, durationMs, drainMs: 2000, payloadBytes: 64, numTopics: 1, fanout: subs, windowPerSub: 32, totalSubs: subs, httpConnections: 0 });
-  if (warmupMs > 0) await run(warmupMs);
+  if (warmupMs > 0) {
+    await run(warmupMs);
+    await scrapeMetrics(server.port, 120_000);
+    await scrapeMetrics(server.port);
+  }
   await sleep(1500);
   const m1 = await scrapeMetrics(server.port);
   const t1 = performance.now();

@@ -27,8 +27,6 @@ export interface AllocPoint {
 }
 
 const HEAP = 'wsgate_heap_allocated_bytes_total';
-/** What rendering /metrics allocated: ~1 MB a scrape, varying by tens of KB between scrapes; left out of both windows. */
-const SCRAPES = 'wsgate_heap_allocated_scrape_bytes_total';
 const PUBS = 'wsgate_publishes_total';
 const DELIVERIES = 'wsgate_deliveries_total';
 /**
@@ -77,9 +75,8 @@ async function measure(port: number, publishing: Publishing, warmupMs: number): 
   const m3 = await scrapeMetrics(port);
   const t3 = performance.now();
   const get = (m: Map<string, number>, k: string): number => m.get(k) ?? NaN;
-  const heap = (a: Map<string, number>, b: Map<string, number>): number => get(b, HEAP) - get(a, HEAP) - (get(b, SCRAPES) - get(a, SCRAPES));
-  const idle = heap(m2, m3);
-  const work = heap(m1, m2) - idle;
+  const idle = get(m3, HEAP) - get(m2, HEAP);
+  const work = get(m2, HEAP) - get(m1, HEAP) - idle;
   const pubs = get(m2, PUBS) - get(m1, PUBS);
   const dels = get(m2, DELIVERIES) - get(m1, DELIVERIES);
   return {

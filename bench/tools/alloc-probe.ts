@@ -15,7 +15,6 @@ import { scrapeMetrics } from '../lib/metrics';
 import { probe, sleep } from './probe';
 
 const HEAP = 'wsgate_heap_allocated_bytes_total';
-const SCRAPES = 'wsgate_heap_allocated_scrape_bytes_total';
 const [subsArg, rateArg = '0', windowArg = '5000', heapArg] = process.argv.slice(2);
 const subs = Number(subsArg);
 const rate = Number(rateArg);
@@ -45,7 +44,6 @@ probe('wsgate', [...extraFlags, ...(heap ? ['-r', path.join(__dirname, 'heap-sam
   const m3 = await scrapeMetrics(server.port);
   const get = (m: Map<string, number>, k: string): number => m.get(k) ?? NaN;
   const pubs = get(m2, 'wsgate_publishes_total') - get(m1, 'wsgate_publishes_total');
-  const heapIn = (a: Map<string, number>, b: Map<string, number>): number => get(b, HEAP) - get(a, HEAP) - (get(b, SCRAPES) - get(a, SCRAPES));
-  const work = heapIn(m1, m2) - heapIn(m2, m3);
+  const work = get(m2, HEAP) - get(m1, HEAP) - (get(m3, HEAP) - get(m2, HEAP));
   console.log(JSON.stringify({ subscribers: c.ok - 1, publishes: pubs, publishesPerSec: Math.round(pubs / (windowMs / 1000)), bytesPerPublish: Math.round(work / pubs), gauge: Math.round(get(m2, 'wsgate_heap_allocated_bytes_per_publish')), lost: r.lost }));
 });

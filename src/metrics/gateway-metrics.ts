@@ -21,8 +21,6 @@ export class GatewayMetrics {
   private readonly heap = new HeapAllocationMeter();
   private readonly prototypes = new PrototypeWatch();
   private readonly perPublish: AllocationPerPublish;
-  /** Heap bytes allocated rendering /metrics, all scrapes before the current one. */
-  private scrapeBytes = 0;
 
   constructor(
     readonly stats: Stats,
@@ -58,7 +56,6 @@ export class GatewayMetrics {
     m.histogram('wsgate_publish_fanout_duration_seconds', 'From a publish entering the node to the native fan-out call returning; one client publish in 16 is timed, every broker message.', this.fanoutDuration);
     m.labeled('wsgate_http_publish_requests_total', 'POST /publish requests by result.', 'counter', 'result', entries(s.httpPublish));
     m.counter('wsgate_heap_allocated_bytes_total', 'JS heap bytes allocated by the process, measured (V8 allocation counter or GC statistics).', () => this.heap.sample());
-    m.counter('wsgate_heap_allocated_scrape_bytes_total', 'JS heap bytes allocated rendering /metrics (earlier scrapes; part of wsgate_heap_allocated_bytes_total).', () => this.scrapeBytes);
     m.gauge('wsgate_heap_allocated_bytes_per_publish', 'JS heap bytes allocated per publish over the last window, leaving out what rendering /metrics allocated.', () => this.perPublish.value);
     m.labeled('wsgate_heap_meter_collections_total', 'Full GCs the heap-allocation meter asked V8 for, to free stopped GC profilers (none where V8 counts allocations itself).', 'counter', 'kind', () => Object.entries(this.heap.collections));
     m.gauge('wsgate_draining', '1 while the node drains.', () => (s.draining ? 1 : 0));
@@ -107,9 +104,7 @@ export class GatewayMetrics {
   async text(): Promise<string> {
     const before = this.heap.sample();
     const text = await this.metrics.text();
-    const bytes = this.heap.sample() - before;
-    this.perPublish.exclude(bytes);
-    this.scrapeBytes += bytes;
+    this.perPublish.exclude(this.heap.sample() - before);
     return text;
   }
 

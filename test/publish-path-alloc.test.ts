@@ -89,7 +89,7 @@ describe('publish path without per-call objects (issue 25)', () => {
 });
 
 describe('socket pub in unoptimized code (issue 25)', () => {
-  it('allocates at most 250 B of JS heap per publish, uWS\'s ArrayBuffer and the view of it included', async () => {
+  it('allocates under 275 B of JS heap per publish, uWS\'s ArrayBuffer and the view of it included', async () => {
     // --no-opt: the tier a publish path stays in at a few dozen publishes a second (10,000 subscribers in
     // the alloc bench), where every clock read, fractional number and closure context is a heap object.
     const child = fork(path.join(__dirname, 'helpers', 'unoptimized-gateway.js'), [], { execArgv: ['--no-opt'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -122,9 +122,10 @@ describe('socket pub in unoptimized code (issue 25)', () => {
       await burst(n);
       child.send('stop');
       const perPublish = (await answer()).bytes / n;
-      // Before issue 25's changes: ~620 B (two performance.now() at 88 B each, the histogram's boxed
-      // doubles, a closure context and a `{ seq }` object per publish).
-      assert.ok(perPublish <= 250, `${perPublish.toFixed(0)} B per publish`);
+      // 236–241 B here (~190 of it uWS's ArrayBuffer and the view); the window also holds the child's
+      // timers and IPC. Before issue 25's changes: 638 B (two performance.now() at 88 B each, the
+      // histogram's boxed doubles, a closure context and a `{ seq }` object per publish).
+      assert.ok(perPublish < 275, `${perPublish.toFixed(0)} B per publish`);
     } finally {
       for (const c of clients) c.terminate();
       child.kill();

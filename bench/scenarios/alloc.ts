@@ -37,8 +37,9 @@ const CATCH_UP_TIMEOUT_MS = 120_000;
 /** A catch-up longer than this is reported: the server did not keep up. */
 const BEHIND_MS = 1000;
 /**
- * Publishes a window should hold: the background of a window (timers, its scrape) moves by tens of KB
- * between windows, ±100 B per publish over the ~200 publishes 5 s held at 10,000 subscribers here.
+ * Publishes a window should hold (full runs; --quick keeps its 1 s windows): the background of a window
+ * (timers, its scrape) moves by tens of KB between windows, ±100 B per publish over the ~200 publishes
+ * 5 s held at 10,000 subscribers here.
  */
 const MIN_PUBLISHES = 2000;
 const MAX_WINDOW_MS = 30_000;
@@ -57,12 +58,12 @@ type Publishing = (durationMs: number) => Promise<{ latencyMs: { p99: number }; 
  * at 10,000 subscribers (~200 publishes) and nothing at 10 (~200,000). The warm-up's rate then sets the
  * window's length, so that it holds MIN_PUBLISHES (up to MAX_WINDOW_MS).
  */
-async function measure(port: number, publishing: Publishing, warmupMs: number): Promise<Omit<AllocPoint, 'source' | 'subscribers'>> {
+async function measure(port: number, publishing: Publishing, warmupMs: number, minPublishes: number): Promise<Omit<AllocPoint, 'source' | 'subscribers'>> {
   const w0 = await scrapeMetrics(port);
   await publishing(warmupMs);
   const w1 = await scrapeMetrics(port, CATCH_UP_TIMEOUT_MS);
   const warmRate = ((w1.get(PUBS) ?? 0) - (w0.get(PUBS) ?? 0)) / warmupMs;
-  const windowMs = Math.round(Math.min(MAX_WINDOW_MS, Math.max(warmupMs, MIN_PUBLISHES / Math.max(warmRate, 1e-3))));
+  const windowMs = Math.round(Math.min(MAX_WINDOW_MS, Math.max(warmupMs, minPublishes / Math.max(warmRate, 1e-3))));
   await sleep(1000);
   const m1 = await scrapeMetrics(port);
   const t1 = performance.now();
@@ -109,6 +110,7 @@ export const alloc: Scenario = {
     const q = ctx.opts.quick;
     const counts = q ? [10, 50] : [10, 1000, 10000];
     const windowMs = q ? 1000 : 5000;
+    const minPublishes = q ? 0 : MIN_PUBLISHES;
     // Socket publishes run closed loop (at most windowPerSub deliveries per subscriber in flight), so the
     // rate is what this machine sustains: a fixed rate (once 1,000,000 deliveries/s) swamps a slow or
     // shared one at 1,000 and 10,000 subscribers, and a backlog or losses spoil the window.
@@ -134,7 +136,7 @@ export const alloc: Scenario = {
         points.push(
           await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
             requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120000 }), subs + 1);
-            const m = await measure(server.port, (durationMs) => gen.run(runFor(subs, { windowPerSub: p.windowPerSub, durationMs })), windowMs);
+            const m = await measure(server.port, (durationMs) => gen.run(runFor(subs, { windowPerSub: p.windowPerSub, durationMs })), windowMs, minPublishes);
             ctx.log(`    socket pub, ${subs} subs: ${m.bytesPerPublish} B/publish at ${m.publishesPerSec}/s over ${m.windowMs / 1000} s (p99 ${m.latencyP99Ms} ms, server caught up in ${m.catchUpMs} ms)`);
             return { source: 'socket', subscribers: subs, ...m };
           }),
@@ -144,7 +146,7 @@ export const alloc: Scenario = {
         await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
           const subs = p.httpSubscribers;
           requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 0, publisherIds: p.httpConnections, concurrency: 100, timeoutMs: 60000 }), subs);
-          const m = await measure(server.port, (durationMs) => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections, durationMs })), windowMs);
+          const m = await measure(server.port, (durationMs) => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections, durationMs })), windowMs, minPublishes);
           ctx.log(`    POST /publish, ${subs} subs: ${m.bytesPerPublish} B/publish`);
           return { source: 'http', subscribers: subs, ...m };
         }),

@@ -10,6 +10,8 @@ export interface AllocPoint {
   source: 'socket' | 'http';
   subscribers: number;
   publishesPerSec: number;
+  /** Length of the publishing window (and of the idle one): long enough for MIN_PUBLISHES at the warm-up's rate. */
+  windowMs: number;
   publishes: number;
   deliveries: number;
   /** Heap bytes allocated in the publishing window minus an idle window of the same length after it. */
@@ -34,6 +36,15 @@ const DELIVERIES = 'wsgate_deliveries_total';
 const CATCH_UP_TIMEOUT_MS = 120_000;
 /** A catch-up longer than this is reported: the server did not keep up. */
 const BEHIND_MS = 1000;
+/**
+ * Publishes a window should hold (full runs; --quick keeps its 1 s windows): the background of a window
+ * (timers, its scrape) moves by tens of KB between windows, ±100 B per publish over the ~200 publishes
+ * 5 s held at 10,000 subscribers here.
+ */
+const MIN_PUBLISHES = 2000;
+const MAX_WINDOW_MS = 30_000;
+
+type Publishing = (durationMs: number) => Promise<{ latencyMs: { p99: number }; lost: number }>;
 
 /**
  * Heap counters around a publishing window and then an idle window of the same length (background:
@@ -41,12 +52,22 @@ const BEHIND_MS = 1000;
  * deliveries. Both windows hold one scrape and last as long: a scrape allocates ~1 MB whatever the
  * traffic, so subtracting an idle *rate* scaled to another length (as before) moved the figure by
  * thousands of bytes per publish when publishes were few (10,000 subscribers: ~50/s here).
+ * Before them, a warm-up window of the same publishing and two scrapes: V8 compiles a function's
+ * bytecode, feedback and code once, when it first runs a few times (~500 KB for the publish and scrape
+ * paths, half of it code space), which in the first window of a fresh server was ~1,100 B per publish
+ * at 10,000 subscribers (~200 publishes) and nothing at 10 (~200,000). The warm-up's rate then sets the
+ * window's length, so that it holds MIN_PUBLISHES (up to MAX_WINDOW_MS).
  */
-async function measure(port: number, publishing: () => Promise<{ latencyMs: { p99: number }; lost: number }>): Promise<Omit<AllocPoint, 'source' | 'subscribers' | 'publishesPerSec'>> {
+async function measure(port: number, publishing: Publishing, warmupMs: number, minPublishes: number): Promise<Omit<AllocPoint, 'source' | 'subscribers'>> {
+  const w0 = await scrapeMetrics(port);
+  await publishing(warmupMs);
+  const w1 = await scrapeMetrics(port, CATCH_UP_TIMEOUT_MS);
+  const warmRate = ((w1.get(PUBS) ?? 0) - (w0.get(PUBS) ?? 0)) / warmupMs;
+  const windowMs = Math.round(Math.min(MAX_WINDOW_MS, Math.max(warmupMs, minPublishes / Math.max(warmRate, 1e-3))));
   await sleep(1000);
   const m1 = await scrapeMetrics(port);
   const t1 = performance.now();
-  const r = await publishing();
+  const r = await publishing(windowMs);
   const asked = performance.now();
   // Taken once the server has caught up, so every publish's allocation is in the window.
   const m2 = await scrapeMetrics(port, CATCH_UP_TIMEOUT_MS);
@@ -60,6 +81,8 @@ async function measure(port: number, publishing: () => Promise<{ latencyMs: { p9
   const pubs = get(m2, PUBS) - get(m1, PUBS);
   const dels = get(m2, DELIVERIES) - get(m1, DELIVERIES);
   return {
+    publishesPerSec: Math.round(pubs / (windowMs / 1000)),
+    windowMs,
     publishes: pubs,
     deliveries: dels,
     bytesPerPublish: Math.round(work / pubs),
@@ -87,6 +110,7 @@ export const alloc: Scenario = {
     const q = ctx.opts.quick;
     const counts = q ? [10, 50] : [10, 1000, 10000];
     const windowMs = q ? 1000 : 5000;
+    const minPublishes = q ? 0 : MIN_PUBLISHES;
     // Socket publishes run closed loop (at most windowPerSub deliveries per subscriber in flight), so the
     // rate is what this machine sustains: a fixed rate (once 1,000,000 deliveries/s) swamps a slow or
     // shared one at 1,000 and 10,000 subscribers, and a backlog or losses spoil the window.
@@ -112,10 +136,9 @@ export const alloc: Scenario = {
         points.push(
           await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
             requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120000 }), subs + 1);
-            const m = await measure(server.port, () => gen.run(runFor(subs, { windowPerSub: p.windowPerSub })));
-            const publishesPerSec = Math.round(m.publishes / (windowMs / 1000));
-            ctx.log(`    socket pub, ${subs} subs: ${m.bytesPerPublish} B/publish at ${publishesPerSec}/s (p99 ${m.latencyP99Ms} ms, server caught up in ${m.catchUpMs} ms)`);
-            return { source: 'socket', subscribers: subs, publishesPerSec, ...m };
+            const m = await measure(server.port, (durationMs) => gen.run(runFor(subs, { windowPerSub: p.windowPerSub, durationMs })), windowMs, minPublishes);
+            ctx.log(`    socket pub, ${subs} subs: ${m.bytesPerPublish} B/publish at ${m.publishesPerSec}/s over ${m.windowMs / 1000} s (p99 ${m.latencyP99Ms} ms, server caught up in ${m.catchUpMs} ms)`);
+            return { source: 'socket', subscribers: subs, ...m };
           }),
         );
       }
@@ -123,9 +146,9 @@ export const alloc: Scenario = {
         await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
           const subs = p.httpSubscribers;
           requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 0, publisherIds: p.httpConnections, concurrency: 100, timeoutMs: 60000 }), subs);
-          const m = await measure(server.port, () => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections })));
+          const m = await measure(server.port, (durationMs) => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections, durationMs })), windowMs, minPublishes);
           ctx.log(`    POST /publish, ${subs} subs: ${m.bytesPerPublish} B/publish`);
-          return { source: 'http', subscribers: subs, publishesPerSec: Math.round(m.publishes / (windowMs / 1000)), ...m };
+          return { source: 'http', subscribers: subs, ...m };
         }),
       );
       const n = q ? 20000 : 200000;
@@ -170,7 +193,7 @@ export const alloc: Scenario = {
     );
     return result('alloc', this.title, p, outcomes, rows, [
       ...lagNotes,
-      'Metric figures: (heap allocated during a publishing window − during an idle window of the same length right after it, each ending with one /metrics scrape) / publishes or deliveries in the window. They include what uWS itself allocates per received message (~90 B: the ArrayBuffer handed to the handler) and the one view needed to read it (~96 B on Node 20).',
+      'Metric figures: (heap allocated during a publishing window − during an idle window of the same length right after it, each ending with one /metrics scrape) / publishes or deliveries in the window, after a warm-up window of the same publishing and two scrapes (V8 compiles the paths once, ~500 KB). They include what uWS itself allocates per received message (~90 B: the ArrayBuffer handed to the handler) and the one view needed to read it (~96 B on Node 20).',
       'POST /publish: one closed-loop keep-alive connection, one item per request; the per-request HTTP work (request/response objects, body copy) is part of the figure.',
       'In-process: the frame as an ArrayBuffer, read (scan, or decode + validate) and Hub.deliver with default history (100/topic) and a no-op fan-out in place of uWS; broker: EnvelopeReceiver.receive of a NATS-style envelope.',
     ]);

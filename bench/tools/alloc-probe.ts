@@ -5,6 +5,10 @@
  * JS heap bytes per publish by the gateway's own counter (publishing window − idle window) and the
  * gateway's per-publish gauge. With `heap`, the server runs with heap-sample.ts and the publishing window
  * is profiled into HEAPSAMPLE_OUT. A fixed rate shows what the figure owes to the rate, not to subscribers.
+ * PROBE_NODE_FLAGS: more node flags for the server, e.g. `--no-opt`, which keeps the publish path in the
+ * unoptimized tiers as a few dozen publishes per second do (V8 optimizes it only after thousands).
+ * PROBE_WARMUP_MS: publish (the same way) for this long and scrape twice before the measured window, so
+ * what V8 allocates once to compile the publish and scrape paths (bytecode, feedback, code) falls outside it.
  */
 import path from 'node:path';
 import { scrapeMetrics } from '../lib/metrics';
@@ -17,13 +21,23 @@ const rate = Number(rateArg);
 const windowMs = Number(windowArg);
 const heap = heapArg === 'heap';
 
-probe('wsgate', heap ? ['-r', path.join(__dirname, 'heap-sample.js')] : [], async (server, gen) => {
+const warmupMs = Number(process.env.PROBE_WARMUP_MS ?? 0);
+const extraFlags = (process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+
+probe('wsgate', [...extraFlags, ...(heap ? ['-r', path.join(__dirname, 'heap-sample.js')] : [])], async (server, gen) => {
   const c = await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120_000 });
+  const run = (durationMs: number) =>
+    gen.run({ mode: rate > 0 ? 'rate' : 'max', rate, warmupMs: 0, durationMs, drainMs: 2000, payloadBytes: 64, numTopics: 1, fanout: subs, windowPerSub: 32, totalSubs: subs, httpConnections: 0 });
+  if (warmupMs > 0) {
+    await run(warmupMs);
+    await scrapeMetrics(server.port, 120_000);
+    await scrapeMetrics(server.port);
+  }
   await sleep(1500);
   const m1 = await scrapeMetrics(server.port);
   const t1 = performance.now();
   if (heap) process.kill(server.pid, 'SIGWINCH');
-  const r = await gen.run({ mode: rate > 0 ? 'rate' : 'max', rate, warmupMs: 0, durationMs: windowMs, drainMs: 2000, payloadBytes: 64, numTopics: 1, fanout: subs, windowPerSub: 32, totalSubs: subs, httpConnections: 0 });
+  const r = await run(windowMs);
   if (heap) process.kill(server.pid, 'SIGWINCH');
   const m2 = await scrapeMetrics(server.port, 120_000);
   await sleep(performance.now() - t1);

@@ -10,6 +10,7 @@ import type { StreamPosition } from '../protocol/commands';
 import { packr, unpackr } from '../protocol/msgpack';
 import type { Broker, PublishOutcome, TopicSnapshot } from './broker';
 import { Envelope, MsgpackCursor, envelopeBound, writeEnvelope } from './envelope';
+import { publishWallTime } from '../metrics/publish-clock';
 
 // Record kinds on the mesh. PUBLISH: an unnumbered envelope for the topic's owner, id = the publisher's
 // request id. DELIVER: a numbered envelope for every other worker, id = that request id (0: none).
@@ -104,14 +105,14 @@ export class InProcessBroker implements Broker {
     const owner = ownerOf(topic, this.mesh.count);
     if (owner === this.mesh.index) {
       const seq = this.hub.deliver(topic, payload, source, startedAt);
-      this.sendNumbered(topic, seq, this.hub.lastEpoch, performance.timeOrigin + startedAt, this.nodeId, source, payload, 0, -1);
+      this.sendNumbered(topic, seq, this.hub.lastEpoch, publishWallTime(startedAt), this.nodeId, source, payload, 0, -1);
       return seq;
     }
     if (this.pending >= this.maxPending) {
       this.stats.brokerFailures++;
       return unavailable('too many publishes waiting for their owner worker');
     }
-    const len = this.encode(topic, 0, '', performance.timeOrigin + startedAt, this.nodeId, source, payload);
+    const len = this.encode(topic, 0, '', publishWallTime(startedAt), this.nodeId, source, payload);
     const id = ++this.nextId;
     if (!this.mesh.write(owner, PUBLISH, id, this.out, len)) {
       this.stats.brokerFailures++;

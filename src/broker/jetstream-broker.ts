@@ -17,6 +17,7 @@ import { InterestTable, type InterestTarget } from './interest';
 import { Backoff, raceTimeout } from './lifecycle';
 import { NatsLink } from './nats-link';
 import { EnvelopeReceiver } from './receiver';
+import { publishWallTime } from '../metrics/publish-clock';
 
 /** Longest a JetStream API request (store, read, stream setup) may take before it counts as unavailable. */
 const REQUEST_TIMEOUT_MS = 3000;
@@ -86,7 +87,7 @@ export class JetStreamBroker implements Broker, InterestTarget {
   }
 
   publish(topic: string, payload: Payload, source: PublishSource, startedAt: number): PublishOutcome | Promise<PublishOutcome> {
-    return this.lanes.publish(topic, payload, source, performance.timeOrigin + startedAt, this.msgId);
+    return this.lanes.publish(topic, payload, source, publishWallTime(startedAt), this.msgId);
   }
 
   /**

@@ -13,6 +13,7 @@ import { raceTimeout } from './lifecycle';
 import { NatsLink } from './nats-link';
 import { EnvelopeReceiver } from './receiver';
 import type { ControlTransport } from '../cluster/control-bus';
+import { publishWallTime } from '../metrics/publish-clock';
 
 /** Longest a `sub` waits for its broker subscription to be confirmed before it is answered anyway. */
 const LIVE_TIMEOUT_MS = 2000;
@@ -104,7 +105,7 @@ export class NatsBroker implements Broker, InterestTarget {
       this.stats.brokerFailures++;
       return seq;
     }
-    this.forward(subjectOf(topic), encodeEnvelope(topic, 0, '', performance.timeOrigin + startedAt, this.nodeId, source, payload));
+    this.forward(subjectOf(topic), encodeEnvelope(topic, 0, '', publishWallTime(startedAt), this.nodeId, source, payload));
     return seq;
   }
 

@@ -21,6 +21,7 @@ import { Backoff, raceTimeout } from './lifecycle';
 import { EnvelopeReceiver, absoluteNow } from './receiver';
 import { CONTROL_CHANNEL, HISTORY_LUA, PUBLISH_LUA, SNAPSHOT_LUA, channelOf, controlChannel, logKey, metaKey, nodeChannel } from './redis-scripts';
 import type { ControlTransport } from '../cluster/control-bus';
+import { publishWallTime } from '../metrics/publish-clock';
 
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
 const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
@@ -178,7 +179,7 @@ export class RedisBroker implements Broker, InterestTarget {
         logKey(topic),
         channelOf(topic),
         topic,
-        String(performance.timeOrigin + startedAt),
+        String(publishWallTime(startedAt)),
         this.nodeId,
         source,
         data,

@@ -1,6 +1,6 @@
-import { performance } from 'node:perf_hooks';
 import type { Broker } from '../broker/broker';
 import { Payload } from '../protocol/payload';
+import { publishStart } from '../metrics/publish-clock';
 
 export const DEMO_TOPIC = 'demo';
 export const DEMO_CHAT_TOPIC = 'demo.chat';
@@ -13,6 +13,6 @@ export function startDemo(broker: Broker): NodeJS.Timeout {
   return setInterval(() => {
     n++;
     const data = { kind: 'notification', n, text: `demo notification #${n}`, at: new Date().toISOString() };
-    void broker.publish(DEMO_TOPIC, payload.setValue(data, false), 'demo', performance.now());
+    void broker.publish(DEMO_TOPIC, payload.setValue(data, false), 'demo', publishStart());
   }, DEMO_INTERVAL_MS);
 }

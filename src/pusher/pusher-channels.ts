@@ -15,6 +15,7 @@ import type { PusherWebhooks } from './pusher-webhooks';
 import type { PusherWire } from './pusher-wire';
 import type { PusherCommonDeps } from './rest-routes';
 import { channelAuthValid, userAuthValid } from './signature';
+import { publishStart } from '../metrics/publish-clock';
 
 /** What the socket door needs. */
 export interface PusherDeps extends PusherCommonDeps {
@@ -131,7 +132,7 @@ export class PusherChannels {
     const userId = kind.presence ? conn.members?.get(channel)?.user : undefined;
     const value = userId === undefined ? { event: name, data: text, socket_id: conn.socketId } : { event: name, data: text, socket_id: conn.socketId, user_id: userId };
     const topic = conn.channels.get(channel) as string;
-    const outcome = this.deps.broker.publish(topic, this.payload.setValue(value, false), 'socket', performance.now());
+    const outcome = this.deps.broker.publish(topic, this.payload.setValue(value, false), 'socket', publishStart());
     if (outcome instanceof Promise) void outcome.then(undefined, () => undefined);
     this.deps.webhooks?.emit(conn.app, userId === undefined ? { name: 'client_event', channel, event: name, data: text, socket_id: conn.socketId } : { name: 'client_event', channel, event: name, data: text, socket_id: conn.socketId, user_id: userId });
   }

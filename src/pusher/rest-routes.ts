@@ -12,6 +12,7 @@ import type { PusherChannelQueries } from './channel-queries';
 import { channelKind } from './channels';
 import type { PusherLimits } from './limits';
 import { verifyRestRequest } from './signature';
+import { publishStart } from '../metrics/publish-clock';
 
 /** What both Pusher doors (sockets and REST) are built from. */
 export interface PusherCommonDeps {
@@ -190,7 +191,7 @@ class PusherRest {
 
   publishEvent(a: PusherApp, e: EventItem): Promise<PublishOutcome>[] {
     const pending: Promise<PublishOutcome>[] = [];
-    const startedAt = performance.now();
+    const startedAt = publishStart();
     for (const channel of e.channels) {
       const value = e.socketId === undefined ? { event: e.name, data: e.data } : { event: e.name, data: e.data, socket_id: e.socketId };
       const outcome = this.deps.broker.publish(this.deps.apps.topicOf(a, channel), this.payload.setValue(value, false), 'http', startedAt);

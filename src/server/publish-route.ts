@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Broker, PublishOutcome } from '../broker/broker';
 import type { Config } from '../config/schema';
@@ -14,6 +13,7 @@ import { apiKeyCheck } from './api-key';
 import { answerInternalError, contained, type FaultSink } from './contain';
 import { type Aborted, readBody, sendError, sendJson, watchAbort } from './http-reply';
 import { ResultsWriter } from './results-writer';
+import { publishStart } from '../metrics/publish-clock';
 
 interface Item {
   readonly topic: string;
@@ -112,7 +112,7 @@ class PublishRoute {
     this.reader = new PublishReader(config.maxTopicLength, config.maxDepth, config.maxBatch);
     this.seqs = new Float64Array(config.maxBatch);
     this.handle = (res, req) => {
-      const startedAt = performance.now();
+      const startedAt = publishStart();
       const contentType = req.getHeader('content-type');
       const authorization = req.getHeader('authorization');
       const abort = watchAbort(res);

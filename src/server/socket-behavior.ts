@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
 import type { Admission } from '../auth/admitted';
 import type { Config } from '../config/schema';
@@ -17,6 +16,7 @@ import { AsyncUpgrades, type Handshake, completeUpgrade, readHandshake } from '.
 import { answerInternalError, contained, containSocket, type FaultSink } from './contain';
 import { type Aborted, sendError } from './http-reply';
 import { type Socket, SocketDoor } from './socket-door';
+import { publishStart } from '../metrics/publish-clock';
 
 export interface SocketDeps {
   readonly config: Config;
@@ -120,7 +120,7 @@ function messageHandler(deps: SocketDeps, door: SocketDoor): (ws: Socket, messag
   const { config, core, stats, commandRate } = deps;
   const reader = new PublishReader(config.maxTopicLength, config.maxDepth);
   return (ws, message, isBinary) => {
-    const startedAt = performance.now();
+    const startedAt = publishStart();
     const conn = ws.getUserData();
     stats.receivedBytes += message.byteLength;
     if (message.byteLength > config.maxPayload) {

@@ -47,7 +47,9 @@ function consumer(setup: Setup): void {
       reader.drain(visit);
       if (seen >= setup.messages) break;
       const w = bell.wait(v);
-      if (w !== null) await w;
+      if (w === null) continue;
+      await w;
+      bell.awake();
     }
     clearInterval(alive);
     done();

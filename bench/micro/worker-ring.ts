@@ -1,14 +1,15 @@
 /**
  * Cross-thread cost of one message, shared-memory ring (what --workers uses) against postMessage:
- * `node dist/bench/micro/worker-ring.js [messages] [bytes]`. The main thread writes `messages` records
- * of `bytes` in bursts of 64 per event-loop turn to one worker thread, which reads each (copying it out,
- * as InProcessBroker does) and sums a byte so nothing is optimised away. Reports, per message: process
- * CPU (both threads, ns), wall time (ns), and JS heap bytes allocated in the sending thread.
+ * `node dist/bench/micro/worker-ring.js [messages] [bytes] [modes] [burst]`. The main thread writes
+ * `messages` records of `bytes` in bursts of `burst` (default 64) per event-loop turn to one worker
+ * thread, which reads each (copying it out, as InProcessBroker does) and sums a byte so nothing is
+ * optimised away. Reports, per message: process CPU (both threads, ns), wall time (ns), and JS heap
+ * bytes allocated in the sending thread. A burst of 1 wakes the reader for every message: the cost of
+ * a publish that arrives alone.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Doorbell, RingReader, RingWriter, createRing } from '../../src/workers/ring';
 
-const BURST = 64;
 
 interface Setup {
   mode: 'ring' | 'postMessage' | 'transfer';
@@ -47,7 +48,9 @@ function consumer(setup: Setup): void {
       reader.drain(visit);
       if (seen >= setup.messages) break;
       const w = bell.wait(v);
-      if (w !== null) await w;
+      if (w === null) continue;
+      await w;
+      bell.awake();
     }
     clearInterval(alive);
     done();
@@ -55,7 +58,7 @@ function consumer(setup: Setup): void {
   void loop();
 }
 
-async function run(mode: Setup['mode'], messages: number, bytes: number): Promise<Record<string, number | string>> {
+async function run(mode: Setup['mode'], messages: number, bytes: number, burst: number): Promise<Record<string, number | string>> {
   const setup: Setup = { mode, ring: createRing(4 * 1024 * 1024), bell: Doorbell.create(), messages };
   const worker = new Worker(__filename, { workerData: setup });
   const finished = new Promise<void>((resolve) => worker.on('message', () => resolve()));
@@ -70,7 +73,7 @@ async function run(mode: Setup['mode'], messages: number, bytes: number): Promis
   let full = 0;
   await new Promise<void>((resolve) => {
     const turn = (): void => {
-      for (let i = 0; i < BURST && sent < messages; i++) {
+      for (let i = 0; i < burst && sent < messages; i++) {
         if (mode === 'ring') {
           if (!writer.write(1, sent, payload, bytes)) {
             full++;
@@ -98,6 +101,7 @@ async function run(mode: Setup['mode'], messages: number, bytes: number): Promis
   return {
     mode,
     bytes,
+    burst,
     cpuNsPerMsg: Math.round(((cpu.user + cpu.system) * 1000) / messages),
     wallNsPerMsg: Math.round(wall / messages),
     // A lower bound (a GC during the run frees some): enough to tell zero from per-message garbage.
@@ -109,8 +113,9 @@ async function run(mode: Setup['mode'], messages: number, bytes: number): Promis
 async function main(): Promise<void> {
   const messages = Number(process.argv[2] ?? 200_000);
   const bytes = Number(process.argv[3] ?? 128);
+  const burst = Number(process.argv[5] ?? 64);
   const rows = [];
-  for (const mode of (process.argv[4]?.split(',') ?? ['ring', 'postMessage', 'transfer', 'ring']) as Setup['mode'][]) rows.push(await run(mode, messages, bytes));
+  for (const mode of (process.argv[4]?.split(',') ?? ['ring', 'postMessage', 'transfer', 'ring']) as Setup['mode'][]) rows.push(await run(mode, messages, bytes, burst));
   console.table(rows);
 }
 

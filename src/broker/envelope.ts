@@ -95,8 +95,16 @@ function writeUint(b: Buffer, p: number, v: number): number {
     b[p] = v;
     return p + 1;
   }
+  // As uint32, or uint64 in 32-bit halves: BigInt conversions allocated per message once sequences
+  // passed 127 (sequences stay below 2^53).
+  if (v < 0x100000000) {
+    b[p] = 0xce;
+    b.writeUInt32BE(v, p + 1);
+    return p + 5;
+  }
   b[p] = 0xcf;
-  b.writeBigUInt64BE(BigInt(v), p + 1);
+  b.writeUInt32BE(Math.floor(v / 0x100000000), p + 1);
+  b.writeUInt32BE(v >>> 0, p + 5);
   return p + 9;
 }
 
@@ -168,7 +176,7 @@ export class MsgpackCursor {
         return b.readUInt32BE(p);
       case 0xcf:
         this.pos += 8;
-        return Number(b.readBigUInt64BE(p));
+        return b.readUInt32BE(p) * 0x100000000 + b.readUInt32BE(p + 4);
       case 0xd0:
         this.pos += 1;
         return b.readInt8(p);

@@ -99,7 +99,9 @@ export class MeshLink {
       const seen = bell.value;
       this.drain();
       const wake = bell.wait(seen);
-      if (wake !== null) await wake;
+      if (wake === null) continue;
+      await wake;
+      bell.awake();
     }
   }
 

@@ -15,6 +15,9 @@ const RECORD_HEADER = 12;
 const HEAD = 0;
 const TAIL = 1;
 const WRAP = -1;
+/** Doorbell cells. */
+const VALUE = 0;
+const ASLEEP = 1;
 
 export function createRing(capacity: number): SharedArrayBuffer {
   return new SharedArrayBuffer(HEADER + (Math.ceil(capacity / 4) * 4));
@@ -96,34 +99,55 @@ export class RingReader extends RingViews {
 /**
  * A worker's doorbell: producers ring it once per event-loop turn after writing (not per message), the
  * consumer sleeps on it with Atomics.waitAsync (no thread blocked) and drains all its rings per wake.
+ *
+ * Cells: [value, asleep]. Waking a thread is what a cross-thread message costs most (a futex, an
+ * eventfd write and a context switch; bench/micro/worker-ring.ts), so a producer notifies only when the
+ * consumer said it is going to sleep; a busy consumer finds the records on its next drain. Lost-wakeup
+ * freedom (all operations are sequentially consistent): the producer stores its record, bumps `value`,
+ * then reads `asleep`; the consumer stores `asleep`, then re-reads `value` before it waits on it. Either
+ * the producer sees `asleep` and notifies, or the consumer sees the new `value` and drains again.
  */
 export class Doorbell {
   private readonly cell: Int32Array;
 
   constructor(readonly sab: SharedArrayBuffer) {
-    this.cell = new Int32Array(sab, 0, 1);
+    this.cell = new Int32Array(sab, 0, 2);
   }
 
   static create(): SharedArrayBuffer {
-    return new SharedArrayBuffer(4);
+    return new SharedArrayBuffer(8);
   }
 
+  /** Announces records written before this call; wakes the consumer only if it is asleep. */
   ring(): void {
-    Atomics.add(this.cell, 0, 1);
-    Atomics.notify(this.cell, 0);
+    Atomics.add(this.cell, VALUE, 1);
+    if (Atomics.load(this.cell, ASLEEP) !== 0) Atomics.notify(this.cell, VALUE);
   }
 
   get value(): number {
-    return Atomics.load(this.cell, 0);
+    return Atomics.load(this.cell, VALUE);
   }
 
   /**
-   * Resolves once the bell rang after `seen` (null: it already did). A pending wait does not keep the
-   * thread's event loop alive: a worker's uWS app does, and once it is closed the worker may end.
+   * Marks the consumer asleep and resolves once the bell rang after `seen` (null: it already did, drain
+   * again; else call awake() when it resolves). A pending wait does not keep the thread's event loop
+   * alive: a worker's uWS app does, and once it is closed the worker may end.
    */
   wait(seen: number): Promise<unknown> | null {
-    const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.cell, 0, seen);
-    return w.async ? w.value : null;
+    Atomics.store(this.cell, ASLEEP, 1);
+    if (Atomics.load(this.cell, VALUE) !== seen) {
+      this.awake();
+      return null;
+    }
+    const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.cell, VALUE, seen);
+    if (w.async) return w.value;
+    this.awake();
+    return null;
+  }
+
+  /** The consumer is draining (call when a wait resolves): producers stop notifying until it waits again. */
+  awake(): void {
+    Atomics.store(this.cell, ASLEEP, 0);
   }
 }
 

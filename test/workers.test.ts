@@ -233,14 +233,29 @@ describe('--workers 2: Pusher door and process-wide limits', { timeout: 60_000 }
     }
   });
 
-  it('--max-connections holds for the process, not per worker', async () => {
-    const gw = await spawnGateway(['--workers', '2', '--max-connections', '4']);
+  it('--max-connections and the per-address limits hold for the process, whichever worker the connections land on', async () => {
+    // Split into per-worker shares, 5 would have been 2 + 2 and 3 per address 2 + 2.
+    const gw = await spawnGateway(['--workers', '2', '--max-connections', '5', '--max-connections-per-ip', '3', '--connect-rate-per-ip', '3']);
+    const url = `ws://127.0.0.1:${gw.port}/ws`;
+    const http = `http://127.0.0.1:${gw.port}`;
+    const from = (localAddress: string) => RawClient.open(url, undefined, {}, { localAddress });
     const clients: RawClient[] = [];
     try {
-      clients.push(...(await connectMany(`ws://127.0.0.1:${gw.port}/ws`, 4)));
-      await assert.rejects(RawClient.open(`ws://127.0.0.1:${gw.port}/ws`), /503/);
-      await assert.rejects(RawClient.open(`ws://127.0.0.1:${gw.port}/ws`), /503/);
-      assert.equal(await metric(`http://127.0.0.1:${gw.port}`, 'wsgate_connections'), 4);
+      for (let i = 0; i < 3; i++) clients.push(await from('127.0.0.2'));
+      await assert.rejects(from('127.0.0.2'), /429/, 'the fourth from one address, on either worker');
+      for (let i = 0; i < 2; i++) clients.push(await from('127.0.0.3'));
+      await assert.rejects(from('127.0.0.4'), /503/, 'the sixth of the process');
+      await waitFor(async () => (await metric(http, 'wsgate_worker_connections{worker="0"}')) + (await metric(http, 'wsgate_worker_connections{worker="1"}')) === 5, 8000, 'five connections');
+      assert.ok((await metric(http, 'wsgate_worker_connections{worker="1"}')) >= 2, 'both workers hold connections');
+      (clients.shift() as RawClient).close();
+      await waitFor(async () => (await metric(http, 'wsgate_connections')) === 4, 8000, 'a close frees a slot');
+      clients.push(await from('127.0.0.4'));
+      // Every attempt spends a token of the address's shared budget (a burst of 6): 429 before 12 attempts.
+      const answers: string[] = [];
+      for (let i = 0; i < 12 && !answers.includes('429'); i++) answers.push(await from('127.0.0.5').then(() => 'open', (e: Error) => /429|503/.exec(e.message)?.[0] ?? e.message));
+      assert.deepEqual(answers.slice(0, 6), ['503', '503', '503', '503', '503', '503'], answers.join());
+      assert.ok(answers.includes('429'), answers.join());
+      assert.equal(await metric(http, 'wsgate_client_addresses'), 4);
     } finally {
       for (const c of clients) c.close();
       await gw.stop();

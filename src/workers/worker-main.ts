@@ -25,6 +25,7 @@ function main(port: MessagePort, boot: WorkerBoot): void {
   const gateway = new Gateway(config, log, {
     // With --broker redis/nats each worker is a node of that cluster with its own connection.
     broker: (hub, stats) => config.broker !== 'memory' ? null : (broker = new InProcessBroker(hub, stats, link, `w${index}.${generation}.${randomBytes(4).toString('hex')}`, boot.channel, config.brokerMaxPending, config.positionMaxTopics)),
+    guardMemory: boot.guard,
     metricsText: () =>
       new Promise((resolve, reject) => {
         const id = ++nextScrape;
@@ -55,6 +56,13 @@ function main(port: MessagePort, boot: WorkerBoot): void {
         if (demo !== null) clearInterval(demo);
         setTimeout(() => void gateway.close(), config.drainTimeout).unref();
         void gateway.drain().then(() => {
+          post({ type: 'drained' });
+          exit(0);
+        });
+        return;
+      case 'close':
+        if (demo !== null) clearInterval(demo);
+        void gateway.close().then(() => {
           post({ type: 'drained' });
           exit(0);
         });

@@ -120,6 +120,20 @@ function scenarios(workers: number): void {
       }
     });
 
+    it('an idempotencyKey is one publish for the process: retries on every worker, at once and later, get the first seq', async () => {
+      for (const [i, c] of clients.entries()) assert.equal((await ask(c, { op: 'sub', topic: 'once', id: 500 + i })).op, 'ok');
+      // Every connection (two per worker) sends the same keyed publish at the same moment, twice.
+      const pub = (c: RawClient, id: number) => ask(c, { op: 'pub', topic: 'once', data: 'order-1', idempotencyKey: 'k-1', id });
+      const acks = await Promise.all(clients.flatMap((c, i) => [pub(c, 510 + i), pub(c, 530 + i)]));
+      assert.deepEqual(new Set(acks.map((a) => `${a.op} ${a.seq}`)), new Set(['ok 1']), JSON.stringify(acks));
+      assert.equal((await pub(clients.at(-1) as RawClient, 550)).seq, 1);
+      const other = await ask(clients[0] as RawClient, { op: 'pub', topic: 'once', data: 'order-2', idempotencyKey: 'k-2', id: 551 });
+      assert.equal(other.seq, 2);
+      for (const c of clients) await waitFor(() => deliveries(c, 'once').length === 2, 5000, 'two deliveries');
+      for (const c of clients) assert.deepEqual(deliveries(c, 'once').map((m) => m.d), ['order-1', 'order-2']);
+      assert.equal(await metric(http, 'wsgate_idempotent_repeats_total'), clients.length * 2);
+    });
+
     it('presence lists the members held on every worker', async () => {
       for (const [i, c] of clients.entries()) assert.equal((await ask(c, { op: 'sub', topic: 'room.1', id: 300 + i })).op, 'ok');
       for (const c of clients) {

@@ -1,8 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { BUCKET, type Fingerprint as Window, fingerprint, windowOf, withWindowLocked } from '../shared/bucket-table';
 import { ADDRESS_TABLE_CAP, type AddressLimiter, type AddressRefusal, connectBurst } from './ip-limits';
 
-/** Slots per bucket; an address lives in its bucket or the next (a window of 16 slots). */
-const BUCKET = 8;
 const MIN_BUCKETS = 2 ** 13;
 const MAX_BUCKETS = 2 ** 17;
 // A slot is 4 Int32: fingerprint (2 words, 0/0 = empty), connections (with slots held by checks in
@@ -49,9 +48,9 @@ export function createAddressMemory(maxConnections: number): SharedAddressMemory
 
 /**
  * `--max-connections-per-ip` and `--connect-rate-per-ip` for every worker of one process: a fixed
- * table in shared memory, each address (its limit key) identified by a 64-bit keyed fingerprint and
- * kept in a window of two buckets of 8 slots, each bucket under a lock word (taken with Atomics, held
- * for a few dozen instructions, once per upgrade and close). Collision rules: two addresses with the
+ * table in shared memory (shared/bucket-table.ts: each address's limit key a 64-bit keyed fingerprint
+ * in a window of two buckets of 8 slots, under the buckets' lock words, taken once per upgrade and
+ * close). Collision rules: two addresses with the
  * same fingerprint share an entry (2^-64 per pair); a new address whose 16 slots are all held by
  * other addresses with open connections is refused as if at its limit (429, counted as ip_limit);
  * an entry without connections is taken over when room is needed (its connect budget starts full
@@ -89,8 +88,7 @@ export class SharedAddressLimits implements AddressLimiter {
   admit(key: string, now: number): AddressRefusal | null {
     const w = this.window(key);
     const t = this.tick(now);
-    this.lock(w.bucket);
-    try {
+    return this.withLock(w, () => {
       let slot = this.find(w);
       if (this.ratePerSecond > 0) {
         if (slot < 0) slot = this.insert(w, t);
@@ -100,20 +98,13 @@ export class SharedAddressLimits implements AddressLimiter {
       // Checked here, held by room() right before the upgrade completes (entrance.enter).
       const conns = slot < 0 ? 0 : (this.slots[slot * WORDS + CONNS] as number);
       return this.maxConnections > 0 && conns >= this.maxConnections ? 'too_many_connections_per_ip' : null;
-    } finally {
-      this.unlock(w.bucket);
-    }
+    });
   }
 
   room(key: string): AddressRefusal | null {
     if (this.maxConnections === 0) return null;
     const w = this.window(key);
-    this.lock(w.bucket);
-    try {
-      return this.hold(w, this.find(w), this.tick(Date.now()));
-    } finally {
-      this.unlock(w.bucket);
-    }
+    return this.withLock(w, () => this.hold(w, this.find(w), this.tick(Date.now())));
   }
 
   opened(key: string, now: number): void {
@@ -185,7 +176,7 @@ export class SharedAddressLimits implements AddressLimiter {
   }
 
   private find(w: Window): number {
-    for (const b of [w.bucket, (w.bucket + 1) & this.mask]) {
+    for (const b of windowOf(w.bucket, this.mask)) {
       for (let slot = b * BUCKET; slot < (b + 1) * BUCKET; slot++) {
         const i = slot * WORDS;
         if (this.slots[i + FP_A] === w.a && this.slots[i + FP_B] === w.b) return slot;
@@ -196,7 +187,7 @@ export class SharedAddressLimits implements AddressLimiter {
 
   /** A slot for a new address: an empty one, else one whose address holds no connection (the least recently charged); -1 when none. */
   private insert(w: Window, t: number): number {
-    const buckets = [w.bucket, (w.bucket + 1) & this.mask];
+    const buckets = windowOf(w.bucket, this.mask);
     let best = -1;
     let bestAge = -1;
     for (const b of buckets) {
@@ -230,9 +221,7 @@ export class SharedAddressLimits implements AddressLimiter {
   }
 
   private window(key: string): Window {
-    const d = createHash('sha256').update(this.memory.seed).update(key).digest();
-    // FP_B is never 0: 0/0 marks an empty slot.
-    return { bucket: d.readUInt32LE(0) & this.mask, a: d.readInt32LE(4), b: d.readInt32LE(8) | 1 };
+    return fingerprint(this.memory.seed, key, this.mask);
   }
 
   /** Milliseconds since the table's epoch, wrapping at 2^32 (ages are taken unsigned). */
@@ -241,41 +230,6 @@ export class SharedAddressLimits implements AddressLimiter {
   }
 
   private withLock<T>(w: Window, f: () => T): T {
-    this.lock(w.bucket);
-    try {
-      return f();
-    } finally {
-      this.unlock(w.bucket);
-    }
+    return withWindowLocked(this.locks, w.bucket, f);
   }
-
-  /**
-   * The window's two buckets, lower index first (every worker takes them in that order: no deadlock).
-   * A taken lock is waited for with Atomics.wait: held for microseconds, and only by worker threads.
-   */
-  private lock(bucket: number): void {
-    const next = (bucket + 1) & this.mask;
-    this.take(Math.min(bucket, next));
-    this.take(Math.max(bucket, next));
-  }
-
-  private unlock(bucket: number): void {
-    this.give(bucket);
-    this.give((bucket + 1) & this.mask);
-  }
-
-  private take(i: number): void {
-    while (Atomics.compareExchange(this.locks, i, 0, 1) !== 0) Atomics.wait(this.locks, i, 1, 1);
-  }
-
-  private give(i: number): void {
-    Atomics.store(this.locks, i, 0);
-    Atomics.notify(this.locks, i, 1);
-  }
-}
-
-interface Window {
-  readonly bucket: number;
-  readonly a: number;
-  readonly b: number;
 }

@@ -12,6 +12,7 @@ import { ConnectProxy } from './connect-proxy';
 import { connectOnce } from './lazy-redis';
 import { type Idempotency, LocalIdempotency } from '../idempotency/idempotency';
 import { RedisIdempotency } from '../idempotency/redis-idempotency';
+import { type IdempotencyMemory, SharedIdempotency } from '../idempotency/shared-idempotency';
 import { JetStreamIdempotency, type KeyedPublisher } from '../idempotency/jetstream-idempotency';
 import { NatsLedger } from './nats-ledger';
 import { LocalLedger, Occupancy, type OccupancyLedger, type OccupancySink } from './occupancy';
@@ -56,6 +57,8 @@ export class Hooks implements TopicProxies {
     private readonly log: Logger,
     /** A broker that de-duplicates keyed publishes itself (NATS with JetStream), else null. */
     keyed: KeyedPublisher | null = null,
+    /** The process's key table shared by its workers (--workers, memory broker), else null. */
+    sharedKeys: IdempotencyMemory | null = null,
   ) {
     const anyProxy = config.connectProxyUrl !== '' || config.subscribeProxyUrl !== '' || config.publishProxyUrl !== '';
     const client = anyProxy ? new ProxyClient({ timeoutMs: config.proxyTimeout, maxInflight: config.proxyMaxInflight }, stats, metrics.proxyDuration) : null;
@@ -68,7 +71,13 @@ export class Hooks implements TopicProxies {
     this.redis = /^rediss?:\/\//.test(config.broker) ? hooksRedis(config, log) : null;
     const windowMs = config.idempotencyWindow * 1000;
     this.idempotency =
-      this.redis !== null ? new RedisIdempotency(this.redis, windowMs, stats) : keyed !== null ? new JetStreamIdempotency(keyed) : new LocalIdempotency(windowMs, config.idempotencyMaxKeys, stats);
+      this.redis !== null
+        ? new RedisIdempotency(this.redis, windowMs, stats)
+        : keyed !== null
+          ? new JetStreamIdempotency(keyed)
+          : sharedKeys !== null
+            ? new SharedIdempotency(sharedKeys, windowMs, stats)
+            : new LocalIdempotency(windowMs, config.idempotencyMaxKeys, stats);
     this.sender = webhooks
       ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
       : null;

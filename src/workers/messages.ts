@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema';
 import type { GuardMemory } from '../guard/upgrade-guard';
+import type { IdempotencyMemory } from '../idempotency/shared-idempotency';
 import type { MeshMemory } from './mesh';
 
 /** What a worker thread starts with (workerData). */
@@ -11,6 +12,8 @@ export interface WorkerBoot {
   readonly mesh: MeshMemory;
   /** The guardrails' process-wide counts (connection limit, per-address table). */
   readonly guard: GuardMemory;
+  /** The idempotency keys of the process (memory broker), else null. */
+  readonly idempotency: IdempotencyMemory | null;
   /** The process's control channel (BroadcastChannel name). */
   readonly channel: string;
 }

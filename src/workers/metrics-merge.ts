@@ -9,6 +9,7 @@ import type { MetricJson } from './messages';
 const AGGREGATORS: Readonly<Record<string, string>> = {
   wsgate_max_connections: 'max',
   wsgate_client_addresses: 'max',
+  wsgate_idempotency_keys: 'max',
   wsgate_draining: 'max',
   wsgate_prototype_changes: 'max',
   wsgate_ready: 'min',

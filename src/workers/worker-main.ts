@@ -26,6 +26,7 @@ function main(port: MessagePort, boot: WorkerBoot): void {
     // With --broker redis/nats each worker is a node of that cluster with its own connection.
     broker: (hub, stats) => config.broker !== 'memory' ? null : (broker = new InProcessBroker(hub, stats, link, `w${index}.${generation}.${randomBytes(4).toString('hex')}`, boot.channel, config.brokerMaxPending, config.positionMaxTopics)),
     guardMemory: boot.guard,
+    idempotencyMemory: boot.idempotency,
     metricsText: () =>
       new Promise((resolve, reject) => {
         const id = ++nextScrape;

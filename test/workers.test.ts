@@ -6,9 +6,10 @@ import { loadConfig } from '../src/config/load';
 import { createLogger } from '../src/log';
 import { Supervisor } from '../src/workers/supervisor';
 import { runFuzz } from './fuzz/run';
+import { AppBackend, json } from './helpers/app-backend';
 import { BrokerServer } from './helpers/brokers';
 import { APP, collect, pusherClient, serverSdk, subscribed } from './helpers/pusher-clients';
-import { type ChildGateway, MAIN, RawClient, metric, spawnGateway as spawn, waitFor } from './helpers/gateway';
+import { type ChildGateway, MAIN, RawClient, metric, sleep, spawnGateway as spawn, waitFor } from './helpers/gateway';
 
 /** Worker threads each load the gateway's modules: on a loaded 2-core machine that can take seconds. */
 const spawnGateway = (flags: readonly string[]): Promise<ChildGateway> => spawn(flags, {}, 40_000);
@@ -273,6 +274,41 @@ describe('--workers 2: Pusher door and process-wide limits', { timeout: 60_000 }
     } finally {
       for (const c of clients) c.close();
       await gw.stop();
+    }
+  });
+});
+
+describe('--workers 2: webhooks and proxies against a real application backend', { timeout: 60_000 }, () => {
+  it('topic_occupied/vacated and join/leave once for the process, whichever workers the subscribers are on; the connect proxy asked by every worker', async () => {
+    const app = await AppBackend.start();
+    app.on('/hooks', (_r, res) => json(res, 200, {}));
+    app.on('/connect', (r, res) => json(res, 200, { user: (r.body as { query: { user?: string } }).query.user }));
+    const gw = await spawnGateway([
+      '--workers', '2', '--webhook-url', `${app.url}/hooks`, '--webhook-secret', 'workers-webhook-secret', '--webhook-delay', '300', '--connect-proxy-url', `${app.url}/connect`,
+      '--topics', JSON.stringify([{ match: 'lobby.*', presence: true }]),
+    ]);
+    const events = (name: string) => app.at('/hooks').flatMap((r) => (r.body as { events: Frame[] }).events).filter((e) => e.name === name && e.topic === 'lobby.1');
+    const clients: RawClient[] = [];
+    try {
+      // One user on four connections, two on each worker.
+      for (let i = 0; i < 4; i++) clients.push(await RawClient.open(`ws://127.0.0.1:${gw.port}/ws?user=u1`));
+      for (const [i, c] of clients.entries()) assert.equal((await ask(c, { op: 'sub', topic: 'lobby.1', id: i + 1 })).op, 'ok');
+      assert.equal(await metric(`http://127.0.0.1:${gw.port}`, 'wsgate_worker_connections{worker="1"}'), 2);
+      await waitFor(() => events('topic_occupied').length >= 1 && events('join').length >= 1, 5000, 'occupied and joined');
+      // Gone from one worker entirely: the topic and the member are still held on the other.
+      for (const c of clients.splice(0, 2)) c.close();
+      await sleep(900);
+      assert.deepEqual([events('topic_occupied').length, events('join').length, events('topic_vacated').length, events('leave').length], [1, 1, 0, 0]);
+      for (const c of clients.splice(0)) c.close();
+      await waitFor(() => events('topic_vacated').length >= 1 && events('leave').length >= 1, 5000, 'vacated and left');
+      await sleep(600);
+      assert.deepEqual([events('topic_occupied').length, events('join').length, events('topic_vacated').length, events('leave').length], [1, 1, 1, 1]);
+      assert.equal(events('join')[0]?.user, 'u1');
+      assert.equal(app.at('/connect').length, 4);
+    } finally {
+      for (const c of clients) c.close();
+      await gw.stop();
+      await app.stop();
     }
   });
 });

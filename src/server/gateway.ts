@@ -5,7 +5,7 @@ import type { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
 import { keyedPublisher } from '../idempotency/jetstream-idempotency';
-import type { IdempotencyMemory } from '../idempotency/shared-idempotency';
+import type { ProcessTables } from '../shared/process-tables';
 import type { Config } from '../config/schema';
 import { Hooks } from '../hooks/hooks';
 import type { Logger } from '../log';
@@ -44,8 +44,8 @@ export interface WorkerRole {
   metricsText(): Promise<string>;
   /** The process-wide guardrail counts, shared by every worker. */
   readonly guardMemory: GuardMemory;
-  /** The process's idempotency keys, shared by every worker (memory broker); null with Redis or NATS. */
-  readonly idempotencyMemory: IdempotencyMemory | null;
+  /** The tables every worker shares with the memory broker (idempotency keys, occupancy, webhook members). */
+  readonly tables: ProcessTables;
 }
 
 /** One wsgate node: the uWS app, its hub, broker, metrics and lifecycle. */
@@ -108,7 +108,7 @@ export class Gateway {
     this.guard = new UpgradeGuard(config, this.stats, role?.guardMemory ?? null);
     this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
     const verifier = (this.verifier = createVerifier(config));
-    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log, keyedPublisher(this.broker), role?.idempotencyMemory ?? null);
+    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log, keyedPublisher(this.broker), role?.tables ?? null);
     const admitter = new Admitter(verifier, this.hooks.connect);
 
     const core = new SessionCore({

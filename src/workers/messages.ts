@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema';
 import type { GuardMemory } from '../guard/upgrade-guard';
-import type { IdempotencyMemory } from '../idempotency/shared-idempotency';
+import type { ProcessTablesMemory } from '../shared/process-tables';
 import type { MeshMemory } from './mesh';
 
 /** What a worker thread starts with (workerData). */
@@ -12,8 +12,8 @@ export interface WorkerBoot {
   readonly mesh: MeshMemory;
   /** The guardrails' process-wide counts (connection limit, per-address table). */
   readonly guard: GuardMemory;
-  /** The idempotency keys of the process (memory broker), else null. */
-  readonly idempotency: IdempotencyMemory | null;
+  /** The tables the workers share with the memory broker. */
+  readonly tables: ProcessTablesMemory;
   /** The process's control channel (BroadcastChannel name). */
   readonly channel: string;
 }

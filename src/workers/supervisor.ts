@@ -5,7 +5,7 @@ import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_liste
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
 import { type GuardMemory, createGuardMemory } from '../guard/upgrade-guard';
-import { type IdempotencyMemory, createIdempotencyMemory } from '../idempotency/shared-idempotency';
+import { type ProcessTablesMemory, createProcessTables } from '../shared/process-tables';
 import { listenExclusive } from '../server/listen';
 import { childApps } from './acceptor';
 import { type MeshMemory, createMesh, renewPeer } from './mesh';
@@ -42,7 +42,7 @@ export class Supervisor {
   private adminAcceptor: TemplatedApp | null = null;
   private readonly mesh: MeshMemory;
   private readonly guard: GuardMemory;
-  private readonly idempotency: IdempotencyMemory | null;
+  private readonly tables: ProcessTablesMemory;
   private readonly slots: Slot[] = [];
   private readonly channel = `wsgate-control-${process.pid}-${Date.now()}`;
   private listenSocket: us_listen_socket | null = null;
@@ -60,8 +60,7 @@ export class Supervisor {
   ) {
     this.mesh = createMesh(count);
     this.guard = createGuardMemory(config);
-    // With Redis or NATS the broker's keys are cluster-wide already.
-    this.idempotency = config.broker === 'memory' ? createIdempotencyMemory(config.idempotencyMaxKeys) : null;
+    this.tables = createProcessTables(config, count);
   }
 
   /** Starts every worker, then listens; resolves with the bound port. */
@@ -87,7 +86,7 @@ export class Supervisor {
   }
 
   private spawn(index: number, generation: number): Promise<void> {
-    const boot: WorkerBoot = { config: this.config, index, generation, mesh: this.mesh, guard: this.guard, idempotency: this.idempotency, channel: this.channel };
+    const boot: WorkerBoot = { config: this.config, index, generation, mesh: this.mesh, guard: this.guard, tables: this.tables, channel: this.channel };
     const worker = new Worker(path.join(__dirname, 'worker-main.js'), { workerData: boot });
     const slot: Slot = { worker, generation, apps: null, leaving: false };
     this.slots[index] = slot;

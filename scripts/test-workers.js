@@ -9,7 +9,7 @@ const FILES = [
   // protocol
   'protocol', 'handshake', 'publish-api', 'topics-list', 'idempotency', 'slow-consumer',
   // history and resume
-  'history', 'history-api', 'positions', 'last-message', 'sdk-recovery',
+  'history', 'history-api', 'positions', 'last-message',
   // channels: presence, join/leave, server control
   'presence', 'join-leave', 'sdk-channels', 'server-control',
   // proxies and webhooks

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { PublishOutcome } from '../broker/broker';
 import type { Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
-import { BUCKET, type Fingerprint as Key, fingerprint, windowOf, withWindowLocked } from '../shared/bucket-table';
+import { BUCKET, type Fingerprint as Key, fingerprint, windowOf, withLock, withWindowLocked } from '../shared/bucket-table';
 import { type Idempotency, scopedKey } from './idempotency';
 
 // A slot is 4 Int32: the key's fingerprint (2 words, 0/0 = empty), state, expiry (s since the epoch);
@@ -16,14 +16,21 @@ const PENDING = 1;
 const DONE = 2;
 /** How often a repeat polls a key whose first publish is still being numbered on another worker. */
 const POLL_MS = 2;
+// Header cells.
+const KEYS = 0;
+const ORDER_LOCK = 1;
+const ORDER_HEAD = 2;
+const ORDER_LENGTH = 3;
 
 /** The process's idempotency keys (workers mode, memory broker), made by the supervisor. */
 export interface IdempotencyMemory {
   readonly slots: SharedArrayBuffer;
   readonly seqs: SharedArrayBuffer;
   readonly locks: SharedArrayBuffer;
-  /** Int32 [keys held]. */
+  /** Int32 [keys held, order lock, order head, order length]. */
   readonly header: SharedArrayBuffer;
+  /** The keys in the order they came: [slot, fingerprint a, fingerprint b] per key, a ring of max-keys entries. */
+  readonly order: SharedArrayBuffer;
   readonly seed: string;
   readonly epochMs: number;
 }
@@ -35,7 +42,8 @@ export function createIdempotencyMemory(maxKeys: number): IdempotencyMemory {
     slots: new SharedArrayBuffer(buckets * BUCKET * WORDS * 4),
     seqs: new SharedArrayBuffer(buckets * BUCKET * 8),
     locks: new SharedArrayBuffer(buckets * 4),
-    header: new SharedArrayBuffer(4),
+    header: new SharedArrayBuffer(16),
+    order: new SharedArrayBuffer(maxKeys * 12),
     seed: randomBytes(16).toString('hex'),
     epochMs: Date.now(),
   };
@@ -48,17 +56,22 @@ export function createIdempotencyMemory(maxKeys: number): IdempotencyMemory {
  * lock word. A key is PENDING while its first publish is numbered and DONE with that seq after; a
  * repeat of a pending key waits for it (polling every 2 ms). A first publish that fails is forgotten
  * (a retry publishes; a repeat that was waiting gets `unavailable`). Collision rules: two keys with
- * the same fingerprint are one key (2^-64 per pair); a new key whose 16 slots all hold keys within
- * their window takes the slot of the one expiring first, which is forgotten early (counted in
- * wsgate_idempotency_evicted_total, as the single-thread store's key cap).
+ * the same fingerprint are one key (2^-64 per pair). At most --idempotency-max-keys keys: beyond, the
+ * oldest of the process is forgotten (its arrival order is a shared ring), as in the single-thread
+ * store; a new key whose 16 slots all hold live keys takes the slot of the one expiring first. Both
+ * are counted in wsgate_idempotency_evicted_total.
  */
 export class SharedIdempotency implements Idempotency {
   private readonly slots: Int32Array;
   private readonly seqs: Float64Array;
   private readonly locks: Int32Array;
   private readonly header: Int32Array;
+  private readonly order: Int32Array;
+  private readonly maxKeys: number;
   private readonly mask: number;
   private readonly windowS: number;
+  /** The slot claim() just took (read right after it, on this thread). */
+  private claimed = -1;
 
   constructor(
     private readonly memory: IdempotencyMemory,
@@ -69,6 +82,8 @@ export class SharedIdempotency implements Idempotency {
     this.seqs = new Float64Array(memory.seqs);
     this.locks = new Int32Array(memory.locks);
     this.header = new Int32Array(memory.header);
+    this.order = new Int32Array(memory.order);
+    this.maxKeys = this.order.length / 3;
     this.mask = this.locks.length - 1;
     this.windowS = Math.ceil(windowMs / 1000);
   }
@@ -77,7 +92,8 @@ export class SharedIdempotency implements Idempotency {
     const k = fingerprint(this.memory.seed, scopedKey(topic, key), this.mask);
     const now = this.seconds();
     const seen = this.claim(k, now);
-    this.stats.idempotencyKeys = Atomics.load(this.header, 0);
+    if (seen === null) this.evictOldest(this.remember(k));
+    this.stats.idempotencyKeys = Atomics.load(this.header, KEYS);
     if (seen !== null) {
       this.stats.idempotentRepeats++;
       return seen;
@@ -108,7 +124,46 @@ export class SharedIdempotency implements Idempotency {
       this.slots[i + FP_B] = k.b;
       this.slots[i + STATE] = PENDING;
       this.slots[i + EXPIRES] = now + this.windowS;
+      this.claimed = free;
       return null;
+    });
+  }
+
+  /**
+   * Appends a new key to the process's arrival order; past --idempotency-max-keys, returns the oldest
+   * key's entry [slot, a, b] to forget (null: none). The order has its own lock, never held with a
+   * bucket's.
+   */
+  private remember(k: Key): [number, number, number] | null {
+    const o = this.order;
+    return withLock(this.header, ORDER_LOCK, () => {
+      let head = this.header[ORDER_HEAD] as number;
+      let length = this.header[ORDER_LENGTH] as number;
+      let oldest: [number, number, number] | null = null;
+      if (length === this.maxKeys) {
+        oldest = [o[head * 3] as number, o[head * 3 + 1] as number, o[head * 3 + 2] as number];
+        head = (head + 1) % this.maxKeys;
+        length--;
+      }
+      const at = ((head + length) % this.maxKeys) * 3;
+      o[at] = this.claimed;
+      o[at + 1] = k.a;
+      o[at + 2] = k.b;
+      this.header[ORDER_HEAD] = head;
+      this.header[ORDER_LENGTH] = length + 1;
+      return oldest;
+    });
+  }
+
+  /** Forgets the oldest key, unless it went already (expired, or its publish failed). */
+  private evictOldest(oldest: [number, number, number] | null): void {
+    if (oldest === null) return;
+    const [slot, a, b] = oldest;
+    withWindowLocked(this.locks, Math.floor(slot / BUCKET), () => {
+      const i = slot * WORDS;
+      if (this.slots[i + FP_A] !== a || this.slots[i + FP_B] !== b) return;
+      if ((this.slots[i + EXPIRES] as number) > this.seconds()) this.stats.idempotencyEvicted++;
+      this.free(slot);
     });
   }
 
@@ -163,7 +218,7 @@ export class SharedIdempotency implements Idempotency {
       for (let slot = b * BUCKET; slot < (b + 1) * BUCKET; slot++) {
         const i = slot * WORDS;
         if (this.slots[i + FP_B] === 0) {
-          Atomics.add(this.header, 0, 1);
+          Atomics.add(this.header, KEYS, 1);
           return slot;
         }
         const expires = this.slots[i + EXPIRES] as number;
@@ -179,7 +234,7 @@ export class SharedIdempotency implements Idempotency {
 
   private free(slot: number): void {
     this.slots.fill(0, slot * WORDS, (slot + 1) * WORDS);
-    Atomics.sub(this.header, 0, 1);
+    Atomics.sub(this.header, KEYS, 1);
   }
 
   private seconds(): number {

@@ -40,6 +40,16 @@ export function withWindowLocked<T>(locks: Int32Array, bucket: number, f: () => 
   }
 }
 
+/** Runs `f` holding lock word `i` of `locks` (a table's own lock, e.g. for its arrival order). */
+export function withLock<T>(locks: Int32Array, i: number, f: () => T): T {
+  take(locks, i);
+  try {
+    return f();
+  } finally {
+    give(locks, i);
+  }
+}
+
 function take(locks: Int32Array, i: number): void {
   while (Atomics.compareExchange(locks, i, 0, 1) !== 0) Atomics.wait(locks, i, 1, 1);
 }

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { BUCKET, type Fingerprint as Window, fingerprint, windowOf, withWindowLocked } from '../shared/bucket-table';
+import { BUCKET, type BucketTableMemory, type Fingerprint as Window, bucketsFor, createBucketMemory, fingerprint, windowOf, withWindowLocked } from '../shared/bucket-table';
 import { ADDRESS_TABLE_CAP, type AddressLimiter, type AddressRefusal, connectBurst } from './ip-limits';
 
 const MIN_BUCKETS = 2 ** 13;
@@ -12,38 +11,19 @@ const FP_B = 1;
 const CONNS = 2;
 const TOKENS = 3;
 
-/** The per-address table of one process (workers mode), made by the supervisor and shared by every worker. */
-export interface SharedAddressMemory {
-  readonly slots: SharedArrayBuffer;
+/** The per-address table of one process (workers mode): header Int32 [addresses tracked]. */
+export interface SharedAddressMemory extends BucketTableMemory {
+  /** Each slot's last refill, ms since the epoch. */
   readonly at: SharedArrayBuffer;
-  readonly locks: SharedArrayBuffer;
-  /** Int32 [addresses tracked]. */
-  readonly header: SharedArrayBuffer;
-  /** Keys the fingerprint hash: which bucket an address lands in cannot be chosen from outside. */
-  readonly seed: string;
-  readonly epochMs: number;
 }
 
 /**
- * Buckets for a connection limit: room for twice the addresses that can hold connections plus the
- * single-thread table's cap of rate-only entries, within 2^16..2^20 slots (20 bytes each).
+ * Room for twice the addresses that can hold connections plus the single-thread table's cap of
+ * rate-only entries, within 2^16..2^20 slots (20 bytes each).
  */
-export function addressBuckets(maxConnections: number): number {
-  const want = Math.ceil((2 * (ADDRESS_TABLE_CAP + maxConnections)) / BUCKET);
-  return Math.min(MAX_BUCKETS, Math.max(MIN_BUCKETS, 2 ** Math.ceil(Math.log2(want))));
-}
-
 export function createAddressMemory(maxConnections: number): SharedAddressMemory {
-  const buckets = addressBuckets(maxConnections);
-  const slots = buckets * BUCKET;
-  return {
-    slots: new SharedArrayBuffer(slots * WORDS * 4),
-    at: new SharedArrayBuffer(slots * 4),
-    locks: new SharedArrayBuffer(buckets * 4),
-    header: new SharedArrayBuffer(4),
-    seed: randomBytes(16).toString('hex'),
-    epochMs: Date.now(),
-  };
+  const buckets = bucketsFor(ADDRESS_TABLE_CAP + maxConnections, MIN_BUCKETS, MAX_BUCKETS);
+  return { ...createBucketMemory(buckets, WORDS, 1), at: new SharedArrayBuffer(buckets * BUCKET * 4) };
 }
 
 /**

@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import type { PublishOutcome } from '../broker/broker';
 import type { Stats } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
-import { BUCKET, type Fingerprint as Key, fingerprint, windowOf, withLock, withWindowLocked } from '../shared/bucket-table';
+import { BUCKET, type BucketTableMemory, type Fingerprint as Key, bucketsFor, createBucketMemory, fingerprint, windowOf, withLock, withWindowLocked } from '../shared/bucket-table';
 import { type Idempotency, scopedKey } from './idempotency';
 
 // A slot is 4 Int32: the key's fingerprint (2 words, 0/0 = empty), state, expiry (s since the epoch);
@@ -22,31 +21,18 @@ const ORDER_LOCK = 1;
 const ORDER_HEAD = 2;
 const ORDER_LENGTH = 3;
 
-/** The process's idempotency keys (workers mode, memory broker), made by the supervisor. */
-export interface IdempotencyMemory {
-  readonly slots: SharedArrayBuffer;
+/** The process's idempotency keys (workers mode, memory broker): header Int32 [keys held, order lock, order head, order length]. */
+export interface IdempotencyMemory extends BucketTableMemory {
+  /** Each slot's first-publish seq. */
   readonly seqs: SharedArrayBuffer;
-  readonly locks: SharedArrayBuffer;
-  /** Int32 [keys held, order lock, order head, order length]. */
-  readonly header: SharedArrayBuffer;
   /** The keys in the order they came: [slot, fingerprint a, fingerprint b] per key, a ring of max-keys entries. */
   readonly order: SharedArrayBuffer;
-  readonly seed: string;
-  readonly epochMs: number;
 }
 
-/** Room for twice --idempotency-max-keys, in buckets of 8 (at least 2). */
+/** Room for twice --idempotency-max-keys. */
 export function createIdempotencyMemory(maxKeys: number): IdempotencyMemory {
-  const buckets = Math.max(2, 2 ** Math.ceil(Math.log2(Math.ceil((2 * maxKeys) / BUCKET))));
-  return {
-    slots: new SharedArrayBuffer(buckets * BUCKET * WORDS * 4),
-    seqs: new SharedArrayBuffer(buckets * BUCKET * 8),
-    locks: new SharedArrayBuffer(buckets * 4),
-    header: new SharedArrayBuffer(16),
-    order: new SharedArrayBuffer(maxKeys * 12),
-    seed: randomBytes(16).toString('hex'),
-    epochMs: Date.now(),
-  };
+  const buckets = bucketsFor(maxKeys);
+  return { ...createBucketMemory(buckets, WORDS, 4), seqs: new SharedArrayBuffer(buckets * BUCKET * 8), order: new SharedArrayBuffer(maxKeys * 12) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /**
  * What the process-wide tables of workers mode (per-address limits, idempotency keys) share: fixed
@@ -6,6 +6,35 @@ import { createHash } from 'node:crypto';
  * next (a window of 16 slots), found by a 64-bit keyed fingerprint, and one lock word per bucket.
  */
 export const BUCKET = 8;
+
+/** The common part of such a table's memory, made by the supervisor and shared by every worker. */
+export interface BucketTableMemory {
+  /** `words` Int32 per slot, BUCKET slots per bucket. */
+  readonly slots: SharedArrayBuffer;
+  /** One lock word per bucket. */
+  readonly locks: SharedArrayBuffer;
+  /** The table's own Int32 cells (counts, further locks). */
+  readonly header: SharedArrayBuffer;
+  /** Keys the fingerprint hash: which bucket a key lands in cannot be chosen from outside. */
+  readonly seed: string;
+  /** The table's time zero (ms since 1970), for times kept in Int32 cells. */
+  readonly epochMs: number;
+}
+
+/** Buckets for `entries` entries with room to spare (twice that many slots), a power of two within [min, max]. */
+export function bucketsFor(entries: number, min = 2, max = 2 ** 30): number {
+  return Math.min(max, Math.max(min, 2 ** Math.ceil(Math.log2(Math.ceil((2 * entries) / BUCKET)))));
+}
+
+export function createBucketMemory(buckets: number, words: number, headerCells: number): BucketTableMemory {
+  return {
+    slots: new SharedArrayBuffer(buckets * BUCKET * words * 4),
+    locks: new SharedArrayBuffer(buckets * 4),
+    header: new SharedArrayBuffer(headerCells * 4),
+    seed: randomBytes(16).toString('hex'),
+    epochMs: Date.now(),
+  };
+}
 
 /** Where a key lives: its window's first bucket and its fingerprint (b is never 0: 0/0 marks an empty slot). */
 export interface Fingerprint {

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { BUCKET, type Fingerprint, fingerprint, windowOf, withWindowLocked } from './bucket-table';
+import { BUCKET, type BucketTableMemory, type Fingerprint, bucketsFor, createBucketMemory, fingerprint, windowOf, withWindowLocked } from './bucket-table';
 
 // A slot is 4 Int32: the key's fingerprint (2 words, 0/0 = empty), the bitmask of the workers holding
 // the key, and 1 while the key is empty and its vacate waits for confirmation.
@@ -11,17 +10,12 @@ const PENDING = 3;
 /** Workers one bitmask can name. */
 export const MAX_MEMBERSHIP_WORKERS = 32;
 
-/** A membership table shared by every worker of one process, made by the supervisor. */
-export interface MembershipMemory {
-  readonly slots: SharedArrayBuffer;
-  readonly locks: SharedArrayBuffer;
-  readonly seed: string;
-}
+/** A membership table shared by every worker of one process (no header cells). */
+export type MembershipMemory = BucketTableMemory;
 
-/** Room for `keys` keys held at once (twice that many slots, in buckets of 8). */
+/** Room for `keys` keys held at once. */
 export function createMembershipMemory(keys: number): MembershipMemory {
-  const buckets = Math.max(2, 2 ** Math.ceil(Math.log2(Math.ceil((2 * keys) / BUCKET))));
-  return { slots: new SharedArrayBuffer(buckets * BUCKET * WORDS * 4), locks: new SharedArrayBuffer(buckets * 4), seed: randomBytes(16).toString('hex') };
+  return createBucketMemory(bucketsFor(keys), WORDS, 0);
 }
 
 /**

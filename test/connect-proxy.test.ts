@@ -4,7 +4,7 @@ import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { GatewayClient } from '../src/client/gateway-client';
 import { AppBackend, json } from './helpers/app-backend';
-import { RawClient, type TestGateway, freePort, metric, sleep, startGateway, waitFor } from './helpers/gateway';
+import { RawClient, type TestGateway, freePort, metric, sleep, startGateway, waitFor, SINGLE_THREAD_ONLY } from './helpers/gateway';
 
 const SECRET = 'a-test-secret-of-enough-length-123';
 
@@ -42,7 +42,7 @@ describe('connect proxy', () => {
     await app.stop();
   });
 
-  it('lets a connection in with the grants and server-side topics the application answers', async () => {
+  it('lets a connection in with the grants and server-side topics the application answers', { skip: SINGLE_THREAD_ONLY }, async () => {
     app.on('/connect', (r, res) => {
       const cookie = (r.body as { headers: Record<string, string> }).headers.cookie;
       if (cookie !== 'session=s1') return json(res, 401, { reason: 'no session' });
@@ -138,7 +138,7 @@ describe('connect proxy', () => {
     assert.equal(asked, 1, 'no token: the application decides');
   });
 
-  it('survives clients that leave while the application is thinking, leaking nothing', async () => {
+  it('survives clients that leave while the application is thinking, leaking nothing', { skip: SINGLE_THREAD_ONLY }, async () => {
     const held: import('node:http').ServerResponse[] = [];
     app.on('/connect', (_r, res) => void held.push(res));
     const before = app.at('/connect').length;

@@ -3,7 +3,7 @@ import { type Server, createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { BrowserContext } from 'playwright-core';
 import { launchChromium } from './helpers/chromium';
-import { type TestGateway, startGateway } from './helpers/gateway';
+import { type TestGateway, startGateway, SINGLE_THREAD_ONLY } from './helpers/gateway';
 
 /** A page on another origin that opens a socket to the gateway and reports what happened. */
 const PAGE = `<!doctype html><script>
@@ -48,13 +48,13 @@ describe('origin policy seen from a real browser (headless Chromium)', () => {
     }
   };
 
-  test('a page on another site cannot open a socket by default (the browser sees the refusal as 1006)', async () => {
+  test('a page on another site cannot open a socket by default (the browser sees the refusal as 1006)', { skip: SINGLE_THREAD_ONLY }, async () => {
     assert.equal(await outcome(strict), 'closed 1006');
     assert.equal(strict.gw.stats.upgrades.origin_not_allowed, 1);
     assert.equal(strict.gw.stats.upgrades.accepted, 0);
   });
 
-  test('listed in --allowed-origins, the same page connects', async () => {
+  test('listed in --allowed-origins, the same page connects', { skip: SINGLE_THREAD_ONLY }, async () => {
     assert.equal(await outcome(listed), 'open');
     assert.equal(listed.gw.stats.upgrades.accepted, 1);
   });

@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { AddressLimits } from '../src/guard/ip-limits';
 import { ClientAddressResolver, limitKey, parseAddress } from '../src/guard/client-address';
-import { RawClient, type TestGateway, metric, sleep, startGateway } from './helpers/gateway';
+import { RawClient, type TestGateway, metric, sleep, startGateway, SINGLE_THREAD_ONLY } from './helpers/gateway';
 
 // Origin policy and per-address limits, over real sockets against an in-process gateway. Loopback is
 // a whole /8 on Linux, so 127.0.0.2, 127.0.0.3 … are distinct client addresses on one machine.
@@ -50,7 +50,7 @@ describe('origin policy (--allowed-origins)', () => {
     await listed.stop();
   });
 
-  it('default: no Origin and the gateway\'s own host are accepted; any other origin is refused 403 before a socket exists', async () => {
+  it('default: no Origin and the gateway\'s own host are accepted; any other origin is refused 403 before a socket exists', { skip: SINGLE_THREAD_ONLY }, async () => {
     assert.deepEqual(await upgrade(open.ws), { status: 101 });
     assert.deepEqual(await upgrade(open.ws, { origin: `http://127.0.0.1:${open.port}` }), { status: 101 });
     // The page opened by name rather than address: the Host header is what the browser sent.
@@ -78,7 +78,7 @@ describe('origin policy (--allowed-origins)', () => {
 });
 
 describe('per-address limits', () => {
-  it('--max-connections-per-ip: the next upgrade from that address gets 429; other addresses are unaffected; a close frees a slot', async () => {
+  it('--max-connections-per-ip: the next upgrade from that address gets 429; other addresses are unaffected; a close frees a slot', { skip: SINGLE_THREAD_ONLY }, async () => {
     const g = await startGateway(['--max-connections-per-ip', '2']);
     try {
       const a = [await openFrom(g.ws, '127.0.0.2'), await openFrom(g.ws, '127.0.0.2')];

@@ -5,7 +5,7 @@ import { GatewayClient } from '../src/client/gateway-client';
 import { DeliveryEncoder } from '../src/protocol/delivery';
 import { ByteRing } from '../src/pubsub/byte-ring';
 import { HistoryBudget, TopicHistory } from '../src/pubsub/history';
-import { RawClient, metric, startGateway, waitFor } from './helpers/gateway';
+import { RawClient, metric, startGateway, waitFor, SINGLE_THREAD_ONLY } from './helpers/gateway';
 
 const frame = (s: string) => ({ jsonFrame: Buffer.from(s), packFrame: null });
 
@@ -201,7 +201,7 @@ describe('recovery with since', () => {
     }
   });
 
-  it('recovers losslessly after a slow-consumer disconnect under continuous publishing', async () => {
+  it('recovers losslessly after a slow-consumer disconnect under continuous publishing', { skip: SINGLE_THREAD_ONLY }, async () => {
     const g = await startGateway(['--client-publish', '--max-backpressure', '16384', '--history-size', '5000', '--max-body', '8388608']);
     try {
       const slow = await RawClient.open(`${g.ws}?topics=live`);

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { GatewayClient } from '../src/client/gateway-client';
 import type { Gateway } from '../src/server/gateway';
 import { BrokerServer, eventually, sleep, startNode } from './helpers/brokers';
-import { RawClient, type TestGateway, metric, startGateway } from './helpers/gateway';
+import { RawClient, type TestGateway, metric, startGateway, SINGLE_THREAD_ONLY } from './helpers/gateway';
 
 interface Result {
   topic: string;
@@ -22,7 +22,7 @@ describe('idempotent publishes on one node', () => {
   before(async () => (g = await startGateway(['--client-publish', '--idempotency-max-keys', '50'])));
   after(() => g.stop());
 
-  it('POST /publish: a repeated key publishes nothing and answers the first seq', async () => {
+  it('POST /publish: a repeated key publishes nothing and answers the first seq', { skip: SINGLE_THREAD_ONLY }, async () => {
     const sub = await GatewayClient.connect(g.ws, { topics: ['orders'] });
     const got: unknown[] = [];
     sub.onDelivery = (d) => got.push(d.d);
@@ -47,7 +47,7 @@ describe('idempotent publishes on one node', () => {
     await sub.close();
   });
 
-  it('client pub: a repeated key is acknowledged with the first seq and delivered once', async () => {
+  it('client pub: a repeated key is acknowledged with the first seq and delivered once', { skip: SINGLE_THREAD_ONLY }, async () => {
     const sub = await GatewayClient.connect(g.ws, { topics: ['chat'] });
     const got: unknown[] = [];
     sub.onDelivery = (d) => got.push(d.d);

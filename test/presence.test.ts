@@ -6,7 +6,7 @@ import { CommandError, GatewayClient } from '../src/client/gateway-client';
 import type { PresenceEntry } from '../src/protocol/codec';
 import type { Gateway } from '../src/server/gateway';
 import { BrokerServer, eventually, startNode } from './helpers/brokers';
-import { startGateway } from './helpers/gateway';
+import { startGateway, SINGLE_THREAD_ONLY } from './helpers/gateway';
 
 const SECRET = 'presence-secret';
 const RULES = ['--topics', JSON.stringify([{ match: 'chat.*', presence: true, maxPresence: 3 }, { match: 'room.*', presence: true }])];
@@ -47,7 +47,7 @@ describe('presence (memory broker)', () => {
     await Promise.all([alice1.close(), alice2.close()]);
   });
 
-  it('past maxPresence members are served but not listed, and stats say so', async () => {
+  it('past maxPresence members are served but not listed, and stats say so', { skip: SINGLE_THREAD_ONLY }, async () => {
     const clients = await Promise.all(Array.from({ length: 5 }, async (_, i) => GatewayClient.connect(g.ws, { token: await token(`u${i}`), topics: ['chat.full'] })));
     const got: unknown[] = [];
     (clients[4] as GatewayClient).onDelivery = (d) => got.push(d.d);
@@ -69,7 +69,7 @@ describe('presence (memory broker)', () => {
     await c.close();
   });
 
-  it('over HTTP: GET /topics/<topic>/presence and /presence/stats', async () => {
+  it('over HTTP: GET /topics/<topic>/presence and /presence/stats', { skip: SINGLE_THREAD_ONLY }, async () => {
     const c = await GatewayClient.connect(g.ws, { token: await token('carol'), topics: ['room.a/b'] });
     await eventually('subscribed', () => g.gw.presence.registry.total('room.a/b') === 1);
     const list = await getJson(`${g.http}/topics/room.a/b/presence`);
@@ -80,7 +80,7 @@ describe('presence (memory broker)', () => {
     await c.close();
   });
 
-  it('1,000 connections churning subscribe, unsubscribe and disconnect leave presence exact, then empty', async () => {
+  it('1,000 connections churning subscribe, unsubscribe and disconnect leave presence exact, then empty', { skip: SINGLE_THREAD_ONLY }, async () => {
     const t = await token('churn');
     const open = async () => {
       const ws = new WebSocket(`${g.ws}?token=${t}&topics=room.churn`);

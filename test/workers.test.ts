@@ -6,9 +6,10 @@ import { loadConfig } from '../src/config/load';
 import { createLogger } from '../src/log';
 import { Supervisor } from '../src/workers/supervisor';
 import { runFuzz } from './fuzz/run';
+import { AppBackend, json } from './helpers/app-backend';
 import { BrokerServer } from './helpers/brokers';
 import { APP, collect, pusherClient, serverSdk, subscribed } from './helpers/pusher-clients';
-import { type ChildGateway, MAIN, RawClient, metric, spawnGateway as spawn, waitFor } from './helpers/gateway';
+import { type ChildGateway, MAIN, RawClient, metric, sleep, spawnGateway as spawn, waitFor } from './helpers/gateway';
 
 /** Worker threads each load the gateway's modules: on a loaded 2-core machine that can take seconds. */
 const spawnGateway = (flags: readonly string[]): Promise<ChildGateway> => spawn(flags, {}, 40_000);
@@ -118,6 +119,20 @@ function scenarios(workers: number): void {
       } finally {
         for (const c of fresh) c.close();
       }
+    });
+
+    it('an idempotencyKey is one publish for the process: retries on every worker, at once and later, get the first seq', async () => {
+      for (const [i, c] of clients.entries()) assert.equal((await ask(c, { op: 'sub', topic: 'once', id: 500 + i })).op, 'ok');
+      // Every connection (two per worker) sends the same keyed publish at the same moment, twice.
+      const pub = (c: RawClient, id: number) => ask(c, { op: 'pub', topic: 'once', data: 'order-1', idempotencyKey: 'k-1', id });
+      const acks = await Promise.all(clients.flatMap((c, i) => [pub(c, 510 + i), pub(c, 530 + i)]));
+      assert.deepEqual(new Set(acks.map((a) => `${a.op} ${a.seq}`)), new Set(['ok 1']), JSON.stringify(acks));
+      assert.equal((await pub(clients.at(-1) as RawClient, 550)).seq, 1);
+      const other = await ask(clients[0] as RawClient, { op: 'pub', topic: 'once', data: 'order-2', idempotencyKey: 'k-2', id: 551 });
+      assert.equal(other.seq, 2);
+      for (const c of clients) await waitFor(() => deliveries(c, 'once').length === 2, 5000, 'two deliveries');
+      for (const c of clients) assert.deepEqual(deliveries(c, 'once').map((m) => m.d), ['order-1', 'order-2']);
+      assert.equal(await metric(http, 'wsgate_idempotent_repeats_total'), clients.length * 2);
     });
 
     it('presence lists the members held on every worker', async () => {
@@ -233,17 +248,67 @@ describe('--workers 2: Pusher door and process-wide limits', { timeout: 60_000 }
     }
   });
 
-  it('--max-connections holds for the process, not per worker', async () => {
-    const gw = await spawnGateway(['--workers', '2', '--max-connections', '4']);
+  it('--max-connections and the per-address limits hold for the process, whichever worker the connections land on', async () => {
+    // Split into per-worker shares, 5 would have been 2 + 2 and 3 per address 2 + 2.
+    const gw = await spawnGateway(['--workers', '2', '--max-connections', '5', '--max-connections-per-ip', '3', '--connect-rate-per-ip', '3']);
+    const url = `ws://127.0.0.1:${gw.port}/ws`;
+    const http = `http://127.0.0.1:${gw.port}`;
+    const from = (localAddress: string) => RawClient.open(url, undefined, {}, { localAddress });
     const clients: RawClient[] = [];
     try {
-      clients.push(...(await connectMany(`ws://127.0.0.1:${gw.port}/ws`, 4)));
-      await assert.rejects(RawClient.open(`ws://127.0.0.1:${gw.port}/ws`), /503/);
-      await assert.rejects(RawClient.open(`ws://127.0.0.1:${gw.port}/ws`), /503/);
-      assert.equal(await metric(`http://127.0.0.1:${gw.port}`, 'wsgate_connections'), 4);
+      for (let i = 0; i < 3; i++) clients.push(await from('127.0.0.2'));
+      await assert.rejects(from('127.0.0.2'), /429/, 'the fourth from one address, on either worker');
+      for (let i = 0; i < 2; i++) clients.push(await from('127.0.0.3'));
+      await assert.rejects(from('127.0.0.4'), /503/, 'the sixth of the process');
+      await waitFor(async () => (await metric(http, 'wsgate_worker_connections{worker="0"}')) + (await metric(http, 'wsgate_worker_connections{worker="1"}')) === 5, 8000, 'five connections');
+      assert.ok((await metric(http, 'wsgate_worker_connections{worker="1"}')) >= 2, 'both workers hold connections');
+      (clients.shift() as RawClient).close();
+      await waitFor(async () => (await metric(http, 'wsgate_connections')) === 4, 8000, 'a close frees a slot');
+      clients.push(await from('127.0.0.4'));
+      // Every attempt spends a token of the address's shared budget (a burst of 6): 429 before 12 attempts.
+      const answers: string[] = [];
+      for (let i = 0; i < 12 && !answers.includes('429'); i++) answers.push(await from('127.0.0.5').then(() => 'open', (e: Error) => /429|503/.exec(e.message)?.[0] ?? e.message));
+      assert.deepEqual(answers.slice(0, 6), ['503', '503', '503', '503', '503', '503'], answers.join());
+      assert.ok(answers.includes('429'), answers.join());
+      assert.equal(await metric(http, 'wsgate_client_addresses'), 4);
     } finally {
       for (const c of clients) c.close();
       await gw.stop();
+    }
+  });
+});
+
+describe('--workers 2: webhooks and proxies against a real application backend', { timeout: 60_000 }, () => {
+  it('topic_occupied/vacated and join/leave once for the process, whichever workers the subscribers are on; the connect proxy asked by every worker', async () => {
+    const app = await AppBackend.start();
+    app.on('/hooks', (_r, res) => json(res, 200, {}));
+    app.on('/connect', (r, res) => json(res, 200, { user: (r.body as { query: { user?: string } }).query.user }));
+    const gw = await spawnGateway([
+      '--workers', '2', '--webhook-url', `${app.url}/hooks`, '--webhook-secret', 'workers-webhook-secret', '--webhook-delay', '300', '--connect-proxy-url', `${app.url}/connect`,
+      '--topics', JSON.stringify([{ match: 'lobby.*', presence: true }]),
+    ]);
+    const events = (name: string) => app.at('/hooks').flatMap((r) => (r.body as { events: Frame[] }).events).filter((e) => e.name === name && e.topic === 'lobby.1');
+    const clients: RawClient[] = [];
+    try {
+      // One user on four connections, two on each worker.
+      for (let i = 0; i < 4; i++) clients.push(await RawClient.open(`ws://127.0.0.1:${gw.port}/ws?user=u1`));
+      for (const [i, c] of clients.entries()) assert.equal((await ask(c, { op: 'sub', topic: 'lobby.1', id: i + 1 })).op, 'ok');
+      assert.equal(await metric(`http://127.0.0.1:${gw.port}`, 'wsgate_worker_connections{worker="1"}'), 2);
+      await waitFor(() => events('topic_occupied').length >= 1 && events('join').length >= 1, 5000, 'occupied and joined');
+      // Gone from one worker entirely: the topic and the member are still held on the other.
+      for (const c of clients.splice(0, 2)) c.close();
+      await sleep(900);
+      assert.deepEqual([events('topic_occupied').length, events('join').length, events('topic_vacated').length, events('leave').length], [1, 1, 0, 0]);
+      for (const c of clients.splice(0)) c.close();
+      await waitFor(() => events('topic_vacated').length >= 1 && events('leave').length >= 1, 5000, 'vacated and left');
+      await sleep(600);
+      assert.deepEqual([events('topic_occupied').length, events('join').length, events('topic_vacated').length, events('leave').length], [1, 1, 1, 1]);
+      assert.equal(events('join')[0]?.user, 'u1');
+      assert.equal(app.at('/connect').length, 4);
+    } finally {
+      for (const c of clients) c.close();
+      await gw.stop();
+      await app.stop();
     }
   });
 });

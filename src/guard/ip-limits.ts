@@ -18,10 +18,28 @@ export const ADDRESS_TABLE_CAP = 65_536;
 const SWEEP_EVERY_MS = 10_000;
 
 /**
- * `--max-connections-per-ip` and `--connect-rate-per-ip`. Consulted once per upgrade and once per close,
- * never per message; with both limits off nothing is created or tracked.
+ * `--max-connections-per-ip` and `--connect-rate-per-ip`, as the upgrade guard consults them: once per
+ * upgrade and once per close, never per message. AddressLimits for one thread, SharedAddressLimits
+ * (shared-address-table.ts) for the worker threads of one process.
  */
-export class AddressLimits {
+export interface AddressLimiter {
+  readonly enabled: boolean;
+  /** Tracked addresses (gauge). */
+  readonly size: number;
+  /** Charges one upgrade attempt; the refusal when over a limit. Every attempt counts, refused or not. */
+  admit(key: string, now: number): AddressRefusal | null;
+  /** The connection limit alone, again right before an upgrade that waited completes. */
+  room(key: string): AddressRefusal | null;
+  opened(key: string, now: number): void;
+  closed(key: string, now: number): void;
+  stop(): void;
+}
+
+/** The burst of --connect-rate-per-ip: twice the rate at once, so a client reconnecting right after a drain is not refused. */
+export const connectBurst = (ratePerSecond: number): number => ratePerSecond * 2;
+
+/** One thread's table (a Map); with both limits off nothing is created or tracked. */
+export class AddressLimits implements AddressLimiter {
   private readonly table = new Map<string, AddressEntry>();
   private readonly burst: number;
   private readonly sweeper: NodeJS.Timeout | null;
@@ -31,8 +49,7 @@ export class AddressLimits {
     private readonly ratePerSecond: number,
     private readonly cap = ADDRESS_TABLE_CAP,
   ) {
-    // Twice the rate at once: a client reconnecting right after a drain is not refused.
-    this.burst = ratePerSecond * 2;
+    this.burst = connectBurst(ratePerSecond);
     this.sweeper = ratePerSecond > 0 ? setInterval(() => this.sweep(Date.now()), SWEEP_EVERY_MS).unref() : null;
   }
 
@@ -40,12 +57,10 @@ export class AddressLimits {
     return this.maxConnections > 0 || this.ratePerSecond > 0;
   }
 
-  /** Tracked addresses (gauge). */
   get size(): number {
     return this.table.size;
   }
 
-  /** Charges one upgrade attempt; the refusal when over a limit. Every attempt counts, refused or not. */
   admit(key: string, now: number): AddressRefusal | null {
     if (this.ratePerSecond > 0) {
       const e = this.entry(key, now);
@@ -57,10 +72,7 @@ export class AddressLimits {
     return this.room(key);
   }
 
-  /**
-   * The connection limit alone; checked again right before an upgrade that waited (token verification)
-   * completes, since others from the same address may have opened meanwhile.
-   */
+  /** Others from the same address may have opened while an upgrade waited (token verification). */
   room(key: string): AddressRefusal | null {
     // Without a rate there is nothing to remember about an address until it holds a connection.
     return this.maxConnections > 0 && (this.table.get(key)?.conns ?? 0) >= this.maxConnections ? 'too_many_connections_per_ip' : null;

@@ -1,10 +1,12 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Config } from '../config/schema';
-import type { UpgradeResult } from '../metrics/stats';
+import type { Stats, UpgradeResult } from '../metrics/stats';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import { ClientAddressResolver, limitKey } from './client-address';
-import { AddressLimits } from './ip-limits';
+import { type ConnectionCount, SharedConnectionCount, localConnectionCount } from './connection-count';
+import { type AddressLimiter, AddressLimits } from './ip-limits';
 import { OriginPolicy } from './origin';
+import { type SharedAddressMemory, SharedAddressLimits, createAddressMemory } from './shared-address-table';
 
 export interface GuardRefusal {
   readonly result: Extract<UpgradeResult, 'origin_not_allowed' | 'ip_limit' | 'ip_rate'>;
@@ -17,18 +19,52 @@ export type AddressKey = string | null;
 const decoder = new TextDecoder();
 
 /**
+ * The guardrails' counts shared by the worker threads of one process (--workers): the connection
+ * limit and the per-address table. Made once by the supervisor; absent, each gateway counts alone.
+ */
+export interface GuardMemory {
+  readonly connections: SharedArrayBuffer;
+  readonly addresses: SharedAddressMemory | null;
+}
+
+export function createGuardMemory(config: Config): GuardMemory {
+  const perAddress = config.maxConnectionsPerIp > 0 || config.connectRatePerIp > 0;
+  return { connections: new SharedArrayBuffer(4), addresses: perAddress ? createAddressMemory(config.maxConnections) : null };
+}
+
+/**
  * The checks an upgrade passes before anything else is spent on it: the Origin policy and the
  * per-address limits. Runs once per upgrade, never per message or delivery.
  */
 export class UpgradeGuard {
-  readonly addresses: AddressLimits;
+  readonly addresses: AddressLimiter;
+  private readonly connections: ConnectionCount;
   private readonly origins: OriginPolicy;
   private readonly resolver: ClientAddressResolver;
 
-  constructor(private readonly config: Config) {
+  constructor(
+    private readonly config: Config,
+    stats: Stats,
+    shared: GuardMemory | null = null,
+  ) {
     this.origins = OriginPolicy.fromConfig(config.allowedOrigins);
-    this.addresses = new AddressLimits(config.maxConnectionsPerIp, config.connectRatePerIp);
+    const { maxConnectionsPerIp: perIp, connectRatePerIp: rate } = config;
+    this.addresses = shared?.addresses ? new SharedAddressLimits(shared.addresses, perIp, rate) : new AddressLimits(perIp, rate);
+    this.connections = shared === null ? localConnectionCount(stats, config.maxConnections) : new SharedConnectionCount(shared.connections, config.maxConnections);
     this.resolver = new ClientAddressResolver(config.trustedProxies);
+  }
+
+  /**
+   * Whether --max-connections is reached (open connections and upgrades waiting for admission, across
+   * every worker); when not, a slot is held for this upgrade until its handler returns.
+   */
+  full(): boolean {
+    return this.connections.full();
+  }
+
+  /** An upgrade started (+1) or stopped (−1) waiting for its admission. */
+  waiting(delta: number): void {
+    this.connections.add(delta);
   }
 
   /** Reads the request (valid only during the upgrade handler); a refusal or the address key to hold. */
@@ -61,10 +97,12 @@ export class UpgradeGuard {
   }
 
   opened(key: AddressKey): void {
+    this.connections.add(1);
     if (key !== null) this.addresses.opened(key, Date.now());
   }
 
   closed(key: AddressKey): void {
+    this.connections.add(-1);
     if (key !== null) this.addresses.closed(key, Date.now());
   }
 

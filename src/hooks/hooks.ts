@@ -11,6 +11,10 @@ import { ConnectProxy } from './connect-proxy';
 import { connectOnce } from './lazy-redis';
 import { type Idempotency, LocalIdempotency } from '../idempotency/idempotency';
 import { RedisIdempotency } from '../idempotency/redis-idempotency';
+import { SharedIdempotency } from '../idempotency/shared-idempotency';
+import { SharedMembership } from '../shared/membership-table';
+import type { ProcessTables } from '../shared/process-tables';
+import { SharedLedger } from './shared-ledger';
 import { JetStreamIdempotency, type KeyedPublisher } from '../idempotency/jetstream-idempotency';
 import { NatsLedger } from './nats-ledger';
 import { LocalLedger, Occupancy, type OccupancyLedger, type OccupancySink } from './occupancy';
@@ -56,6 +60,8 @@ export class Hooks implements TopicProxies {
     private readonly log: Logger,
     /** A broker that de-duplicates keyed publishes itself (NATS with JetStream), else null. */
     keyed: KeyedPublisher | null = null,
+    /** The tables shared by the workers of the process (--workers, memory broker), else null. */
+    private readonly tables: ProcessTables | null = null,
   ) {
     const anyProxy = config.connectProxyUrl !== '' || config.subscribeProxyUrl !== '' || config.publishProxyUrl !== '';
     const client = anyProxy ? new ProxyClient({ timeoutMs: config.proxyTimeout, maxInflight: config.proxyMaxInflight }, stats, metrics.proxyDuration) : null;
@@ -68,11 +74,18 @@ export class Hooks implements TopicProxies {
     this.redis = /^rediss?:\/\//.test(config.broker) ? hooksRedis(config, log) : null;
     const windowMs = config.idempotencyWindow * 1000;
     this.idempotency =
-      this.redis !== null ? new RedisIdempotency(this.redis, windowMs, stats) : keyed !== null ? new JetStreamIdempotency(keyed) : new LocalIdempotency(windowMs, config.idempotencyMaxKeys, stats);
+      this.redis !== null
+        ? new RedisIdempotency(this.redis, windowMs, stats)
+        : keyed !== null
+          ? new JetStreamIdempotency(keyed)
+          : tables?.idempotency
+            ? new SharedIdempotency(tables.idempotency, windowMs, stats)
+            : new LocalIdempotency(windowMs, config.idempotencyMaxKeys, stats);
     this.sender = webhooks
       ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, maxQueue: config.webhookMaxQueue, timeoutMs: config.proxyTimeout }, stats, metrics.webhookDuration, log)
       : null;
-    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish, config.webhookDelay) : null;
+    const members = tables?.members ? new SharedMembership(tables.members, tables.worker) : null;
+    this.events = this.sender !== null ? new WebhookSessionEvents(this.sender, (t) => hub.ruleOf(t).webhookPublish, config.webhookDelay, members) : null;
   }
 
   /** Adds a listener of occupancy changes (call before start); occupancy is followed when anyone listens. */
@@ -102,6 +115,7 @@ export class Hooks implements TopicProxies {
    * else this node. NATS without JetStream falls back to node-local, with a warning.
    */
   private async ledger(node: string): Promise<OccupancyLedger> {
+    if (this.tables?.occupancy) return new SharedLedger(new SharedMembership(this.tables.occupancy, this.tables.worker));
     if (this.redis !== null) {
       return new RedisLedger(this.redis, node, this.config.webhookDelay * 2 + 10_000);
     }

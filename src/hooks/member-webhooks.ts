@@ -1,4 +1,5 @@
 import { type Session, clientId } from '../session/session';
+import type { SharedMembership } from '../shared/membership-table';
 import type { WebhookEvent, WebhookSender } from './webhook-sender';
 
 /** One user's (or anonymous client's) subscriptions to one topic on this node, and its pending leave. */
@@ -11,7 +12,9 @@ interface Membership {
  * `join` / `leave` webhooks for topics whose rule has presence. A member is a user (an anonymous
  * connection is its own member): its first subscription on this node sends `join`, its last one gone
  * sends `leave` after `delayMs`, and a member back within the delay sends neither. Entries exist only
- * while a member is subscribed or leaving, so the table is bounded by presence subscriptions.
+ * while a member is subscribed or leaving, so the table is bounded by presence subscriptions. With the
+ * workers of one process (`shared`), first and last are the process's: a member on two workers joins
+ * once, and leaves when gone from both.
  */
 export class MemberWebhooks {
   private readonly members = new Map<string, Membership>();
@@ -19,6 +22,7 @@ export class MemberWebhooks {
   constructor(
     private readonly sender: WebhookSender,
     private readonly delayMs: number,
+    private readonly shared: SharedMembership | null = null,
   ) {}
 
   joined(conn: Session, topic: string): void {
@@ -26,13 +30,15 @@ export class MemberWebhooks {
     const m = this.members.get(key);
     if (m === undefined) {
       this.members.set(key, { subscriptions: 1, leaving: null });
-      this.sender.emit({ name: 'join', topic, client: clientId(conn), user: conn.grant.subject });
+      if (this.shared?.occupy(key) ?? true) this.sender.emit({ name: 'join', topic, client: clientId(conn), user: conn.grant.subject });
       return;
     }
     m.subscriptions++;
     if (m.leaving !== null) {
       clearTimeout(m.leaving.timer);
       m.leaving = null;
+      // Back within the delay: held here again (nothing to announce).
+      this.shared?.occupy(key);
     }
   }
 
@@ -41,20 +47,27 @@ export class MemberWebhooks {
     const m = this.members.get(key);
     if (m === undefined || --m.subscriptions > 0) return;
     const event: WebhookEvent = { name: 'leave', topic, client: clientId(conn), user: conn.grant.subject };
+    // false: still a member on another worker, nothing to send; null: not in the shared table, this node's own.
+    const last = this.shared === null ? null : this.shared.vacate(key);
     const timer = setTimeout(() => {
       this.members.delete(key);
-      this.sender.emit(event);
+      if (last === null || (last && this.confirmed(key))) this.sender.emit(event);
     }, this.delayMs);
     timer.unref();
     m.leaving = { timer, event };
   }
 
+  /** Whether no worker took the member back within the delay (always, without workers). */
+  private confirmed(key: string): boolean {
+    return this.shared === null || this.shared.confirm(key);
+  }
+
   /** Sends the leaves still waiting (the node is going away and could not later). */
   close(): void {
-    for (const m of this.members.values()) {
+    for (const [key, m] of this.members) {
       if (m.leaving === null) continue;
       clearTimeout(m.leaving.timer);
-      this.sender.emit(m.leaving.event);
+      if (this.confirmed(key)) this.sender.emit(m.leaving.event);
     }
     this.members.clear();
   }

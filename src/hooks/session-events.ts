@@ -1,5 +1,6 @@
 import { type Session, clientId } from '../session/session';
 import { MemberWebhooks } from './member-webhooks';
+import type { SharedMembership } from '../shared/membership-table';
 import type { WebhookSender } from './webhook-sender';
 
 /** What the session layer reports about connections, for webhooks. */
@@ -26,8 +27,10 @@ export class WebhookSessionEvents implements SessionEvents {
     private readonly sender: WebhookSender,
     readonly publishHooked: (topic: string) => boolean,
     leaveDelayMs: number,
+    /** Members of the whole process (workers mode), else null: per node. */
+    shared: SharedMembership | null = null,
   ) {
-    this.members = new MemberWebhooks(sender, leaveDelayMs);
+    this.members = new MemberWebhooks(sender, leaveDelayMs, shared);
   }
 
   joined(conn: Session, topic: string): void {

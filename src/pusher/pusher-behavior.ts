@@ -1,4 +1,5 @@
 import type { HttpRequest, HttpResponse, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
+import type { AddressKey } from '../guard/upgrade-guard';
 import { decodeBounded } from '../protocol/codec';
 import { ErrorCode, GatewayError } from '../protocol/codes';
 import { containSocket } from '../server/contain';
@@ -41,7 +42,7 @@ export function pusherBehavior(deps: PusherDeps): WebSocketBehavior<PusherConnec
 }
 
 function upgrade(deps: PusherDeps, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
-  const { config, apps, stats, guard } = deps;
+  const { apps, stats, guard } = deps;
   const key = req.getParameter(0) ?? '';
   const wsKey = req.getHeader('sec-websocket-key');
   const extensions = req.getHeader('sec-websocket-extensions');
@@ -50,17 +51,20 @@ function upgrade(deps: PusherDeps, res: HttpResponse, req: HttpRequest, context:
     stats.upgrades.draining++;
     return sendError(res, '503 Service Unavailable', new GatewayError(ErrorCode.Draining, 'node is draining; connect to another'));
   }
-  const address = guard.admit(res, req);
-  if (address !== null && typeof address === 'object') {
-    stats.upgrades[address.result]++;
-    return sendError(res, address.result === 'origin_not_allowed' ? '403 Forbidden' : '429 Too Many Requests', address.error);
+  const admitted = guard.admit(res, req);
+  // The upgrade completes in this handler: the address's room is held for it now.
+  const checked = admitted !== null && typeof admitted === 'object' ? admitted : guard.stillRoom(admitted);
+  if (checked !== null) {
+    stats.upgrades[checked.result]++;
+    return sendError(res, checked.result === 'origin_not_allowed' ? '403 Forbidden' : '429 Too Many Requests', checked.error);
   }
+  const address = admitted as AddressKey;
   // Pusher refuses after the handshake, with an error event and a close code the client acts on.
   const app = apps.withKey(key);
   let refusal: PusherConnection['refusal'] = null;
   if (app === undefined) refusal = { code: PusherCode.AppNotFound, message: `App key ${key} not in this cluster` };
   else if (!(protocol >= MIN_PROTOCOL && protocol <= MAX_PROTOCOL)) refusal = { code: PusherCode.UnsupportedProtocol, message: `Unsupported protocol version ${protocol}` };
-  else if (stats.connections + stats.pendingUpgrades >= config.maxConnections) refusal = { code: PusherCode.OverQuota, message: 'Over connection quota' };
+  else if (guard.full()) refusal = { code: PusherCode.OverQuota, message: 'Over connection quota' };
   const conn = newPusherConnection(app ?? { id: '', key, secret: '' }, frames.newSocketId(), refusal === null ? address : null, refusal, deps.clock.now);
   res.cork(() => res.upgrade(conn, wsKey, '', extensions, context));
 }

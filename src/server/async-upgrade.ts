@@ -1,4 +1,5 @@
 import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
+import type { UpgradeGuard } from '../guard/upgrade-guard';
 import type { Stats } from '../metrics/stats';
 import { type Aborted, watchAbort } from './http-reply';
 
@@ -39,21 +40,29 @@ export function completeUpgrade<T>(res: HttpResponse, hs: Handshake, userData: T
  * connection limit holds while they wait.
  */
 export class AsyncUpgrades {
-  constructor(private readonly stats: Stats) {}
+  constructor(
+    private readonly stats: Stats,
+    private readonly guard: UpgradeGuard,
+  ) {}
 
   /** Failures should be values `finish` turns into a refusal; a rejection (a bug) only drops the request. */
   wait<T>(res: HttpResponse, work: Promise<T>, finish: (result: T, abort: Aborted) => void): void {
     const abort = watchAbort(res);
-    this.stats.pendingUpgrades++;
+    this.waiting(1);
     work.then(
       (result) => {
-        this.stats.pendingUpgrades--;
+        this.waiting(-1);
         if (!abort.aborted) finish(result, abort);
       },
       () => {
-        this.stats.pendingUpgrades--;
+        this.waiting(-1);
         if (!abort.aborted) res.close();
       },
     );
+  }
+
+  private waiting(delta: number): void {
+    this.stats.pendingUpgrades += delta;
+    this.guard.waiting(delta);
   }
 }

@@ -5,6 +5,7 @@ import type { TokenVerifier } from '../auth/token-verifier';
 import type { Broker } from '../broker/broker';
 import { createBroker } from '../broker/create-broker';
 import { keyedPublisher } from '../idempotency/jetstream-idempotency';
+import type { ProcessTables } from '../shared/process-tables';
 import type { Config } from '../config/schema';
 import { Hooks } from '../hooks/hooks';
 import type { Logger } from '../log';
@@ -14,7 +15,7 @@ import { CloseCode, ErrorCode, GatewayError } from '../protocol/codes';
 import { registerPage } from '../page/page-route';
 import { Hub } from '../pubsub/hub';
 import { CommandRate } from '../guard/command-rate';
-import { UpgradeGuard } from '../guard/upgrade-guard';
+import { type GuardMemory, UpgradeGuard } from '../guard/upgrade-guard';
 import { containRoute, type FaultSink, faultSink } from './contain';
 import { TopicRules } from '../rules/topic-rules';
 import { PusherDoor, pusherRules } from '../pusher/pusher-door';
@@ -41,6 +42,10 @@ export interface WorkerRole {
   broker(hub: Hub, stats: Stats): Broker | null;
   /** /metrics for the whole process (the main thread aggregates every worker's). */
   metricsText(): Promise<string>;
+  /** The process-wide guardrail counts, shared by every worker. */
+  readonly guardMemory: GuardMemory;
+  /** The tables every worker shares with the memory broker (idempotency keys, occupancy, webhook members). */
+  readonly tables: ProcessTables;
 }
 
 /** One wsgate node: the uWS app, its hub, broker, metrics and lifecycle. */
@@ -100,10 +105,10 @@ export class Gateway {
     this.metrics.metrics.counter('wsgate_cluster_resyncs_total', 'Full resends of another node\'s holdings this node asked for (its heartbeat digest differed).', () => holdings.resends);
     this.metrics.metrics.gauge('wsgate_presence_entries', 'Presence members held by this node\'s connections (listed or only counted).', () => members.members);
     const fault = faultSink(this.stats, log);
-    this.guard = new UpgradeGuard(config);
+    this.guard = new UpgradeGuard(config, this.stats, role?.guardMemory ?? null);
     this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
     const verifier = (this.verifier = createVerifier(config));
-    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log, keyedPublisher(this.broker));
+    this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log, keyedPublisher(this.broker), role?.tables ?? null);
     const admitter = new Admitter(verifier, this.hooks.connect);
 
     const core = new SessionCore({

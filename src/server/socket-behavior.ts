@@ -90,7 +90,7 @@ export function refuse(stats: Stats, res: HttpResponse, r: EntryRefusal, abort?:
 
 function upgrader(deps: SocketDeps): (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void {
   const { config, core, stats, log, fault } = deps;
-  const upgrades = new AsyncUpgrades(stats);
+  const upgrades = new AsyncUpgrades(stats, core.entrance.guard);
   const enter = (res: HttpResponse, hs: Handshake, codec: Codec, k: Knocking, a: Admission, abort?: Aborted) => {
     const entry: Entry | EntryRefusal = core.entrance.enter(k, a, config.maxTopicsPerConn);
     if (isEntryRefusal(entry)) return refuse(stats, res, entry, abort);

@@ -58,16 +58,21 @@ const refusal = (result: EntryRefusal['result'], code: ErrorCode, reason: string
 export class Entrance {
   constructor(private readonly deps: EntranceDeps) {}
 
+  /** The upgrade checks' counts (a door's waiting upgrades are counted there too). */
+  get guard(): UpgradeGuard {
+    return this.deps.guard;
+  }
+
   /**
    * The checks that read the request (valid only now); `query`: the raw query string (no `?`), read in
    * place (server/query.ts); `codec`: the one negotiated (null: none offered fits).
    */
   knock(res: HttpResponse, req: HttpRequest, query: string, codec: Codec | null, maxTopics: number): Knocking | EntryRefusal {
-    const { config, stats, guard, admitter } = this.deps;
+    const { config, guard, admitter } = this.deps;
     if (this.deps.isDraining()) return refusal('draining', ErrorCode.Draining, 'node is draining; connect to another');
     const address = guard.admit(res, req);
     if (address !== null && typeof address === 'object') return address;
-    if (stats.connections + stats.pendingUpgrades >= config.maxConnections) {
+    if (guard.full()) {
       return refusal('limit', ErrorCode.TooManyConnections, `node holds its limit of ${config.maxConnections} connections`);
     }
     if (codec === null) return refusal('bad_request', ErrorCode.UnsupportedSubprotocol, 'Sec-WebSocket-Protocol must offer wsgate.json or wsgate.msgpack');

@@ -74,6 +74,13 @@ export class Subscriptions {
     if (req.delta !== undefined && !hub.ruleOf(topic).delta) return new GatewayError(ErrorCode.DeltaDisabled, 'this topic has no deltas (see the topic rules)', id);
     if (s.topics.has(topic)) {
       // Already receiving it live; a `since` still gets its answer and replay (clients drop the repeats by `s`).
+      const snapshot = broker.snapshot;
+      if (snapshot !== undefined && s.pendingSubs?.has(topic) === true) {
+        // The first subscription still waits for the broker's cut: until then the node's state of the
+        // topic (its epoch) is provisional, so this answer waits for a cut too (it comes after the first's).
+        snapshot.call(broker, topic, since, () => void (s.closed || this.fromHistory(door, h, s, hub.acquire(topic), since, answer)));
+        return null;
+      }
       this.fromHistory(door, h, s, hub.acquire(topic), since, answer);
       return null;
     }

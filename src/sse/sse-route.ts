@@ -47,7 +47,7 @@ export function registerSse(app: TemplatedApp, deps: SseDeps): SseDoor {
   const door = new SseDoor(config, stats, core);
   core.attach(door);
   const origins = OriginPolicy.fromConfig(config.allowedOrigins);
-  const upgrades = new AsyncUpgrades(stats);
+  const upgrades = new AsyncUpgrades(stats, core.entrance.guard);
   const maxTopics = Math.min(config.maxTopicsPerConn, SSE_MAX_TOPICS);
   const start = (res: HttpResponse, sr: SseRequest, k: Knocking, a: Admission, abort?: Aborted) => {
     const entry = core.entrance.enter(k, a, maxTopics);

@@ -1,4 +1,6 @@
 import type { Config } from '../config/schema';
+import type { GuardMemory } from '../guard/upgrade-guard';
+import type { ProcessTablesMemory } from '../shared/process-tables';
 import type { MeshMemory } from './mesh';
 
 /** What a worker thread starts with (workerData). */
@@ -8,6 +10,10 @@ export interface WorkerBoot {
   /** Counts this index's incarnations: a replaced worker is a new node. */
   readonly generation: number;
   readonly mesh: MeshMemory;
+  /** The guardrails' process-wide counts (connection limit, per-address table). */
+  readonly guard: GuardMemory;
+  /** The tables the workers share with the memory broker. */
+  readonly tables: ProcessTablesMemory;
   /** The process's control channel (BroadcastChannel name). */
   readonly channel: string;
 }
@@ -33,6 +39,8 @@ export type FromWorker =
 
 export type ToWorker =
   | { type: 'drain' }
+  /** Close at once (no drain window): the supervisor is closed, e.g. by a test. */
+  | { type: 'close' }
   | { type: 'peer'; index: number; out: SharedArrayBuffer; inbound: SharedArrayBuffer; bell: SharedArrayBuffer }
   | { type: 'collect'; id: number }
   | { type: 'scraped'; id: number; text: string; ok: boolean }

@@ -3,10 +3,13 @@ import type { MetricJson } from './messages';
 
 /**
  * How a metric combines over workers when not summed: process_* describe the one process (every worker
- * reads the same), settings and flags are equal or all-or-nothing.
+ * reads the same), settings and flags are equal or all-or-nothing, and shared tables (the per-address
+ * table) are read whole by every worker.
  */
 const AGGREGATORS: Readonly<Record<string, string>> = {
   wsgate_max_connections: 'max',
+  wsgate_client_addresses: 'max',
+  wsgate_idempotency_keys: 'max',
   wsgate_draining: 'max',
   wsgate_prototype_changes: 'max',
   wsgate_ready: 'min',

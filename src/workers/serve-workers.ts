@@ -6,27 +6,12 @@ import { startOrExit } from '../server/listen';
 import { Supervisor } from './supervisor';
 
 /**
- * The process-wide limits split over the workers. Connections arrive round-robin, so each worker
- * holding its share keeps the process within the configured limit (never above it; a worker whose
- * share is full refuses even when another has room, so the process may refuse up to workers−1 early).
- */
-export function workerConfig(config: Config, workers: number): Config {
-  const share = (n: number): number => (n === 0 ? 0 : Math.max(1, Math.ceil(n / workers)));
-  return {
-    ...config,
-    maxConnections: Math.max(1, Math.floor(config.maxConnections / workers)),
-    maxConnectionsPerIp: share(config.maxConnectionsPerIp),
-    connectRatePerIp: share(config.connectRatePerIp),
-  };
-}
-
-/**
  * `serve --workers N` (N > 1): the main thread supervises and owns the listening socket and the stop
  * signals (one drain per stop, as a single-thread serve: an echo within the grace period is ignored, a
  * deliberate second signal exits at once); a drain drains every worker, then the process exits 0.
  */
 export async function serveWorkers(config: Config, log: Logger, workers: number): Promise<void> {
-  const supervisor = new Supervisor(workerConfig(config, workers), log, workers);
+  const supervisor = new Supervisor(config, log, workers);
   const port = await startOrExit(() => supervisor.start(), () => supervisor.drain(), log);
   log.info({ ...frontDoors(config, port), workers }, 'front doors');
   onStopSignals(log, (signal) => {

@@ -4,6 +4,8 @@ import { Worker } from 'node:worker_threads';
 import { App, type TemplatedApp, type us_listen_socket, type us_socket, us_listen_socket_close, us_socket_local_port } from 'uWebSockets.js';
 import type { Config } from '../config/schema';
 import type { Logger } from '../log';
+import { type GuardMemory, createGuardMemory } from '../guard/upgrade-guard';
+import { type ProcessTablesMemory, createProcessTables } from '../shared/process-tables';
 import { listenExclusive } from '../server/listen';
 import { childApps } from './acceptor';
 import { type MeshMemory, createMesh, renewPeer } from './mesh';
@@ -39,6 +41,8 @@ export class Supervisor {
   private acceptor: TemplatedApp | null = null;
   private adminAcceptor: TemplatedApp | null = null;
   private readonly mesh: MeshMemory;
+  private readonly guard: GuardMemory;
+  private readonly tables: ProcessTablesMemory;
   private readonly slots: Slot[] = [];
   private readonly channel = `wsgate-control-${process.pid}-${Date.now()}`;
   private listenSocket: us_listen_socket | null = null;
@@ -55,6 +59,8 @@ export class Supervisor {
     readonly count: number,
   ) {
     this.mesh = createMesh(count);
+    this.guard = createGuardMemory(config);
+    this.tables = createProcessTables(config, count);
   }
 
   /** Starts every worker, then listens; resolves with the bound port. */
@@ -80,7 +86,7 @@ export class Supervisor {
   }
 
   private spawn(index: number, generation: number): Promise<void> {
-    const boot: WorkerBoot = { config: this.config, index, generation, mesh: this.mesh, channel: this.channel };
+    const boot: WorkerBoot = { config: this.config, index, generation, mesh: this.mesh, guard: this.guard, tables: this.tables, channel: this.channel };
     const worker = new Worker(path.join(__dirname, 'worker-main.js'), { workerData: boot });
     const slot: Slot = { worker, generation, apps: null, leaving: false };
     this.slots[index] = slot;
@@ -190,14 +196,23 @@ export class Supervisor {
    * Stops listening, drains every worker (each closes its clients with 1012 over the drain window),
    * resolves when all have exited.
    */
-  async drain(): Promise<void> {
+  drain(): Promise<void> {
+    return this.stop({ type: 'drain' });
+  }
+
+  /** Stops listening and closes every worker at once (its clients are cut); resolves when all have exited. */
+  close(): Promise<void> {
+    return this.stop({ type: 'close' });
+  }
+
+  private async stop(how: ToWorker & { type: 'drain' | 'close' }): Promise<void> {
     if (this.draining) return this.exited;
     this.draining = true;
     this.stopListening();
     for (const slot of this.slots) {
       if (slot.worker.threadId === -1) continue;
       this.release(slot);
-      this.send(slot, { type: 'drain' });
+      this.send(slot, how);
     }
     if (this.slots.every((s) => s.worker.threadId === -1)) this.allExited();
     await this.exited;

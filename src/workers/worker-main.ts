@@ -4,6 +4,7 @@ import { InProcessBroker } from '../broker/in-process-broker';
 import { startDemo } from '../cli/demo';
 import { createLogger } from '../log';
 import { Gateway } from '../server/gateway';
+import { forgetPredecessor } from '../shared/process-tables';
 import { MeshLink } from './mesh';
 import type { FromWorker, ToWorker, WorkerBoot } from './messages';
 
@@ -19,12 +20,16 @@ function main(port: MessagePort, boot: WorkerBoot): void {
   const log = createLogger(config.logLevel, config.logFormat).child({ worker: index });
   const post = (m: FromWorker): void => port.postMessage(m);
   const link = new MeshLink(index, boot.mesh);
+  const tables = { ...boot.tables, worker: index };
+  if (generation > 0) forgetPredecessor(tables);
   let broker: InProcessBroker | null = null;
   let nextScrape = 0;
   const scrapes = new Map<number, (r: { text: string; ok: boolean }) => void>();
   const gateway = new Gateway(config, log, {
     // With --broker redis/nats each worker is a node of that cluster with its own connection.
     broker: (hub, stats) => config.broker !== 'memory' ? null : (broker = new InProcessBroker(hub, stats, link, `w${index}.${generation}.${randomBytes(4).toString('hex')}`, boot.channel, config.brokerMaxPending, config.positionMaxTopics)),
+    guardMemory: boot.guard,
+    tables,
     metricsText: () =>
       new Promise((resolve, reject) => {
         const id = ++nextScrape;
@@ -55,6 +60,13 @@ function main(port: MessagePort, boot: WorkerBoot): void {
         if (demo !== null) clearInterval(demo);
         setTimeout(() => void gateway.close(), config.drainTimeout).unref();
         void gateway.drain().then(() => {
+          post({ type: 'drained' });
+          exit(0);
+        });
+        return;
+      case 'close':
+        if (demo !== null) clearInterval(demo);
+        void gateway.close().then(() => {
           post({ type: 'drained' });
           exit(0);
         });

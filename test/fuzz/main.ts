@@ -3,8 +3,9 @@ import path from 'node:path';
 import { runFuzz } from './run';
 
 /**
- * `npm run fuzz -- [--inputs N] [--seed S] [--lanes L]`: fuzzes a live gateway (default 1,000,000 inputs)
- * and writes the report to test-artifacts/fuzz-<seed>.json. Exit 1 when an invariant failed.
+ * `npm run fuzz -- [--inputs N] [--seed S] [--lanes L] [--workers W]`: fuzzes a live gateway (default
+ * 1,000,000 inputs; with --workers W > 1 the gateway runs `serve --workers W`) and writes the report to
+ * test-artifacts/fuzz-<seed>.json. Exit 1 when an invariant failed.
  */
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -15,8 +16,9 @@ function arg(name: string, def: number): number {
 }
 
 async function main(): Promise<void> {
-  const options = { inputs: arg('inputs', 1_000_000), seed: arg('seed', Date.now() % 2 ** 31), lanes: arg('lanes', 8), progress: (l: string) => console.log(l) };
-  console.log(`fuzzing ${options.inputs} inputs, seed ${options.seed}, ${options.lanes} lanes`);
+  const workers = arg('workers', 1);
+  const options = { inputs: arg('inputs', 1_000_000), seed: arg('seed', Date.now() % 2 ** 31), lanes: arg('lanes', 8), progress: (l: string) => console.log(l), extraFlags: workers > 1 ? ['--workers', String(workers)] : [] };
+  console.log(`fuzzing ${options.inputs} inputs, seed ${options.seed}, ${options.lanes} lanes${workers > 1 ? `, --workers ${workers}` : ''}`);
   const report = await runFuzz(options);
   const dir = path.join(__dirname, '..', '..', '..', 'test-artifacts');
   mkdirSync(dir, { recursive: true });

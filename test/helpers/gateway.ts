@@ -5,7 +5,9 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
+import type { Config } from '../../src/config/schema';
 import { Gateway } from '../../src/server/gateway';
+import { Supervisor } from '../../src/workers/supervisor';
 
 /** A gateway in this process on a free loopback port. */
 export interface TestGateway {
@@ -16,11 +18,38 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
+/**
+ * Worker threads the behaviour tests run with (`npm run test:workers` sets WSGATE_TEST_WORKERS=2, then 3);
+ * 1 (unset): a single-thread gateway as `serve` runs it.
+ */
+export const TEST_WORKERS = Number(process.env.WSGATE_TEST_WORKERS ?? '1') || 1;
+/** Set on a test that reads one gateway's internals (`gw.hub`, `gw.stats`…): none exist in workers mode. */
+export const SINGLE_THREAD_ONLY = TEST_WORKERS > 1 ? 'reads single-process internals (gw.*): not in workers mode' : false;
+
 export async function startGateway(flags: readonly string[] = []): Promise<TestGateway> {
   const config = loadConfig({ argv: ['--host', '127.0.0.1', '--port', '0', '--log-level', 'silent', ...flags], env: {} });
+  if (TEST_WORKERS > 1) return startWorkers(config, TEST_WORKERS);
   const gw = new Gateway(config, createLogger('silent'));
   const port = await gw.start();
   return { gw, port, ws: `ws://127.0.0.1:${port}/ws`, http: `http://127.0.0.1:${port}`, stop: () => gw.close() };
+}
+
+/**
+ * The same gateway as `serve --workers n` runs it (the supervisor in this process, n worker threads, the
+ * acceptor on one port). There is no Gateway object to read: `gw` throws, naming the test's assumption.
+ */
+async function startWorkers(config: Config, workers: number): Promise<TestGateway> {
+  const supervisor = new Supervisor(config, createLogger('silent'), workers);
+  const port = await supervisor.start();
+  return {
+    get gw(): Gateway {
+      throw new Error(`the test reads one gateway's internals; with --workers ${workers} there is none (mark it SINGLE_THREAD_ONLY)`);
+    },
+    port,
+    ws: `ws://127.0.0.1:${port}/ws`,
+    http: `http://127.0.0.1:${port}`,
+    stop: () => supervisor.close(),
+  };
 }
 
 /**

@@ -187,6 +187,20 @@ for (const kind of ['redis', 'nats'] as const) {
       assert.equal(hooks('topic_occupied', 'solo.p'), 2, 'occupied again exactly once');
       assert.equal(hooks('topic_vacated', 'solo.p'), 1);
       assert.deepEqual(u7.seen('room.p'), [], "B's client never saw A's members leave");
+
+      // B's last subscriber of solo.p leaves, and B is cut off (shorter than a TTL: A reaps nothing) while
+      // the vacate waits for its delay: the confirmation that failed is made again once B is back.
+      await u7.c.unsub('solo.p');
+      await sleep(100);
+      const blip = proxy.reset(500);
+      await sleep(400);
+      assert.equal(hooks('topic_vacated', 'solo.p'), 1, 'not confirmed while cut off');
+      await blip;
+      await eventually('the failed confirmation, made again', () => hooks('topic_vacated', 'solo.p') === 2, BOUND + 1000).catch((e: Error) => {
+        throw new Error(`${e.message}: hooks ${JSON.stringify(app.at('/hooks').map((r) => r.body))}; B: ${b.output().slice(-1500)}`);
+      });
+      assert.equal(wA.seen('room.p', 'u7').length, 3, 'A did not take B for gone');
+      assert.equal(hooks('topic_occupied', 'solo.p'), 2);
       await Promise.all([wA.c.close(), u7.c.close(), a.stop(), b.stop()]);
     });
 
@@ -195,19 +209,47 @@ for (const kind of ['redis', 'nats'] as const) {
       const b = await spawn(broker.url, flags());
       await ready(a, b);
       const alice = await member(wsOf(a), 'alice', ['chat.s']);
-      const bob = await member(wsOf(b), 'bob', ['chat.s']);
-      await eventually('bob joined on A', () => alice.seen('chat.s', 'bob').length === 1, 5000);
+      const bob = await member(wsOf(b), 'bob', ['chat.s', 'solo.s']);
+      await eventually('bob joined on A, solo.s occupied', () => alice.seen('chat.s', 'bob').length === 1 && hooks('topic_occupied', 'solo.s') === 1, 5000);
       // B's whole process stops for two TTLs: A rightly declares it gone; B, resuming, runs its heartbeat
       // timer before it reads the heartbeats that waited in its socket meanwhile.
       b.child.kill('SIGSTOP');
-      await eventually('A declares B gone', () => alice.seen('chat.s', 'bob').length === 2, NODE_TTL * 4);
+      await eventually('A declares B gone: bob leaves, solo.s vacated', () => alice.seen('chat.s', 'bob').length === 2 && hooks('topic_vacated', 'solo.s') === 1, NODE_TTL * 4);
       await sleep(NODE_TTL);
       b.child.kill('SIGCONT');
-      await eventually('bob back on A', () => alice.seen('chat.s', 'bob').length === 3, BOUND);
+      // B's broker connection never dropped: it learns from A's heartbeat that it was reaped, and re-asserts.
+      await eventually('bob back on A, solo.s occupied again', () => alice.seen('chat.s', 'bob').length === 3 && hooks('topic_occupied', 'solo.s') === 2, BOUND).catch((e: Error) => {
+        throw new Error(`${e.message}: hooks ${JSON.stringify(app.at('/hooks').map((r) => r.body))}`);
+      });
       await sleep(HEARTBEAT * 3);
       assert.deepEqual(bob.seen('chat.s'), [], 'B never took A (alive all along) for gone');
       assert.deepEqual(alice.seen('chat.s', 'bob'), ['join:bob', 'leave:bob', 'join:bob']);
+      assert.equal(hooks('topic_occupied', 'solo.s'), 2, 'occupied again exactly once');
+      assert.equal(hooks('topic_vacated', 'solo.s'), 1);
       await Promise.all([alice.c.close(), bob.c.close(), a.stop(), b.stop()]);
+    });
+
+    it('a node that took over a vacate and died before confirming it hands it on to whoever reaps it', async () => {
+      const delay = ['--webhook-delay', '1500'];
+      const [a, b, c] = await Promise.all([spawn(broker.url, [...flags(), ...delay]), spawn(broker.url, [...flags(), ...delay]), spawn(broker.url, [...flags(), ...delay])]);
+      await ready(a, b, c);
+      const solo = await member(wsOf(b), 'solo', ['solo.c']);
+      await eventually('solo.c occupied', () => hooks('topic_occupied', 'solo.c') === 1, 5000);
+      b.child.kill('SIGKILL');
+      // A and C both reap B; the one that takes over the vacate says so, and dies within the delay.
+      const taking = /vacating the topics of a node that stopped heartbeating/;
+      let reaper: ChildGateway | undefined;
+      await eventually('a reaper took over the vacate', () => (reaper = [a, c].find((g) => taking.test(g.output()))) !== undefined, NODE_TTL * 4);
+      (reaper as ChildGateway).child.kill('SIGKILL');
+      const survivor = reaper === a ? c : a;
+      assert.equal(hooks('topic_vacated', 'solo.c'), 0, 'the reaper died before confirming');
+      await eventually('the survivor confirms the vacate', () => hooks('topic_vacated', 'solo.c') === 1, NODE_TTL * 3 + 1500 + 1000).catch((e: Error) => {
+        throw new Error(`${e.message}: survivor: ${survivor.output().slice(-1500)}`);
+      });
+      await sleep(HEARTBEAT * 2);
+      assert.equal(hooks('topic_vacated', 'solo.c'), 1);
+      void solo.c.close();
+      await Promise.all([a.stop(), b.stop(), c.stop()]);
     });
   });
 }

@@ -178,7 +178,7 @@ async function settleMembers(members: Member[]): Promise<void> {
 
 /**
  * Waits (up to 10 s) until the watcher's joins/leaves and every node's presence equal the truth; the time
- * from `from` to the start of the check that found them equal (its reads begin then).
+ * from `from` to the start of the first check that found them all equal (it asks every node at once then).
  */
 async function converge(cluster: Cluster, watcher: Watcher, members: Member[], from: number): Promise<number> {
   const deadline = Date.now() + 10_000;
@@ -186,7 +186,7 @@ async function converge(cluster: Cluster, watcher: Watcher, members: Member[], f
     const at = Date.now();
     const ok = (await checkPresence(cluster, watcher, members, 0, Infinity)).every((i) => i.ok);
     if (ok || Date.now() > deadline) return Math.max(0, (ok ? at : Date.now()) - from);
-    await sleep(50);
+    await sleep(20);
   }
 }
 

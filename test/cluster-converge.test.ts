@@ -7,6 +7,7 @@ import { AppBackend, json } from './helpers/app-backend';
 import { BrokerServer, eventually, sleep } from './helpers/brokers';
 import { FaultProxy } from './helpers/fault-proxy';
 import { type ChildGateway, spawnGateway } from './helpers/gateway';
+import { APP, pusherClient, subscribed } from './helpers/pusher-clients';
 
 /**
  * The control plane converges (issue 20), with real brokers and real gateway processes: joins right
@@ -68,7 +69,15 @@ for (const kind of ['redis', 'nats'] as const) {
         .at('/hooks')
         .flatMap((r) => (r.body as { events: { name: string; topic?: string }[] }).events)
         .filter((e) => e.name === name && e.topic === topic).length;
-    const flags = (ttl = NODE_TTL) => ['--node-ttl', String(ttl), '--webhook-url', `${app.url}/hooks`, '--webhook-secret', 's', '--webhook-delay', '300'];
+    const pusherHooks = (name: string, channel: string) =>
+      app
+        .at('/pusher')
+        .flatMap((r) => (r.body as { events: { name: string; channel?: string }[] }).events)
+        .filter((e) => e.name === name && e.channel === channel).length;
+    const flags = (ttl = NODE_TTL) => [
+      ...['--node-ttl', String(ttl), '--webhook-url', `${app.url}/hooks`, '--webhook-secret', 's', '--webhook-delay', '300'],
+      ...['--pusher-apps', `${APP.appId}:${APP.key}:${APP.secret}`, '--pusher-webhook-url', `${app.url}/pusher`],
+    ];
     const viaProxy = () => broker.url.replace(`:${broker.port}`, `:${proxy.port}`);
     const spawn = async (url: string, extra: string[] = []) => {
       const g = await serve(url, extra);
@@ -81,6 +90,7 @@ for (const kind of ['redis', 'nats'] as const) {
       proxy = await FaultProxy.start(broker.port);
       app = await AppBackend.start();
       app.on('/hooks', (_r, res) => json(res, 200, {}));
+      app.on('/pusher', (_r, res) => json(res, 200, {}));
     });
     after(async () => {
       await Promise.all(started.map((g) => g.stop()));
@@ -166,10 +176,20 @@ for (const kind of ['redis', 'nats'] as const) {
       await ready(a, b);
       const wA = await member(wsOf(a), 'wa', ['chat.p', 'room.p']);
       const u7 = await member(wsOf(b), 'u7', ['chat.p', 'room.p', 'solo.p']);
+      // pusher-js: a member on each node of presence-p; B's also alone on presence-solo.
+      const [pw, pm] = [pusherClient(a.port, { member: { user_id: 'pw' } }), pusherClient(b.port, { member: { user_id: 'pm' } })];
+      const pwRoom = pw.subscribe('presence-p');
+      const pwSaw: string[] = [];
+      pwRoom.bind('pusher:member_added', (m: { id: string }) => pwSaw.push(`added:${m.id}`));
+      pwRoom.bind('pusher:member_removed', (m: { id: string }) => pwSaw.push(`removed:${m.id}`));
+      await subscribed(pwRoom);
+      await Promise.all([subscribed(pm.subscribe('presence-p')), subscribed(pm.subscribe('presence-solo'))]);
       await eventually('u7 joined on A, solo.p occupied', () => wA.seen('room.p', 'u7').length === 1 && wA.seen('chat.p', 'u7').length === 1 && hooks('topic_occupied', 'solo.p') === 1, 5000);
+      await eventually('pm added on A, presence-solo occupied', () => pwSaw.length === 1 && pusherHooks('channel_occupied', 'presence-solo') === 1, 5000);
 
       const cut = proxy.reset(NODE_TTL * 3);
       await eventually('A declares B gone: u7 leaves, solo.p vacated', () => wA.seen('room.p', 'u7').length === 2 && wA.seen('chat.p', 'u7').length === 2 && hooks('topic_vacated', 'solo.p') === 1, NODE_TTL * 4);
+      await eventually('pm removed on A, presence-solo vacated', () => pwSaw.length === 2 && pusherHooks('channel_vacated', 'presence-solo') === 1, 2000);
       // B, cut off, still serves its clients and does not take A's members for gone.
       assert.deepEqual(u7.seen('room.p'), []);
       assert.deepEqual(u7.seen('chat.p'), []);
@@ -177,7 +197,8 @@ for (const kind of ['redis', 'nats'] as const) {
       await cut;
       await ready(b);
       const back = Date.now();
-      await eventually('u7 rejoined on A, solo.p occupied again', () => wA.seen('room.p', 'u7').length === 3 && wA.seen('chat.p', 'u7').length === 3 && hooks('topic_occupied', 'solo.p') === 2, BOUND).catch((e: Error) => {
+      const rejoined = () => pwSaw.length === 3 && pusherHooks('channel_occupied', 'presence-solo') === 2;
+      await eventually('u7 and pm rejoined on A, solo.p and presence-solo occupied again', () => wA.seen('room.p', 'u7').length === 3 && wA.seen('chat.p', 'u7').length === 3 && hooks('topic_occupied', 'solo.p') === 2 && rejoined(), BOUND).catch((e: Error) => {
         throw new Error(`${e.message}: A saw ${JSON.stringify(wA.notices)}; hooks ${JSON.stringify(app.at('/hooks').map((r) => r.body))}`);
       });
       console.log(`# ${kind}: partition repaired ${Date.now() - back} ms after B was ready again (bound ${2 * HEARTBEAT} ms)`);
@@ -187,6 +208,12 @@ for (const kind of ['redis', 'nats'] as const) {
       assert.equal(hooks('topic_occupied', 'solo.p'), 2, 'occupied again exactly once');
       assert.equal(hooks('topic_vacated', 'solo.p'), 1);
       assert.deepEqual(u7.seen('room.p'), [], "B's client never saw A's members leave");
+      assert.deepEqual(pwSaw, ['added:pm', 'removed:pm', 'added:pm'], 'pusher-js on A: member_removed then member_added, once each');
+      assert.equal(pusherHooks('channel_occupied', 'presence-solo'), 2, 'channel_occupied again exactly once');
+      assert.equal(pusherHooks('channel_vacated', 'presence-solo'), 1);
+      assert.equal(pusherHooks('channel_occupied', 'presence-p'), 1, 'presence-p was never vacated');
+      pw.disconnect();
+      pm.disconnect();
 
       // B's last subscriber of solo.p leaves, and B is cut off (shorter than a TTL: A reaps nothing) while
       // the vacate waits for its delay: the confirmation that failed is made again once B is back.

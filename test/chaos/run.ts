@@ -11,6 +11,8 @@ export interface ChaosOptions {
   readonly ms: number;
   readonly seed: number;
   readonly log: (line: string) => void;
+  /** Pause before each fault: a random time in [min, max) ms (default 1.5–4 s; a short run may pace faster). */
+  readonly pauseMs?: readonly [number, number];
 }
 
 export interface ChaosReport {
@@ -65,8 +67,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     const until = started + o.ms;
     const churn = churning(rChurn, until, members, subscribers, () => new Subscriber(nextSub++, pick(rChurn, cluster.nodes), readerToken));
+    const [pauseMin, pauseMax] = o.pauseMs ?? [1500, 4000];
     while (Date.now() < until - 3000) {
-      await sleep(1500 + rFaults() * 2500);
+      await sleep(pauseMin + rFaults() * (pauseMax - pauseMin));
       await fault(cluster, rFaults, windows, faults, o.log);
       await Promise.all(cluster.nodes.map((n) => n.sampleRss()));
     }

@@ -39,14 +39,23 @@ interface Gathering {
   readonly timer: NodeJS.Timeout;
 }
 
-// Wire: msgpack arrays. Heartbeat [0, from, extra]; query [1, from, id, kind, body]; reply [2, from, id, value];
-// one-way notice [3, from, kind, body].
+// Wire: msgpack arrays. Heartbeat [0, from, extra, returned?]; query [1, from, id, kind, body]; reply [2, from, id,
+// value]; one-way notice [3, from, kind, body]. A heartbeat's `returned` lists [node, episode] pairs: nodes the
+// sender had declared gone, reaped, and heard from again (an episode is the sender's time of the declaration).
 const HEARTBEAT = 0;
 const QUERY = 1;
 const REPLY = 2;
 const NOTICE = 3;
 /** How many node TTLs a gone node is remembered (so that its return can be told from a first start). */
 const GONE_MEMORY_TTLS = 360;
+/** How many node TTLs a returned node stays listed in heartbeats (repeats cover a lost heartbeat). */
+const RETURNED_TTLS = 2;
+
+/** A node declared gone: when, and when the listeners finished removing it (its memberships reaped). */
+interface Gone {
+  readonly at: number;
+  readonly removed: Promise<unknown>;
+}
 
 /**
  * Cluster-wide questions ("which topics", "who is present", "disconnect user u1"): a query goes to every
@@ -62,14 +71,18 @@ export class ControlBus {
   /** When tick last ran: a longer gap than two heartbeat periods means our own event loop stalled. */
   private lastTick = Date.now();
   private readonly gatherings = new Map<number, Gathering>();
-  private readonly goneListeners: ((node: string) => void)[] = [];
+  private readonly goneListeners: ((node: string) => unknown)[] = [];
   private readonly seenListeners: ((node: string) => void)[] = [];
   private readonly heartbeatListeners: ((node: string, extra: unknown) => void)[] = [];
   private readonly upListeners: (() => void)[] = [];
   /** What each heartbeat carries besides the sender (the holdings digest, see Holdings). */
   private heartbeatExtra: () => unknown = () => null;
-  /** Nodes declared gone, by id → when (bounded: pruned after GONE_MEMORY_TTLS node TTLs). */
-  private readonly gone = new Map<string, number>();
+  /** Nodes declared gone, by id (bounded: pruned after GONE_MEMORY_TTLS node TTLs). */
+  private readonly gone = new Map<string, Gone>();
+  /** Nodes heard again after they were declared gone and removed, by id → [episode, listed until]. */
+  private readonly returned = new Map<string, [number, number]>();
+  /** Per peer: the last episode in which it told this node that it had been declared gone (handled once). */
+  private readonly toldGone = new Map<string, number>();
   private wasUp = false;
   private nextId = 0;
   private readonly timer: NodeJS.Timeout | null;
@@ -154,7 +167,12 @@ export class ControlBus {
     this.heartbeatExtra = extra;
   }
 
-  /** Calls `listener` each time the transport comes up again after it was down (not on the first time). */
+  /**
+   * Calls `listener` when this node must assert its state again: each time the transport comes up again
+   * after it was down (not on the first time), and once per episode in which a peer declared this node
+   * gone while its own transport stayed up (its heartbeats were lost or late: a stall, a slow link); the
+   * peer says so once it has finished removing this node, so what the listener asserts is not undone.
+   */
   onRejoin(listener: () => void): void {
     this.upListeners.push(listener);
   }
@@ -164,8 +182,12 @@ export class ControlBus {
     this.seenListeners.push(listener);
   }
 
-  /** Calls `listener` with the id of a node that stopped sending heartbeats. */
-  onNodeGone(listener: (node: string) => void): void {
+  /**
+   * Calls `listener` with the id of a node that stopped sending heartbeats. A listener that removes the
+   * node's state elsewhere (a shared ledger) returns a promise of that: the node, if it comes back, is told
+   * it was gone only after it settles.
+   */
+  onNodeGone(listener: (node: string) => unknown): void {
     this.goneListeners.push(listener);
   }
 
@@ -212,8 +234,11 @@ export class ControlBus {
     // A node just started: answer at once so it need not wait a heartbeat period to know us.
     if (!known && m[0] === HEARTBEAT) this.heartbeat(from);
     if (!known) for (const listener of this.seenListeners) listener(from);
+    const gone = this.gone.get(from);
     this.gone.delete(from);
+    if (!known && gone !== undefined) this.tellReturned(from, gone);
     if (m[0] === HEARTBEAT) {
+      this.heardReturned(from, m[3]);
       for (const listener of this.heartbeatListeners) listener(from, m[2]);
     } else if (m[0] === QUERY && typeof m[2] === 'number' && typeof m[3] === 'string') {
       const transport = this.transport as ControlTransport;
@@ -235,6 +260,30 @@ export class ControlBus {
     this.gatherings.delete(id);
     clearTimeout(g.timer);
     g.done(g.replies);
+  }
+
+  /**
+   * `node` is back after this node declared it gone: once its removal has settled, it is listed in the
+   * heartbeats for RETURNED_TTLS node TTLs and told at once by a heartbeat of its own, so that it asserts
+   * its state again (it may never have noticed: its transport stayed up).
+   */
+  private tellReturned(node: string, gone: Gone): void {
+    void gone.removed.then(() => {
+      if (this.gone.has(node) || !this.peers.has(node)) return; // gone again meanwhile: the next return tells
+      this.returned.set(node, [gone.at, Date.now() + RETURNED_TTLS * this.options.nodeTtlMs]);
+      this.heartbeat(node);
+    });
+  }
+
+  /** A peer's heartbeat lists the nodes it had declared gone and heard again: if this one, rejoin once per episode. */
+  private heardReturned(from: string, returned: unknown): void {
+    if (!Array.isArray(returned)) return;
+    for (const entry of returned) {
+      if (!Array.isArray(entry) || entry[0] !== this.nodeId || typeof entry[1] !== 'number') continue;
+      if (this.toldGone.get(from) === entry[1]) return;
+      this.toldGone.set(from, entry[1]);
+      for (const listener of this.upListeners) listener();
+    }
   }
 
   private cameUp(): void {
@@ -263,19 +312,24 @@ export class ControlBus {
       return;
     }
     const cutoff = now - this.options.nodeTtlMs;
-    for (const [node, at] of this.gone) if (at < now - GONE_MEMORY_TTLS * this.options.nodeTtlMs) this.gone.delete(node);
+    for (const [node, g] of this.gone) if (g.at < now - GONE_MEMORY_TTLS * this.options.nodeTtlMs) this.gone.delete(node);
+    for (const [node, [, until]] of this.returned) if (until < now) this.returned.delete(node);
     for (const [node, seen] of this.peers) {
       if (seen >= cutoff) continue;
       this.peers.delete(node);
-      this.gone.set(node, now);
+      this.returned.delete(node);
+      this.toldGone.delete(node);
       for (const [id, g] of this.gatherings) if (g.waiting.delete(node) && g.waiting.size === 0) this.finish(id);
-      for (const listener of this.goneListeners) listener(node);
+      const removed = Promise.allSettled(this.goneListeners.map((listener) => listener(node)));
+      this.gone.set(node, { at: now, removed });
     }
   }
 
   private heartbeat(to: string | null = null): void {
     const transport = this.transport as ControlTransport;
-    transport.send(to, this.encode([HEARTBEAT, transport.nodeId, this.heartbeatExtra()]));
+    const message = [HEARTBEAT, transport.nodeId, this.heartbeatExtra()];
+    if (this.returned.size > 0) message.push([...this.returned].map(([node, [episode]]) => [node, episode]));
+    transport.send(to, this.encode(message));
   }
 
   /** A copy: packr's output is a view of a buffer the next encode reuses, and sends are asynchronous. */

@@ -6,6 +6,9 @@ const REASSERT_ATTEMPTS = 30;
 const REASSERT_RETRY_MS = 1000;
 const MAX_UNSETTLED = 100_000;
 
+/** What could not reach the ledger: a change of this node's interest, or the confirmation of a vacate. */
+type Unsettled = 'change' | 'confirm';
+
 /** Told of each occupancy change this node announces for the cluster. */
 export type OccupancySink = (change: 'occupied' | 'vacated', topic: string) => void;
 
@@ -69,8 +72,8 @@ export class LocalLedger implements OccupancyLedger {
 export class Occupancy implements InterestListener {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private reasserting: NodeJS.Timeout | null = null;
-  /** Topics whose last change could not reach the ledger (broker away), settled by reassert(). */
-  private readonly failed = new Set<string>();
+  /** Topics whose last call could not reach the ledger (broker away), settled by reassert(). */
+  private readonly failed = new Map<string, Unsettled>();
   private closed = false;
 
   constructor(
@@ -84,19 +87,19 @@ export class Occupancy implements InterestListener {
   ) {}
 
   interestAdded(topic: string): void {
-    this.settle(topic, this.ledger.occupy(topic), () => this.announce('occupied', topic));
+    this.settle(topic, this.ledger.occupy(topic), () => this.announce('occupied', topic), 'change');
   }
 
   interestRemoved(topic: string): void {
-    this.settle(topic, this.ledger.vacate(topic), () => this.confirmLater(topic));
+    this.settle(topic, this.ledger.vacate(topic), () => this.confirmLater(topic), 'change');
   }
 
   /**
    * A node stopped heartbeating (died without closing): every surviving node asks the ledger to drop its
    * memberships, and the ledger hands each topic it left empty to exactly one of them to confirm.
    */
-  nodeGone(node: string): void {
-    Promise.resolve(this.ledger.reap(node)).then(
+  nodeGone(node: string): Promise<void> {
+    return Promise.resolve(this.ledger.reap(node)).then(
       (topics) => {
         for (const topic of topics) this.confirmLater(topic);
         if (topics.length > 0) this.log.info({ node, topics: topics.length }, 'vacating the topics of a node that stopped heartbeating');
@@ -109,32 +112,39 @@ export class Occupancy implements InterestListener {
   }
 
   /**
-   * After the node was away from the broker: every topic it still has subscribers of is asserted in the
-   * ledger again (reoccupy), and every topic whose change could not reach the ledger meanwhile is settled
-   * now (occupied if held, else vacated). What cannot be reached yet is retried (REASSERT_ATTEMPTS times).
+   * After the node was away from the broker (or declared gone by the others): every topic it still has
+   * subscribers of is asserted in the ledger again (reoccupy), and every call that could not reach the
+   * ledger meanwhile is made again: a change of interest is settled as it is now (occupied if held, else
+   * vacated), a vacate confirmation is confirmed (unless the topic is held again). What cannot be reached
+   * yet is retried (REASSERT_ATTEMPTS times).
    */
   reassert(attempt = 0): void {
     clearTimeout(this.reasserting ?? undefined);
     this.reasserting = null;
     const held = new Set(this.held());
-    const unsettled = new Set(this.failed);
+    const unsettled = new Map(this.failed);
     this.failed.clear();
-    const run = (topic: string, answer: () => Promise<boolean> | boolean, then: () => void) =>
+    const run = (topic: string, kind: Unsettled, answer: () => Promise<boolean> | boolean, then: () => void) =>
       Promise.resolve()
         .then(answer)
         .then(
           (yes) => yes && then(),
           (e: Error) => {
-            this.unsettled(topic);
+            this.unsettled(topic, kind);
             throw e;
           },
         );
+    const occupied = (topic: string) => () => this.announce('occupied', topic);
     const answers: Promise<unknown>[] = [];
     for (const topic of held) {
-      if (unsettled.has(topic)) answers.push(run(topic, () => this.ledger.occupy(topic), () => this.announce('occupied', topic)));
-      else answers.push(run(topic, () => this.ledger.reoccupy(topic), () => this.announce('occupied', topic)));
+      if (unsettled.get(topic) === 'change') answers.push(run(topic, 'change', () => this.ledger.occupy(topic), occupied(topic)));
+      else answers.push(run(topic, 'change', () => this.ledger.reoccupy(topic), occupied(topic)));
     }
-    for (const topic of unsettled) if (!held.has(topic)) answers.push(run(topic, () => this.ledger.vacate(topic), () => this.confirmLater(topic)));
+    for (const [topic, kind] of unsettled) {
+      if (held.has(topic)) continue;
+      if (kind === 'change') answers.push(run(topic, kind, () => this.ledger.vacate(topic), () => this.confirmLater(topic)));
+      else answers.push(run(topic, kind, () => this.ledger.confirmVacated(topic), () => this.announce('vacated', topic)));
+    }
     Promise.all(answers).then(
       () => undefined,
       (e: Error) => {
@@ -145,8 +155,8 @@ export class Occupancy implements InterestListener {
   }
 
   /** A change of `topic` did not reach the ledger: settled when the node is back (bounded: beyond, it stays unannounced). */
-  private unsettled(topic: string): void {
-    if (this.failed.size < MAX_UNSETTLED) this.failed.add(topic);
+  private unsettled(topic: string, kind: Unsettled): void {
+    if (this.failed.size < MAX_UNSETTLED || this.failed.has(topic)) this.failed.set(topic, kind);
     // A failure can be reported after the node is back (a request that timed out late): settle it soon.
     if (this.reasserting === null && !this.closed) this.reasserting = setTimeout(() => this.reassert(), REASSERT_RETRY_MS).unref();
   }
@@ -160,18 +170,22 @@ export class Occupancy implements InterestListener {
 
   private confirm(topic: string): void {
     this.timers.delete(topic);
-    this.settle(topic, this.ledger.confirmVacated(topic), () => this.announce('vacated', topic));
+    this.settle(topic, this.ledger.confirmVacated(topic), () => this.announce('vacated', topic), 'confirm');
   }
 
-  private settle(topic: string, answer: Promise<boolean> | boolean, then: () => void): void {
+  private settle(topic: string, answer: Promise<boolean> | boolean, then: () => void, kind: Unsettled): void {
     if (answer === true) then();
     else if (answer instanceof Promise) {
       answer.then(
-        (yes) => yes && then(),
+        (yes) => {
+          // A later call for the topic reached the ledger: an earlier failure is moot.
+          this.failed.delete(topic);
+          if (yes) then();
+        },
         (e: Error) => {
           // The ledger is away (broker outage): counted with the drops, settled when the node is back.
           this.stats.webhookEvents.dropped++;
-          this.unsettled(topic);
+          this.unsettled(topic, kind);
           this.log.warn({ topic, err: e.message }, 'occupancy ledger unavailable; event not sent');
         },
       );

@@ -85,10 +85,16 @@ export class RedisLedger implements OccupancyLedger {
   }
 
   async reap(node: string): Promise<string[]> {
-    const topics = await this.redis.zrangebyscore(nodeIndex(node), Date.now(), '+inf');
-    const won = await Promise.all(topics.map((t) => this.redis.eval(VACATE, 3, ...this.keys(t), node, this.node, this.markerTtlMs)));
+    const now = Date.now();
+    const topics = await this.redis.zrangebyscore(nodeIndex(node), now, '+inf');
+    // A vacate this node may take over is indexed as its own first (as vacate() does), so that if this
+    // node dies before confirming it, whoever reaps this node takes it over in turn. GT: a topic this node
+    // holds itself keeps its +inf; an entry for a vacate not won names a marker that is not ours (no-op).
+    const won = await Promise.all(
+      topics.flatMap((t) => [this.redis.zadd(this.index, 'GT', now + this.markerTtlMs, t).then(() => 0), this.redis.eval(VACATE, 3, ...this.keys(t), node, this.node, this.markerTtlMs)]),
+    );
     await this.redis.del(nodeIndex(node));
-    return topics.filter((_, i) => won[i] === 1);
+    return topics.filter((_, i) => won[2 * i + 1] === 1);
   }
 
   async reoccupy(topic: string): Promise<boolean> {

@@ -3,7 +3,7 @@ import { AppBackend, json } from '../helpers/app-backend';
 import { BrokerServer, freePort, sleep } from '../helpers/brokers';
 import { FaultProxy } from '../helpers/fault-proxy';
 import { MAIN } from '../helpers/gateway';
-import { note } from './trail';
+import { Trail } from './trail';
 
 export const SECRET = 'chaos-secret';
 export const NODE_TTL = 1500;
@@ -127,6 +127,7 @@ export async function status(url: string): Promise<number> {
 /** A broker, a webhook receiver, and three nodes each behind its own fault proxy. */
 export class Cluster {
   readonly hooks: Hook[] = [];
+  readonly trail = new Trail();
 
   private constructor(
     readonly kind: 'redis' | 'nats',
@@ -142,7 +143,7 @@ export class Cluster {
     const cluster = new Cluster(kind, broker, app, nodes);
     app.on('/hooks', (r, res) => {
       const body = r.body as { time_ms: number; events: Hook[] };
-      for (const e of body.events) if (e.name.startsWith('topic_')) note(`hook ${e.name} ${e.topic} (decided ${new Date(body.time_ms).toISOString().slice(11, 23)})`);
+      for (const e of body.events) if (e.name.startsWith('topic_')) cluster.trail.note(`hook ${e.name} ${e.topic} (decided ${new Date(body.time_ms).toISOString().slice(11, 23)})`);
       for (const e of body.events) cluster.hooks.push({ name: e.name, at: body.time_ms, ...(e.id === undefined ? {} : { id: e.id }), ...(e.topic === undefined ? {} : { topic: e.topic }) });
       json(res, 200, {});
     });

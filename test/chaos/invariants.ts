@@ -1,4 +1,4 @@
-import type { Cluster, FaultWindow, Hook } from './cluster';
+import type { Cluster, FaultWindow, Hook, Node } from './cluster';
 import { FEEDS, type Member, type Publisher, ROOMS, type Subscriber, type Watcher } from './workload';
 
 export interface Invariant {
@@ -86,22 +86,33 @@ function truth(members: readonly Member[], topic: string): string[] {
   return members.filter((m) => m.conn !== null && m.topics.includes(topic)).map((m) => m.user).sort();
 }
 
-/** Presence on every node and the watcher's joins/leaves equal the truth; with a finite bound, in time. */
+/** The users `node` lists on `topic` (the watcher left out), sorted; null when it did not answer. */
+async function listed(node: Node, topic: string): Promise<string[] | null> {
+  const res = await fetch(`${node.http}/topics/${topic}/presence`, { signal: AbortSignal.timeout(3000) }).catch(() => null);
+  const body = res === null ? null : ((await res.json().catch(() => null)) as { presence?: { user: string }[] } | null);
+  return body?.presence === undefined ? null : body.presence.map((e) => e.user).filter((u) => u !== 'watcher').sort();
+}
+
+/**
+ * Presence on every node and the watcher's joins/leaves equal the truth; with a finite bound, in time.
+ * Every node is asked about every topic at once, so the answers describe one moment (the call's start).
+ */
 export async function checkPresence(cluster: Cluster, watcher: Watcher, members: readonly Member[], convergedMs: number, boundMs: number): Promise<Invariant[]> {
   const wrong: string[] = [];
-  for (let r = 0; r < ROOMS; r++) {
-    for (const topic of [`room.${r}`, `chat.${r}`]) {
-      const want = truth(members, topic);
-      const heard = watcher.users(topic);
-      if (heard.join() !== want.join()) wrong.push(`watcher's joins/leaves on ${topic}: [${heard}] want [${want}]`);
-      for (const node of cluster.live()) {
-        const res = await fetch(`${node.http}/topics/${topic}/presence`, { signal: AbortSignal.timeout(3000) }).catch(() => null);
-        const body = res === null ? null : ((await res.json().catch(() => null)) as { presence?: { user: string }[] } | null);
-        const listed = (body?.presence ?? []).map((e) => e.user).filter((u) => u !== 'watcher').sort();
-        if (listed.join() !== want.join()) wrong.push(`node ${node.slot} presence ${topic}: [${listed}] want [${want}]`);
-      }
-    }
-  }
+  const topics: string[] = [];
+  for (let r = 0; r < ROOMS; r++) topics.push(`room.${r}`, `chat.${r}`);
+  const wants = topics.map((t) => truth(members, t));
+  const nodes = cluster.live();
+  const answers = await Promise.all(topics.map((t) => Promise.all(nodes.map((n) => listed(n, t)))));
+  topics.forEach((topic, i) => {
+    const want = wants[i] as string[];
+    const heard = watcher.users(topic);
+    if (heard.join() !== want.join()) wrong.push(`watcher's joins/leaves on ${topic}: [${heard}] want [${want}]`);
+    nodes.forEach((node, j) => {
+      const got = (answers[i] as (string[] | null)[])[j];
+      if (got?.join() !== want.join()) wrong.push(`node ${node.slot} presence ${topic}: [${got ?? 'no answer'}] want [${want}]`);
+    });
+  });
   const out: Invariant[] = [
     { name: 'presence on every node and joins/leaves equal the truth', ok: wrong.length === 0, detail: wrong.slice(0, 8).join('; ') || 'equal' },
     { name: 'joins and leaves alternate per member (each once)', ok: watcher.repeats.length === 0, detail: watcher.repeats.slice(0, 8).join('; ') || 'alternating' },

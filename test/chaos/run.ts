@@ -3,7 +3,6 @@ import path from 'node:path';
 import { sleep } from '../helpers/brokers';
 import { Cluster, type FaultWindow, HEARTBEAT, WEBHOOK_DELAY } from './cluster';
 import { checkDeliveries, checkOccupancy, checkPresence, type Invariant } from './invariants';
-import { note, trail } from './trail';
 import { FEEDS, Member, Publisher, Subscriber, Watcher, pick, rng, token } from './workload';
 
 export interface ChaosOptions {
@@ -11,6 +10,8 @@ export interface ChaosOptions {
   readonly ms: number;
   readonly seed: number;
   readonly log: (line: string) => void;
+  /** Pause before each fault: a random time in [min, max) ms (default 1.5–4 s; a short run may pace faster). */
+  readonly pauseMs?: readonly [number, number];
 }
 
 export interface ChaosReport {
@@ -50,7 +51,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const cleanup: (() => unknown)[] = [];
   try {
     if (!(await cluster.allReady())) throw new Error('cluster did not become ready');
-    const watcher = await Watcher.start(cluster.nodes[0] as (typeof cluster.nodes)[0]);
+    const watcher = await Watcher.start(cluster.nodes[0] as (typeof cluster.nodes)[0], cluster.trail);
     const publisher = new Publisher(cluster, r, 25);
     const subscribers: Subscriber[] = [];
     cleanup.push(() => publisher.stop(), () => subscribers.forEach((s) => s.close()), () => watcher.conn?.close());
@@ -65,8 +66,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     const until = started + o.ms;
     const churn = churning(rChurn, until, members, subscribers, () => new Subscriber(nextSub++, pick(rChurn, cluster.nodes), readerToken));
+    const [pauseMin, pauseMax] = o.pauseMs ?? [1500, 4000];
     while (Date.now() < until - 3000) {
-      await sleep(1500 + rFaults() * 2500);
+      await sleep(pauseMin + rFaults() * (pauseMax - pauseMin));
       await fault(cluster, rFaults, windows, faults, o.log);
       await Promise.all(cluster.nodes.map((n) => n.sampleRss()));
     }
@@ -94,10 +96,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if (invariants.some((i) => !i.ok)) {
       const file = path.join(__dirname, '..', '..', '..', 'test-artifacts', `chaos-${o.seed}-${o.kind}-trail.txt`);
       mkdirSync(path.dirname(file), { recursive: true });
-      writeFileSync(file, trail.join('\n') + '\n');
+      writeFileSync(file, cluster.trail.lines.join('\n') + '\n');
       o.log(`[${o.kind}] trail of member moves, watcher notices, hooks and faults: ${file}`);
     }
-    trail.length = 0;
     let delivered = 0;
     let gaps = 0;
     for (const s of subscribers) for (const list of s.seen.values()) for (const e of list) 'k' in e ? delivered++ : gaps++;
@@ -144,7 +145,7 @@ async function churning(r: () => number, until: number, members: Member[], subsc
 async function fault(cluster: Cluster, r: () => number, windows: FaultWindow[], counts: Record<string, number>, log: (l: string) => void): Promise<void> {
   const x = r();
   const w: FaultWindow = { what: '', from: Date.now(), to: 0 };
-  note(`fault starts (${x.toFixed(2)})`);
+  cluster.trail.note(`fault starts (${x.toFixed(2)})`);
   windows.push(w);
   if (x < 0.45) {
     const node = pick(r, cluster.nodes.slice(1)); // node 0 keeps the watcher
@@ -167,7 +168,7 @@ async function fault(cluster: Cluster, r: () => number, windows: FaultWindow[], 
   }
   await cluster.allReady();
   w.to = Date.now();
-  note(`fault over: ${w.what}`);
+  cluster.trail.note(`fault over: ${w.what}`);
   log(`  ${w.what}: ${((w.to - w.from) / 1000).toFixed(1)} s until all nodes ready`);
 }
 
@@ -178,7 +179,7 @@ async function settleMembers(members: Member[]): Promise<void> {
 
 /**
  * Waits (up to 10 s) until the watcher's joins/leaves and every node's presence equal the truth; the time
- * from `from` to the start of the check that found them equal (its reads begin then).
+ * from `from` to the start of the first check that found them all equal (it asks every node at once then).
  */
 async function converge(cluster: Cluster, watcher: Watcher, members: Member[], from: number): Promise<number> {
   const deadline = Date.now() + 10_000;
@@ -186,7 +187,7 @@ async function converge(cluster: Cluster, watcher: Watcher, members: Member[], f
     const at = Date.now();
     const ok = (await checkPresence(cluster, watcher, members, 0, Infinity)).every((i) => i.ok);
     if (ok || Date.now() > deadline) return Math.max(0, (ok ? at : Date.now()) - from);
-    await sleep(50);
+    await sleep(20);
   }
 }
 

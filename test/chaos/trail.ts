@@ -1,6 +1,8 @@
-/** What happened when (member moves, watcher notices, webhooks, faults), to explain a failed invariant; bounded. */
-export const trail: string[] = [];
+/** What happened when in one run (member moves, watcher notices, webhooks, faults), to explain a failed invariant; bounded. */
+export class Trail {
+  readonly lines: string[] = [];
 
-export function note(line: string): void {
-  if (trail.length < 200_000) trail.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+  note(line: string): void {
+    if (this.lines.length < 200_000) this.lines.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+  }
 }

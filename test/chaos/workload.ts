@@ -4,7 +4,7 @@ import { type GapEvent, type MessageEvent, WsgateClient } from '../../src/client
 import type { Reply } from '../../src/protocol/codec';
 import { sleep } from '../helpers/brokers';
 import { type Cluster, type Node, SECRET } from './cluster';
-import { note } from './trail';
+import type { Trail } from './trail';
 
 export const FEEDS = ['feed.0', 'feed.1', 'feed.2'];
 export const ROOMS = 2;
@@ -150,10 +150,10 @@ export class Member {
         this.conn = c;
         this.topics = topics;
         this.since = Date.now();
-        note(`${this.user} joined ${topics.join(',')} on node ${node.slot}`);
+        this.cluster.trail.note(`${this.user} joined ${topics.join(',')} on node ${node.slot}`);
         c.ws.once('close', () => {
           if (this.conn !== c) return;
-          note(`${this.user} lost its connection to node ${node.slot}`);
+          this.cluster.trail.note(`${this.user} lost its connection to node ${node.slot}`);
           this.conn = null;
           this.topics = [];
           void this.join(); // its node died or was cut: back at once elsewhere
@@ -168,7 +168,7 @@ export class Member {
   async leave(): Promise<void> {
     this.generation++;
     const c = this.conn;
-    if (c !== null) note(`${this.user} leaves`);
+    if (c !== null) this.cluster.trail.note(`${this.user} leaves`);
     this.since = Date.now();
     this.conn = null;
     this.topics = [];
@@ -186,8 +186,10 @@ export class Watcher {
   readonly repeats: string[] = [];
   conn: GatewayClient | null = null;
 
-  static async start(node: Node): Promise<Watcher> {
-    const w = new Watcher();
+  private constructor(private readonly trail: Trail) {}
+
+  static async start(node: Node, trail: Trail): Promise<Watcher> {
+    const w = new Watcher(trail);
     const topics = [];
     for (let r = 0; r < ROOMS; r++) topics.push(`room.${r}`, `chat.${r}`);
     const c = await GatewayClient.connect(node.url, { token: await token('watcher') });
@@ -201,7 +203,7 @@ export class Watcher {
   private notice(n: Notice): void {
     if (n.op !== 'join' && n.op !== 'leave') return;
     const key = n.t.startsWith('room.') ? n.p.user : n.p.client;
-    note(`watcher: ${n.op} ${n.t} ${key} (${n.p.user})`);
+    this.trail.note(`watcher: ${n.op} ${n.t} ${key} (${n.p.user})`);
     let m = this.members.get(n.t);
     if (m === undefined) this.members.set(n.t, (m = new Map()));
     if ((n.op === 'join') === m.has(key)) this.repeats.push(`${n.op} ${n.t} ${key} (${n.p.user})`);

@@ -18,7 +18,7 @@ describe('chaos run', { concurrency: 2 }, () => {
         const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 100_000);
         const lines: string[] = [];
         // Faults every 0.5–1.5 s (the long run: 1.5–4 s), so that a short run still has several.
-        const report = await runChaos({ kind, ms: SECONDS * 1000, seed, log: (l) => lines.push(l), pauseMs: [500, 1500] });
+        const report = await runChaos({ kind, ms: SECONDS * 1000, seed, log: (l) => lines.push(l), pauseMs: [500, 1500], minFaults: 2 });
         printReport(report, (l) => lines.push(l));
         for (const l of lines) console.log(`# ${l}`);
         const failed = report.invariants.filter((i) => !i.ok);

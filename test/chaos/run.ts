@@ -12,6 +12,8 @@ export interface ChaosOptions {
   readonly log: (line: string) => void;
   /** Pause before each fault: a random time in [min, max) ms (default 1.5–4 s; a short run may pace faster). */
   readonly pauseMs?: readonly [number, number];
+  /** Faults to inject at least, past `ms` if the machine is slow (a short run must still break things). */
+  readonly minFaults?: number;
 }
 
 export interface ChaosReport {
@@ -64,10 +66,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await sleep(500);
     publisher.start();
 
-    const until = started + o.ms;
+    // Timed from the start of the workload: starting the cluster takes seconds on a loaded machine.
+    const until = Date.now() + o.ms;
+    const injected = () => Object.values(faults).reduce((a, b) => a + b, 0);
     const churn = churning(rChurn, until, members, subscribers, () => new Subscriber(nextSub++, pick(rChurn, cluster.nodes), readerToken));
     const [pauseMin, pauseMax] = o.pauseMs ?? [1500, 4000];
-    while (Date.now() < until - 3000) {
+    while (Date.now() < until - 3000 || injected() < (o.minFaults ?? 0)) {
       await sleep(pauseMin + rFaults() * (pauseMax - pauseMin));
       await fault(cluster, rFaults, windows, faults, o.log);
       await Promise.all(cluster.nodes.map((n) => n.sampleRss()));

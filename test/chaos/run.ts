@@ -85,9 +85,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const quiet = Date.now();
     o.log(`[${o.kind}] faults stopped after ${((quiet - started) / 1000).toFixed(0)} s; checking`);
     // Members that lost their node during the last fault are back before the truth is taken.
-    await settleMembers(members);
+    await settle(() => members.every((m) => m.conn !== null));
     // The truth last changed when the last member got back (its node died in the last fault), if after that.
     const convergedMs = await converge(cluster, watcher, members, Math.max(quiet, ...members.map((m) => m.since)));
+    // Subscribers whose node died in the last fault reconnect with a backoff (up to 0.5 s) and subscribe again.
+    await settle(() => subscribers.every((s) => s.closedAt !== null || s.live));
     // A last publish per feed through node 0: every live subscriber must get it.
     for (const t of FEEDS) await publisher.publish(t, [cluster.nodes[0] as (typeof cluster.nodes)[0]]);
     await publisher.stop();
@@ -178,9 +180,10 @@ async function fault(cluster: Cluster, r: () => number, windows: FaultWindow[], 
   log(`  ${w.what}: ${((w.to - w.from) / 1000).toFixed(1)} s until all nodes ready`);
 }
 
-async function settleMembers(members: Member[]): Promise<void> {
+/** Waits (up to 10 s) until `done`. */
+async function settle(done: () => boolean): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && members.some((m) => m.conn === null)) await sleep(50);
+  while (Date.now() < deadline && !done()) await sleep(50);
 }
 
 /**

@@ -98,6 +98,8 @@ export class Subscriber {
   readonly node: number;
   readonly openedAt = Date.now();
   closedAt: number | null = null;
+  /** When its connection last opened (after a reconnect it subscribes again). */
+  private lastOpen = 0;
 
   constructor(
     readonly id: number,
@@ -114,8 +116,21 @@ export class Subscriber {
     this.client.on('message', (m: MessageEvent) => add(m.topic, { k: (m.data as { k: number }).k, s: m.seq, e: m.epoch, at: Date.now() }));
     this.client.on('gap', (g: GapEvent) => add(g.topic, { gap: g.reason, at: Date.now(), from: `${g.expected.epoch}:${g.expected.seq}`, to: `${g.server.epoch}:${g.server.seq}` }));
     this.client.on('error', () => undefined);
+    this.client.on('state', (e) => e.state === 'open' && (this.lastOpen = Date.now()));
     this.client.connect();
     for (const t of FEEDS) this.client.subscribe(t).catch(() => undefined);
+  }
+
+  /**
+   * Connected and subscribed again since: every feed had a message or gap after the connection last
+   * opened (the publisher feeds each one several times a second).
+   */
+  get live(): boolean {
+    if (this.client.connectionState !== 'open') return false;
+    return FEEDS.every((t) => {
+      const list = this.seen.get(t) ?? [];
+      return (list[list.length - 1]?.at ?? -1) >= this.lastOpen;
+    });
   }
 
   close(): void {

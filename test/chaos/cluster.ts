@@ -14,10 +14,17 @@ export const RULES = [
   { match: 'room.*', presence: true, joinLeave: true, presenceBy: 'user', presenceGrace: 200 },
 ];
 
-/** A fault's span: from its start until every node answered ready again. */
+/**
+ * A fault's span: applied at `from` (the SIGKILL, the broker's kill, the proxy's reset), lifted at `back`
+ * (node started again, broker respawned, proxy accepting again), over at `to` (every node answered ready).
+ */
 export interface FaultWindow {
-  what: string;
+  readonly kind: 'kill' | 'broker restart' | 'partition';
+  readonly what: string;
+  /** The node's slot (kill, partition); null for the broker. */
+  readonly node: number | null;
   readonly from: number;
+  back: number;
   to: number;
 }
 
@@ -29,6 +36,8 @@ export interface Hook {
   readonly id?: string;
   /** When the sending node decided it (the request's time_ms): webhooks from different nodes may arrive out of that order. */
   readonly at: number;
+  /** The sending node's slot (each node posts to its own path, /hooks/<slot>). */
+  readonly node: number;
 }
 
 /** One gateway process in a fixed slot: same port and own fault proxy to the broker across restarts. */
@@ -141,16 +150,16 @@ export class Cluster {
     const app = await AppBackend.start();
     const nodes: Node[] = [];
     const cluster = new Cluster(kind, broker, app, nodes);
-    app.on('/hooks', (r, res) => {
-      const body = r.body as { time_ms: number; events: Hook[] };
-      for (const e of body.events) if (e.name.startsWith('topic_')) cluster.trail.note(`hook ${e.name} ${e.topic} (decided ${new Date(body.time_ms).toISOString().slice(11, 23)})`);
-      for (const e of body.events) cluster.hooks.push({ name: e.name, at: body.time_ms, ...(e.id === undefined ? {} : { id: e.id }), ...(e.topic === undefined ? {} : { topic: e.topic }) });
-      json(res, 200, {});
-    });
     for (let i = 0; i < size; i++) {
+      app.on(`/hooks/${i}`, (r, res) => {
+        const body = r.body as { time_ms: number; events: Hook[] };
+        for (const e of body.events) if (e.name.startsWith('topic_')) cluster.trail.note(`hook ${e.name} ${e.topic} from node ${i} (decided ${new Date(body.time_ms).toISOString().slice(11, 23)})`);
+        for (const e of body.events) cluster.hooks.push({ name: e.name, at: body.time_ms, node: i, ...(e.id === undefined ? {} : { id: e.id }), ...(e.topic === undefined ? {} : { topic: e.topic }) });
+        json(res, 200, {});
+      });
       const proxy = await FaultProxy.start(broker.port);
       const url = broker.url.replace(`:${broker.port}`, `:${proxy.port}`);
-      const flags = ['--broker', url, '--jwt-secret', SECRET, '--topics', JSON.stringify(RULES), '--node-ttl', String(NODE_TTL), '--webhook-url', `${app.url}/hooks`, '--webhook-secret', 'chaos', '--webhook-delay', String(WEBHOOK_DELAY), '--max-commands-per-second', '0'];
+      const flags = ['--broker', url, '--jwt-secret', SECRET, '--topics', JSON.stringify(RULES), '--node-ttl', String(NODE_TTL), '--webhook-url', `${app.url}/hooks/${i}`, '--webhook-secret', 'chaos', '--webhook-delay', String(WEBHOOK_DELAY), '--max-commands-per-second', '0'];
       nodes.push(new Node(i, await freePort(), proxy, flags));
     }
     try {

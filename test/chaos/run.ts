@@ -1,8 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../helpers/brokers';
-import { Cluster, type FaultWindow, HEARTBEAT, WEBHOOK_DELAY } from './cluster';
+import { Cluster, type FaultWindow, HEARTBEAT, type Node, WEBHOOK_DELAY } from './cluster';
 import { checkDeliveries, checkOccupancy, checkPresence, type Invariant } from './invariants';
+import type { Trail } from './trail';
 import { FEEDS, Member, Publisher, Subscriber, Watcher, pick, rng, token } from './workload';
 
 export interface ChaosOptions {
@@ -29,6 +30,8 @@ export interface ChaosReport {
   readonly convergedMs: number;
   readonly maxRssMiB: number[];
   readonly invariants: Invariant[];
+  /** Every fault as applied, lifted and over (ms since the epoch), to place a loss against. */
+  readonly windows: FaultWindow[];
 }
 
 const MEMBERS = 6;
@@ -59,7 +62,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     cleanup.push(() => publisher.stop(), () => subscribers.forEach((s) => s.close()), () => watcher.conn?.close());
     let nextSub = 0;
     const readerToken = await token('reader');
-    for (let i = 0; i < SUBSCRIBERS; i++) subscribers.push(new Subscriber(nextSub++, cluster.nodes[i % cluster.nodes.length] as (typeof cluster.nodes)[0], readerToken));
+    const open = (node: Node) => {
+      const s = new Subscriber(nextSub++, node, readerToken);
+      cluster.trail.note(`sub ${s.id} opens on node ${node.slot}`);
+      return s;
+    };
+    for (let i = 0; i < SUBSCRIBERS; i++) subscribers.push(open(cluster.nodes[i % cluster.nodes.length] as Node));
     const members = Array.from({ length: MEMBERS }, (_, i) => new Member(`m${i}`, `solo.${i}`, cluster, r));
     cleanup.push(() => Promise.all(members.map((m) => m.leave())));
     await Promise.all(members.map((m) => m.join()));
@@ -69,7 +77,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // Timed from the start of the workload: starting the cluster takes seconds on a loaded machine.
     const until = Date.now() + o.ms;
     const injected = () => Object.values(faults).reduce((a, b) => a + b, 0);
-    const churn = churning(rChurn, until, members, subscribers, () => new Subscriber(nextSub++, pick(rChurn, cluster.nodes), readerToken));
+    const churn = churning(rChurn, until, members, subscribers, () => open(pick(rChurn, cluster.nodes)), cluster.trail);
     const [pauseMin, pauseMax] = o.pauseMs ?? [1500, 4000];
     while (Date.now() < until - 3000 || injected() < (o.minFaults ?? 0)) {
       await sleep(pauseMin + rFaults() * (pauseMax - pauseMin));
@@ -81,9 +89,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const quiet = Date.now();
     o.log(`[${o.kind}] faults stopped after ${((quiet - started) / 1000).toFixed(0)} s; checking`);
     // Members that lost their node during the last fault are back before the truth is taken.
-    await settleMembers(members);
+    await settle(() => members.every((m) => m.conn !== null));
     // The truth last changed when the last member got back (its node died in the last fault), if after that.
     const convergedMs = await converge(cluster, watcher, members, Math.max(quiet, ...members.map((m) => m.since)));
+    // Subscribers whose node died in the last fault reconnect with a backoff (up to 0.5 s) and subscribe again.
+    await settle(() => subscribers.every((s) => s.closedAt !== null || s.live));
     // A last publish per feed through node 0: every live subscriber must get it.
     for (const t of FEEDS) await publisher.publish(t, [cluster.nodes[0] as (typeof cluster.nodes)[0]]);
     await publisher.stop();
@@ -121,6 +131,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       convergedMs,
       maxRssMiB: cluster.nodes.map((n) => Math.round(n.maxRss / 1048576)),
       invariants,
+      windows,
     };
   } finally {
     for (const f of cleanup) await Promise.resolve(f()).catch(() => undefined);
@@ -129,7 +140,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 }
 
 /** Members leave and come back, subscribers are replaced, until `until`. */
-async function churning(r: () => number, until: number, members: Member[], subscribers: Subscriber[], fresh: () => Subscriber): Promise<void> {
+async function churning(r: () => number, until: number, members: Member[], subscribers: Subscriber[], fresh: () => Subscriber, trail: Trail): Promise<void> {
   while (Date.now() < until - 2000) {
     await sleep(300 + r() * 700);
     if (r() < 0.8) {
@@ -139,7 +150,9 @@ async function churning(r: () => number, until: number, members: Member[], subsc
       await m.join();
     } else {
       const live = subscribers.filter((s) => s.closedAt === null);
-      pick(r, live).close();
+      const closing = pick(r, live);
+      trail.note(`sub ${closing.id} closes`);
+      closing.close();
       subscribers.push(fresh());
     }
   }
@@ -148,37 +161,33 @@ async function churning(r: () => number, until: number, members: Member[], subsc
 /** One random fault, waited out until every node is ready again. */
 async function fault(cluster: Cluster, r: () => number, windows: FaultWindow[], counts: Record<string, number>, log: (l: string) => void): Promise<void> {
   const x = r();
-  const w: FaultWindow = { what: '', from: Date.now(), to: 0 };
-  cluster.trail.note(`fault starts (${x.toFixed(2)})`);
+  const kind = x < 0.45 ? 'kill' : x < 0.7 ? 'broker restart' : 'partition';
+  const node = kind === 'kill' ? pick(r, cluster.nodes.slice(1)) : kind === 'partition' ? pick(r, cluster.nodes) : null; // node 0 keeps the watcher
+  const w: FaultWindow = { kind, what: node === null ? kind : `${kind} node ${node.slot}`, node: node?.slot ?? null, from: Date.now(), back: 0, to: 0 };
+  cluster.trail.note(`fault starts (${x.toFixed(2)}): ${w.what}`);
   windows.push(w);
-  if (x < 0.45) {
-    const node = pick(r, cluster.nodes.slice(1)); // node 0 keeps the watcher
-    w.what = `kill node ${node.slot}`;
-    await node.kill();
+  if (kind === 'kill') {
+    await (node as Node).kill();
     await sleep(200 + r() * 1500);
-    await node.start();
-    counts.kill = (counts.kill ?? 0) + 1;
-  } else if (x < 0.7) {
-    w.what = 'broker restart';
+    await (node as Node).start();
+  } else if (kind === 'broker restart') {
     await cluster.broker.kill();
     await sleep(300 + r() * 1200);
     await cluster.broker.spawn();
-    counts.broker_restart = (counts.broker_restart ?? 0) + 1;
-  } else {
-    const node = pick(r, cluster.nodes);
-    w.what = `partition node ${node.slot}`;
-    await node.proxy.reset(1000 + r() * 3000);
-    counts.partition = (counts.partition ?? 0) + 1;
-  }
+  } else await (node as Node).proxy.reset(1000 + r() * 3000);
+  w.back = Date.now();
+  const key = kind.replace(' ', '_');
+  counts[key] = (counts[key] ?? 0) + 1;
   await cluster.allReady();
   w.to = Date.now();
   cluster.trail.note(`fault over: ${w.what}`);
   log(`  ${w.what}: ${((w.to - w.from) / 1000).toFixed(1)} s until all nodes ready`);
 }
 
-async function settleMembers(members: Member[]): Promise<void> {
+/** Waits (up to 10 s) until `done`. */
+async function settle(done: () => boolean): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && members.some((m) => m.conn === null)) await sleep(50);
+  while (Date.now() < deadline && !done()) await sleep(50);
 }
 
 /**

@@ -22,13 +22,21 @@ export function rng(seed: number): () => number {
 }
 
 
+/** How long the publisher waits for a publish to be acknowledged. */
+export const PUBLISH_TIMEOUT_MS = 3000;
+
 export const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
 
-/** One publish attempt: `k` is its number on the topic (data `{k}`); `at` when it was acknowledged. */
+/**
+ * One acknowledged publish: `k` is its number on the topic (data `{k}`), sent at `sent` through node
+ * `node` (slot) and acknowledged at `at`; the node handled it somewhere in between.
+ */
 export interface Published {
   readonly topic: string;
   readonly k: number;
+  readonly sent: number;
   readonly at: number;
+  readonly node: number;
 }
 
 /** Publishes `{k}` to the feeds in turn through a random live node's HTTP API, one at a time. */
@@ -61,11 +69,12 @@ export class Publisher {
     this.next.set(topic, k);
     this.attempts++;
     const node = pick(this.r, nodes);
+    const sent = Date.now();
     try {
-      const res = await fetch(`${node.http}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic, data: { k } }), signal: AbortSignal.timeout(3000) });
+      const res = await fetch(`${node.http}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic, data: { k } }), signal: AbortSignal.timeout(PUBLISH_TIMEOUT_MS) });
       await res.arrayBuffer();
       if (res.status !== 200) return false;
-      this.acked.push({ topic, k, at: Date.now() });
+      this.acked.push({ topic, k, sent, at: Date.now(), node: node.slot });
       return true;
     } catch {
       return false;
@@ -81,17 +90,23 @@ export class Publisher {
 /** What one resumable subscriber saw of one topic: messages (`k`) and explicit gaps, in order. */
 export type Seen = { readonly k: number; readonly s: number; readonly e: string; readonly at: number } | { readonly gap: GapEvent['reason']; readonly at: number; readonly from: string; readonly to: string };
 
-/** An SDK client on one node subscribed to every feed: it reconnects and resumes by itself. */
+/** An SDK client on one node subscribed to every feed: it reconnects (to that node) and resumes by itself. */
 export class Subscriber {
   readonly seen = new Map<string, Seen[]>();
   readonly client: WsgateClient;
+  /** Its node's slot. */
+  readonly node: number;
+  readonly openedAt = Date.now();
   closedAt: number | null = null;
+  /** When its connection last opened (after a reconnect it subscribes again). */
+  private lastOpen = 0;
 
   constructor(
     readonly id: number,
     node: Node,
     tokenOf: string,
   ) {
+    this.node = node.slot;
     this.client = new WsgateClient({ url: node.url, token: () => tokenOf, backoff: { minDelayMs: 50, baseDelayMs: 100, maxDelayMs: 500 }, pingIntervalMs: 2000, pingTimeoutMs: 3000 });
     const add = (topic: string, s: Seen) => {
       let list = this.seen.get(topic);
@@ -101,8 +116,21 @@ export class Subscriber {
     this.client.on('message', (m: MessageEvent) => add(m.topic, { k: (m.data as { k: number }).k, s: m.seq, e: m.epoch, at: Date.now() }));
     this.client.on('gap', (g: GapEvent) => add(g.topic, { gap: g.reason, at: Date.now(), from: `${g.expected.epoch}:${g.expected.seq}`, to: `${g.server.epoch}:${g.server.seq}` }));
     this.client.on('error', () => undefined);
+    this.client.on('state', (e) => e.state === 'open' && (this.lastOpen = Date.now()));
     this.client.connect();
     for (const t of FEEDS) this.client.subscribe(t).catch(() => undefined);
+  }
+
+  /**
+   * Connected and subscribed again since: every feed had a message or gap after the connection last
+   * opened (the publisher feeds each one several times a second).
+   */
+  get live(): boolean {
+    if (this.client.connectionState !== 'open') return false;
+    return FEEDS.every((t) => {
+      const list = this.seen.get(t) ?? [];
+      return (list[list.length - 1]?.at ?? -1) >= this.lastOpen;
+    });
   }
 
   close(): void {
@@ -118,12 +146,23 @@ export async function token(user: string): Promise<string> {
   return t;
 }
 
+/** One connection of a member holding `topics` on node `node` (slot) from `from` until `to`, ended by leaving or by losing it. */
+export interface Hold {
+  readonly topics: readonly string[];
+  readonly node: number;
+  readonly from: number;
+  to: number | null;
+  ended: 'left' | 'lost' | null;
+}
+
 /**
  * A member (user `m<i>`) on room.<r>, chat.<r> and its own solo.<i>, one connection at a time. When its
  * node dies it reconnects at once to a live node, as a real client behind a load balancer does.
  */
 export class Member {
   conn: GatewayClient | null = null;
+  /** Every connection it held, in order (which node an occupancy change happened on). */
+  readonly holds: Hold[] = [];
   /** Topics it is subscribed to now (the truth presence is checked against). */
   topics: string[] = [];
   /** When it last joined or left (the truth changed). */
@@ -150,10 +189,12 @@ export class Member {
         this.conn = c;
         this.topics = topics;
         this.since = Date.now();
+        this.holds.push({ topics, node: node.slot, from: this.since, to: null, ended: null });
         this.cluster.trail.note(`${this.user} joined ${topics.join(',')} on node ${node.slot}`);
         c.ws.once('close', () => {
           if (this.conn !== c) return;
           this.cluster.trail.note(`${this.user} lost its connection to node ${node.slot}`);
+          this.end('lost');
           this.conn = null;
           this.topics = [];
           void this.join(); // its node died or was cut: back at once elsewhere
@@ -168,11 +209,21 @@ export class Member {
   async leave(): Promise<void> {
     this.generation++;
     const c = this.conn;
-    if (c !== null) this.cluster.trail.note(`${this.user} leaves`);
+    if (c !== null) {
+      this.cluster.trail.note(`${this.user} leaves`);
+      this.end('left');
+    }
     this.since = Date.now();
     this.conn = null;
     this.topics = [];
     if (c !== null) await c.close().catch(() => undefined);
+  }
+
+  private end(how: 'left' | 'lost'): void {
+    const hold = this.holds[this.holds.length - 1];
+    if (hold === undefined || hold.to !== null) return;
+    hold.to = Date.now();
+    hold.ended = how;
   }
 }
 

@@ -89,7 +89,7 @@ describe('publish path without per-call objects (issue 25)', () => {
 });
 
 describe('socket pub in unoptimized code (issue 25)', () => {
-  it('allocates under 275 B of JS heap per publish, uWS\'s ArrayBuffer and the view of it included', async () => {
+  it('allocates at most 85 B of JS heap per publish beyond what a bare uWS app.publish of the same message allocates', async () => {
     // --no-opt: the tier a publish path stays in at a few dozen publishes a second (10,000 subscribers in
     // the alloc bench), where every clock read, fractional number and closure context is a heap object.
     const child = fork(path.join(__dirname, 'helpers', 'unoptimized-gateway.js'), [], { execArgv: ['--no-opt'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -100,10 +100,10 @@ describe('socket pub in unoptimized code (issue 25)', () => {
       return answers.shift() as Record<string, number>;
     };
     const clients: WebSocket[] = [];
-    try {
-      const { port } = await answer();
-      const sub = new WebSocket(`ws://127.0.0.1:${port}/ws?topics=a`);
-      const pub = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    // Bytes allocated per publish through the server on `port`, the path compiled first.
+    const measure = async (url: string): Promise<number> => {
+      const sub = new WebSocket(url.includes('/ws') ? `${url}?topics=a` : url);
+      const pub = new WebSocket(url);
       clients.push(sub, pub);
       await Promise.all([once(sub, 'open'), once(pub, 'open')]);
       let got = 0;
@@ -112,7 +112,7 @@ describe('socket pub in unoptimized code (issue 25)', () => {
       const burst = async (n: number): Promise<void> => {
         const want = got + n;
         for (let i = 0; i < n; i++) pub.send(frame);
-        await waitFor(() => got === want);
+        await waitFor(() => got >= want);
       };
       // Compiles the path (bytecode, feedback: once per process) and fills the topic's history ring.
       await burst(500);
@@ -121,14 +121,21 @@ describe('socket pub in unoptimized code (issue 25)', () => {
       const n = 4000;
       await burst(n);
       child.send('stop');
-      const perPublish = (await answer()).bytes / n;
-      // 236–241 B here (~190 of it uWS's ArrayBuffer and the view); the window also holds the child's
-      // timers and IPC. Before issue 25's changes: 638 B (two performance.now() at 88 B each, the
-      // histogram's boxed doubles, a closure context and a `{ seq }` object per publish).
-      assert.ok(perPublish < 275, `${perPublish.toFixed(0)} B per publish`);
+      return (await answer()).bytes / n;
+    };
+    try {
+      const { port, floorPort } = await answer();
+      const floor = await measure(`ws://127.0.0.1:${floorPort}/floor`);
+      const perPublish = await measure(`ws://127.0.0.1:${port}/ws`);
+      // Node 20: 236–241 B, of which the floor (uWS's ArrayBuffer and one view) ~190 B; the rest is
+      // the gateway's own and the window's timers and IPC. Before issue 25's changes: 638 B (two
+      // performance.now() at 88 B each, the histogram's boxed doubles, a closure context and a
+      // `{ seq }` object per publish). Measured against the floor so that Node 24's tier counts alike.
+      console.log(`# ${perPublish.toFixed(0)} B per publish, floor ${floor.toFixed(0)} B`);
+      assert.ok(perPublish - floor <= 85, `${perPublish.toFixed(0)} B per publish, floor ${floor.toFixed(0)} B`);
     } finally {
       for (const c of clients) c.terminate();
-      child.kill();
+      child.send('exit');
     }
   });
 });

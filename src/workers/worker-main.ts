@@ -11,6 +11,24 @@ import type { FromWorker, ToWorker, WorkerBoot } from './messages';
 /** How long a dying worker waits for the main thread to take its apps out of the acceptors. */
 const RELEASE_WAIT_MS = 2000;
 
+/** The process's /metrics text, asked of the main thread (it merges every worker's): one pending answer per id. */
+function scrapeRelay(post: (m: FromWorker) => void): { ask: () => Promise<string>; answered: (id: number, r: { text: string; ok: boolean }) => void } {
+  let next = 0;
+  const pending = new Map<number, (r: { text: string; ok: boolean }) => void>();
+  return {
+    ask: () =>
+      new Promise((resolve, reject) => {
+        const id = ++next;
+        pending.set(id, (r) => (r.ok ? resolve(r.text) : reject(new Error(r.text))));
+        post({ type: 'scrape', id });
+      }),
+    answered: (id, r) => {
+      pending.get(id)?.(r);
+      pending.delete(id);
+    },
+  };
+}
+
 /**
  * A worker thread: one gateway node whose app gets its connections from the main thread's acceptor
  * and whose broker is the in-process mesh to the other workers.
@@ -23,19 +41,13 @@ function main(port: MessagePort, boot: WorkerBoot): void {
   const tables = { ...boot.tables, worker: index };
   if (generation > 0) forgetPredecessor(tables);
   let broker: InProcessBroker | null = null;
-  let nextScrape = 0;
-  const scrapes = new Map<number, (r: { text: string; ok: boolean }) => void>();
+  const scrapes = scrapeRelay(post);
   const gateway = new Gateway(config, log, {
     // With --broker redis/nats each worker is a node of that cluster with its own connection.
     broker: (hub, stats) => config.broker !== 'memory' ? null : (broker = new InProcessBroker(hub, stats, link, `w${index}.${generation}.${randomBytes(4).toString('hex')}`, boot.channel, config.brokerMaxPending, config.positionMaxTopics)),
     guardMemory: boot.guard,
     tables,
-    metricsText: () =>
-      new Promise((resolve, reject) => {
-        const id = ++nextScrape;
-        scrapes.set(id, (r) => (r.ok ? resolve(r.text) : reject(new Error(r.text))));
-        post({ type: 'scrape', id });
-      }),
+    metricsText: scrapes.ask,
   });
   gateway.metrics.metrics.counter('wsgate_worker_ring_full_total', 'Messages to another worker not written because its ring was full (that worker was not keeping up).', () => link.full);
   let demo: NodeJS.Timeout | null = null;
@@ -79,9 +91,7 @@ function main(port: MessagePort, boot: WorkerBoot): void {
         void gateway.metrics.metrics.registry.getMetricsAsJSON().then((metrics) => post({ type: 'collected', id: m.id, metrics: metrics as never }));
         return;
       case 'scraped':
-        scrapes.get(m.id)?.(m);
-        scrapes.delete(m.id);
-        return;
+        return scrapes.answered(m.id, m);
       case 'released':
         (released as (() => void) | null)?.();
         return;

@@ -94,9 +94,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const convergedMs = await converge(cluster, watcher, members, Math.max(quiet, ...members.map((m) => m.since)));
     // Subscribers whose node died in the last fault reconnect with a backoff (up to 0.5 s) and subscribe again.
     await settle(() => subscribers.every((s) => s.closedAt !== null || s.live));
+    // The publishing loop stops first: a publish of its still in flight on another node would race the
+    // last ones, and Redis numbers two concurrent publishes in either order (the 30-minute run saw it).
+    await publisher.stop();
     // A last publish per feed through node 0: every live subscriber must get it.
     for (const t of FEEDS) await publisher.publish(t, [cluster.nodes[0] as (typeof cluster.nodes)[0]]);
-    await publisher.stop();
     await sleep(1500 + WEBHOOK_DELAY);
     await Promise.all(cluster.nodes.map((n) => n.sampleRss()));
 

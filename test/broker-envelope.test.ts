@@ -4,7 +4,7 @@ import { Packr, Unpackr, pack } from 'msgpackr';
 import Redis from 'ioredis';
 import { connect as natsConnect } from 'nats';
 import WebSocket from 'ws';
-import { ENVELOPE_FIELDS, FORMAT_JSON, encodeEnvelope } from '../src/broker/envelope';
+import { ENVELOPE_FIELDS, Envelope, FORMAT_JSON, MsgpackCursor, encodeEnvelope } from '../src/broker/envelope';
 import { channelOf } from '../src/broker/redis-scripts';
 import { Payload } from '../src/protocol/payload';
 import type { Gateway } from '../src/server/gateway';
@@ -137,6 +137,18 @@ for (const kind of ['nats', 'redis'] as const) {
     }
   });
 }
+
+describe('envelope sequences', () => {
+  it('round-trip through every msgpack uint width, read by our reader and by msgpackr alike', () => {
+    const d = Buffer.from('"x"');
+    const data = new Payload().setRaw(d, 0, d.length, true);
+    for (const seq of [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 12_345, Number.MAX_SAFE_INTEGER]) {
+      const b = encodeEnvelope('t', seq, 'e', 1, 'n', 'socket', data);
+      assert.equal(new Envelope().read(new MsgpackCursor().reset(b)).seq, seq);
+      assert.equal((new Unpackr({ useRecords: false, int64AsType: 'number' }).unpack(b) as unknown[])[1], seq);
+    }
+  });
+});
 
 describe('malformed envelopes are counted and dropped, never delivered, never fatal', { timeout: 30_000 }, () => {
   for (const kind of ['nats', 'redis'] as const) {

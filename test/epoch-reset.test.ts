@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { GatewayClient } from '../src/client/gateway-client';
 import { type GapEvent, type MessageEvent, WsgateClient } from '../src/client/sdk';
 import { BrokerServer, eventually } from './helpers/brokers';
+import { FaultProxy } from './helpers/fault-proxy';
 import { type ChildGateway, MAIN, spawnGateway } from './helpers/gateway';
 
 /**
@@ -84,6 +85,35 @@ describe('epoch change under live subscribers (Redis restarted without persisten
       await late.close();
     } finally {
       cli.kill('SIGKILL');
+    }
+  });
+
+  it('a node whose broker link comes back after the new epoch was published refills the new epoch from its start', async () => {
+    // Node A reaches Redis through a proxy that stays shut while the broker restarts and B publishes the
+    // new epoch's first messages: A learns of the new epoch only from its reconnect snapshot.
+    const proxy = await FaultProxy.start(broker.port);
+    const a = await spawnGateway(['--broker', `redis://127.0.0.1:${proxy.port}`]);
+    try {
+      await eventually('A ready', async () => (await fetch(`http://127.0.0.1:${a.port}/readyz`)).status === 200);
+      const c = new WsgateClient({ url: `ws://127.0.0.1:${a.port}/ws`, backoff: { minDelayMs: 20, baseDelayMs: 50, maxDelayMs: 200 } });
+      clients.push(c);
+      const log: string[] = [];
+      c.on('message', (m: MessageEvent) => log.push(`${m.seq}:${(m.data as { n: number }).n}`));
+      c.on('gap', (g: GapEvent) => log.push(`gap:${g.reason}`));
+      c.connect();
+      await c.subscribe('e.r');
+      for (let n = 1; n <= 3; n++) await publish('e.r', { n });
+      await eventually('first epoch delivered', () => log.length === 3);
+      const shut = proxy.reset(3000);
+      await broker.kill();
+      await broker.spawn();
+      for (let n = 4; n <= 6; n++) assert.equal(await publish('e.r', { n }), n - 3, 'numbered anew');
+      await shut;
+      await eventually('new epoch refilled on A', () => log.length === 7, 15_000).catch((e: Error) => { throw new Error(`${e.message}: ${log.join(' ')}\n${a.output()}`); });
+      assert.deepEqual(log, ['1:1', '2:2', '3:3', 'gap:reset', '1:4', '2:5', '3:6']);
+    } finally {
+      await a.stop();
+      await proxy.close();
     }
   });
 });

@@ -26,6 +26,10 @@ import { publishWallTime } from '../metrics/publish-clock';
 const UNAVAILABLE = new GatewayError(ErrorCode.Unavailable, 'the broker is unreachable; retry later');
 const BUSY = new GatewayError(ErrorCode.Unavailable, 'too many publishes waiting for the broker; retry later');
 const SNAPSHOT_TIMEOUT_MS = 3000;
+/** Pause before a failed refill is asked again (the command connection may come back after the subscriber's). */
+const RESYNC_RETRY_MS = 250;
+/** Then live messages flow again with a gap: ~5 s without a command connection. */
+const RESYNC_ATTEMPTS = 20;
 
 const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
 const PUBLISH_SHA = sha1(PUBLISH_LUA);
@@ -65,8 +69,13 @@ export class RedisBroker implements Broker, InterestTarget {
   private readonly sub: Redis;
   /** Topics whose local state is in step with Redis since the last snapshot (cleared on any outage). */
   private readonly stepped = new Set<string>();
-  /** Topics being refilled from the stream after the subscriber connection came back (live messages wait). */
-  private readonly resyncing = new Set<string>();
+  /**
+   * Topics being refilled from the stream after the subscriber connection came back (live messages wait),
+   * each with the number of its latest refill: an answer to an older one (the connection dropped again
+   * meanwhile) is ignored.
+   */
+  private readonly resyncing = new Map<string, number>();
+  private resyncs = 0;
   private readonly payload = new Payload();
   /** Per topic, the SUBSCRIBE in flight or done, so a snapshot runs only after it took effect. */
   private readonly subscribed = new Map<string, Promise<unknown>>();
@@ -254,21 +263,35 @@ export class RedisBroker implements Broker, InterestTarget {
   /**
    * After the subscriber connection was away: fans out to the local subscribers what `topic` missed
    * meanwhile, read from the stream at a cut, so they see no gap; live messages wait (are dropped as
-   * duplicates of the refill) until then. A gap is left only when the stream no longer holds them.
+   * duplicates of the refill) until then, and a refill that fails (the command connection not back yet,
+   * no answer) is asked again, up to RESYNC_ATTEMPTS times. A gap is left only when the stream no longer
+   * holds the messages. If the stream started over meanwhile (a new epoch), subscribers are told of the
+   * reset at its seq 0 and refilled from its start.
    */
-  private resync(topic: string): void {
+  private resync(topic: string, again = true, attempt = 1): void {
     // Seq 0 included: the node holds the cluster's epoch from its subscribe snapshot, so a topic whose
     // first message went by while the connection was away is refilled like any other.
     const state = this.hub.get(topic);
     if (state === undefined) return;
     const since = { seq: state.seq, epoch: state.epoch };
-    this.resyncing.add(topic);
-    const finish = () => this.resyncing.delete(topic);
+    const id = ++this.resyncs;
+    this.resyncing.set(topic, id);
+    const current = () => this.resyncing.get(topic) === id;
     this.requestSnapshot(topic, since, (e) => {
-      finish();
+      if (!current()) return;
+      if (!this.closed && this.interest.has(topic) && attempt < RESYNC_ATTEMPTS) {
+        setTimeout(() => current() && this.resync(topic, again, attempt + 1), RESYNC_RETRY_MS).unref();
+        return;
+      }
+      this.resyncing.delete(topic);
       this.log.warn({ topic, err: e.reason, broker: 'redis' }, 'cannot refill a topic after reconnecting; its subscribers see a gap');
     }, (seq, epoch, entries) => {
-      finish();
+      if (!current()) return;
+      this.resyncing.delete(topic);
+      if (since.epoch !== epoch && seq > 0 && again) {
+        this.hub.adopt(topic, 0, epoch);
+        return this.resync(topic, false);
+      }
       const missed = since.epoch === epoch && since.seq <= seq ? this.retained(topic, entries, since.seq, seq) : null;
       if (missed === null) this.hub.adopt(topic, seq, epoch);
       else for (const m of missed) this.hub.deliver(topic, this.payload.setRaw(m.data, 0, m.data.length, m.json), 'broker', performance.now(), m.seq, epoch);

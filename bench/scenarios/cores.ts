@@ -15,6 +15,10 @@ import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, res
  *   (connections are accepted round-robin: one generator thread connecting one at a time alternates
  *   them, so subscriber i holds topic i mod 2 and the last connection, the publisher, lands with the
  *   odd ones; only topic 0 is published);
+ * - local topics: many topics whose subscribers are all on one worker each (connected one at a time as in
+ *   cross-worker: subscriber i holds topic i mod 2k, so topic t's are on worker t mod 2), the publisher on
+ *   one of them publishing to every topic: what interest routing saves (a worker without subscribers of
+ *   a topic receives none of its messages);
  * - idle memory: server RSS growth per idle subscribed connection, read after a full collection in
  *   every thread (bench/lib/gc-on-signal.ts). Few topics, so the figure is the connection's: a topic
  *   with subscribers on k workers holds k topic states (see docs/workers.md), which many topics with
@@ -38,6 +42,7 @@ export interface CoresOutcome {
   /** null in a quick run. */
   manyMax: MeasuredRun | null;
   crossFixed: MeasuredRun;
+  localFixed: MeasuredRun;
   /** null in a quick run. */
   idleBytesPerConnection: number | null;
   lost: number;
@@ -57,6 +62,8 @@ function params(ctx: Context) {
     fixedRate: 50,
     manyRate: q ? 200 : 2000,
     crossRate: q ? 200 : 500,
+    localTopics: q ? 4 : 40,
+    localSubscribers: q ? 8 : 200,
     warmupMs: q ? 100 : 1000,
     durationMs: q ? 300 : 4000,
     drainMs: q ? 1000 : 3000,
@@ -132,8 +139,12 @@ async function measureCase(ctx: Context, p: Params, args: readonly string[]): Pr
       requireConnected(await gen.connect({ subs, numTopics: 2, publishers: 1, publisherIds: 1, concurrency: 1, timeoutMs: 60000 }), subs + 1);
       return measuredRun(server, gen, fixed(p, 1, p.crossSubscribers, p.crossRate));
     });
-    const lost = fanoutFixed.lost + fanoutMax.lost + manyFixed.lost + (manyMax?.lost ?? 0) + crossFixed.lost;
-    return { fanoutFixed, fanoutMax, manyFixed, manyMax, crossFixed, idleBytesPerConnection, lost };
+    const localFixed = await withGenerator(server, 1, async (gen) => {
+      requireConnected(await gen.connect({ subs: p.localSubscribers, numTopics: p.localTopics, publishers: 1, publisherIds: 1, concurrency: 1, timeoutMs: 60000 }), p.localSubscribers + 1);
+      return measuredRun(server, gen, fixed(p, p.localTopics, p.localSubscribers, p.manyRate));
+    });
+    const lost = fanoutFixed.lost + fanoutMax.lost + manyFixed.lost + (manyMax?.lost ?? 0) + crossFixed.lost + localFixed.lost;
+    return { fanoutFixed, fanoutMax, manyFixed, manyMax, crossFixed, localFixed, idleBytesPerConnection, lost };
   } finally {
     await stopServer(server);
   }
@@ -160,6 +171,9 @@ function rows(p: Params, outcomes: Partial<Record<CaseKey, CoresOutcome | { erro
     row(outcomes, `cross-worker ${p.crossRate} pub/s to ${p.crossSubscribers}: deliveries/s`, '/s', 'higher', (r) => r.crossFixed.deliveriesPerSec),
     row(outcomes, `cross-worker ${p.crossRate} pub/s to ${p.crossSubscribers}: CPU per delivery`, 'ns', 'lower', (r) => perDelivery(r.crossFixed)),
     row(outcomes, `cross-worker ${p.crossRate} pub/s to ${p.crossSubscribers}: CPU per publish`, 'µs', 'lower', (r) => perPublish(r.crossFixed)),
+    row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: server CPU`, '%', 'lower', (r) => r.localFixed.serverCpuPercent),
+    row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: deliveries/s`, '/s', 'higher', (r) => r.localFixed.deliveriesPerSec),
+    row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: CPU per delivery`, 'ns', 'lower', (r) => perDelivery(r.localFixed)),
     row(outcomes, 'idle memory per connection (RSS after full GC in every thread)', 'B', 'lower', (r) => r.idleBytesPerConnection),
     row(outcomes, 'lost', 'msgs', 'lower', (r) => r.lost),
     row(outcomes, 'generator CPU (fan-out max rate)', '%', 'lower', (r) => r.fanoutMax.generatorCpuPercent),
@@ -180,6 +194,7 @@ function verdicts(outcomes: Partial<Record<CaseKey, CoresOutcome | { error: stri
       ['many topics', (o: CoresOutcome) => o.manyFixed],
       ['many topics at max rate', (o: CoresOutcome) => o.manyMax],
       ['cross-worker', (o: CoresOutcome) => o.crossFixed],
+      ['local topics', (o: CoresOutcome) => o.localFixed],
     ] as const;
     for (const [label, pick] of shapes) {
       const runs = [pick(one), pick(two)];
@@ -203,7 +218,7 @@ function verdicts(outcomes: Partial<Record<CaseKey, CoresOutcome | { error: stri
 
 export const cores: Scenario = {
   name: 'cores',
-  title: 'One process, no --workers flag vs 1 vs 2 worker threads: same offered load (fan-out, many topics, cross-worker, idle memory)',
+  title: 'One process, no --workers flag vs 1 vs 2 worker threads: same offered load (fan-out, many topics, cross-worker, local topics, idle memory)',
   inDefault: false,
   async run(ctx) {
     const p = params(ctx);
@@ -213,7 +228,7 @@ export const cores: Scenario = {
     const outcomes = await perServer<CoresOutcome, CaseKey>(ctx, cases.map((c) => c.key), async (key) => {
       const c = CASES.find((x) => x.key === key) ?? CASES[1];
       const o = await measureCase(ctx, p, c.args);
-      ctx.log(`    ${c.key}: many topics ${perDelivery(o.manyFixed)} ns/delivery, cross-worker ${perPublish(o.crossFixed)} µs/publish, idle ${o.idleBytesPerConnection ?? '(quick run: not measured)'} B/conn; lost ${o.lost}`);
+      ctx.log(`    ${c.key}: many topics ${perDelivery(o.manyFixed)} ns/delivery, cross-worker ${perPublish(o.crossFixed)} µs/publish, local topics ${perDelivery(o.localFixed)} ns/delivery, idle ${o.idleBytesPerConnection ?? '(quick run: not measured)'} B/conn; lost ${o.lost}`);
       return o;
     });
     return {

@@ -21,7 +21,8 @@ import { publishWallTime } from '../metrics/publish-clock';
 // request id. INTEREST / WITHDRAW: a topic name for its owner, a worker gained / lost its subscribers.
 // SNAPSHOT: msgpack [topic, since] for its owner; SNAPSHOT_REPLY (see owner-answers.ts), written after
 // every message the owner sent before it, so the asking worker is at exactly that position when it
-// arrives. HISTORY / HISTORY_REPLY: a `history` op answered by the owner.
+// arrives. HISTORY / HISTORY_REPLY: a `history` op answered by the owner. SYNCED: to a replacement
+// worker, after the interest records of the topics it owns (see catchAll).
 const PUBLISH = 1;
 const DELIVER = 2;
 const SNAPSHOT = 3;
@@ -31,6 +32,7 @@ const INTEREST = 6;
 const WITHDRAW = 7;
 const HISTORY = 8;
 const HISTORY_REPLY = 9;
+const SYNCED = 10;
 
 /** FNV-1a over the topic's UTF-16 units: which worker owns (numbers) it. */
 export function ownerOf(topic: string, workers: number): number {
@@ -42,6 +44,8 @@ export function ownerOf(topic: string, workers: number): number {
 /** A publish waiting for its owner's number. */
 interface Waiting {
   readonly id: number;
+  /** Counted here when the owner answers with an ACK (no local delivery counts it). */
+  readonly source: PublishSource;
   readonly resolve: (outcome: PublishOutcome) => void;
 }
 
@@ -97,6 +101,12 @@ export class InProcessBroker implements Broker, InterestTarget {
   private readonly held = new Map<string, number>();
   private readonly interest: InterestTable;
   /**
+   * Only on a replacement worker (a worker died): the peers that have not yet told it which of its
+   * topics they hold subscribers of (SYNCED). They get every numbered message meanwhile, so none of
+   * their subscribers misses one numbered before their interest arrived.
+   */
+  private readonly catchAll = new Set<number>();
+  /**
    * Topics this worker's hub holds at their owner's position: a snapshot taken under the interest
    * still held, so every later message arrives in order and subscribers are served locally.
    */
@@ -117,7 +127,10 @@ export class InProcessBroker implements Broker, InterestTarget {
     private readonly maxStepped: number,
     /** ms a topic stays routed here after its last local subscriber left (--broker-linger). */
     lingerMs: number,
+    /** This worker replaces one that died: its peers' interest in its topics is still on the way. */
+    replacement = false,
   ) {
+    if (replacement) for (let i = 0; i < mesh.count; i++) if (i !== mesh.index) this.catchAll.add(i);
     this.waiting = Array.from({ length: mesh.count }, () => []);
     this.channel = new BroadcastChannel(channelName);
     this.control = controlTransport(this.channel, nodeId);
@@ -159,7 +172,7 @@ export class InProcessBroker implements Broker, InterestTarget {
     this.stats.brokerPublished++;
     this.stats.brokerBytesOut += len;
     this.pending++;
-    return new Promise((resolve) => (this.waiting[owner] as Waiting[]).push({ id, resolve }));
+    return new Promise((resolve) => (this.waiting[owner] as Waiting[]).push({ id, source, resolve }));
   }
 
   /** A local subscriber of another owner's topic came (the interest table calls it once per topic). */
@@ -265,7 +278,7 @@ export class InProcessBroker implements Broker, InterestTarget {
    * publisher's worker, -1: this one) gets it with the request `id`, or an ACK if it holds none.
    */
   private sendNumbered(topic: string, seq: number, epoch: string, ts: number, origin: string, source: PublishSource, payload: Payload, id: number, from: number): void {
-    const to = this.routes.of(topic);
+    const to = this.catchAll.size === 0 ? this.routes.of(topic) : [...new Set([...this.routes.of(topic), ...this.catchAll])];
     let acked = from < 0;
     if (to.length > 0) {
       const len = this.encode(topic, seq, epoch, ts, origin, source, payload);
@@ -292,9 +305,10 @@ export class InProcessBroker implements Broker, InterestTarget {
     if (len > this.scratch.length) this.scratch = Buffer.allocUnsafe(len);
     bytes.copy(this.scratch, 0, start, start + len);
     if (kind === PUBLISH || kind === DELIVER) return this.message(from, kind, id);
-    if (kind === ACK) return this.settle(from, id, this.scratch.readDoubleLE(0));
+    if (kind === ACK) return this.settle(from, id, this.scratch.readDoubleLE(0), true);
     if (kind === INTEREST) return this.routes.add(this.scratch.toString('utf8', 0, len), from);
     if (kind === WITHDRAW) return this.routes.remove(this.scratch.toString('utf8', 0, len), from);
+    if (kind === SYNCED) return void this.catchAll.delete(from);
     const body = this.scratch.subarray(0, len);
     if (kind === SNAPSHOT) return this.snapshotAsked(from, id, body);
     if (kind === SNAPSHOT_REPLY) return this.snapshotTaken(id, body);
@@ -321,20 +335,28 @@ export class InProcessBroker implements Broker, InterestTarget {
     if (own && id !== 0) this.settle(from, id, seq);
   }
 
-  /** Settles request `id` to `owner` with `seq`; earlier ones still waiting were lost on the way (full ring). */
-  private settle(owner: number, id: number, seq: number): void {
+  /**
+   * Settles request `id` to `owner` with `seq` (`acked`: no local delivery, count the publish here);
+   * earlier ones still waiting were lost on the way (full ring).
+   */
+  private settle(owner: number, id: number, seq: number, acked = false): void {
     const queue = this.waiting[owner] as Waiting[];
     while (queue.length > 0 && (queue[0] as Waiting).id <= id) {
       const w = queue.shift() as Waiting;
       this.pending--;
-      w.resolve(w.id === id ? seq : unavailable('the owner worker of this topic did not keep up'));
+      if (w.id !== id) w.resolve(unavailable('the owner worker of this topic did not keep up'));
+      else {
+        if (acked) this.stats.publishes[w.source]++;
+        w.resolve(seq);
+      }
     }
   }
 
   /** Worker `index` was replaced: what it had not numbered is lost, as with a node that restarted. */
   peerReplaced(index: number): void {
-    // Its subscribers are gone with it.
+    // Its subscribers are gone with it (its replacement starts without any).
     this.routes.dropWorker(index);
+    this.catchAll.delete(index);
     // Its topics start over with a new epoch: tell the new owner which it must send here, and take their
     // position from it again.
     for (const topic of [...this.held.keys()]) {
@@ -343,6 +365,7 @@ export class InProcessBroker implements Broker, InterestTarget {
       this.held.delete(topic);
       if (this.up) this.subscribeTopic(topic);
     }
+    if (this.up) this.mesh.write(index, SYNCED, 0, this.out, 0);
     for (const topic of this.stepped) if (this.owner(topic) === index) this.stepped.delete(topic);
     const restarted = unavailable('the owner worker of this topic restarted');
     for (const [id, asked] of this.snapshots) {

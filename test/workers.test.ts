@@ -188,10 +188,18 @@ describe('interest routing (--workers 2, --broker-linger 0)', { timeout: 120_000
       const received = await metric(http, 'wsgate_broker_received_total');
       for (let i = 0; i < 20; i++) assert.equal((await ask(pub.c, { op: 'pub', topic, data: i, id: 10 + i })).seq, i + 1);
       assert.equal(await metric(http, 'wsgate_broker_received_total'), received, 'no record crossed the mesh');
+      // Publishes from a worker without subscribers: without an id only the publish crosses (nobody
+      // waits for its number); with one, the owner's ACK comes back with the seq.
+      for (let i = 0; i < 5; i++) other.c.ws.send(JSON.stringify({ op: 'pub', topic, data: `quiet ${i}` }));
+      await waitFor(() => deliveries(pub.c, topic).length === 25, 8000, 'the quiet publishes delivered');
+      assert.deepEqual(deliveries(pub.c, topic).slice(20).map((m) => [m.s, m.d]), [0, 1, 2, 3, 4].map((i) => [21 + i, `quiet ${i}`]));
+      assert.equal(await metric(http, 'wsgate_broker_received_total'), received + 5, 'five publishes crossed, nothing came back');
+      assert.equal((await ask(other.c, { op: 'pub', topic, data: 'acked', id: 50 })).seq, 26);
+      assert.equal(await metric(http, 'wsgate_broker_received_total'), received + 7, 'a publish and its ACK');
 
       // The other worker subscribes, leaves (its interest withdrawn at once) and resumes, ten times,
       // while the owner numbers publishes every millisecond.
-      let n = 20;
+      let n = 26;
       const flow = setInterval(() => pub.c.ws.send(JSON.stringify({ op: 'pub', topic, data: ++n })), 1);
       try {
         let since: { seq: number; epoch: unknown } | undefined;

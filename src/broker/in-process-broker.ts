@@ -152,7 +152,7 @@ export class InProcessBroker implements Broker, InterestTarget {
     return ownerOf(topic, this.mesh.count);
   }
 
-  publish(topic: string, payload: Payload, source: PublishSource, startedAt: number): PublishOutcome | Promise<PublishOutcome> {
+  publish(topic: string, payload: Payload, source: PublishSource, startedAt: number, quiet = false): PublishOutcome | Promise<PublishOutcome> {
     const owner = this.owner(topic);
     if (owner === this.mesh.index) {
       const seq = this.hub.deliver(topic, payload, source, startedAt);
@@ -164,13 +164,19 @@ export class InProcessBroker implements Broker, InterestTarget {
       return unavailable('too many publishes waiting for their owner worker');
     }
     const len = this.encode(topic, 0, '', publishWallTime(startedAt), this.nodeId, source, payload);
-    const id = ++this.nextId;
+    // Id 0: nobody waits for the number, so the owner sends no ACK (no wake of this worker for it).
+    const id = quiet ? 0 : ++this.nextId;
     if (!this.mesh.write(owner, PUBLISH, id, this.out, len)) {
       this.stats.brokerFailures++;
       return unavailable(SLOW_OWNER);
     }
     this.stats.brokerPublished++;
     this.stats.brokerBytesOut += len;
+    if (quiet) {
+      // Counted here, once: its delivery here (if any) counts as one that came over the mesh.
+      this.stats.publishes[source]++;
+      return 0;
+    }
     this.pending++;
     return new Promise((resolve) => (this.waiting[owner] as Waiting[]).push({ id, source, resolve }));
   }
@@ -291,7 +297,7 @@ export class InProcessBroker implements Broker, InterestTarget {
         }
       }
     }
-    if (!acked) {
+    if (!acked && id !== 0) {
       const n = this.out.writeDoubleLE(seq, 0);
       this.mesh.write(from, ACK, id, this.out, n);
     }
@@ -330,9 +336,10 @@ export class InProcessBroker implements Broker, InterestTarget {
       this.sendNumbered(env.topic, seq, this.hub.lastEpoch, env.ts, env.origin, env.source, payload, id, from);
       return;
     }
-    const own = env.origin === this.nodeId;
+    // Our own publish, unless quiet (id 0: counted when it was sent).
+    const own = env.origin === this.nodeId && id !== 0;
     const seq = this.hub.deliver(env.topic, payload, own ? env.source : 'broker', now, env.seq, env.epoch);
-    if (own && id !== 0) this.settle(from, id, seq);
+    if (own) this.settle(from, id, seq);
   }
 
   /**

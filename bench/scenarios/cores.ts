@@ -43,6 +43,8 @@ export interface CoresOutcome {
   manyMax: MeasuredRun | null;
   crossFixed: MeasuredRun;
   localFixed: MeasuredRun;
+  /** Records that crossed between workers per publish (0 without workers), per fixed-rate case. */
+  mesh: { many: number | null; cross: number | null; local: number | null };
   /** null in a quick run. */
   idleBytesPerConnection: number | null;
   lost: number;
@@ -98,6 +100,22 @@ async function withGenerator<T>(server: RunningServer, threads: number, fn: (gen
   }
 }
 
+/** wsgate_broker_received_total and the socket publishes, from the process's /metrics. */
+async function meshCounts(port: number): Promise<[records: number, publishes: number]> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (name: string): number => Number(text.split('\n').find((l) => l.startsWith(name + ' '))?.slice(name.length + 1) ?? NaN);
+  return [value('wsgate_broker_received_total'), value('wsgate_publishes_total{source="socket"}')];
+}
+
+/** Runs `fn` and reads how many records crossed between workers per publish meanwhile. */
+async function counted<T>(server: RunningServer, fn: () => Promise<T>): Promise<[T, number | null]> {
+  const [r0, p0] = await meshCounts(server.port);
+  const out = await fn();
+  const [r1, p1] = await meshCounts(server.port);
+  const per = (r1 - r0) / (p1 - p0);
+  return [out, Number.isFinite(per) ? Math.round(per * 100) / 100 : null];
+}
+
 async function heldRss(server: RunningServer): Promise<number> {
   await collectGarbage(server.child);
   return rssBytes(server.pid);
@@ -125,26 +143,27 @@ async function measureCase(ctx: Context, p: Params, args: readonly string[]): Pr
       const max = maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics: 1, totalSubs: p.subscribers, windowPerSub: p.windowPerSub });
       return [await measuredRun(server, gen, fixed(p, 1, p.subscribers, p.fixedRate)), await measuredRun(server, gen, max)];
     });
-    const [manyFixed, manyMax] = await withGenerator(server, p.threads, async (gen) => {
+    const [[manyFixed, manyMesh], manyMax] = await withGenerator(server, p.threads, async (gen) => {
       requireConnected(await gen.connect({ subs: p.subscribers, numTopics: p.manyTopics, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 }), p.subscribers + 1);
       const max = maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics: p.manyTopics, totalSubs: p.subscribers, windowPerSub: p.windowPerSub });
-      const atRate = await measuredRun(server, gen, fixed(p, p.manyTopics, p.subscribers, p.manyRate));
+      const atRate = await counted(server, () => measuredRun(server, gen, fixed(p, p.manyTopics, p.subscribers, p.manyRate)));
       // A quick run (the smoke test) skips it: the fan-out's max-rate run covers the same code.
-      return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, max)];
+      return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, max)] as const;
     });
     // One thread, one connection at a time: the acceptor alternates them between the workers. That one
     // thread also receives every delivery, hence the smaller load (it fell behind at 100,000/s here).
-    const crossFixed = await withGenerator(server, 1, async (gen) => {
+    const [crossFixed, crossMesh] = await withGenerator(server, 1, async (gen) => {
       const subs = 2 * p.crossSubscribers - 1;
       requireConnected(await gen.connect({ subs, numTopics: 2, publishers: 1, publisherIds: 1, concurrency: 1, timeoutMs: 60000 }), subs + 1);
-      return measuredRun(server, gen, fixed(p, 1, p.crossSubscribers, p.crossRate));
+      return counted(server, () => measuredRun(server, gen, fixed(p, 1, p.crossSubscribers, p.crossRate)));
     });
-    const localFixed = await withGenerator(server, 1, async (gen) => {
+    const [localFixed, localMesh] = await withGenerator(server, 1, async (gen) => {
       requireConnected(await gen.connect({ subs: p.localSubscribers, numTopics: p.localTopics, publishers: 1, publisherIds: 1, concurrency: 1, timeoutMs: 60000 }), p.localSubscribers + 1);
-      return measuredRun(server, gen, fixed(p, p.localTopics, p.localSubscribers, p.manyRate));
+      return counted(server, () => measuredRun(server, gen, fixed(p, p.localTopics, p.localSubscribers, p.manyRate)));
     });
     const lost = fanoutFixed.lost + fanoutMax.lost + manyFixed.lost + (manyMax?.lost ?? 0) + crossFixed.lost + localFixed.lost;
-    return { fanoutFixed, fanoutMax, manyFixed, manyMax, crossFixed, localFixed, idleBytesPerConnection, lost };
+    const mesh = { many: manyMesh, cross: crossMesh, local: localMesh };
+    return { fanoutFixed, fanoutMax, manyFixed, manyMax, crossFixed, localFixed, mesh, idleBytesPerConnection, lost };
   } finally {
     await stopServer(server);
   }
@@ -174,6 +193,9 @@ function rows(p: Params, outcomes: Partial<Record<CaseKey, CoresOutcome | { erro
     row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: server CPU`, '%', 'lower', (r) => r.localFixed.serverCpuPercent),
     row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: deliveries/s`, '/s', 'higher', (r) => r.localFixed.deliveriesPerSec),
     row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: CPU per delivery`, 'ns', 'lower', (r) => perDelivery(r.localFixed)),
+    row(outcomes, `${p.manyTopics} topics ${p.manyRate} pub/s: records between workers per publish`, '', 'lower', (r) => r.mesh.many),
+    row(outcomes, `cross-worker ${p.crossRate} pub/s: records between workers per publish`, '', 'lower', (r) => r.mesh.cross),
+    row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: records between workers per publish`, '', 'lower', (r) => r.mesh.local),
     row(outcomes, 'idle memory per connection (RSS after full GC in every thread)', 'B', 'lower', (r) => r.idleBytesPerConnection),
     row(outcomes, 'lost', 'msgs', 'lower', (r) => r.lost),
     row(outcomes, 'generator CPU (fan-out max rate)', '%', 'lower', (r) => r.fanoutMax.generatorCpuPercent),

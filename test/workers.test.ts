@@ -156,6 +156,78 @@ function scenarios(workers: number): void {
 scenarios(2);
 scenarios(3);
 
+/** The worker a fresh connection landed on (read from the per-worker connection gauges). */
+async function openOnWorker(url: string, http: string, workers: number): Promise<{ c: RawClient; worker: number }> {
+  const counts = async (): Promise<number[]> => Promise.all(Array.from({ length: workers }, (_, w) => metric(http, `wsgate_worker_connections{worker="${w}"}`)));
+  const before = await counts();
+  const c = await RawClient.open(url);
+  let worker = -1;
+  await waitFor(async () => (worker = (await counts()).findIndex((n, w) => n === (before[w] as number) + 1)) >= 0, 8000, 'the connection counted');
+  return { c, worker };
+}
+
+describe('interest routing (--workers 2, --broker-linger 0)', { timeout: 120_000 }, () => {
+  it('a worker without subscribers of a topic receives none of its messages; subscribes and resumes there while publishes flow are exact', async () => {
+    const gw = await spawnGateway(['--workers', '2', '--client-publish', '--history-size', '1000', '--broker-linger', '0']);
+    const url = `ws://127.0.0.1:${gw.port}/ws`;
+    const http = `http://127.0.0.1:${gw.port}`;
+    const clients: RawClient[] = [];
+    try {
+      // The acceptor alternates every connection (the /metrics reads' too): open until both workers have one.
+      const on: ({ c: RawClient; worker: number } | undefined)[] = [];
+      for (let i = 0; i < 8 && (on[0] === undefined || on[1] === undefined); i++) {
+        const o = await openOnWorker(url, http, 2);
+        clients.push(o.c);
+        on[o.worker] ??= o;
+      }
+      const [pub, other] = on as [{ c: RawClient; worker: number }, { c: RawClient; worker: number }];
+      assert.ok(pub !== undefined && other !== undefined, 'a connection on each worker');
+      const topic = Array.from({ length: 50 }, (_, i) => `local.${i}`).find((t) => ownerOf(t, 2) === pub.worker) as string;
+      // Subscribers and publisher on the topic's owner: nothing crosses to the other worker.
+      assert.equal((await ask(pub.c, { op: 'sub', topic, id: 1 })).op, 'ok');
+      const received = await metric(http, 'wsgate_broker_received_total');
+      for (let i = 0; i < 20; i++) assert.equal((await ask(pub.c, { op: 'pub', topic, data: i, id: 10 + i })).seq, i + 1);
+      assert.equal(await metric(http, 'wsgate_broker_received_total'), received, 'no record crossed the mesh');
+      // Publishes from a worker without subscribers: without an id only the publish crosses (nobody
+      // waits for its number); with one, the owner's ACK comes back with the seq.
+      for (let i = 0; i < 5; i++) other.c.ws.send(JSON.stringify({ op: 'pub', topic, data: `quiet ${i}` }));
+      await waitFor(() => deliveries(pub.c, topic).length === 25, 8000, 'the quiet publishes delivered');
+      assert.deepEqual(deliveries(pub.c, topic).slice(20).map((m) => [m.s, m.d]), [0, 1, 2, 3, 4].map((i) => [21 + i, `quiet ${i}`]));
+      assert.equal(await metric(http, 'wsgate_broker_received_total'), received + 5, 'five publishes crossed, nothing came back');
+      assert.equal((await ask(other.c, { op: 'pub', topic, data: 'acked', id: 50 })).seq, 26);
+      assert.equal(await metric(http, 'wsgate_broker_received_total'), received + 7, 'a publish and its ACK');
+
+      // The other worker subscribes, leaves (its interest withdrawn at once) and resumes, ten times,
+      // while the owner numbers publishes every millisecond.
+      let n = 26;
+      const flow = setInterval(() => pub.c.ws.send(JSON.stringify({ op: 'pub', topic, data: ++n })), 1);
+      try {
+        let since: { seq: number; epoch: unknown } | undefined;
+        let first = 0;
+        for (let round = 0; round < 10; round++) {
+          const reply = await ask(other.c, { op: 'sub', topic, id: 100 + round, ...(since === undefined ? {} : { since }) });
+          assert.equal(reply.op, 'ok', JSON.stringify(reply));
+          if (since !== undefined) assert.equal(reply.recovered, true, `round ${round}: ${JSON.stringify(reply)}`);
+          else first = reply.seq as number;
+          const seen = deliveries(other.c, topic).length;
+          await waitFor(() => deliveries(other.c, topic).length >= seen + 5, 8000, `round ${round}: live deliveries`);
+          assert.equal((await ask(other.c, { op: 'unsub', topic, id: 200 + round })).op, 'ok');
+          since = { seq: deliveries(other.c, topic).at(-1)?.s as number, epoch: reply.epoch };
+          await sleep(round % 3);
+        }
+        const got = deliveries(other.c, topic).map((m) => m.s as number);
+        assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => first + 1 + i), 'every seq after the first cut once, in order, across ten resumes');
+        assert.ok(got.length >= 50);
+      } finally {
+        clearInterval(flow);
+      }
+    } finally {
+      for (const c of clients) c.close();
+      await gw.stop();
+    }
+  });
+});
+
 describe('a worker that fails', { timeout: 120_000 }, () => {
   it('is replaced; its clients reconnect, the others are untouched; its topics start a new epoch', async () => {
     const config = loadConfig({ argv: ['--host', '127.0.0.1', '--port', '0', '--log-level', 'silent', '--api-insecure', '--client-publish', '--history-size', '10', '--drain-window', '0'], env: {} });

@@ -15,6 +15,10 @@ import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, res
  *   (connections are accepted round-robin: one generator thread connecting one at a time alternates
  *   them, so subscriber i holds topic i mod 2 and the last connection, the publisher, lands with the
  *   odd ones; only topic 0 is published);
+ * - local topics: many topics whose subscribers are all on one worker each (connected one at a time as in
+ *   cross-worker: subscriber i holds topic i mod 2k, so topic t's are on worker t mod 2), the publisher on
+ *   one of them publishing to every topic: what interest routing saves (a worker without subscribers of
+ *   a topic receives none of its messages);
  * - idle memory: server RSS growth per idle subscribed connection, read after a full collection in
  *   every thread (bench/lib/gc-on-signal.ts). Few topics, so the figure is the connection's: a topic
  *   with subscribers on k workers holds k topic states (see docs/workers.md), which many topics with
@@ -38,6 +42,9 @@ export interface CoresOutcome {
   /** null in a quick run. */
   manyMax: MeasuredRun | null;
   crossFixed: MeasuredRun;
+  localFixed: MeasuredRun;
+  /** Records that crossed between workers per publish (0 without workers), per fixed-rate case. */
+  mesh: { many: number | null; cross: number | null; local: number | null };
   /** null in a quick run. */
   idleBytesPerConnection: number | null;
   lost: number;
@@ -57,6 +64,8 @@ function params(ctx: Context) {
     fixedRate: 50,
     manyRate: q ? 200 : 2000,
     crossRate: q ? 200 : 500,
+    localTopics: q ? 4 : 40,
+    localSubscribers: q ? 8 : 200,
     warmupMs: q ? 100 : 1000,
     durationMs: q ? 300 : 4000,
     drainMs: q ? 1000 : 3000,
@@ -91,6 +100,22 @@ async function withGenerator<T>(server: RunningServer, threads: number, fn: (gen
   }
 }
 
+/** wsgate_broker_received_total and the socket publishes, from the process's /metrics. */
+async function meshCounts(port: number): Promise<[records: number, publishes: number]> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (name: string): number => Number(text.split('\n').find((l) => l.startsWith(name + ' '))?.slice(name.length + 1) ?? NaN);
+  return [value('wsgate_broker_received_total'), value('wsgate_publishes_total{source="socket"}')];
+}
+
+/** Runs `fn` and reads how many records crossed between workers per publish meanwhile. */
+async function counted<T>(server: RunningServer, fn: () => Promise<T>): Promise<[T, number | null]> {
+  const [r0, p0] = await meshCounts(server.port);
+  const out = await fn();
+  const [r1, p1] = await meshCounts(server.port);
+  const per = (r1 - r0) / (p1 - p0);
+  return [out, Number.isFinite(per) ? Math.round(per * 100) / 100 : null];
+}
+
 async function heldRss(server: RunningServer): Promise<number> {
   await collectGarbage(server.child);
   return rssBytes(server.pid);
@@ -118,22 +143,27 @@ async function measureCase(ctx: Context, p: Params, args: readonly string[]): Pr
       const max = maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics: 1, totalSubs: p.subscribers, windowPerSub: p.windowPerSub });
       return [await measuredRun(server, gen, fixed(p, 1, p.subscribers, p.fixedRate)), await measuredRun(server, gen, max)];
     });
-    const [manyFixed, manyMax] = await withGenerator(server, p.threads, async (gen) => {
+    const [[manyFixed, manyMesh], manyMax] = await withGenerator(server, p.threads, async (gen) => {
       requireConnected(await gen.connect({ subs: p.subscribers, numTopics: p.manyTopics, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 }), p.subscribers + 1);
       const max = maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics: p.manyTopics, totalSubs: p.subscribers, windowPerSub: p.windowPerSub });
-      const atRate = await measuredRun(server, gen, fixed(p, p.manyTopics, p.subscribers, p.manyRate));
+      const atRate = await counted(server, () => measuredRun(server, gen, fixed(p, p.manyTopics, p.subscribers, p.manyRate)));
       // A quick run (the smoke test) skips it: the fan-out's max-rate run covers the same code.
-      return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, max)];
+      return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, max)] as const;
     });
     // One thread, one connection at a time: the acceptor alternates them between the workers. That one
     // thread also receives every delivery, hence the smaller load (it fell behind at 100,000/s here).
-    const crossFixed = await withGenerator(server, 1, async (gen) => {
+    const [crossFixed, crossMesh] = await withGenerator(server, 1, async (gen) => {
       const subs = 2 * p.crossSubscribers - 1;
       requireConnected(await gen.connect({ subs, numTopics: 2, publishers: 1, publisherIds: 1, concurrency: 1, timeoutMs: 60000 }), subs + 1);
-      return measuredRun(server, gen, fixed(p, 1, p.crossSubscribers, p.crossRate));
+      return counted(server, () => measuredRun(server, gen, fixed(p, 1, p.crossSubscribers, p.crossRate)));
     });
-    const lost = fanoutFixed.lost + fanoutMax.lost + manyFixed.lost + (manyMax?.lost ?? 0) + crossFixed.lost;
-    return { fanoutFixed, fanoutMax, manyFixed, manyMax, crossFixed, idleBytesPerConnection, lost };
+    const [localFixed, localMesh] = await withGenerator(server, 1, async (gen) => {
+      requireConnected(await gen.connect({ subs: p.localSubscribers, numTopics: p.localTopics, publishers: 1, publisherIds: 1, concurrency: 1, timeoutMs: 60000 }), p.localSubscribers + 1);
+      return counted(server, () => measuredRun(server, gen, fixed(p, p.localTopics, p.localSubscribers, p.manyRate)));
+    });
+    const lost = fanoutFixed.lost + fanoutMax.lost + manyFixed.lost + (manyMax?.lost ?? 0) + crossFixed.lost + localFixed.lost;
+    const mesh = { many: manyMesh, cross: crossMesh, local: localMesh };
+    return { fanoutFixed, fanoutMax, manyFixed, manyMax, crossFixed, localFixed, mesh, idleBytesPerConnection, lost };
   } finally {
     await stopServer(server);
   }
@@ -160,6 +190,12 @@ function rows(p: Params, outcomes: Partial<Record<CaseKey, CoresOutcome | { erro
     row(outcomes, `cross-worker ${p.crossRate} pub/s to ${p.crossSubscribers}: deliveries/s`, '/s', 'higher', (r) => r.crossFixed.deliveriesPerSec),
     row(outcomes, `cross-worker ${p.crossRate} pub/s to ${p.crossSubscribers}: CPU per delivery`, 'ns', 'lower', (r) => perDelivery(r.crossFixed)),
     row(outcomes, `cross-worker ${p.crossRate} pub/s to ${p.crossSubscribers}: CPU per publish`, 'µs', 'lower', (r) => perPublish(r.crossFixed)),
+    row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: server CPU`, '%', 'lower', (r) => r.localFixed.serverCpuPercent),
+    row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: deliveries/s`, '/s', 'higher', (r) => r.localFixed.deliveriesPerSec),
+    row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: CPU per delivery`, 'ns', 'lower', (r) => perDelivery(r.localFixed)),
+    row(outcomes, `${p.manyTopics} topics ${p.manyRate} pub/s: records between workers per publish`, '', 'lower', (r) => r.mesh.many),
+    row(outcomes, `cross-worker ${p.crossRate} pub/s: records between workers per publish`, '', 'lower', (r) => r.mesh.cross),
+    row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: records between workers per publish`, '', 'lower', (r) => r.mesh.local),
     row(outcomes, 'idle memory per connection (RSS after full GC in every thread)', 'B', 'lower', (r) => r.idleBytesPerConnection),
     row(outcomes, 'lost', 'msgs', 'lower', (r) => r.lost),
     row(outcomes, 'generator CPU (fan-out max rate)', '%', 'lower', (r) => r.fanoutMax.generatorCpuPercent),
@@ -180,6 +216,7 @@ function verdicts(outcomes: Partial<Record<CaseKey, CoresOutcome | { error: stri
       ['many topics', (o: CoresOutcome) => o.manyFixed],
       ['many topics at max rate', (o: CoresOutcome) => o.manyMax],
       ['cross-worker', (o: CoresOutcome) => o.crossFixed],
+      ['local topics', (o: CoresOutcome) => o.localFixed],
     ] as const;
     for (const [label, pick] of shapes) {
       const runs = [pick(one), pick(two)];
@@ -203,7 +240,7 @@ function verdicts(outcomes: Partial<Record<CaseKey, CoresOutcome | { error: stri
 
 export const cores: Scenario = {
   name: 'cores',
-  title: 'One process, no --workers flag vs 1 vs 2 worker threads: same offered load (fan-out, many topics, cross-worker, idle memory)',
+  title: 'One process, no --workers flag vs 1 vs 2 worker threads: same offered load (fan-out, many topics, cross-worker, local topics, idle memory)',
   inDefault: false,
   async run(ctx) {
     const p = params(ctx);
@@ -213,7 +250,7 @@ export const cores: Scenario = {
     const outcomes = await perServer<CoresOutcome, CaseKey>(ctx, cases.map((c) => c.key), async (key) => {
       const c = CASES.find((x) => x.key === key) ?? CASES[1];
       const o = await measureCase(ctx, p, c.args);
-      ctx.log(`    ${c.key}: many topics ${perDelivery(o.manyFixed)} ns/delivery, cross-worker ${perPublish(o.crossFixed)} µs/publish, idle ${o.idleBytesPerConnection ?? '(quick run: not measured)'} B/conn; lost ${o.lost}`);
+      ctx.log(`    ${c.key}: many topics ${perDelivery(o.manyFixed)} ns/delivery, cross-worker ${perPublish(o.crossFixed)} µs/publish, local topics ${perDelivery(o.localFixed)} ns/delivery, idle ${o.idleBytesPerConnection ?? '(quick run: not measured)'} B/conn; lost ${o.lost}`);
       return o;
     });
     return {

@@ -45,9 +45,11 @@ export interface Broker {
   ready(): boolean;
   /**
    * Publishes `payload` to `topic`. Synchronous brokers return the outcome directly so the hot path
-   * allocates no promise. `payload` is only valid during the call.
+   * allocates no promise. `payload` is only valid during the call. `quiet`: the caller needs only a
+   * refusal, not the sequence (a socket `pub` without id); a broker may then answer 0 once the publish
+   * is on its way to be numbered.
    */
-  publish(topic: string, payload: Payload, source: PublishSource, startedAt: number): PublishOutcome | Promise<PublishOutcome>;
+  publish(topic: string, payload: Payload, source: PublishSource, startedAt: number, quiet?: boolean): PublishOutcome | Promise<PublishOutcome>;
   close(): Promise<void>;
   /**
    * Only on brokers whose subscriptions take effect asynchronously and that do not snapshot: null when

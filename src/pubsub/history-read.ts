@@ -12,7 +12,7 @@ export const unrecoverable = (since: StreamPosition): GatewayError =>
   new GatewayError(ErrorCode.UnrecoverablePosition, `since is from epoch ${since.epoch}, which the topic no longer has: its stream restarted`);
 
 /** A retained delivery frame's data (the rare path: decoding allocates). */
-function dataOf(frames: HistoryFrames): unknown {
+export function dataOf(frames: HistoryFrames): unknown {
   if (frames.packFrame !== null) return (unpackr.unpack(frames.packFrame) as { d: unknown }).d;
   return (JSON.parse(utf8.decode(frames.jsonFrame as Uint8Array)) as { d: unknown }).d;
 }

@@ -96,7 +96,22 @@ export class PusherChannels {
     }
     ws.subscribe(state.pusherKey);
     this.send(ws, frames.subscriptionSucceeded(channel, member === null ? undefined : memberList(this.joinLeave.members(topic))));
-    if (kind.cache) this.send(ws, this.deps.wire.lastFrame(state, channel) ?? frames.cacheMiss(channel));
+    if (kind.cache) this.sendCached(ws, conn, channel, topic);
+  }
+
+  /**
+   * A cache channel's last event (or cache_miss). A broker whose nodes hold a topic's state only while
+   * they receive it (workers route a topic only to those with subscribers) gives it at its cut first.
+   */
+  private sendCached(ws: PusherSocket, conn: PusherConnection, channel: string, topic: string): void {
+    const { broker, hub, wire } = this.deps;
+    const send = (): void => {
+      if (conn.channels?.get(channel) !== topic) return;
+      const state = hub.acquire(topic);
+      this.send(ws, wire.lastFrame(state, channel) ?? frames.cacheMiss(channel));
+    };
+    if (broker.snapshot === undefined || broker.inStep?.(topic) !== false) return send();
+    broker.snapshot(topic, undefined, send);
   }
 
   /** Ends one channel subscription (the socket's own uWS subscription too unless it is closing). */

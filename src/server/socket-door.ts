@@ -110,7 +110,7 @@ export class SocketDoor implements Door<Socket> {
 
   /** A plain publish read in place (PublishingOps.asRead): `data` is a view of the frame, valid during this call. */
   publishRead(ws: Socket, s: Session, topic: string, id: number | undefined, data: Payload, startedAt: number): void {
-    this.published(ws, s, id, this.core.publishing.publishRead(s, topic, data, startedAt));
+    this.published(ws, s, id, this.core.publishing.publishRead(s, topic, data, startedAt, id === undefined));
   }
 
   reply(ws: Socket, s: Session, r: Reply): void {

@@ -56,11 +56,14 @@ export class Publishing {
     return events === null || !events.publishHooked(topic);
   }
 
-  /** A publish read in place (see asRead): `data` is a view of the frame, valid during this call. */
-  publishRead(s: Session, topic: string, data: Payload, startedAt: number): PubOutcome {
+  /**
+   * A publish read in place (see asRead): `data` is a view of the frame, valid during this call.
+   * `quiet`: it has no id, so its sequence is answered to nobody (only a refusal is).
+   */
+  publishRead(s: Session, topic: string, data: Payload, startedAt: number, quiet: boolean): PubOutcome {
     const refused = this.refusal(s, topic);
     if (refused !== null) return refused;
-    const outcome = this.deps.broker.publish(topic, data, 'socket', startedAt);
+    const outcome = this.deps.broker.publish(topic, data, 'socket', startedAt, quiet);
     return outcome instanceof Promise ? outcome.catch(brokerFailed) : outcome;
   }
 

@@ -78,7 +78,7 @@ export class Subscriptions {
       if (snapshot !== undefined && s.pendingSubs?.has(topic) === true) {
         // The first subscription still waits for the broker's cut: until then the node's state of the
         // topic (its epoch) is provisional, so this answer waits for a cut too (it comes after the first's).
-        snapshot.call(broker, topic, since, () => void (s.closed || this.fromHistory(door, h, s, hub.acquire(topic), since, answer)));
+        snapshot.call(broker, topic, since, (snap: TopicSnapshot | GatewayError) => void (s.closed || this.answerAt(door, h, s, req, snap, answer)));
         return null;
       }
       this.fromHistory(door, h, s, hub.acquire(topic), since, answer);
@@ -147,11 +147,21 @@ export class Subscriptions {
       this.deps.log.debug({ topic: req.topic, code: snap.code, reason: snap.reason }, 'sub without broker snapshot');
       return this.now(door, h, s, req, answer);
     }
+    const state = this.answerAt(door, h, s, req, snap, answer);
+    door.join(h, s, state, req.delta !== undefined);
+  }
+
+  /** The answer and replay at the broker's cut (from local history when the broker says to serve locally). */
+  private answerAt<H>(door: Door<H>, h: H, s: Session, req: SubRequest, snap: TopicSnapshot | GatewayError, answer: SubAnswer): TopicState {
     const { hub } = this.deps;
     const state = hub.acquire(req.topic);
+    if (snap instanceof GatewayError) {
+      this.fromHistory(door, h, s, state, req.since, answer);
+      return state;
+    }
     const replay = snap.replay;
     this.answer(door, h, s, state, req.since, replay !== null, answer, (send) => replayRetained(req.topic, replay ?? [], s.codec.name, hub.deliveryEncoder, send));
-    door.join(h, s, state, req.delta !== undefined);
+    return state;
   }
 
   /** Answers from local history: the position, then (when recovered) what was retained after `since`. */

@@ -31,8 +31,8 @@ export type MeshVisitor = (from: number, kind: number, id: number, bytes: Buffer
 
 /**
  * One worker's end of the mesh: a ring to and from every other worker. Writes are immediate; each
- * written-to peer's doorbell is rung once at the end of the event-loop turn, so a burst of publishes
- * wakes a peer once and it drains them as one batch.
+ * written-to peer's doorbell is rung once at the end of the event-loop turn (or of the drain that wrote
+ * them), so a burst of publishes wakes a peer once and it drains them as one batch.
  */
 export class MeshLink {
   private readonly writers: (RingWriter | null)[];
@@ -41,6 +41,8 @@ export class MeshLink {
   private readonly bells: Doorbell[];
   private readonly toRing: boolean[];
   private ringScheduled = false;
+  /** While the loop drains: records written meanwhile are announced when it ends, not at setImmediate. */
+  private draining = false;
   private open = false;
   private visitor: MeshVisitor = () => {};
   /** Records not written because the peer's ring was full (the peer is a slow node). */
@@ -70,7 +72,7 @@ export class MeshLink {
       return false;
     }
     this.toRing[to] = true;
-    if (!this.ringScheduled) {
+    if (!this.ringScheduled && !this.draining) {
       this.ringScheduled = true;
       setImmediate(this.ringBells);
     }
@@ -97,7 +99,14 @@ export class MeshLink {
     const bell = this.bells[this.index] as Doorbell;
     while (this.open) {
       const seen = bell.value;
-      this.drain();
+      this.draining = true;
+      try {
+        this.drain();
+      } finally {
+        this.draining = false;
+      }
+      // What the batch wrote (numbered messages, replies) is announced at once, before sleeping.
+      if (!this.ringScheduled) this.ringBells();
       const wake = bell.wait(seen);
       if (wake === null) continue;
       await wake;

@@ -44,7 +44,7 @@ function main(port: MessagePort, boot: WorkerBoot): void {
   const scrapes = scrapeRelay(post);
   const gateway = new Gateway(config, log, {
     // With --broker redis/nats each worker is a node of that cluster with its own connection.
-    broker: (hub, stats) => config.broker !== 'memory' ? null : (broker = new InProcessBroker(hub, stats, link, `w${index}.${generation}.${randomBytes(4).toString('hex')}`, boot.channel, config.brokerMaxPending, config.positionMaxTopics)),
+    broker: (hub, stats) => config.broker !== 'memory' ? null : (broker = new InProcessBroker(hub, stats, link, `w${index}.${generation}.${randomBytes(4).toString('hex')}`, boot.channel, config.brokerMaxPending, config.positionMaxTopics, config.brokerLinger, generation > 0)),
     guardMemory: boot.guard,
     tables,
     metricsText: scrapes.ask,

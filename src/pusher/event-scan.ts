@@ -185,9 +185,27 @@ export const E_USER = 3;
  */
 export class EventDataScan {
   readonly fields = new StringFields(['event', 'data', 'socket_id', 'user_id']);
+  // Data whose writer laid out the fields itself (expect): taken without a second walk of the same bytes.
+  private expected: Uint8Array | null = null;
+  private expectedEnd = 0;
+
+  /**
+   * Announces data the caller is writing at bytes [0, end) of `b` (a client event PusherChannels built
+   * from spans ClientEventScan already validated); the caller fills the returned fields. The next data()
+   * of exactly these bytes takes them as they are; any other call forgets them.
+   */
+  expect(b: Uint8Array, end: number): StringFields {
+    this.expected = b;
+    this.expectedEnd = end;
+    this.fields.start.fill(-1);
+    return this.fields;
+  }
 
   data(b: Uint8Array, start: number, end: number): boolean {
     const f = this.fields;
+    const known = b === this.expected && start === 0 && end === this.expectedEnd;
+    this.expected = null;
+    if (known) return true;
     if (!f.scan(b, start, end) || !f.has(E_EVENT) || !f.has(E_DATA)) return false;
     return !f.has(E_SOCKET) || f.plain[E_SOCKET] === 1;
   }

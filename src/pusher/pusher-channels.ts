@@ -11,7 +11,7 @@ import type { FaultSink } from '../server/contain';
 import type { Member, Presence } from '../session/presence';
 import { channelKind } from './channels';
 import type { PusherConnection, PusherSocket, PusherSockets } from './connection';
-import { C_CHANNEL, C_DATA, C_EVENT, type StringFields } from './event-scan';
+import { C_CHANNEL, C_DATA, C_EVENT, E_DATA, E_EVENT, E_SOCKET, E_USER, type StringFields } from './event-scan';
 import * as frames from './frames';
 import { PusherCode } from './frames';
 import type { PusherWebhooks } from './pusher-webhooks';
@@ -150,16 +150,24 @@ export class PusherChannels {
     const user = userId === undefined ? '' : JSON.stringify(userId);
     const out = this.eventOut.reserve(48 + ee - es + de - ds + conn.socketId.length + 3 * user.length);
     // What JSON.stringify of clientEvent's value writes, with the frame's (valid JSON) strings as they came.
-    let p = writeAscii(out, 0, '{"event":');
-    p = copyBytes(b, es, ee, out, p);
-    p = writeAscii(out, p, ',"data":');
-    p = copyBytes(b, ds, de, out, p);
-    p = writeAscii(out, p, ',"socket_id":"');
-    p = writeAscii(out, p, conn.socketId);
-    out[p++] = 0x22; // "
-    if (userId !== undefined) p += out.write(',"user_id":' + user, p, 'utf8');
-    out[p++] = 0x7d; // }
-    const payload = this.payload.setRaw(out, 0, p, true);
+    const e0 = writeAscii(out, 0, '{"event":');
+    const e1 = copyBytes(b, es, ee, out, e0);
+    const d0 = writeAscii(out, e1, ',"data":');
+    const d1 = copyBytes(b, ds, de, out, d0);
+    const s0 = writeAscii(out, d1, ',"socket_id":');
+    out[s0] = 0x22; // "
+    const s1 = writeAscii(out, s0 + 1, conn.socketId) + 1;
+    out[s1 - 1] = 0x22;
+    const u0 = userId === undefined ? -1 : writeAscii(out, s1, ',"user_id":');
+    const u1 = u0 < 0 ? s1 : u0 + out.write(user, u0, 'utf8');
+    out[u1] = 0x7d; // }
+    // The Pusher wire frames this data from these spans, without walking it again.
+    const known = this.deps.wire.expectEvent(out, u1 + 1);
+    spans(known, E_EVENT, e0, e1);
+    spans(known, E_DATA, d0, d1);
+    spans(known, E_SOCKET, s0, s1);
+    if (u0 >= 0) spans(known, E_USER, u0, u1);
+    const payload = this.payload.setRaw(out, 0, u1 + 1, true);
     // Webhooks need the strings; without them the event is never decoded.
     if (this.deps.webhooks === null) this.publishClientEvent(conn, topic, channel, payload, '', '', userId);
     else this.publishClientEvent(conn, topic, channel, payload, b.toString('latin1', es + 1, ee - 1), JSON.parse(b.toString('utf8', ds, de)) as string, userId);
@@ -219,6 +227,11 @@ export class PusherChannels {
       // closed meanwhile
     }
   }
+}
+
+function spans(f: StringFields, field: number, start: number, end: number): void {
+  f.start[field] = start;
+  f.end[field] = end;
 }
 
 /** The member of a presence subscription from its signed channel_data, or null when it has no user_id. */

@@ -8,7 +8,7 @@ import type { PusherApps } from './apps';
 import { channelKind } from './channels';
 import * as frames from './frames';
 import type { PusherSocket, PusherSockets } from './connection';
-import { E_DATA, E_EVENT, E_SOCKET, E_USER, EventDataScan } from './event-scan';
+import { E_DATA, E_EVENT, E_SOCKET, E_USER, EventDataScan, type StringFields } from './event-scan';
 
 /** What a wsgate publish is as a Pusher event. */
 export interface PusherEvent {
@@ -62,6 +62,11 @@ export class PusherWire {
     private readonly sockets: PusherSockets,
     private readonly fanout: PusherFanout,
   ) {}
+
+  /** See EventDataScan.expect: the fields of a client event's data being written at [0, end) of `b`. */
+  expectEvent(b: Buffer, end: number): StringFields {
+    return this.scan.expect(b, end);
+  }
 
   /** Fans `payload` out to the topic's Pusher subscribers; returns the frame's bytes. */
   deliver(state: TopicState, payload: Payload): number {

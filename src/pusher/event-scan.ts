@@ -1,4 +1,4 @@
-import { INVALID, skipWs, utf8Sequence } from '../protocol/json-scan';
+import { INVALID, PLAIN, escapeEnd, skipWs, utf8Sequence } from '../protocol/json-scan';
 
 /**
  * A bounded, allocation-free scanner for the two JSON shapes on the Pusher door's client-event path:
@@ -17,16 +17,6 @@ import { INVALID, skipWs, utf8Sequence } from '../protocol/json-scan';
  * bench/micro/pusher-scan.ts measures it against decodeBounded; test/pusher-scan.test.ts compares both
  * on generated frames.
  */
-
-/** 1: a plain string byte (printable ASCII other than `"` and `\`, DEL included as JSON allows it). */
-const PLAIN = new Uint8Array(256);
-for (let c = 0x20; c < 0x80; c++) PLAIN[c] = 1;
-PLAIN[0x22] = PLAIN[0x5c] = 0;
-const HEX = new Uint8Array(256);
-for (let c = 0x30; c <= 0x39; c++) HEX[c] = 1;
-for (let c = 0x41; c <= 0x46; c++) HEX[c] = HEX[c + 0x20] = 1;
-const SIMPLE_ESCAPE = new Uint8Array(256);
-for (const c of '"\\/bfnrt') SIMPLE_ESCAPE[c.charCodeAt(0)] = 1;
 
 const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 
@@ -104,7 +94,8 @@ export class StringFields {
   }
 
   /**
-   * A JSON string from its opening quote, validated as json-scan's scanJsonString does; returns the
+   * A JSON string from its opening quote, validated as json-scan's scanJsonString does (its tables and
+   * escape check); returns the
    * position after the closing quote or INVALID, and leaves its UTF-16 length and plainness behind.
    */
   private string(b: Uint8Array, p: number, end: number): number {
@@ -122,14 +113,9 @@ export class StringFields {
         return p + 1;
       }
       if (c === 0x5c) {
-        if (p + 1 >= end) return INVALID;
-        const e = b[p + 1] as number;
-        if (e === 0x75) {
-          if (p + 6 > end || HEX[b[p + 2] as number] === 0 || HEX[b[p + 3] as number] === 0 || HEX[b[p + 4] as number] === 0 || HEX[b[p + 5] as number] === 0) return INVALID;
-          p += 6;
-        } else if (SIMPLE_ESCAPE[e] === 1) p += 2;
-        else return INVALID;
-        units++;
+        p = escapeEnd(b, p, end);
+        if (p === INVALID) return INVALID;
+        units++; // every JSON escape is one UTF-16 unit (a surrogate pair is two escapes)
         continue;
       }
       if (c < 0x80) return INVALID; // control character

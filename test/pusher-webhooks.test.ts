@@ -75,4 +75,22 @@ describe('Pusher-format webhooks, signed with the app secret', () => {
       assert.ok(!serverSdk(g.port, { ...APP, secret: 'other' }).webhook({ headers: r.headers as Record<string, string>, rawBody: r.body }).isValid());
     }
   });
+
+  it('client_event of a frame read in place (string data): the same strings as a decoded one', async () => {
+    const cy = pusherClient(g.port, { member: { user_id: 'cy' } });
+    try {
+      const talk = cy.subscribe('presence-talk');
+      await subscribed(talk);
+      // pusher-js sends string data as is: {"event":"client-say","data":"…","channel":"presence-talk"}.
+      talk.trigger('client-say', 'h\\u00e9llo "x" 😀 \\ /');
+      const said = () => got.flatMap((r) => r.events).find((e) => e.name === 'client_event' && e.event === 'client-say');
+      await waitFor(() => said() !== undefined, 5000, 'client_event of client-say');
+      assert.equal(said()?.data, 'h\\u00e9llo "x" 😀 \\ /');
+      assert.equal(said()?.channel, 'presence-talk');
+      assert.equal(said()?.user_id, 'cy');
+      assert.equal(said()?.socket_id, cy.connection.socket_id);
+    } finally {
+      cy.disconnect();
+    }
+  });
 });

@@ -23,7 +23,7 @@ const HEX = new Uint8Array(256);
 for (let c = 0x30; c <= 0x39; c++) HEX[c] = 1;
 for (let c = 0x41; c <= 0x46; c++) HEX[c] = HEX[c + 0x20] = 1;
 /** 1: plain string byte (printable ASCII other than `"` and `\`). */
-const PLAIN = new Uint8Array(256);
+export const PLAIN = new Uint8Array(256);
 for (let c = 0x20; c < 0x80; c++) PLAIN[c] = 1;
 PLAIN[0x22] = PLAIN[0x5c] = 0;
 
@@ -135,20 +135,25 @@ export function scanJsonString(b: Uint8Array, p: number, end: number): number {
     const c = b[p] as number;
     if (c === 0x22) return p + 1;
     if (c === 0x5c) {
-      if (p + 1 >= end) return INVALID;
-      const e = b[p + 1] as number;
-      if (e === 0x75) {
-        if (p + 6 > end || HEX[b[p + 2] as number] === 0 || HEX[b[p + 3] as number] === 0 || HEX[b[p + 4] as number] === 0 || HEX[b[p + 5] as number] === 0) return INVALID;
-        p += 6;
-      } else if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
-        p += 2;
-      } else return INVALID;
+      p = escapeEnd(b, p, end);
+      if (p === INVALID) return INVALID;
       continue;
     }
     if (c < 0x80) return INVALID; // control character
     p = utf8Sequence(b, p, end);
     if (p === INVALID) return INVALID;
   }
+}
+
+/** The position after the escape sequence whose backslash is at `p` (one of JSON's), or INVALID. */
+export function escapeEnd(b: Uint8Array, p: number, end: number): number {
+  if (p + 1 >= end) return INVALID;
+  const e = b[p + 1] as number;
+  if (e === 0x75) {
+    if (p + 6 > end || HEX[b[p + 2] as number] === 0 || HEX[b[p + 3] as number] === 0 || HEX[b[p + 4] as number] === 0 || HEX[b[p + 5] as number] === 0) return INVALID;
+    return p + 6;
+  }
+  return e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74 ? p + 2 : INVALID;
 }
 
 /**

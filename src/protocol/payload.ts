@@ -111,6 +111,19 @@ export class Payload {
     return p + packed.length;
   }
 
+  /** The buffer of data set by setRaw as JSON text (its bytes are [rawFrom, rawTo)), else null. */
+  get rawJsonBuffer(): Buffer | null {
+    return this.rawJson ? this.rawBuf : null;
+  }
+
+  get rawFrom(): number {
+    return this.rawStart;
+  }
+
+  get rawTo(): number {
+    return this.rawEnd;
+  }
+
   /** Whether the data is JSON text as received (so a JSON frame costs no conversion). */
   get isJson(): boolean {
     return this.rawJson || (this.hasValue && !this.fromBinary);

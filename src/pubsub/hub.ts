@@ -223,9 +223,9 @@ export class Hub {
       this.fanout.publish(state.jsonKey, jsonFrame, false);
       this.stats.sentBytes += jsonFrame.length * state.jsonSubs;
     }
-    // With no subscribers at all, history still needs one encoding: the data's own when it is JSON
-    // (no conversion), else msgpack.
-    if (history !== null && state.subscribers === 0 && payload.isJson) jsonFrame = payload.jsonFrame(this.encoder, topic, seq);
+    // With no wsgate subscribers (none at all, or only other doors'), history still needs one encoding:
+    // the data's own when it is JSON (no conversion), else msgpack.
+    if (history !== null && jsonFrame === null && state.packSubs === 0 && payload.isJson) jsonFrame = payload.jsonFrame(this.encoder, topic, seq);
     if (state.packSubs > 0 || (history !== null && jsonFrame === null)) {
       packFrame = payload.msgpackFrame(this.encoder, topic, seq);
       if (state.packSubs > 0) {

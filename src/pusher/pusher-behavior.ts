@@ -5,6 +5,7 @@ import { ErrorCode, GatewayError } from '../protocol/codes';
 import { containSocket } from '../server/contain';
 import { sendError } from '../server/http-reply';
 import { type PusherConnection, type PusherSocket, newPusherConnection } from './connection';
+import { ClientEventScan } from './event-scan';
 import * as frames from './frames';
 import { PusherCode } from './frames';
 import { PusherChannels, type PusherDeps } from './pusher-channels';
@@ -86,15 +87,24 @@ function opened(deps: PusherDeps, channels: PusherChannels, ws: PusherSocket): v
   channels.send(ws, frames.connectionEstablished(conn.socketId, deps.limits.activityTimeout));
 }
 
+// One scanner for the door: frames are handled one at a time, and its spans are used before the next.
+const scan = new ClientEventScan();
+
 function received(deps: PusherDeps, channels: PusherChannels, ws: PusherSocket, message: ArrayBuffer, isBinary: boolean): void {
   const { config, stats } = deps;
   const conn = ws.getUserData();
   conn.seenAt = deps.clock.now;
   stats.receivedBytes += message.byteLength;
   if (isBinary) return channels.send(ws, frames.pusherError(PusherCode.Generic, 'binary frames are not part of the Pusher protocol'));
+  // A plain client event is read in place; everything else is decoded whole (event-scan.ts says why).
+  const bytes = Buffer.from(message);
+  if (scan.frame(bytes, bytes.length)) {
+    stats.pusherEvents++;
+    return channels.clientEventScanned(ws, conn, bytes, scan.fields);
+  }
   let value: unknown;
   try {
-    value = decodeBounded(new Uint8Array(message), false, config.maxDepth + 2, config.maxDepth);
+    value = decodeBounded(bytes, false, config.maxDepth + 2, config.maxDepth);
   } catch {
     value = undefined;
   }

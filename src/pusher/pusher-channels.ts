@@ -3,12 +3,15 @@ import type { UpgradeGuard } from '../guard/upgrade-guard';
 import type { Logger } from '../log';
 import type { PresenceEntry } from '../protocol/codec';
 import { ErrorCode } from '../protocol/codes';
+import { FrameBuffer, copyBytes, writeAscii } from '../protocol/delivery';
 import { Payload } from '../protocol/payload';
+import { TopicNames } from '../protocol/topic-names';
 import type { Hub } from '../pubsub/hub';
 import type { FaultSink } from '../server/contain';
 import type { Member, Presence } from '../session/presence';
 import { channelKind } from './channels';
 import type { PusherConnection, PusherSocket, PusherSockets } from './connection';
+import { C_CHANNEL, C_DATA, C_EVENT, E_DATA, E_EVENT, E_SOCKET, E_USER, type StringFields } from './event-scan';
 import * as frames from './frames';
 import { PusherCode } from './frames';
 import type { PusherWebhooks } from './pusher-webhooks';
@@ -43,6 +46,9 @@ export class PusherChannels {
   private readonly joinLeave: Presence['joinLeave'];
   private readonly clientEvents: CommandRate;
   private readonly payload = new Payload();
+  // A scanned client event's data (the payload's bytes until the publish returns: brokers copy them).
+  private readonly eventOut = new FrameBuffer(4096);
+  private readonly channelNames = new TopicNames();
 
   constructor(private readonly deps: PusherDeps) {
     this.joinLeave = deps.presence.joinLeave;
@@ -133,21 +139,81 @@ export class PusherChannels {
     this.leave(conn, channel, topic, ws);
   }
 
-  /** A `client-*` event: private and presence channels only, when enabled, rate-limited, never echoed. */
+  /** A `client-*` event decoded the general way: private and presence channels only, when enabled, rate-limited, never echoed. */
   clientEvent(ws: PusherSocket, conn: PusherConnection, name: string, channel: string | undefined, data: unknown): void {
-    if (!this.deps.limits.clientEvents) return this.send(ws, frames.pusherError(null, 'To send client events, you must enable this feature (--pusher-client-events)'));
-    if (channel === undefined || conn.channels?.has(channel) !== true) return this.send(ws, frames.pusherError(null, 'Client event rejected: not subscribed to the channel'));
-    const kind = channelKind(channel);
-    if (kind === null || !kind.auth) return this.send(ws, frames.pusherError(null, 'Client events are allowed on private and presence channels only'));
-    if (this.clientEvents.take(conn, Date.now()) !== 'run') {
-      return this.send(ws, frames.pusherError(PusherCode.ClientEventRateLimit, `Client event rejected: over ${this.deps.limits.clientEventsPerSecond} per second`));
-    }
     const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
-    if (text.length > this.deps.limits.maxEventBytes) return this.send(ws, frames.pusherError(null, `Client event rejected: data over ${this.deps.limits.maxEventBytes} bytes`));
-    const userId = kind.presence ? conn.members?.get(channel)?.user : undefined;
+    const topic = this.clientEventTopic(ws, conn, channel, text.length);
+    if (topic === null) return;
+    const userId = this.presenceUser(conn, channel as string);
     const value = userId === undefined ? { event: name, data: text, socket_id: conn.socketId } : { event: name, data: text, socket_id: conn.socketId, user_id: userId };
-    const topic = conn.channels.get(channel) as string;
-    const outcome = this.deps.broker.publish(topic, this.payload.setValue(value, false), 'socket', publishStart());
+    this.publishClientEvent(conn, topic, channel as string, this.payload.setValue(value, false), name, text, userId);
+  }
+
+  /**
+   * A `client-*` frame ClientEventScan read in place (bytes `b`): the same checks and publish as
+   * clientEvent, with the event's data built by copying the frame's spans (event-scan.ts says why).
+   */
+  clientEventScanned(ws: PusherSocket, conn: PusherConnection, b: Buffer, f: StringFields): void {
+    const channel = this.channelNames.get(b, (f.start[C_CHANNEL] as number) + 1, (f.end[C_CHANNEL] as number) - 1);
+    const topic = this.clientEventTopic(ws, conn, channel, f.units[C_DATA] as number);
+    if (topic === null) return;
+    const userId = this.presenceUser(conn, channel);
+    const es = f.start[C_EVENT] as number;
+    const ee = f.end[C_EVENT] as number;
+    const ds = f.start[C_DATA] as number;
+    const de = f.end[C_DATA] as number;
+    const user = userId === undefined ? '' : JSON.stringify(userId);
+    const out = this.eventOut.reserve(48 + ee - es + de - ds + conn.socketId.length + 3 * user.length);
+    // What JSON.stringify of clientEvent's value writes, with the frame's (valid JSON) strings as they came.
+    const e0 = writeAscii(out, 0, '{"event":');
+    const e1 = copyBytes(b, es, ee, out, e0);
+    const d0 = writeAscii(out, e1, ',"data":');
+    const d1 = copyBytes(b, ds, de, out, d0);
+    const s0 = writeAscii(out, d1, ',"socket_id":');
+    out[s0] = 0x22; // "
+    const s1 = writeAscii(out, s0 + 1, conn.socketId) + 1;
+    out[s1 - 1] = 0x22;
+    const u0 = userId === undefined ? -1 : writeAscii(out, s1, ',"user_id":');
+    const u1 = u0 < 0 ? s1 : u0 + out.write(user, u0, 'utf8');
+    out[u1] = 0x7d; // }
+    // The Pusher wire frames this data from these spans, without walking it again.
+    const known = this.deps.wire.expectEvent(out, u1 + 1);
+    spans(known, E_EVENT, e0, e1);
+    spans(known, E_DATA, d0, d1);
+    spans(known, E_SOCKET, s0, s1);
+    if (u0 >= 0) spans(known, E_USER, u0, u1);
+    const payload = this.payload.setRaw(out, 0, u1 + 1, true);
+    // Webhooks need the strings; without them the event is never decoded.
+    if (this.deps.webhooks === null) this.publishClientEvent(conn, topic, channel, payload, '', '', userId);
+    else this.publishClientEvent(conn, topic, channel, payload, b.toString('latin1', es + 1, ee - 1), JSON.parse(b.toString('utf8', ds, de)) as string, userId);
+  }
+
+  /** The checks on a client event, in Pusher's order; its topic, or null after answering the refusal. */
+  private clientEventTopic(ws: PusherSocket, conn: PusherConnection, channel: string | undefined, textLength: number): string | null {
+    if (!this.deps.limits.clientEvents) return this.refuse(ws, frames.pusherError(null, 'To send client events, you must enable this feature (--pusher-client-events)'));
+    const topic = channel === undefined ? undefined : conn.channels?.get(channel);
+    if (channel === undefined || topic === undefined) return this.refuse(ws, frames.pusherError(null, 'Client event rejected: not subscribed to the channel'));
+    // A subscribed channel passed channelKind: private-, private-encrypted- and presence- need auth.
+    if (!channel.startsWith('private-') && !channel.startsWith('presence-')) return this.refuse(ws, frames.pusherError(null, 'Client events are allowed on private and presence channels only'));
+    if (this.clientEvents.take(conn, Date.now()) !== 'run') {
+      return this.refuse(ws, frames.pusherError(PusherCode.ClientEventRateLimit, `Client event rejected: over ${this.deps.limits.clientEventsPerSecond} per second`));
+    }
+    if (textLength > this.deps.limits.maxEventBytes) return this.refuse(ws, frames.pusherError(null, `Client event rejected: data over ${this.deps.limits.maxEventBytes} bytes`));
+    return topic;
+  }
+
+  private refuse(ws: PusherSocket, frame: string): null {
+    this.send(ws, frame);
+    return null;
+  }
+
+  /** A presence channel's client events name their sender's user. */
+  private presenceUser(conn: PusherConnection, channel: string): string | undefined {
+    return channel.startsWith('presence-') ? conn.members?.get(channel)?.user : undefined;
+  }
+
+  private publishClientEvent(conn: PusherConnection, topic: string, channel: string, payload: Payload, name: string, text: string, userId: string | undefined): void {
+    const outcome = this.deps.broker.publish(topic, payload, 'socket', publishStart());
     if (outcome instanceof Promise) void outcome.then(undefined, () => undefined);
     this.deps.webhooks?.emit(conn.app, userId === undefined ? { name: 'client_event', channel, event: name, data: text, socket_id: conn.socketId } : { name: 'client_event', channel, event: name, data: text, socket_id: conn.socketId, user_id: userId });
   }
@@ -176,6 +242,11 @@ export class PusherChannels {
       // closed meanwhile
     }
   }
+}
+
+function spans(f: StringFields, field: number, start: number, end: number): void {
+  f.start[field] = start;
+  f.end[field] = end;
 }
 
 /** The member of a presence subscription from its signed channel_data, or null when it has no user_id. */

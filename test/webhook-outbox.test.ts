@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { GatewayClient } from '../src/client/gateway-client';
+import type { Gateway } from '../src/server/gateway';
+import { AppBackend, json } from './helpers/app-backend';
+import { BrokerServer, eventually, sleep, startNode } from './helpers/brokers';
+import { type ChildGateway, spawnGateway } from './helpers/gateway';
+
+interface Event {
+  name: string;
+  topic?: string;
+  id: string;
+  decided_ms?: number;
+}
+
+const DELAY_MS = 300;
+const NODE_TTL_MS = 1000;
+/** A survivor declares a node gone TTL to TTL × 4/3 after its last heartbeat; then one ledger round trip and the 50-ms batch delay. */
+const TAKEOVER_BOUND_MS = NODE_TTL_MS + NODE_TTL_MS / 3 + 1000;
+const flags = (url: string) => ['--webhook-url', url, '--webhook-secret', 's', '--webhook-delay', String(DELAY_MS), '--node-ttl', String(NODE_TTL_MS), '--proxy-timeout', '30000'];
+
+/**
+ * The ledger's outbox (Redis): an occupancy webhook decided by a node is kept in Redis with the decision
+ * and leaves only once acknowledged, so a node SIGKILLed with it unsent (its POST held by the application)
+ * does not lose it: the node that reaps it sends the same event (same id) after the node TTL.
+ */
+describe('occupancy webhooks survive a SIGKILLed node (Redis outbox)', { timeout: 60_000 }, () => {
+  let broker: BrokerServer;
+  let app: AppBackend;
+  let redis: Redis;
+  let survivor: { gateway: Gateway; url: string };
+  let dying: ChildGateway | null = null;
+  const events = (path: string): Event[] => app.at(path).flatMap((r) => (r.body as { events: Event[] }).events);
+  const outboxes = async (): Promise<number> => {
+    const keys = await redis.keys('wsgate:outbox:*');
+    const lengths = await Promise.all(keys.map((k) => redis.hlen(k)));
+    return lengths.reduce((a, b) => a + b, 0);
+  };
+
+  before(async () => {
+    broker = await BrokerServer.start('redis');
+    app = await AppBackend.start();
+    app.on('/hooks/live', (_r, res) => json(res, 200, {}));
+    // The dying node's POSTs are held: never answered, so its events are decided but never acknowledged.
+    app.on('/hooks/dying', () => undefined);
+    redis = new Redis(broker.url);
+    survivor = await startNode(broker.url, flags(`${app.url}/hooks/live`));
+  });
+  after(async () => {
+    await dying?.stop();
+    await survivor.gateway.close();
+    redis.disconnect();
+    await app.stop();
+    await broker.stop();
+  });
+
+  it('an acknowledged event leaves the outbox', async () => {
+    const c = await GatewayClient.connect(survivor.url);
+    await c.sub('acked');
+    await eventually('occupied', () => events('/hooks/live').some((e) => e.name === 'topic_occupied' && e.topic === 'acked'));
+    const e = events('/hooks/live').find((x) => x.topic === 'acked') as Event;
+    assert.ok(typeof e.decided_ms === 'number' && Math.abs(e.decided_ms - Date.now()) < 10_000, `decided_ms ${e.decided_ms}`);
+    await eventually('outbox emptied after the 2xx', async () => (await outboxes()) === 0);
+    await c.close();
+    await eventually('vacated', () => events('/hooks/live').some((x) => x.name === 'topic_vacated' && x.topic === 'acked'));
+    await eventually('outbox emptied again', async () => (await outboxes()) === 0);
+  });
+
+  it('a node SIGKILLed with its webhooks unsent: the survivor sends the same events (same ids) after the node TTL', async () => {
+    const node = await spawnGateway(['--broker', broker.url, ...flags(`${app.url}/hooks/dying`)]);
+    dying = node;
+    await eventually('two nodes know each other', () => survivor.gateway.bus.nodes === 2);
+    const c = await GatewayClient.connect(`ws://127.0.0.1:${node.port}/ws`);
+    await Promise.all([c.sub('kept.a'), c.sub('kept.b')]);
+    await eventually('the dying node posted its occupied events (held)', () => events('/hooks/dying').length >= 2);
+    // 'kept.b' is left: its vacate is decided after the delay and queued behind the held POST.
+    await c.unsub('kept.b');
+    await eventually('three events in the outbox', async () => (await outboxes()) === 3, DELAY_MS + 3000);
+    const held = events('/hooks/dying');
+    const killedAt = Date.now();
+    node.child.kill('SIGKILL');
+    await node.exited;
+    c.close().catch(() => undefined);
+
+    const resent = (name: string, topic: string) => events('/hooks/live').find((e) => e.name === name && e.topic === topic);
+    await eventually('taken over', () => resent('topic_vacated', 'kept.b') !== undefined, TAKEOVER_BOUND_MS + 2000);
+    const took = Date.now() - killedAt;
+    assert.ok(took <= TAKEOVER_BOUND_MS, `sent ${took} ms after the SIGKILL (bound ${TAKEOVER_BOUND_MS} ms)`);
+    for (const h of held) assert.equal(resent(h.name, h.topic as string)?.id, h.id, `${h.name} ${h.topic}: the same event id`);
+    const vacatedB = resent('topic_vacated', 'kept.b') as Event;
+    assert.ok(vacatedB.id !== undefined && (vacatedB.decided_ms as number) >= (held[0]?.decided_ms as number), 'decided after the occupied events');
+    // 'kept.a' was still held by the dead node: the reap vacates it (a new event, decided by the survivor).
+    await eventually('kept.a vacated', () => resent('topic_vacated', 'kept.a') !== undefined, DELAY_MS + 3000);
+    await eventually('outboxes emptied', async () => (await outboxes()) === 0);
+    await sleep(DELAY_MS + 500);
+    const live = events('/hooks/live').filter((e) => e.topic?.startsWith('kept.'));
+    const order = live.map((e) => `${e.name} ${e.topic}`);
+    assert.deepEqual([...order].sort(), ['topic_occupied kept.a', 'topic_occupied kept.b', 'topic_vacated kept.a', 'topic_vacated kept.b'], `each once: ${order}`);
+    assert.ok(order.indexOf('topic_vacated kept.b') > order.indexOf('topic_occupied kept.b'), `in decided order: ${order}`);
+    assert.equal(order[3], 'topic_vacated kept.a', `the reap's vacate last: ${order}`);
+    assert.equal(survivor.gateway.stats.webhookTakenOver, 3);
+  });
+});

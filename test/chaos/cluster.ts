@@ -34,8 +34,10 @@ export interface Hook {
   readonly topic?: string;
   /** The event's id: a retried batch repeats it (webhooks are at least once, docs/backend.md). */
   readonly id?: string;
-  /** When the sending node decided it (the request's time_ms): webhooks from different nodes may arrive out of that order. */
+  /** When the sending node sent it (the request's time_ms): webhooks from different nodes may arrive out of that order. */
   readonly at: number;
+  /** When the ledger decided it (Redis: `decided_ms`, on Redis's clock; an event taken over from a dead node's outbox is sent late). */
+  readonly decided?: number;
   /** The sending node's slot (each node posts to its own path, /hooks/<slot>). */
   readonly node: number;
 }
@@ -152,9 +154,9 @@ export class Cluster {
     const cluster = new Cluster(kind, broker, app, nodes);
     for (let i = 0; i < size; i++) {
       app.on(`/hooks/${i}`, (r, res) => {
-        const body = r.body as { time_ms: number; events: Hook[] };
+        const body = r.body as { time_ms: number; events: (Hook & { decided_ms?: number })[] };
         for (const e of body.events) if (e.name.startsWith('topic_')) cluster.trail.note(`hook ${e.name} ${e.topic} from node ${i} (decided ${new Date(body.time_ms).toISOString().slice(11, 23)})`);
-        for (const e of body.events) cluster.hooks.push({ name: e.name, at: body.time_ms, node: i, ...(e.id === undefined ? {} : { id: e.id }), ...(e.topic === undefined ? {} : { topic: e.topic }) });
+        for (const e of body.events) cluster.hooks.push({ name: e.name, at: body.time_ms, node: i, ...(e.id === undefined ? {} : { id: e.id }), ...(e.decided_ms === undefined ? {} : { decided: e.decided_ms }), ...(e.topic === undefined ? {} : { topic: e.topic }) });
         json(res, 200, {});
       });
       const proxy = await FaultProxy.start(broker.port);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { type NatsConnection, connect } from 'nats';
 import { GatewayClient } from '../src/client/gateway-client';
 import type { Gateway } from '../src/server/gateway';
 import { AppBackend, json } from './helpers/app-backend';
@@ -20,37 +21,54 @@ const NODE_TTL_MS = 1000;
 const TAKEOVER_BOUND_MS = NODE_TTL_MS + NODE_TTL_MS / 3 + 1000;
 const flags = (url: string) => ['--webhook-url', url, '--webhook-secret', 's', '--webhook-delay', String(DELAY_MS), '--node-ttl', String(NODE_TTL_MS), '--proxy-timeout', '30000'];
 
-/**
- * The ledger's outbox (Redis): an occupancy webhook decided by a node is kept in Redis with the decision
- * and leaves only once acknowledged, so a node SIGKILLed with it unsent (its POST held by the application)
- * does not lose it: the node that reaps it sends the same event (same id) after the node TTL.
- */
-describe('occupancy webhooks survive a SIGKILLed node (Redis outbox)', { timeout: 60_000 }, () => {
-  let broker: BrokerServer;
-  let app: AppBackend;
-  let redis: Redis;
-  let survivor: { gateway: Gateway; url: string };
-  let dying: ChildGateway | null = null;
-  const events = (path: string): Event[] => app.at(path).flatMap((r) => (r.body as { events: Event[] }).events);
-  const outboxes = async (): Promise<number> => {
+const TOPICS = ['acked', 'kept.a', 'kept.b'];
+
+/** Entries in the ledger's outboxes: Redis keeps one hash per node, NATS an `out` list in each topic's key. */
+async function outboxOf(kind: 'redis' | 'nats', client: Redis | NatsConnection): Promise<number> {
+  if (kind === 'redis') {
+    const redis = client as Redis;
     const keys = await redis.keys('wsgate:outbox:*');
     const lengths = await Promise.all(keys.map((k) => redis.hlen(k)));
     return lengths.reduce((a, b) => a + b, 0);
-  };
+  }
+  // Read by key (the topics of this test): a key lister that meets concurrent changes may end early.
+  const kv = await (client as NatsConnection).jetstream().views.kv('wsgate_occupancy');
+  let n = 0;
+  for (const topic of TOPICS) {
+    const e = await kv.get(Buffer.from(topic).toString('base64url'));
+    if (e !== null && e.operation === 'PUT') n += e.json<{ out?: unknown[] }>().out?.length ?? 0;
+  }
+  return n;
+}
+
+/**
+ * The ledger's outbox: an occupancy webhook decided by a node is kept in the ledger with the decision and
+ * leaves only once acknowledged, so a node SIGKILLed with it unsent (its POST held by the application)
+ * does not lose it: the node that reaps it sends the same event (same id) after the node TTL.
+ */
+for (const kind of ['redis', 'nats'] as const) describe(`occupancy webhooks survive a SIGKILLed node (${kind} ledger outbox)`, { timeout: 60_000 }, () => {
+  let broker: BrokerServer;
+  let app: AppBackend;
+  let client: Redis | NatsConnection;
+  let survivor: { gateway: Gateway; url: string };
+  let dying: ChildGateway | null = null;
+  const events = (path: string): Event[] => app.at(path).flatMap((r) => (r.body as { events: Event[] }).events);
+  const outboxes = () => outboxOf(kind, client);
 
   before(async () => {
-    broker = await BrokerServer.start('redis');
+    broker = await BrokerServer.start(kind, null, null, true);
     app = await AppBackend.start();
     app.on('/hooks/live', (_r, res) => json(res, 200, {}));
     // The dying node's POSTs are held: never answered, so its events are decided but never acknowledged.
     app.on('/hooks/dying', () => undefined);
-    redis = new Redis(broker.url);
+    client = kind === 'redis' ? new Redis(broker.url) : await connect({ servers: broker.url });
     survivor = await startNode(broker.url, flags(`${app.url}/hooks/live`));
   });
   after(async () => {
     await dying?.stop();
     await survivor.gateway.close();
-    redis.disconnect();
+    if (kind === 'redis') (client as Redis).disconnect();
+    else await (client as NatsConnection).close();
     await app.stop();
     await broker.stop();
   });

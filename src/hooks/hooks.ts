@@ -36,6 +36,9 @@ const CLOSE_GRACE_MS = 2000;
 // How long a node's ledger outbox (Redis) outlives its last write: an entry whose node neither delivered
 // nor was reaped by then (every node of the cluster gone) is forgotten.
 const OUTBOX_TTL_MS = 3_600_000;
+// Events kept per topic in the NATS ledger's outbox (in the topic's key: occupied and vacated alternate,
+// so more than a few means the application has been away a while).
+const NATS_OUTBOX_MAX = 32;
 
 /** The application integration a node is configured with: each part null when not configured. */
 export class Hooks implements TopicProxies {
@@ -125,7 +128,7 @@ export class Hooks implements TopicProxies {
     }
     if (/^(nats|tls):\/\//.test(this.config.broker)) {
       try {
-        return await natsLedger(this.config, node);
+        return await natsLedger(this.config, node, () => this.stats.webhookOutboxFull++);
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'no JetStream KV for occupancy: topic_occupied/topic_vacated are node-local');
       }
@@ -151,7 +154,7 @@ export class Hooks implements TopicProxies {
   }
 }
 
-async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
+async function natsLedger(config: Config, node: string, onFull: () => void): Promise<NatsLedger> {
   const nc = await nats().connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, timeout: 2000 });
   try {
     let timer: NodeJS.Timeout | undefined;
@@ -161,7 +164,7 @@ async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
     void (async () => {
       for await (const st of nc.status()) if (st.type === 'disconnect' || st.type === 'reconnect') up = st.type === 'reconnect';
     })();
-    return new NatsLedger(kv, node, () => nc.close(), () => up);
+    return new NatsLedger(kv, node, () => nc.close(), () => up, { max: NATS_OUTBOX_MAX, ttlMs: OUTBOX_TTL_MS }, onFull);
   } catch (e) {
     await nc.close();
     throw e;

@@ -54,8 +54,8 @@ export interface OccupancyLedger {
   reoccupy(topic: string): Promise<Verdict> | Verdict;
   /** The outbox of `node` (gone), each entry handed to exactly one caller, which sends it (ledgers with an outbox). */
   takeOver?(node: string): Promise<TakenOver[]>;
-  /** The event `id` left this node (acknowledged or given up): its outbox entry goes. */
-  delivered?(id: string): void;
+  /** The event `id` of `topic` left this node (acknowledged or given up): its outbox entry goes. */
+  delivered?(id: string, topic: string): void;
   close(): Promise<void>;
 }
 
@@ -214,7 +214,7 @@ export class Occupancy implements InterestListener {
     const sent = this.announce(change, topic, outboxed);
     const delivered = this.ledger.delivered?.bind(this.ledger);
     if (outboxed === undefined || delivered === undefined) return;
-    const done = () => delivered(outboxed.id);
+    const done = () => delivered(outboxed.id, topic);
     void Promise.resolve(sent).then(done, done);
   }
 

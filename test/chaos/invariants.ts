@@ -1,5 +1,5 @@
-import { type Cluster, type FaultWindow, type Hook, type Node, WEBHOOK_DELAY } from './cluster';
-import { FEEDS, type Hold, type Member, PUBLISH_TIMEOUT_MS, type Published, type Publisher, ROOMS, type Seen, type Subscriber, type Watcher } from './workload';
+import { type Cluster, type FaultWindow, type Hook, type Node } from './cluster';
+import { FEEDS, type Member, PUBLISH_TIMEOUT_MS, type Published, type Publisher, ROOMS, type Seen, type Subscriber, type Watcher } from './workload';
 
 export interface Invariant {
   readonly name: string;
@@ -226,57 +226,23 @@ function decidedOrder(hooks: readonly Hook[]): Hook[] {
   return out;
 }
 
-/** A node SIGKILLed this soon after an occupancy change was due on it may not have sent its webhook yet (batches leave 50 ms after the first event; longer under load). */
-const QUEUE_LOST_MS = 1000;
-
-/**
- * Whether the `name` event missing on `topic` (between the announced events decided at `after` and
- * `before`) is the documented loss of a SIGKILLed node's webhook queue: it was due on node S (an occupy
- * when a member's connection there began; a vacate --webhook-delay after one there ended by leaving, with
- * nobody holding the topic meanwhile), S was SIGKILLed within QUEUE_LOST_MS after that, and S sent no
- * webhook request decided since. Only members' own topics: the watcher holds every room and chat
- * throughout, and subscribers' feeds are not tracked per node.
- */
-function lostWithKilledNode(name: string, topic: string, after: number, before: number, holds: readonly Hold[], hooks: readonly Hook[], windows: readonly FaultWindow[]): string | null {
-  if (!topic.startsWith('solo.')) return null;
-  const mine = holds.filter((h) => h.topics.includes(topic));
-  for (const h of mine) {
-    const end = h.to ?? Infinity;
-    if (name === 'topic_vacated' && (h.ended !== 'left' || end <= after || end >= before)) continue;
-    if (name === 'topic_occupied' && (h.from <= after || h.from >= before)) continue;
-    const due = name === 'topic_occupied' ? h.from : end + WEBHOOK_DELAY;
-    // Held again (or still) before the delay ran out: no vacate was due.
-    if (name === 'topic_vacated' && mine.some((o) => o !== h && o.from < due && (o.to ?? Infinity) > end)) continue;
-    const kill = windows.find((w) => w.kind === 'kill' && w.node === h.node && w.from >= h.from);
-    if (kill === undefined || kill.from < due || kill.from > due + QUEUE_LOST_MS) continue;
-    if (hooks.some((k) => k.node === h.node && k.at >= due && k.at <= kill.from)) continue;
-    return `${topic}: ${name} due on node ${h.node} at ${clock(due)}, SIGKILLed ${kill.from - due} ms later`;
-  }
-  return null;
-}
-
 /**
  * topic_occupied / topic_vacated alternate per topic, starting with occupied (each change once per
- * cluster, repeats of an id dropped), and every topic held at the end was last announced occupied. Redis
- * keeps decided events in the ledger's outbox (a dead node's are sent by its reaper): an event lost with a
- * killed node is a failure there; NATS still loses a SIGKILLed node's queue (documented, counted apart).
+ * cluster, repeats of an id dropped), and every topic held at the end was last announced occupied. The
+ * ledger keeps decided events in its outbox until delivered (a dead node's are sent by its reaper), so an
+ * event lost with a SIGKILLed node is a failure like any other.
  */
 export function checkOccupancy(hooks: readonly Hook[], members: readonly Member[], subscribers: readonly Subscriber[], windows: readonly FaultWindow[], kind: string): Invariant {
   const last = new Map<string, Hook>();
   const bad: string[] = [];
   const stateLoss: string[] = [];
-  const killed: string[] = [];
-  const holds = members.flatMap((m) => m.holds);
-  const opposite = (name: string) => (name === 'topic_occupied' ? 'topic_vacated' : 'topic_occupied');
   for (const h of decidedOrder(hooks)) {
     if ((h.name !== 'topic_occupied' && h.name !== 'topic_vacated') || h.topic === undefined) continue;
     const prev = last.get(h.topic);
     if ((prev?.name ?? 'topic_vacated') === h.name) {
       // Redis restarted without persistence forgets vacates still waiting for their delay (docs/cluster.md).
       const lost = kind === 'redis' && windows.some((w) => w.kind === 'broker restart' && h.at >= w.from && h.at <= w.to + 5000);
-      const withNode = lost || kind === 'redis' ? null : lostWithKilledNode(opposite(h.name), h.topic, prev ? decided(prev) : 0, decided(h), holds, hooks, windows);
-      if (withNode !== null) killed.push(withNode);
-      else (lost ? stateLoss : bad).push(`${h.topic}: ${h.name} twice`);
+      (lost ? stateLoss : bad).push(`${h.topic}: ${h.name} twice`);
     }
     last.set(h.topic, h);
   }
@@ -285,17 +251,11 @@ export function checkOccupancy(hooks: readonly Hook[], members: readonly Member[
   for (let r = 0; r < ROOMS; r++) held.add(`room.${r}`).add(`chat.${r}`);
   for (const t of held) {
     const end = last.get(t);
-    if (end?.name === 'topic_occupied') continue;
-    const withNode = kind === 'redis' ? null : lostWithKilledNode('topic_occupied', t, end ? decided(end) : 0, Infinity, holds, hooks, windows);
-    if (withNode !== null) killed.push(withNode);
-    else bad.push(`${t} held but last announced ${end?.name ?? 'never'}`);
+    if (end?.name !== 'topic_occupied') bad.push(`${t} held but last announced ${end?.name ?? 'never'}`);
   }
   const topicHooks = hooks.filter((h) => h.name.startsWith('topic_'));
   const counted = `${new Set(topicHooks.map((h) => h.id)).size} events (${topicHooks.length} received)`;
-  const documented = [
-    stateLoss.length > 0 ? `${stateLoss.length} repeat(s) after a broker state loss (documented)` : '',
-    killed.length > 0 ? `${killed.length} lost with a killed node (documented): ${killed.slice(0, 8).join('; ')}` : '',
-  ];
+  const documented = [stateLoss.length > 0 ? `${stateLoss.length} repeat(s) after a broker state loss (documented)` : ''];
   return {
     name: 'occupied/vacated alternate per topic, once per cluster, and end as the truth',
     ok: bad.length === 0,

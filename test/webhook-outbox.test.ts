@@ -120,4 +120,20 @@ for (const kind of ['redis', 'nats'] as const) describe(`occupancy webhooks surv
     assert.equal(order[3], 'topic_vacated kept.a', `the reap's vacate last: ${order}`);
     assert.equal(survivor.gateway.stats.webhookTakenOver, 3);
   });
+
+  it('bounded: a full outbox keeps no more (counted), and it expires', { skip: kind === 'nats' ? 'NATS: 32 per topic, entries aged out at the next write' : false }, async () => {
+    const node = await startNode(broker.url, [...flags(`${app.url}/hooks/dying`), '--webhook-max-queue', '2']);
+    try {
+      const c = await GatewayClient.connect(node.url);
+      for (const t of ['full.1', 'full.2', 'full.3', 'full.4']) await c.sub(t);
+      await eventually('two kept, two counted', () => node.gateway.stats.webhookOutboxFull === 2);
+      const key = `wsgate:outbox:${node.gateway.bus.nodeId}`;
+      assert.equal(await (client as Redis).hlen(key), 2);
+      const ttl = await (client as Redis).pttl(key);
+      assert.ok(ttl > 3_500_000 && ttl <= 3_600_000, `TTL ${ttl} ms`);
+      await c.close();
+    } finally {
+      await node.gateway.close();
+    }
+  });
 });

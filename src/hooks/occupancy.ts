@@ -122,15 +122,25 @@ export class Occupancy implements InterestListener {
    */
   nodeGone(node: string): Promise<void> {
     // Its undelivered events first: they were decided before anything the reap below decides.
-    const taken = this.ledger.takeOver?.(node).then(
+    return Promise.all([this.takeOver(node), this.reapGone(node)]).then(() => undefined);
+  }
+
+  /**
+   * Sends the events left in the outbox of `node` (gone). Retried while the ledger is away (unlike the
+   * reap, whose late retry could remove a node that came back: a late take-over only repeats ids).
+   */
+  private takeOver(node: string, attempt = 0): Promise<void> | undefined {
+    return this.ledger.takeOver?.(node).then(
       (events) => {
         this.stats.webhookTakenOver += events.length;
         for (const e of events.sort((a, b) => a.decidedMs - b.decidedMs)) this.emit(e.change, e.topic, e);
         if (events.length > 0) this.log.info({ node, events: events.length }, 'sending the undelivered occupancy webhooks of a node that stopped heartbeating');
       },
-      (e: Error) => this.log.warn({ node, err: e.message }, 'occupancy ledger unavailable; outbox of a gone node not taken over'),
+      (e: Error) => {
+        if (attempt + 1 >= REASSERT_ATTEMPTS || this.closed) return this.log.warn({ node, err: e.message }, 'occupancy ledger unavailable; outbox of a gone node not taken over');
+        setTimeout(() => void this.takeOver(node, attempt + 1), REASSERT_RETRY_MS).unref();
+      },
     );
-    return Promise.all([taken, this.reapGone(node)]).then(() => undefined);
   }
 
   private reapGone(node: string): Promise<void> {

@@ -50,6 +50,9 @@ export class Node {
   private output = '';
   private killing = false;
   maxRss = 0;
+  /** Occupancy webhooks this slot's processes took over from dead nodes' outboxes: ended lives, and the live one's last sample. */
+  private takenOverBefore = 0;
+  private takenOverNow = 0;
 
   constructor(
     readonly slot: number,
@@ -85,7 +88,14 @@ export class Node {
     }
   }
 
+  /** At least this many (sampled with RSS: a process's count since its last sample is lost when it is killed). */
+  get takenOver(): number {
+    return this.takenOverBefore + this.takenOverNow;
+  }
+
   private async startOnce(): Promise<void> {
+    this.takenOverBefore += this.takenOverNow;
+    this.takenOverNow = 0;
     this.output = '';
     this.killing = false;
     const child = spawn(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(this.port), '--log-level', 'warn', '--api-insecure', ...this.flags], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -122,6 +132,8 @@ export class Node {
     const text = await fetch(`${this.http}/metrics`).then((r) => r.text(), () => '');
     const m = /^process_resident_memory_bytes (\d+)/m.exec(text);
     if (m !== null) this.maxRss = Math.max(this.maxRss, Number(m[1]));
+    const t = /^wsgate_webhook_taken_over_total (\d+)/m.exec(text);
+    if (t !== null) this.takenOverNow = Number(t[1]);
   }
 }
 

@@ -17,7 +17,7 @@ import type { ProcessTables } from '../shared/process-tables';
 import { SharedLedger } from './shared-ledger';
 import { JetStreamIdempotency, type KeyedPublisher } from '../idempotency/jetstream-idempotency';
 import { NatsLedger } from './nats-ledger';
-import { LocalLedger, Occupancy, type OccupancyLedger, type OccupancySink } from './occupancy';
+import { LocalLedger, Occupancy, type OccupancyLedger, type OccupancySink, type Outboxed } from './occupancy';
 import { ProxyClient } from './proxy-client';
 import { RedisLedger } from './redis-ledger';
 import { type SessionEvents, WebhookSessionEvents } from './session-events';
@@ -33,6 +33,12 @@ export interface TopicProxies {
 
 // How long the node's queued webhooks may take to leave when it shuts down.
 const CLOSE_GRACE_MS = 2000;
+// How long a node's ledger outbox (Redis) outlives its last write: an entry whose node neither delivered
+// nor was reaped by then (every node of the cluster gone) is forgotten.
+const OUTBOX_TTL_MS = 3_600_000;
+// Events kept per topic in the NATS ledger's outbox (in the topic's key: occupied and vacated alternate,
+// so more than a few means the application has been away a while).
+const NATS_OUTBOX_MAX = 32;
 
 /** The application integration a node is configured with: each part null when not configured. */
 export class Hooks implements TopicProxies {
@@ -96,14 +102,14 @@ export class Hooks implements TopicProxies {
   /** Connects what needs connecting and starts following topic occupancy (before the node listens). */
   async start(bus: ControlBus): Promise<void> {
     const sender = this.sender;
-    if (sender !== null) this.occupancySinks.push((change, topic) => sender.emit({ name: change === 'occupied' ? 'topic_occupied' : 'topic_vacated', topic }));
+    if (sender !== null) this.occupancySinks.push((change, topic, outboxed) => occupancyWebhook(sender, change, topic, outboxed));
     const sinks = this.occupancySinks;
     if (sinks.length === 0) return;
     // A Redis that is away makes occupancy events go unsent (counted) until it is back.
     if (this.redis !== null) await connectOnce(this.redis);
     // Memberships carry the control bus's node id, so that a node gone from the bus can be reaped.
     const ledger = await this.ledger(bus.nodeId);
-    const announce: OccupancySink = sinks.length === 1 ? (sinks[0] as OccupancySink) : (change, topic) => sinks.forEach((sink) => sink(change, topic));
+    const announce: OccupancySink = sinks.length === 1 ? (sinks[0] as OccupancySink) : (change, topic, outboxed) => Promise.all(sinks.map((sink) => sink(change, topic, outboxed)));
     const occupancy = new Occupancy(ledger, announce, this.config.webhookDelay, this.stats, this.log, () => Array.from(this.hub.activeTopics(), ([topic]) => topic));
     this.occupancy = occupancy;
     this.hub.addInterestListener(occupancy);
@@ -117,11 +123,12 @@ export class Hooks implements TopicProxies {
   private async ledger(node: string): Promise<OccupancyLedger> {
     if (this.tables?.occupancy) return new SharedLedger(new SharedMembership(this.tables.occupancy, this.tables.worker));
     if (this.redis !== null) {
-      return new RedisLedger(this.redis, node, this.config.webhookDelay * 2 + 10_000);
+      const outbox = { max: this.config.webhookMaxQueue, ttlMs: OUTBOX_TTL_MS };
+      return new RedisLedger(this.redis, node, this.config.webhookDelay * 2 + 10_000, outbox, () => this.stats.webhookOutboxFull++);
     }
     if (/^(nats|tls):\/\//.test(this.config.broker)) {
       try {
-        return await natsLedger(this.config, node);
+        return await natsLedger(this.config, node, () => this.stats.webhookOutboxFull++);
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'no JetStream KV for occupancy: topic_occupied/topic_vacated are node-local');
       }
@@ -147,7 +154,7 @@ export class Hooks implements TopicProxies {
   }
 }
 
-async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
+async function natsLedger(config: Config, node: string, onFull: () => void): Promise<NatsLedger> {
   const nc = await nats().connect({ ...natsOptions(config.broker, brokerTls(config)), name: `wsgate-hooks-${node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250, timeout: 2000 });
   try {
     let timer: NodeJS.Timeout | undefined;
@@ -157,11 +164,22 @@ async function natsLedger(config: Config, node: string): Promise<NatsLedger> {
     void (async () => {
       for await (const st of nc.status()) if (st.type === 'disconnect' || st.type === 'reconnect') up = st.type === 'reconnect';
     })();
-    return new NatsLedger(kv, node, () => nc.close(), () => up);
+    return new NatsLedger(kv, node, () => nc.close(), () => up, { max: NATS_OUTBOX_MAX, ttlMs: OUTBOX_TTL_MS }, onFull);
   } catch (e) {
     await nc.close();
     throw e;
   }
+}
+
+/**
+ * topic_occupied / topic_vacated to the webhook sender. An event kept in the ledger's outbox carries the
+ * outbox's id (a node that takes it over sends the same) and when the ledger decided it (events taken over
+ * arrive late: `decided_ms` orders them); the promise is settled when the event left the queue.
+ */
+function occupancyWebhook(sender: WebhookSender, change: 'occupied' | 'vacated', topic: string, outboxed: Outboxed | undefined): Promise<unknown> | void {
+  const name = change === 'occupied' ? 'topic_occupied' : 'topic_vacated';
+  if (outboxed === undefined) return sender.emit({ name, topic });
+  return new Promise((settled) => sender.emit({ name, topic, decided_ms: outboxed.decidedMs }, outboxed.id, settled));
 }
 
 function hooksRedis(config: Config, log: Logger): Redis {

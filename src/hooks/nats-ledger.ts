@@ -1,5 +1,13 @@
 import type { KV, KvEntry } from 'nats';
-import type { OccupancyLedger } from './occupancy';
+import type { OccupancyLedger, TakenOver, Verdict } from './occupancy';
+
+/** An occupancy event decided and not yet delivered: its id, the node that sends it, the change, when decided. */
+interface OutboxEntry {
+  id: string;
+  node: string;
+  c: 'occupied' | 'vacated';
+  d: number;
+}
 
 /** One topic's occupancy in the KV bucket: nodes holding subscribers, and the node confirming a vacate. */
 interface TopicOccupancy {
@@ -7,6 +15,14 @@ interface TopicOccupancy {
   vacating: string | null;
   /** Nodes reaped while holding the topic (so that their return can be told from a lost membership). */
   reaped?: string[];
+  /** The topic's outbox: events decided, written with the decision, removed once delivered (see NatsLedger). */
+  out?: OutboxEntry[];
+}
+
+/** Bounds of a topic's outbox: entries kept (beyond, an event is sent from memory only, counted), and their age. */
+export interface NatsOutboxLimits {
+  readonly max: number;
+  readonly ttlMs: number;
 }
 
 /** Most reaped nodes remembered per topic (oldest forgotten first). */
@@ -18,6 +34,10 @@ const MAX_CAS_ATTEMPTS = 20;
 const EMPTY: TopicOccupancy = { nodes: [], vacating: null };
 /** The key's next value; null deletes it (the topic is vacated: nothing to remember). */
 type Change = (s: TopicOccupancy) => [TopicOccupancy | null, boolean];
+/** The outbox's next entries, given the change's result (the same array: unchanged). */
+type OutboxEdit = (out: OutboxEntry[], result: boolean) => OutboxEntry[];
+const KEEP: OutboxEdit = (out) => out;
+const NO_ENTRIES: OutboxEntry[] = [];
 
 // KV keys allow [-/_=.A-Za-z0-9]; topics also allow ':' and '@'.
 const keyOf = (topic: string): string => Buffer.from(topic).toString('base64url');
@@ -28,9 +48,16 @@ const topicOf = (key: string): string => Buffer.from(key, 'base64url').toString(
  * by compare-and-set on the key's revision. Calls for one topic from this node run one after the other.
  * When a node stops heartbeating, the survivors walk the bucket's keys (one per occupied topic) and remove
  * it by the same compare-and-set, so exactly one of them takes over each vacate it leaves.
+ *
+ * A decision to announce is written in the topic's key with the decision (the same compare-and-set), as
+ * an outbox entry naming this node; the entry is removed once the webhook left (acknowledged or given
+ * up), and whoever reaps a dead node re-labels its entries as its own (compare-and-set: each to one node)
+ * and sends them with the same id. A key is kept while its outbox is not empty.
  */
 export class NatsLedger implements OccupancyLedger {
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Serial of this node's event ids (`<node>-o<serial>`). */
+  private serial = 0;
 
   constructor(
     private readonly kv: KV,
@@ -38,10 +65,29 @@ export class NatsLedger implements OccupancyLedger {
     private readonly close_: () => Promise<void>,
     /** Whether the connection is up: nats.js would hold a request made while it reconnects and send it later, an outcome no caller could know. */
     private readonly connected: () => boolean = () => true,
+    private readonly outbox: NatsOutboxLimits = { max: 32, ttlMs: 3_600_000 },
+    /** Told when a decided event could not be kept in the topic's full outbox (it is still sent from memory). */
+    private readonly onFull: () => void = () => undefined,
   ) {}
 
-  occupy(topic: string): Promise<boolean> {
-    return this.change(topic, (s) => {
+  /** Applies a deciding change; when it says announce, the event is written in the topic's outbox with it. */
+  private async decide(topic: string, change: 'occupied' | 'vacated', f: Change): Promise<Verdict> {
+    let entry: OutboxEntry | null = null;
+    const record: OutboxEdit = (out, yes) => {
+      entry = null;
+      if (!yes) return out;
+      entry = { id: `${this.node}-o${++this.serial}`, node: this.node, c: change, d: Date.now() };
+      if (out.length < this.outbox.max) return [...out, entry];
+      this.onFull();
+      return out;
+    };
+    if (!(await this.change(topic, f, record))) return false;
+    const e = entry as OutboxEntry | null;
+    return e === null ? true : { id: e.id, decidedMs: e.d };
+  }
+
+  occupy(topic: string): Promise<Verdict> {
+    return this.decide(topic, 'occupied', (s) => {
       if (s.nodes.includes(this.node)) return [s, false];
       const nodes = [...s.nodes, this.node];
       if (s.nodes.length > 0) return [{ ...s, nodes }, false];
@@ -54,8 +100,8 @@ export class NatsLedger implements OccupancyLedger {
     return this.change(topic, this.leave(this.node));
   }
 
-  confirmVacated(topic: string): Promise<boolean> {
-    return this.change(topic, (s) => {
+  confirmVacated(topic: string): Promise<Verdict> {
+    return this.decide(topic, 'vacated', (s) => {
       if (s.vacating !== this.node || s.nodes.length > 0) return [s, false];
       // Kept while it remembers reaped nodes (see reoccupy); else nothing to remember.
       return [(s.reaped?.length ?? 0) > 0 ? { nodes: [], vacating: null, reaped: s.reaped } : null, true];
@@ -63,8 +109,8 @@ export class NatsLedger implements OccupancyLedger {
   }
 
   /** The same rules as the Redis ledger's REOCCUPY script. */
-  reoccupy(topic: string): Promise<boolean> {
-    return this.change(topic, (s) => {
+  reoccupy(topic: string): Promise<Verdict> {
+    return this.decide(topic, 'occupied', (s) => {
       if (s.nodes.includes(this.node)) return [s, false];
       const reaped = s.reaped?.includes(this.node) === true;
       const next: TopicOccupancy = { nodes: [...s.nodes, this.node], vacating: s.nodes.length === 0 && reaped ? null : s.vacating, reaped: s.reaped?.filter((n) => n !== this.node) };
@@ -73,9 +119,7 @@ export class NatsLedger implements OccupancyLedger {
   }
 
   async reap(node: string): Promise<string[]> {
-    // Listed in full first: changing keys while the lister ran ended it after the first key (seen in tests).
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys()) keys.push(key);
+    const keys = await this.keys();
     const taken: string[] = [];
     for (const key of keys) {
       const topic = topicOf(key);
@@ -101,11 +145,37 @@ export class NatsLedger implements OccupancyLedger {
     };
   }
 
+  async takeOver(node: string): Promise<TakenOver[]> {
+    const taken: TakenOver[] = [];
+    for (const key of await this.keys()) {
+      const topic = topicOf(key);
+      let mine: OutboxEntry[] = [];
+      await this.change(topic, (s) => [s, false], (out) => {
+        mine = out.filter((e) => e.node === node);
+        return mine.length === 0 ? out : out.map((e) => (e.node === node ? { ...e, node: this.node } : e));
+      });
+      for (const e of mine) taken.push({ id: e.id, change: e.c, topic, decidedMs: e.d });
+    }
+    return taken;
+  }
+
+  delivered(id: string, topic: string): void {
+    // Not reached (NATS away): the entry stays, and is sent again (same id) only if this node dies.
+    this.change(topic, (s) => [s, false], (out) => (out.some((e) => e.id === id) ? out.filter((e) => e.id !== id) : out)).catch(() => undefined);
+  }
+
+  /** The bucket's keys, listed in full first: changing keys while the lister ran ended it after the first key (seen in tests). */
+  private async keys(): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const key of await this.kv.keys()) keys.push(key);
+    return keys;
+  }
+
   /** Applies `f` atomically (read, compute, compare-and-set, retry), after this node's earlier calls for `topic`. */
-  private change(topic: string, f: Change): Promise<boolean> {
+  private change(topic: string, f: Change, edit: OutboxEdit = KEEP): Promise<boolean> {
     const run = (this.chains.get(topic) ?? Promise.resolve()).then(() => {
       if (!this.connected()) throw new Error('occupancy ledger: NATS connection down');
-      return this.cas(keyOf(topic), f);
+      return this.cas(keyOf(topic), f, edit);
     });
     const tail = run.catch(() => undefined);
     this.chains.set(topic, tail);
@@ -115,12 +185,13 @@ export class NatsLedger implements OccupancyLedger {
     return run;
   }
 
-  private async cas(key: string, f: Change): Promise<boolean> {
+  private async cas(key: string, f: Change, edit: OutboxEdit): Promise<boolean> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const entry = await this.kv.get(key);
       const live = entry !== null && entry.operation === 'PUT';
       const state = live ? (entry as KvEntry).json<TopicOccupancy>() : EMPTY;
-      const [next, result] = f(state);
+      const [computed, result] = f(state);
+      const next = this.withOutbox(state, computed, edit, result);
       if (next === state) return result; // unchanged: nothing to write
       try {
         if (next === null) await this.kv.delete(key, { previousSeq: (entry as KvEntry).revision });
@@ -133,6 +204,21 @@ export class NatsLedger implements OccupancyLedger {
       }
     }
     throw new Error(`occupancy of ${key} contended ${MAX_CAS_ATTEMPTS} times`);
+  }
+
+  /** The change's next value with the topic's outbox carried over and edited (entries past their age dropped). */
+  private withOutbox(state: TopicOccupancy, computed: TopicOccupancy | null, edit: OutboxEdit, result: boolean): TopicOccupancy | null {
+    const had = state.out ?? NO_ENTRIES;
+    const oldest = Date.now() - this.outbox.ttlMs;
+    const fresh = had.some((e) => e.d < oldest) ? had.filter((e) => e.d >= oldest) : had;
+    const out = edit(fresh, result);
+    if (computed === state && out === had) return state;
+    if (out.length === 0) {
+      if (computed === null) return null;
+      const { out: _dropped, ...rest } = computed;
+      return rest.nodes.length === 0 && rest.vacating === null && (rest.reaped?.length ?? 0) === 0 ? null : rest;
+    }
+    return { ...(computed ?? { nodes: [], vacating: null }), out };
   }
 
   close(): Promise<void> {

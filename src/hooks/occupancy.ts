@@ -9,8 +9,26 @@ const MAX_UNSETTLED = 100_000;
 /** What could not reach the ledger: a change of this node's interest, or the confirmation of a vacate. */
 type Unsettled = 'change' | 'confirm';
 
-/** Told of each occupancy change this node announces for the cluster. */
-export type OccupancySink = (change: 'occupied' | 'vacated', topic: string) => void;
+/** An occupancy event kept in the ledger's outbox until it is delivered: its id and when the ledger decided it. */
+export interface Outboxed {
+  readonly id: string;
+  readonly decidedMs: number;
+}
+
+/** An outbox entry of a gone node, now this node's to send. */
+export interface TakenOver extends Outboxed {
+  readonly change: 'occupied' | 'vacated';
+  readonly topic: string;
+}
+
+/** A ledger's answer to a change: false, or announce it (true; or an Outboxed when the ledger keeps it in an outbox). */
+export type Verdict = boolean | Outboxed;
+
+/**
+ * Told of each occupancy change this node announces for the cluster; `outboxed` when the ledger keeps it
+ * until delivered, then the sink answers a promise settled once its webhook left (acknowledged or given up).
+ */
+export type OccupancySink = (change: 'occupied' | 'vacated', topic: string, outboxed?: Outboxed) => Promise<unknown> | void;
 
 /**
  * Where occupancy is decided, so that each change of a topic is announced by exactly one node. Calls for
@@ -18,11 +36,11 @@ export type OccupancySink = (change: 'occupied' | 'vacated', topic: string) => v
  */
 export interface OccupancyLedger {
   /** This node's first subscriber arrived. True: the topic was empty and no vacate is pending, announce `topic_occupied`. */
-  occupy(topic: string): Promise<boolean> | boolean;
+  occupy(topic: string): Promise<Verdict> | Verdict;
   /** This node's last subscriber left. True: the topic is now empty everywhere; this node confirms after the delay. */
   vacate(topic: string): Promise<boolean> | boolean;
   /** After the delay. True: still empty and not re-occupied meanwhile, announce `topic_vacated`. */
-  confirmVacated(topic: string): Promise<boolean> | boolean;
+  confirmVacated(topic: string): Promise<Verdict> | Verdict;
   /**
    * Removes the memberships of `node`, which stopped heartbeating. Returns the topics it left empty whose
    * vacate this node now confirms after the delay (each such topic is returned to exactly one caller).
@@ -33,7 +51,11 @@ export interface OccupancyLedger {
    * topic was announced vacated meanwhile, announce `topic_occupied` (exactly one node sees true). A
    * membership that was kept, or lost with the broker's state, is restored silently.
    */
-  reoccupy(topic: string): Promise<boolean> | boolean;
+  reoccupy(topic: string): Promise<Verdict> | Verdict;
+  /** The outbox of `node` (gone), each entry handed to exactly one caller, which sends it (ledgers with an outbox). */
+  takeOver?(node: string): Promise<TakenOver[]>;
+  /** The event `id` of `topic` left this node (acknowledged or given up): its outbox entry goes. */
+  delivered?(id: string, topic: string): void;
   close(): Promise<void>;
 }
 
@@ -87,7 +109,7 @@ export class Occupancy implements InterestListener {
   ) {}
 
   interestAdded(topic: string): void {
-    this.settle(topic, this.ledger.occupy(topic), () => this.announce('occupied', topic), 'change');
+    this.settle(topic, this.ledger.occupy(topic), (v) => this.emit('occupied', topic, v), 'change');
   }
 
   interestRemoved(topic: string): void {
@@ -99,6 +121,29 @@ export class Occupancy implements InterestListener {
    * memberships, and the ledger hands each topic it left empty to exactly one of them to confirm.
    */
   nodeGone(node: string): Promise<void> {
+    // Its undelivered events first: they were decided before anything the reap below decides.
+    return Promise.all([this.takeOver(node), this.reapGone(node)]).then(() => undefined);
+  }
+
+  /**
+   * Sends the events left in the outbox of `node` (gone). Retried while the ledger is away (unlike the
+   * reap, whose late retry could remove a node that came back: a late take-over only repeats ids).
+   */
+  private takeOver(node: string, attempt = 0): Promise<void> | undefined {
+    return this.ledger.takeOver?.(node).then(
+      (events) => {
+        this.stats.webhookTakenOver += events.length;
+        for (const e of events.sort((a, b) => a.decidedMs - b.decidedMs)) this.emit(e.change, e.topic, e);
+        if (events.length > 0) this.log.info({ node, events: events.length }, 'sending the undelivered occupancy webhooks of a node that stopped heartbeating');
+      },
+      (e: Error) => {
+        if (attempt + 1 >= REASSERT_ATTEMPTS || this.closed) return this.log.warn({ node, err: e.message }, 'occupancy ledger unavailable; outbox of a gone node not taken over');
+        setTimeout(() => void this.takeOver(node, attempt + 1), REASSERT_RETRY_MS).unref();
+      },
+    );
+  }
+
+  private reapGone(node: string): Promise<void> {
     return Promise.resolve(this.ledger.reap(node)).then(
       (topics) => {
         for (const topic of topics) this.confirmLater(topic);
@@ -124,17 +169,17 @@ export class Occupancy implements InterestListener {
     const held = new Set(this.held());
     const unsettled = new Map(this.failed);
     this.failed.clear();
-    const run = (topic: string, kind: Unsettled, answer: () => Promise<boolean> | boolean, then: () => void) =>
+    const run = (topic: string, kind: Unsettled, answer: () => Promise<Verdict> | Verdict, then: (v: Verdict) => void) =>
       Promise.resolve()
         .then(answer)
         .then(
-          (yes) => yes && then(),
+          (v) => v !== false && then(v),
           (e: Error) => {
             this.unsettled(topic, kind);
             throw e;
           },
         );
-    const occupied = (topic: string) => () => this.announce('occupied', topic);
+    const occupied = (topic: string) => (v: Verdict) => this.emit('occupied', topic, v);
     const answers: Promise<unknown>[] = [];
     for (const topic of held) {
       if (unsettled.get(topic) === 'change') answers.push(run(topic, 'change', () => this.ledger.occupy(topic), occupied(topic)));
@@ -143,7 +188,7 @@ export class Occupancy implements InterestListener {
     for (const [topic, kind] of unsettled) {
       if (held.has(topic)) continue;
       if (kind === 'change') answers.push(run(topic, kind, () => this.ledger.vacate(topic), () => this.confirmLater(topic)));
-      else answers.push(run(topic, kind, () => this.ledger.confirmVacated(topic), () => this.announce('vacated', topic)));
+      else answers.push(run(topic, kind, () => this.ledger.confirmVacated(topic), (v) => this.emit('vacated', topic, v)));
     }
     Promise.all(answers).then(
       () => undefined,
@@ -170,17 +215,27 @@ export class Occupancy implements InterestListener {
 
   private confirm(topic: string): void {
     this.timers.delete(topic);
-    this.settle(topic, this.ledger.confirmVacated(topic), () => this.announce('vacated', topic), 'confirm');
+    this.settle(topic, this.ledger.confirmVacated(topic), (v) => this.emit('vacated', topic, v), 'confirm');
   }
 
-  private settle(topic: string, answer: Promise<boolean> | boolean, then: () => void, kind: Unsettled): void {
-    if (answer === true) then();
+  /** Announces a change; one kept in the ledger's outbox leaves it once its webhooks left this node. */
+  private emit(change: 'occupied' | 'vacated', topic: string, v: Verdict | TakenOver): void {
+    const outboxed = typeof v === 'object' ? { id: v.id, decidedMs: v.decidedMs } : undefined;
+    const sent = this.announce(change, topic, outboxed);
+    const delivered = this.ledger.delivered?.bind(this.ledger);
+    if (outboxed === undefined || delivered === undefined) return;
+    const done = () => delivered(outboxed.id, topic);
+    void Promise.resolve(sent).then(done, done);
+  }
+
+  private settle(topic: string, answer: Promise<Verdict> | Verdict, then: (v: Verdict) => void, kind: Unsettled): void {
+    if (answer === true) then(answer);
     else if (answer instanceof Promise) {
       answer.then(
-        (yes) => {
+        (v) => {
           // A later call for the topic reached the ledger: an earlier failure is moot.
           this.failed.delete(topic);
-          if (yes) then();
+          if (v !== false) then(v);
         },
         (e: Error) => {
           // The ledger is away (broker outage): counted with the drops, settled when the node is back.
@@ -202,7 +257,8 @@ export class Occupancy implements InterestListener {
     await Promise.all(
       pending.map(async (topic) => {
         try {
-          if (await this.ledger.confirmVacated(topic)) this.announce('vacated', topic);
+          const v = await this.ledger.confirmVacated(topic);
+          if (v !== false) this.emit('vacated', topic, v);
         } catch {
           this.stats.webhookEvents.dropped++;
         }

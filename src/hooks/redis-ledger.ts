@@ -1,13 +1,36 @@
 import type { Redis } from 'ioredis';
-import type { OccupancyLedger } from './occupancy';
+import type { OccupancyLedger, TakenOver, Verdict } from './occupancy';
+
+// A decision to announce is written in the deciding node's outbox (KEYS[4], a hash: event id ARGV[2] ->
+// "change\ndecided ms\ntopic") in the same script, so it outlives the node: the node deletes the entry
+// once the webhook left (acknowledged or given up), and whoever reaps a dead node takes its outbox over
+// (TAKEOVER) and sends what is left. Answers {decided ms, 1 if kept (0: outbox full, counted)}. The outbox
+// key is outside the topic's slot: the ledger needs one Redis (or Sentinel), as the broker does.
+const RECORD = `
+local function record(change)
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if redis.call('HLEN', KEYS[4]) >= tonumber(ARGV[4]) then return {ms, 0} end
+  redis.call('HSET', KEYS[4], ARGV[2], change .. '\\n' .. ms .. '\\n' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+  return {ms, 1}
+end
+`;
+const TAKEOVER = `
+local all = redis.call('HGETALL', KEYS[1])
+if #all == 0 then return all end
+for i = 1, #all, 2 do redis.call('HSET', KEYS[2], all[i], all[i + 1]) end
+redis.call('DEL', KEYS[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return all`;
 
 // Per topic: a set of the nodes holding subscribers, and a marker naming the node that saw it empty
 // last and will confirm the vacate after the delay. Hash tags keep both keys in one Redis Cluster slot.
-const OCCUPY = `
+const OCCUPY = `${RECORD}
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 if added == 1 and redis.call('SCARD', KEYS[1]) == 1 then
   if redis.call('DEL', KEYS[2]) == 1 then return 0 end
-  return 1
+  return record('occupied')
 end
 return 0`;
 // ARGV[1] leaves (itself, or reaped by ARGV[2] after it stopped heartbeating): only the call that removed
@@ -28,19 +51,19 @@ return 0`;
 // ARGV[1] is back after being away. Still a member: nothing. Reaped meanwhile: a member again, and the
 // first one back on an empty topic announces it occupied unless a vacate was still pending (then that is
 // cancelled and neither is announced). Neither (the broker lost its state): a member again, silently.
-const REOCCUPY = `
+const REOCCUPY = `${RECORD}
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
 local reaped = redis.call('SREM', KEYS[3], ARGV[1]) == 1
 redis.call('SADD', KEYS[1], ARGV[1])
 if reaped and redis.call('SCARD', KEYS[1]) == 1 then
   if redis.call('DEL', KEYS[2]) == 1 then return 0 end
-  return 1
+  return record('occupied')
 end
 return 0`;
-const CONFIRM = `
+const CONFIRM = `${RECORD}
 if redis.call('GET', KEYS[2]) == ARGV[1] and redis.call('SCARD', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
-  return 1
+  return record('vacated')
 end
 return 0`;
 
@@ -52,12 +75,30 @@ return 0`;
  * past that. When a node stops heartbeating, the survivors reap what its index names.
  */
 export class RedisLedger implements OccupancyLedger {
+  /** Serial of this node's event ids (`<node>-o<serial>`: the node id is unique per process, so the ids are per cluster). */
+  private serial = 0;
+
   constructor(
     private readonly redis: Redis,
     private readonly node: string,
     /** How long a vacate marker may outlive the delay before Redis drops it. */
     private readonly markerTtlMs: number,
+    private readonly outbox: OutboxLimits,
+    /** Told when a decided event could not be kept in the full outbox (it is still sent from memory). */
+    private readonly onFull: () => void,
   ) {}
+
+  /** The keys of a deciding script (the topic's three and this node's outbox) and its arguments after the node's id. */
+  private decide(script: string, topic: string): Promise<unknown> {
+    const id = `${this.node}-o${++this.serial}`;
+    return this.redis.eval(script, 4, ...this.keys(topic), outboxKey(this.node), this.node, id, topic, this.outbox.max, this.outbox.ttlMs).then((r) => this.verdict(r, id));
+  }
+
+  private verdict(answer: unknown, id: string): Verdict {
+    if (!Array.isArray(answer)) return false;
+    if (answer[1] !== 1) this.onFull();
+    return { id, decidedMs: Number(answer[0]) };
+  }
 
   private keys(topic: string): [string, string, string] {
     return [`wsgate:occ:{${topic}}`, `wsgate:vac:{${topic}}`, `wsgate:reaped:{${topic}}`];
@@ -69,9 +110,9 @@ export class RedisLedger implements OccupancyLedger {
 
   // Both commands are issued together, so they reach Redis in call order even when the next call for the
   // topic comes before this one's reply; the index is added before and removed after the membership.
-  async occupy(topic: string): Promise<boolean> {
-    const [, occupied] = await Promise.all([this.redis.zadd(this.index, '+inf', topic), this.redis.eval(OCCUPY, 3, ...this.keys(topic), this.node)]);
-    return occupied === 1;
+  async occupy(topic: string): Promise<Verdict> {
+    const [, occupied] = await Promise.all([this.redis.zadd(this.index, '+inf', topic), this.decide(OCCUPY, topic)]);
+    return occupied as Verdict;
   }
 
   async vacate(topic: string): Promise<boolean> {
@@ -97,16 +138,38 @@ export class RedisLedger implements OccupancyLedger {
     return topics.filter((_, i) => won[2 * i + 1] === 1);
   }
 
-  async reoccupy(topic: string): Promise<boolean> {
-    const [, occupied] = await Promise.all([this.redis.zadd(this.index, '+inf', topic), this.redis.eval(REOCCUPY, 3, ...this.keys(topic), this.node)]);
-    return occupied === 1;
+  async reoccupy(topic: string): Promise<Verdict> {
+    const [, occupied] = await Promise.all([this.redis.zadd(this.index, '+inf', topic), this.decide(REOCCUPY, topic)]);
+    return occupied as Verdict;
   }
 
-  async confirmVacated(topic: string): Promise<boolean> {
-    return (await this.redis.eval(CONFIRM, 3, ...this.keys(topic), this.node)) === 1;
+  confirmVacated(topic: string): Promise<Verdict> {
+    return this.decide(CONFIRM, topic) as Promise<Verdict>;
+  }
+
+  async takeOver(node: string): Promise<TakenOver[]> {
+    const flat = (await this.redis.eval(TAKEOVER, 2, outboxKey(node), outboxKey(this.node), this.outbox.ttlMs)) as string[];
+    const taken: TakenOver[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const [change, ms, ...topic] = (flat[i + 1] as string).split('\n');
+      if (change === 'occupied' || change === 'vacated') taken.push({ id: flat[i] as string, change, decidedMs: Number(ms), topic: topic.join('\n') });
+    }
+    return taken;
+  }
+
+  delivered(id: string): void {
+    // Not reached (Redis away): the entry stays until its TTL, and is sent again (same id) only if this node dies.
+    this.redis.hdel(outboxKey(this.node), id).catch(() => undefined);
   }
 
   async close(): Promise<void> {}
 }
 
 const nodeIndex = (node: string): string => `wsgate:occnode:${node}`;
+const outboxKey = (node: string): string => `wsgate:outbox:${node}`;
+
+/** Bounds of a node's outbox: entries kept (beyond, an event is sent from memory only, counted), and the hash's TTL (renewed by every write). */
+export interface OutboxLimits {
+  readonly max: number;
+  readonly ttlMs: number;
+}

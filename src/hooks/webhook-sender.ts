@@ -9,7 +9,7 @@ import { newEpoch } from '../pubsub/topic-state';
 
 /** What the gateway tells the application (docs/backend.md, "Webhooks"). */
 export type WebhookEvent =
-  | { readonly name: 'topic_occupied' | 'topic_vacated'; readonly topic: string }
+  | { readonly name: 'topic_occupied' | 'topic_vacated'; readonly topic: string; readonly decided_ms?: number }
   | { readonly name: 'disconnect'; readonly client: string; readonly user: string | undefined; readonly code: number }
   | { readonly name: 'join' | 'leave'; readonly topic: string; readonly client: string; readonly user: string | undefined }
   | { readonly name: 'client_publish'; readonly client: string; readonly user: string | undefined; readonly topic: string; readonly seq: number; readonly data: unknown };
@@ -44,6 +44,8 @@ export const signature = (secret: string, body: string): string => `sha256=${cre
  */
 export class WebhookSender<E extends object = WebhookEvent> {
   private readonly queue: (E & { readonly id: string })[] = [];
+  /** Told when a queued event left (acknowledged, given up or never sent): only events emitted with one. */
+  private readonly settled = new Map<object, (sent: boolean) => void>();
   private readonly agent: Agent;
   private readonly node = newEpoch();
   private serial = 0;
@@ -63,9 +65,15 @@ export class WebhookSender<E extends object = WebhookEvent> {
     this.agent = new (undici().Agent)({ keepAliveTimeout: 30_000, connections: 1, connectTimeout: options.timeoutMs });
   }
 
-  emit(event: E): void {
+  /**
+   * Queues `event`. `id`: an id decided elsewhere (an event kept in the ledger's outbox, which a retry by
+   * another node repeats), else this node's next. `settled` is told once the event has left the queue.
+   */
+  emit(event: E, id?: string, settled?: (sent: boolean) => void): void {
+    // Closing: not settled, so an event kept in the ledger's outbox stays there for whoever reaps this node.
     if (this.closing) return;
     if (this.queue.length >= this.options.maxQueue) {
+      settled?.(false);
       this.stats.webhookEvents.dropped++;
       const now = Date.now();
       if (now - this.lastDropLog >= DROP_LOG_MS) {
@@ -75,7 +83,9 @@ export class WebhookSender<E extends object = WebhookEvent> {
       return;
     }
     // The id lets the application drop the duplicates at-least-once delivery can bring.
-    this.queue.push({ ...event, id: `${this.node}-${++this.serial}` });
+    const queued = { ...event, id: id ?? `${this.node}-${++this.serial}` };
+    this.queue.push(queued);
+    if (settled !== undefined) this.settled.set(queued, settled);
     this.stats.webhookQueued = this.queue.length;
     if (this.sending === null && this.timer === null) this.timer = setTimeout(() => this.start(), BATCH_DELAY_MS);
   }
@@ -88,25 +98,36 @@ export class WebhookSender<E extends object = WebhookEvent> {
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && !this.closed) {
       const batch = this.queue.slice(0, BATCH_EVENTS);
-      await this.deliver(batch);
+      const sent = await this.deliver(batch);
       this.queue.splice(0, batch.length);
       this.stats.webhookQueued = this.queue.length;
+      // A batch given up because the node is closing is not settled: kept in the outbox for its reaper.
+      if (this.settled.size > 0 && (sent || !this.closing)) this.settle(batch, sent);
+    }
+  }
+
+  private settle(events: readonly object[], sent: boolean): void {
+    for (const e of events) {
+      const settled = this.settled.get(e);
+      if (settled === undefined) continue;
+      this.settled.delete(e);
+      settled(sent);
     }
   }
 
   /** Tries a batch up to MAX_ATTEMPTS times with growing, jittered pauses between. */
-  private async deliver(batch: readonly E[]): Promise<void> {
+  private async deliver(batch: readonly E[]): Promise<boolean> {
     const body = JSON.stringify({ time_ms: Date.now(), events: batch });
     for (let attempt = 1; ; attempt++) {
       const failure = await this.post(body);
       if (failure === null) {
         this.stats.webhookEvents.sent += batch.length;
-        return;
+        return true;
       }
       if (attempt >= MAX_ATTEMPTS || this.closing || failure.final) {
         this.stats.webhookEvents.failed += batch.length;
         this.log.warn({ events: batch.length, attempts: attempt, reason: failure.reason }, 'webhook batch given up');
-        return;
+        return false;
       }
       this.stats.webhookRetries++;
       const pause = Math.min(BACKOFF_MS * 2 ** (attempt - 1), MAX_BACKOFF_MS);

@@ -98,6 +98,10 @@ export class Stats {
   readonly webhookEvents = zeros<'sent' | 'failed' | 'dropped'>(['sent', 'failed', 'dropped']);
   webhookRetries = 0;
   webhookQueued = 0;
+  /** Occupancy events decided while this node's outbox in the ledger was full (sent from memory only). */
+  webhookOutboxFull = 0;
+  /** Occupancy events of gone nodes taken over from their outbox and sent by this node. */
+  webhookTakenOver = 0;
   /** Publishes not made because their idempotencyKey was seen within the window. */
   idempotentRepeats = 0;
   /** Node-local idempotency keys held, and those forgotten before their window ended (key cap). */

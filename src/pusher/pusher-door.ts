@@ -18,7 +18,8 @@ import { pusherLimits } from './limits';
 import type { Presence } from '../session/presence';
 import type { PusherSockets } from './connection';
 import { pusherBehavior } from './pusher-behavior';
-import { PusherWebhooks } from './pusher-webhooks';
+import type { Outboxed } from '../hooks/occupancy';
+import { PusherWebhooks, type PusherWebhookEvent } from './pusher-webhooks';
 import { PusherWire } from './pusher-wire';
 import { registerPusherRest } from './rest-routes';
 import { PusherChannelQueries } from './channel-queries';
@@ -122,9 +123,14 @@ export class PusherDoor {
    * Pusher's channel_occupied / channel_vacated from the gateway's occupancy (hooks/occupancy.ts): once
    * per cluster, decided by its ledger. A topic is occupied while anyone (Pusher or wsgate) subscribes it.
    */
-  readonly occupancyChanged = (change: 'occupied' | 'vacated', topic: string): void => {
-    const at = this.webhooks === null ? null : this.apps.locate(topic);
-    if (at !== null && channelKind(at.channel) !== null) this.webhooks?.emit(at.app, { name: change === 'occupied' ? 'channel_occupied' : 'channel_vacated', channel: at.channel });
+  readonly occupancyChanged = (change: 'occupied' | 'vacated', topic: string, outboxed?: Outboxed): Promise<unknown> | void => {
+    const webhooks = this.webhooks;
+    const at = webhooks === null ? null : this.apps.locate(topic);
+    if (webhooks === null || at === null || channelKind(at.channel) === null) return;
+    const event: PusherWebhookEvent = { name: change === 'occupied' ? 'channel_occupied' : 'channel_vacated', channel: at.channel };
+    // Kept in the ledger's outbox (Redis): the same id from whichever node sends it, settled once it left.
+    if (outboxed === undefined) return webhooks.emit(at.app, event);
+    return new Promise((settled) => webhooks.emit(at.app, event, outboxed.id, settled));
   };
 
   /** Whether Pusher webhooks are configured (then the gateway follows occupancy for them). */

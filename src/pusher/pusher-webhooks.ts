@@ -32,8 +32,10 @@ export class PusherWebhooks {
     }
   }
 
-  emit(app: PusherApp, event: PusherWebhookEvent): void {
-    this.senders.get(app.id)?.emit(event);
+  emit(app: PusherApp, event: PusherWebhookEvent, id?: string, settled?: (sent: boolean) => void): void {
+    const sender = this.senders.get(app.id);
+    if (sender === undefined) settled?.(false);
+    else sender.emit(event, id, settled);
   }
 
   async close(graceMs: number): Promise<void> {

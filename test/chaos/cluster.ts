@@ -34,8 +34,10 @@ export interface Hook {
   readonly topic?: string;
   /** The event's id: a retried batch repeats it (webhooks are at least once, docs/backend.md). */
   readonly id?: string;
-  /** When the sending node decided it (the request's time_ms): webhooks from different nodes may arrive out of that order. */
+  /** When the sending node sent it (the request's time_ms): webhooks from different nodes may arrive out of that order. */
   readonly at: number;
+  /** When the ledger decided it (Redis: `decided_ms`, on Redis's clock; an event taken over from a dead node's outbox is sent late). */
+  readonly decided?: number;
   /** The sending node's slot (each node posts to its own path, /hooks/<slot>). */
   readonly node: number;
 }
@@ -48,6 +50,9 @@ export class Node {
   private output = '';
   private killing = false;
   maxRss = 0;
+  /** Occupancy webhooks this slot's processes took over from dead nodes' outboxes: ended lives, and the live one's last sample. */
+  private takenOverBefore = 0;
+  private takenOverNow = 0;
 
   constructor(
     readonly slot: number,
@@ -83,7 +88,14 @@ export class Node {
     }
   }
 
+  /** At least this many (sampled with RSS: a process's count since its last sample is lost when it is killed). */
+  get takenOver(): number {
+    return this.takenOverBefore + this.takenOverNow;
+  }
+
   private async startOnce(): Promise<void> {
+    this.takenOverBefore += this.takenOverNow;
+    this.takenOverNow = 0;
     this.output = '';
     this.killing = false;
     const child = spawn(process.execPath, [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(this.port), '--log-level', 'warn', '--api-insecure', ...this.flags], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -120,6 +132,8 @@ export class Node {
     const text = await fetch(`${this.http}/metrics`).then((r) => r.text(), () => '');
     const m = /^process_resident_memory_bytes (\d+)/m.exec(text);
     if (m !== null) this.maxRss = Math.max(this.maxRss, Number(m[1]));
+    const t = /^wsgate_webhook_taken_over_total (\d+)/m.exec(text);
+    if (t !== null) this.takenOverNow = Number(t[1]);
   }
 }
 
@@ -152,9 +166,9 @@ export class Cluster {
     const cluster = new Cluster(kind, broker, app, nodes);
     for (let i = 0; i < size; i++) {
       app.on(`/hooks/${i}`, (r, res) => {
-        const body = r.body as { time_ms: number; events: Hook[] };
+        const body = r.body as { time_ms: number; events: (Hook & { decided_ms?: number })[] };
         for (const e of body.events) if (e.name.startsWith('topic_')) cluster.trail.note(`hook ${e.name} ${e.topic} from node ${i} (decided ${new Date(body.time_ms).toISOString().slice(11, 23)})`);
-        for (const e of body.events) cluster.hooks.push({ name: e.name, at: body.time_ms, node: i, ...(e.id === undefined ? {} : { id: e.id }), ...(e.topic === undefined ? {} : { topic: e.topic }) });
+        for (const e of body.events) cluster.hooks.push({ name: e.name, at: body.time_ms, node: i, ...(e.id === undefined ? {} : { id: e.id }), ...(e.decided_ms === undefined ? {} : { decided: e.decided_ms }), ...(e.topic === undefined ? {} : { topic: e.topic }) });
         json(res, 200, {});
       });
       const proxy = await FaultProxy.start(broker.port);

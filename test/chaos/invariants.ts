@@ -1,5 +1,5 @@
-import { type Cluster, type FaultWindow, type Hook, type Node, WEBHOOK_DELAY } from './cluster';
-import { FEEDS, type Hold, type Member, PUBLISH_TIMEOUT_MS, type Published, type Publisher, ROOMS, type Seen, type Subscriber, type Watcher } from './workload';
+import { type Cluster, type FaultWindow, type Hook, type Node } from './cluster';
+import { FEEDS, type Member, PUBLISH_TIMEOUT_MS, type Published, type Publisher, ROOMS, type Seen, type Subscriber, type Watcher } from './workload';
 
 export interface Invariant {
   readonly name: string;
@@ -195,14 +195,18 @@ export async function checkPresence(cluster: Cluster, watcher: Watcher, members:
 /** Webhooks from two nodes sent this close together may be in either order (each request's time_ms is its node's send time). */
 const CROSSING_MS = 100;
 
+/** When an event was decided: the ledger's `decided_ms` (Redis), else when its node sent it. */
+const decided = (h: Hook): number => h.decided ?? h.at;
+
 /**
- * The occupancy events in the order their nodes sent them (stable within a request); a repeat whose
- * opposite event follows within CROSSING_MS from another request is taken as the two having crossed.
+ * The occupancy events in the order they were decided (stable within a request), each id once; without
+ * the ledger's decision time (NATS), a repeat whose opposite event follows within CROSSING_MS from
+ * another request is taken as the two having crossed.
  */
 function decidedOrder(hooks: readonly Hook[]): Hook[] {
   const byTopic = new Map<string, Hook[]>();
   const ids = new Set<string>();
-  for (const h of [...hooks].sort((x, y) => x.at - y.at)) {
+  for (const h of [...hooks].sort((x, y) => decided(x) - decided(y))) {
     if ((h.name !== 'topic_occupied' && h.name !== 'topic_vacated') || h.topic === undefined) continue;
     // A retried batch (its POST timed out under load) repeats its events' ids: the same event, not a second one.
     if (h.id !== undefined && ids.has(h.id)) continue;
@@ -215,62 +219,30 @@ function decidedOrder(hooks: readonly Hook[]): Hook[] {
   for (const list of byTopic.values()) {
     for (let i = 1; i + 1 < list.length; i++) {
       const [prev, cur, next] = [list[i - 1] as Hook, list[i] as Hook, list[i + 1] as Hook];
-      if (prev.name === cur.name && next.name !== cur.name && next.at - cur.at <= CROSSING_MS) [list[i], list[i + 1]] = [next, cur];
+      if (cur.decided === undefined && prev.name === cur.name && next.name !== cur.name && next.at - cur.at <= CROSSING_MS) [list[i], list[i + 1]] = [next, cur];
     }
     out.push(...list);
   }
   return out;
 }
 
-/** A node SIGKILLed this soon after an occupancy change was due on it may not have sent its webhook yet (batches leave 50 ms after the first event; longer under load). */
-const QUEUE_LOST_MS = 1000;
-
-/**
- * Whether the `name` event missing on `topic` (between the announced events decided at `after` and
- * `before`) is the documented loss of a SIGKILLed node's webhook queue: it was due on node S (an occupy
- * when a member's connection there began; a vacate --webhook-delay after one there ended by leaving, with
- * nobody holding the topic meanwhile), S was SIGKILLed within QUEUE_LOST_MS after that, and S sent no
- * webhook request decided since. Only members' own topics: the watcher holds every room and chat
- * throughout, and subscribers' feeds are not tracked per node.
- */
-function lostWithKilledNode(name: string, topic: string, after: number, before: number, holds: readonly Hold[], hooks: readonly Hook[], windows: readonly FaultWindow[]): string | null {
-  if (!topic.startsWith('solo.')) return null;
-  const mine = holds.filter((h) => h.topics.includes(topic));
-  for (const h of mine) {
-    const end = h.to ?? Infinity;
-    if (name === 'topic_vacated' && (h.ended !== 'left' || end <= after || end >= before)) continue;
-    if (name === 'topic_occupied' && (h.from <= after || h.from >= before)) continue;
-    const due = name === 'topic_occupied' ? h.from : end + WEBHOOK_DELAY;
-    // Held again (or still) before the delay ran out: no vacate was due.
-    if (name === 'topic_vacated' && mine.some((o) => o !== h && o.from < due && (o.to ?? Infinity) > end)) continue;
-    const kill = windows.find((w) => w.kind === 'kill' && w.node === h.node && w.from >= h.from);
-    if (kill === undefined || kill.from < due || kill.from > due + QUEUE_LOST_MS) continue;
-    if (hooks.some((k) => k.node === h.node && k.at >= due && k.at <= kill.from)) continue;
-    return `${topic}: ${name} due on node ${h.node} at ${clock(due)}, SIGKILLed ${kill.from - due} ms later`;
-  }
-  return null;
-}
-
 /**
  * topic_occupied / topic_vacated alternate per topic, starting with occupied (each change once per
- * cluster), and every topic held at the end was last announced occupied.
+ * cluster, repeats of an id dropped), and every topic held at the end was last announced occupied. The
+ * ledger keeps decided events in its outbox until delivered (a dead node's are sent by its reaper), so an
+ * event lost with a SIGKILLed node is a failure like any other.
  */
 export function checkOccupancy(hooks: readonly Hook[], members: readonly Member[], subscribers: readonly Subscriber[], windows: readonly FaultWindow[], kind: string): Invariant {
   const last = new Map<string, Hook>();
   const bad: string[] = [];
   const stateLoss: string[] = [];
-  const killed: string[] = [];
-  const holds = members.flatMap((m) => m.holds);
-  const opposite = (name: string) => (name === 'topic_occupied' ? 'topic_vacated' : 'topic_occupied');
   for (const h of decidedOrder(hooks)) {
     if ((h.name !== 'topic_occupied' && h.name !== 'topic_vacated') || h.topic === undefined) continue;
     const prev = last.get(h.topic);
     if ((prev?.name ?? 'topic_vacated') === h.name) {
       // Redis restarted without persistence forgets vacates still waiting for their delay (docs/cluster.md).
       const lost = kind === 'redis' && windows.some((w) => w.kind === 'broker restart' && h.at >= w.from && h.at <= w.to + 5000);
-      const withNode = lost ? null : lostWithKilledNode(opposite(h.name), h.topic, prev?.at ?? 0, h.at, holds, hooks, windows);
-      if (withNode !== null) killed.push(withNode);
-      else (lost ? stateLoss : bad).push(`${h.topic}: ${h.name} twice`);
+      (lost ? stateLoss : bad).push(`${h.topic}: ${h.name} twice`);
     }
     last.set(h.topic, h);
   }
@@ -279,19 +251,14 @@ export function checkOccupancy(hooks: readonly Hook[], members: readonly Member[
   for (let r = 0; r < ROOMS; r++) held.add(`room.${r}`).add(`chat.${r}`);
   for (const t of held) {
     const end = last.get(t);
-    if (end?.name === 'topic_occupied') continue;
-    const withNode = lostWithKilledNode('topic_occupied', t, end?.at ?? 0, Infinity, holds, hooks, windows);
-    if (withNode !== null) killed.push(withNode);
-    else bad.push(`${t} held but last announced ${end?.name ?? 'never'}`);
+    if (end?.name !== 'topic_occupied') bad.push(`${t} held but last announced ${end?.name ?? 'never'}`);
   }
-  const counted = hooks.filter((h) => h.name.startsWith('topic_')).length;
-  const documented = [
-    stateLoss.length > 0 ? `${stateLoss.length} repeat(s) after a broker state loss (documented)` : '',
-    killed.length > 0 ? `${killed.length} lost with a killed node (documented): ${killed.slice(0, 8).join('; ')}` : '',
-  ];
+  const topicHooks = hooks.filter((h) => h.name.startsWith('topic_'));
+  const counted = `${new Set(topicHooks.map((h) => h.id)).size} events (${topicHooks.length} received)`;
+  const documented = [stateLoss.length > 0 ? `${stateLoss.length} repeat(s) after a broker state loss (documented)` : ''];
   return {
     name: 'occupied/vacated alternate per topic, once per cluster, and end as the truth',
     ok: bad.length === 0,
-    detail: [`${counted} events`, bad.slice(0, 8).join('; ') || 'alternating', ...documented.filter((d) => d !== '')].join('; '),
+    detail: [counted, bad.slice(0, 8).join('; ') || 'alternating', ...documented.filter((d) => d !== '')].join('; '),
   };
 }

@@ -15,7 +15,8 @@ function arg(name: string, def: string): string {
 export function printReport(report: ChaosReport, log: (line: string) => void): void {
   log(
     `[${report.kind}] seed ${report.seed}, ${report.seconds} s: faults ${JSON.stringify(report.faults)}; ${report.published} publishes, ${report.acked} acknowledged; ` +
-      `${report.delivered} deliveries, ${report.gaps} gap events; converged ${report.convergedMs} ms after the last fault; max RSS ${report.maxRssMiB.join('/')} MiB`,
+      `${report.delivered} deliveries, ${report.gaps} gap events; converged ${report.convergedMs} ms after the last fault; max RSS ${report.maxRssMiB.join('/')} MiB; ` +
+      `${report.takenOver} occupancy webhooks sent for dead nodes from their outbox (at least: sampled)`,
   );
   for (const i of report.invariants) log(`  ${i.ok ? 'PASS' : 'FAIL'} ${i.name}: ${i.detail}`);
 }

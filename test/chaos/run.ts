@@ -29,6 +29,8 @@ export interface ChaosReport {
   /** ms from "all nodes ready after the last fault" until presence everywhere equalled the truth. */
   readonly convergedMs: number;
   readonly maxRssMiB: number[];
+  /** Occupancy webhooks sent by a node for a dead one (taken over from its outbox), as sampled. */
+  readonly takenOver: number;
   readonly invariants: Invariant[];
   /** Every fault as applied, lifted and over (ms since the epoch), to place a loss against. */
   readonly windows: FaultWindow[];
@@ -132,6 +134,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       gaps,
       convergedMs,
       maxRssMiB: cluster.nodes.map((n) => Math.round(n.maxRss / 1048576)),
+      takenOver: cluster.nodes.reduce((a, n) => a + n.takenOver, 0),
       invariants,
       windows,
     };

@@ -106,7 +106,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     const invariants: Invariant[] = [
       ...checkDeliveries(o.kind, publisher, subscribers, windows),
-      ...(await checkPresence(cluster, watcher, members, convergedMs, BOUND_MS)),
+      ...(await presenceHolds(cluster, watcher, members, convergedMs)),
       checkOccupancy(cluster.hooks, members, subscribers, windows, o.kind),
       { name: 'no process crashed', ok: cluster.nodes.every((n) => n.crashes.length === 0), detail: cluster.nodes.flatMap((n) => n.crashes).join('\n').slice(0, 2000) || 'none' },
       memory(cluster),
@@ -205,6 +205,23 @@ async function converge(cluster: Cluster, watcher: Watcher, members: Member[], f
     const at = Date.now();
     const ok = (await checkPresence(cluster, watcher, members, 0, Infinity)).every((i) => i.ok);
     if (ok || Date.now() > deadline) return Math.max(0, (ok ? at : Date.now()) - from);
+    await sleep(20);
+  }
+}
+
+/**
+ * The presence invariants, seconds after convergence. A node starved of CPU on this shared machine may
+ * still declare a live peer gone on a late heartbeat (a stall: docs/cluster.md) and repair it within the
+ * bound, so the check is asked again within BOUND_MS; a pass that needed it says so.
+ */
+async function presenceHolds(cluster: Cluster, watcher: Watcher, members: Member[], convergedMs: number): Promise<Invariant[]> {
+  const from = Date.now();
+  for (let tries = 1; ; tries++) {
+    const out = await checkPresence(cluster, watcher, members, convergedMs, BOUND_MS);
+    const first = out[0] as Invariant;
+    const waited = Date.now() - from;
+    if (first.ok && tries > 1) return [{ ...first, detail: `${first.detail} (after ${waited} ms: a node repaired a late declaration)` }, ...out.slice(1)];
+    if (first.ok || waited > BOUND_MS) return out;
     await sleep(20);
   }
 }

@@ -116,12 +116,18 @@ describe('socket pub in unoptimized code (issue 25)', () => {
       };
       // Compiles the path (bytecode, feedback: once per process) and fills the topic's history ring.
       await burst(500);
-      child.send('start');
-      await answer();
+      // The least of three windows: what else the process does meanwhile (timers, the meter's own
+      // sampling) only adds bytes, and on a loaded machine a window can catch ~1 MB of it.
       const n = 4000;
-      await burst(n);
-      child.send('stop');
-      return (await answer()).bytes / n;
+      let least = Infinity;
+      for (let w = 0; w < 3; w++) {
+        child.send('start');
+        await answer();
+        await burst(n);
+        child.send('stop');
+        least = Math.min(least, (await answer()).bytes / n);
+      }
+      return least;
     };
     try {
       const { port, floorPort } = await answer();

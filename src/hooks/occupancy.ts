@@ -5,6 +5,8 @@ import type { InterestListener } from '../pubsub/hub';
 const REASSERT_ATTEMPTS = 30;
 const REASSERT_RETRY_MS = 1000;
 const MAX_UNSETTLED = 100_000;
+/** How often this node looks for entries of its own outbox that it is not sending (one ledger read). */
+const RESEND_EVERY_MS = 30_000;
 
 /** What could not reach the ledger: a change of this node's interest, or the confirmation of a vacate. */
 type Unsettled = 'change' | 'confirm';
@@ -54,6 +56,12 @@ export interface OccupancyLedger {
   reoccupy(topic: string): Promise<Verdict> | Verdict;
   /** The outbox of `node` (gone), each entry handed to exactly one caller, which sends it (ledgers with an outbox). */
   takeOver?(node: string): Promise<TakenOver[]>;
+  /**
+   * The entries of this node's own outbox that it is not sending now: decided by a call whose reply was
+   * lost (the ledger applied it, the node saw an error), or whose removal did not reach the ledger. Each
+   * returned entry counts as being sent until delivered() (not returned again meanwhile).
+   */
+  ownOutbox?(): Promise<TakenOver[]>;
   /** The event `id` of `topic` left this node (acknowledged or given up): its outbox entry goes. */
   delivered?(id: string, topic: string): void;
   close(): Promise<void>;
@@ -97,6 +105,8 @@ export class Occupancy implements InterestListener {
   /** Topics whose last call could not reach the ledger (broker away), settled by reassert(). */
   private readonly failed = new Map<string, Unsettled>();
   private closed = false;
+  private resending = false;
+  private readonly sweep: NodeJS.Timeout | null;
 
   constructor(
     private readonly ledger: OccupancyLedger,
@@ -106,7 +116,10 @@ export class Occupancy implements InterestListener {
     private readonly log: Logger,
     /** The topics this node has subscribers of now. */
     private readonly held: () => string[],
-  ) {}
+  ) {
+    // Also catches an entry left by a lost reply that no reassert followed (bounded: one read per period).
+    this.sweep = ledger.ownOutbox === undefined ? null : setInterval(() => this.resendOwn(), RESEND_EVERY_MS).unref();
+  }
 
   interestAdded(topic: string): void {
     this.settle(topic, this.ledger.occupy(topic), (v) => this.emit('occupied', topic, v), 'change');
@@ -191,12 +204,36 @@ export class Occupancy implements InterestListener {
       else answers.push(run(topic, kind, () => this.ledger.confirmVacated(topic), (v) => this.emit('vacated', topic, v)));
     }
     Promise.all(answers).then(
-      () => undefined,
+      () => this.resendOwn(),
       (e: Error) => {
         if (attempt + 1 >= REASSERT_ATTEMPTS || this.closed) return this.log.warn({ err: e.message }, 'occupancy ledger unavailable; memberships not re-asserted');
         this.reasserting = setTimeout(() => this.reassert(attempt + 1), REASSERT_RETRY_MS).unref();
       },
     );
+  }
+
+  /**
+   * Sends again, with their ids and in decided order, the entries of this node's own outbox that it is not
+   * sending: events the ledger decided for calls whose reply was lost with the connection (the node saw an
+   * error and settled the topic as it is now), or whose removal failed. One read at a time; a failed read
+   * waits for the next reassert or period.
+   */
+  resendOwn(): void {
+    const own = this.ledger.ownOutbox?.bind(this.ledger);
+    if (own === undefined || this.resending || this.closed) return;
+    this.resending = true;
+    own()
+      .then(
+        (events) => {
+          this.stats.webhookResent += events.length;
+          for (const e of events.sort((a, b) => a.decidedMs - b.decidedMs)) this.emit(e.change, e.topic, e);
+          if (events.length > 0) this.log.info({ events: events.length }, 'sending occupancy webhooks left in this node\'s outbox (a reply lost with the connection)');
+        },
+        (e: Error) => this.log.debug({ err: e.message }, 'occupancy ledger unavailable; own outbox not read'),
+      )
+      .finally(() => {
+        this.resending = false;
+      });
   }
 
   /** A change of `topic` did not reach the ledger: settled when the node is back (bounded: beyond, it stays unannounced). */
@@ -251,6 +288,7 @@ export class Occupancy implements InterestListener {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.reasserting ?? undefined);
+    clearInterval(this.sweep ?? undefined);
     const pending = [...this.timers.keys()];
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();

@@ -41,7 +41,7 @@ async function entriesOf(kind: 'redis' | 'nats', client: Redis | NatsConnection,
  * it is now (already a member: nothing to announce); the event the ledger decided is sent once the ledger is
  * reachable again, from the node's own outbox, with the id the ledger kept.
  */
-for (const kind of ['redis'] as const) describe(`an occupancy event whose decision reply was lost is sent once the link is back (${kind})`, { timeout: 60_000 }, () => {
+for (const kind of ['redis', 'nats'] as const) describe(`an occupancy event whose decision reply was lost is sent once the link is back (${kind})`, { timeout: 60_000 }, () => {
   let broker: BrokerServer;
   let proxy: FaultProxy;
   let app: AppBackend;
@@ -74,7 +74,8 @@ for (const kind of ['redis'] as const) describe(`an occupancy event whose decisi
     await c.sub('warm');
     await eventually('warm occupied', () => named('topic_occupied', 'warm').length === 1);
 
-    proxy.set({ kind: 'swallow' });
+    // NATS: the KV reads go through; the replies are swallowed from the write's acknowledgement on.
+    proxy.set(kind === 'redis' ? { kind: 'swallow' } : { kind: 'swallow', from: /"stream":"KV_wsgate_occupancy"/ });
     const sub = c.sub('lost.reply').catch(() => undefined);
     // The ledger applied the occupy and kept the event in this node's outbox; its reply never arrives.
     await eventually('decided in the ledger', async () => (await entriesOf(kind, client, nodeId, 'lost.reply')).length === 1);

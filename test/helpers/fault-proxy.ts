@@ -7,7 +7,7 @@ import { type Server, type Socket, connect, createServer } from 'node:net';
  * broker, the broker's replies are dropped: with a reset after it, a request applied whose reply was lost).
  * Tests switch modes while traffic flows.
  */
-export type Mode = { readonly kind: 'pass' } | { readonly kind: 'swallow' } | { readonly kind: 'delay'; readonly ms: number } | { readonly kind: 'throttle'; readonly bytesPerSecond: number } | { readonly kind: 'stall' };
+export type Mode = { readonly kind: 'pass' } | { readonly kind: 'swallow'; readonly from?: RegExp } | { readonly kind: 'delay'; readonly ms: number } | { readonly kind: 'throttle'; readonly bytesPerSecond: number } | { readonly kind: 'stall' };
 
 interface Pair {
   readonly client: Socket;
@@ -21,6 +21,7 @@ export class FaultProxy {
   private readonly pairs = new Set<Pair>();
   private refusing = false;
   private cutNext = false;
+  private swallowing = false;
   /** Connections accepted so far (reconnects show here). */
   accepted = 0;
 
@@ -99,16 +100,26 @@ export class FaultProxy {
         });
         return;
       }
-      if (fromBroker && this.mode.kind === 'swallow') return;
+      if (fromBroker && this.swallows(chunk)) return;
       queue.push({ chunk, at: Date.now() });
       if (timer === null) pump();
     });
+  }
+
+  /** In `swallow`: drops the broker's bytes from the first chunk matching `from` (any chunk without it) on. */
+  private swallows(chunk: Buffer): boolean {
+    const m = this.mode;
+    if (m.kind !== 'swallow') return false;
+    if (!this.swallowing && m.from !== undefined && !m.from.test(chunk.toString('latin1'))) return false;
+    this.swallowing = true;
+    return true;
   }
 
   /** Applies to live connections and new ones. Leaving `stall` resumes reading with nothing lost. */
   set(mode: Mode): void {
     const wasStalled = this.mode.kind === 'stall';
     this.mode = mode;
+    this.swallowing = false;
     for (const { client, upstream } of this.pairs) {
       if (mode.kind === 'stall') {
         client.pause();

@@ -104,6 +104,8 @@ export class Occupancy implements InterestListener {
   private reasserting: NodeJS.Timeout | null = null;
   /** Topics whose last call could not reach the ledger (broker away), settled by reassert(). */
   private readonly failed = new Map<string, Unsettled>();
+  /** Topics with a change call to the ledger not answered yet (a NATS request may fail seconds later). */
+  private readonly inFlight = new Map<string, number>();
   private closed = false;
   private resending = false;
   private readonly sweep: NodeJS.Timeout | null;
@@ -122,11 +124,24 @@ export class Occupancy implements InterestListener {
   }
 
   interestAdded(topic: string): void {
-    this.settle(topic, this.ledger.occupy(topic), (v) => this.emit('occupied', topic, v), 'change');
+    this.settle(topic, this.track(topic, this.ledger.occupy(topic)), (v) => this.emit('occupied', topic, v), 'change');
   }
 
   interestRemoved(topic: string): void {
-    this.settle(topic, this.ledger.vacate(topic), () => this.confirmLater(topic), 'change');
+    this.settle(topic, this.track(topic, this.ledger.vacate(topic)), () => this.confirmLater(topic), 'change');
+  }
+
+  /** Counts the change call in flight for `topic` until it is answered (either way); bounded by the topics. */
+  private track<T>(topic: string, answer: Promise<T> | T): Promise<T> | T {
+    if (!(answer instanceof Promise)) return answer;
+    this.inFlight.set(topic, (this.inFlight.get(topic) ?? 0) + 1);
+    const done = () => {
+      const n = (this.inFlight.get(topic) ?? 1) - 1;
+      if (n > 0) this.inFlight.set(topic, n);
+      else this.inFlight.delete(topic);
+    };
+    answer.then(done, done);
+    return answer;
   }
 
   /**
@@ -195,7 +210,9 @@ export class Occupancy implements InterestListener {
     const occupied = (topic: string) => (v: Verdict) => this.emit('occupied', topic, v);
     const answers: Promise<unknown>[] = [];
     for (const topic of held) {
-      if (unsettled.get(topic) === 'change') answers.push(run(topic, 'change', () => this.ledger.occupy(topic), occupied(topic)));
+      // A change still unanswered may not have reached the ledger: settled as a change (reoccupy would take
+      // its absence for the broker's lost state and restore the membership silently, the event unsent).
+      if (unsettled.get(topic) === 'change' || this.inFlight.has(topic)) answers.push(run(topic, 'change', () => this.ledger.occupy(topic), occupied(topic)));
       else answers.push(run(topic, 'change', () => this.ledger.reoccupy(topic), occupied(topic)));
     }
     for (const [topic, kind] of unsettled) {

@@ -26,7 +26,10 @@ const flags = (url: string) => ['--webhook-url', url, '--webhook-secret', 's', '
 async function entriesOf(kind: 'redis' | 'nats', client: Redis | NatsConnection, node: string, topic: string): Promise<Entry[]> {
   if (kind === 'redis') {
     const all = await (client as Redis).hgetall(`wsgate:outbox:${node}`);
-    return Object.entries(all).map(([id, v]) => ({ id, change: v.split('\n')[0] as string }));
+    // Value: change, decided ms, topic.
+    return Object.entries(all)
+      .map(([id, v]) => ({ id, change: v.split('\n')[0] as string, topic: v.split('\n').slice(2).join('\n') }))
+      .filter((e) => e.topic === topic);
   }
   const kv = await (client as NatsConnection).jetstream().views.kv('wsgate_occupancy');
   const e = await kv.get(Buffer.from(topic).toString('base64url'));
@@ -93,6 +96,21 @@ for (const kind of ['redis', 'nats'] as const) describe(`an occupancy event whos
     await sleep(1500);
     assert.equal(named('topic_occupied', 'lost.reply').length, 1, 'sent once');
     assert.equal(named('topic_occupied', 'warm').length, 1, 'an event already sent is not sent again');
+    await c.close();
+  });
+
+  it('an occupy that never reached the ledger, still unanswered when the node re-asserts its topics: announced, once', async () => {
+    const c = await GatewayClient.connect(node.url);
+    proxy.set({ kind: 'blackhole' });
+    const sub = c.sub('lost.request').catch(() => undefined);
+    await sleep(200);
+    // NATS: the request waits for its timeout while the node reconnects and re-asserts; Redis rejects it at the reset.
+    await proxy.reset(300);
+    proxy.set({ kind: 'pass' });
+    await sub;
+    await eventually('occupied once the ledger is back', () => named('topic_occupied', 'lost.request').length > 0, 15_000);
+    await sleep(1500);
+    assert.equal(named('topic_occupied', 'lost.request').length, 1, 'sent once');
     await c.close();
   });
 });

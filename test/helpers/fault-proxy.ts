@@ -4,10 +4,11 @@ import { type Server, type Socket, connect, createServer } from 'node:net';
  * A TCP proxy between a gateway and its broker that injects faults into live connections: delay,
  * throttle, stall (stops reading both ways without closing, so TCP backpressure reaches both ends),
  * reset (RST), cut in the middle of a message from the broker, and swallow (the node's bytes reach the
- * broker, the broker's replies are dropped: with a reset after it, a request applied whose reply was lost).
+ * broker, the broker's replies are dropped: with a reset after it, a request applied whose reply was lost),
+ * and blackhole (every byte dropped both ways: a request that never arrived, its caller still waiting).
  * Tests switch modes while traffic flows.
  */
-export type Mode = { readonly kind: 'pass' } | { readonly kind: 'swallow'; readonly from?: RegExp } | { readonly kind: 'delay'; readonly ms: number } | { readonly kind: 'throttle'; readonly bytesPerSecond: number } | { readonly kind: 'stall' };
+export type Mode = { readonly kind: 'pass' } | { readonly kind: 'swallow'; readonly from?: RegExp } | { readonly kind: 'blackhole' } | { readonly kind: 'delay'; readonly ms: number } | { readonly kind: 'throttle'; readonly bytesPerSecond: number } | { readonly kind: 'stall' };
 
 interface Pair {
   readonly client: Socket;
@@ -100,7 +101,7 @@ export class FaultProxy {
         });
         return;
       }
-      if (fromBroker && this.swallows(chunk)) return;
+      if (this.mode.kind === 'blackhole' || (fromBroker && this.swallows(chunk))) return;
       queue.push({ chunk, at: Date.now() });
       if (timer === null) pump();
     });

@@ -5,7 +5,10 @@ import type { InterestListener } from '../pubsub/hub';
 const REASSERT_ATTEMPTS = 30;
 const REASSERT_RETRY_MS = 1000;
 const MAX_UNSETTLED = 100_000;
-/** How often this node looks for entries of its own outbox that it is not sending (one ledger read). */
+/**
+ * How often this node looks for entries of its own outbox that it is not sending (one ledger read; NATS
+ * walks the bucket's keys), for two periods after a ledger call failed (none on a quiet, healthy ledger).
+ */
 const RESEND_EVERY_MS = 30_000;
 
 /** What could not reach the ledger: a change of this node's interest, or the confirmation of a vacate. */
@@ -108,6 +111,8 @@ export class Occupancy implements InterestListener {
   private readonly inFlight = new Map<string, number>();
   private closed = false;
   private resending = false;
+  /** Until when the periodic outbox read runs: a failed call may have been applied late (see RESEND_EVERY_MS). */
+  private suspectUntil = 0;
   private readonly sweep: NodeJS.Timeout | null;
 
   constructor(
@@ -120,7 +125,7 @@ export class Occupancy implements InterestListener {
     private readonly held: () => string[],
   ) {
     // Also catches an entry left by a lost reply that no reassert followed (bounded: one read per period).
-    this.sweep = ledger.ownOutbox === undefined ? null : setInterval(() => this.resendOwn(), RESEND_EVERY_MS).unref();
+    this.sweep = ledger.ownOutbox === undefined ? null : setInterval(() => Date.now() < this.suspectUntil && this.resendOwn(), RESEND_EVERY_MS).unref();
   }
 
   interestAdded(topic: string): void {
@@ -165,6 +170,7 @@ export class Occupancy implements InterestListener {
         if (events.length > 0) this.log.info({ node, events: events.length }, 'sending the undelivered occupancy webhooks of a node that stopped heartbeating');
       },
       (e: Error) => {
+        this.suspected();
         if (attempt + 1 >= REASSERT_ATTEMPTS || this.closed) return this.log.warn({ node, err: e.message }, 'occupancy ledger unavailable; outbox of a gone node not taken over');
         setTimeout(() => void this.takeOver(node, attempt + 1), REASSERT_RETRY_MS).unref();
       },
@@ -246,15 +252,24 @@ export class Occupancy implements InterestListener {
           for (const e of events.sort((a, b) => a.decidedMs - b.decidedMs)) this.emit(e.change, e.topic, e);
           if (events.length > 0) this.log.info({ events: events.length }, 'sending occupancy webhooks left in this node\'s outbox (a reply lost with the connection)');
         },
-        (e: Error) => this.log.debug({ err: e.message }, 'occupancy ledger unavailable; own outbox not read'),
+        (e: Error) => {
+          this.suspected();
+          this.log.debug({ err: e.message }, 'occupancy ledger unavailable; own outbox not read');
+        },
       )
       .finally(() => {
         this.resending = false;
       });
   }
 
+  /** A ledger call failed: its outcome may show in this node's outbox later, read for the next two periods. */
+  private suspected(): void {
+    this.suspectUntil = Date.now() + 2 * RESEND_EVERY_MS;
+  }
+
   /** A change of `topic` did not reach the ledger: settled when the node is back (bounded: beyond, it stays unannounced). */
   private unsettled(topic: string, kind: Unsettled): void {
+    this.suspected();
     if (this.failed.size < MAX_UNSETTLED || this.failed.has(topic)) this.failed.set(topic, kind);
     // A failure can be reported after the node is back (a request that timed out late): settle it soon.
     if (this.reasserting === null && !this.closed) this.reasserting = setTimeout(() => this.reassert(), REASSERT_RETRY_MS).unref();

@@ -30,6 +30,8 @@ const MAX_REAPED = 16;
 
 // Concurrent writers (other nodes) make a compare-and-set fail; it is read again and retried this often.
 const MAX_CAS_ATTEMPTS = 20;
+/** Most delivered ids whose removal did not reach NATS kept to be removed again (beyond, they may be sent again). */
+const MAX_UNDELETED = 1024;
 
 const EMPTY: TopicOccupancy = { nodes: [], vacating: null };
 /** The key's next value; null deletes it (the topic is vacated: nothing to remember). */
@@ -58,6 +60,13 @@ export class NatsLedger implements OccupancyLedger {
   private readonly chains = new Map<string, Promise<unknown>>();
   /** Serial of this node's event ids (`<node>-o<serial>`). */
   private serial = 0;
+  /**
+   * Ids of this node's entries that it decided or took over and is sending, or could not remove yet: never
+   * handed out again by ownOutbox(). Bounded by the calls in flight and the send queue.
+   */
+  private readonly mine = new Set<string>();
+  /** Delivered ids (and their topics) whose removal did not reach NATS: removed again at the next ownOutbox(). */
+  private readonly undeleted = new Map<string, string>();
 
   constructor(
     private readonly kv: KV,
@@ -74,14 +83,28 @@ export class NatsLedger implements OccupancyLedger {
   private async decide(topic: string, change: 'occupied' | 'vacated', f: Change): Promise<Verdict> {
     let entry: OutboxEntry | null = null;
     const record: OutboxEdit = (out, yes) => {
+      // A previous attempt's entry was not written (another node wrote first).
+      if (entry !== null) this.mine.delete(entry.id);
       entry = null;
       if (!yes) return out;
       entry = { id: `${this.node}-o${++this.serial}`, node: this.node, c: change, d: Date.now() };
-      if (out.length < this.outbox.max) return [...out, entry];
-      this.onFull();
-      return out;
+      if (out.length >= this.outbox.max) {
+        this.onFull();
+        return out;
+      }
+      this.mine.add(entry.id);
+      return [...out, entry];
     };
-    if (!(await this.change(topic, f, record))) return false;
+    let decided: boolean;
+    try {
+      decided = await this.change(topic, f, record);
+    } catch (err) {
+      // The outcome is unknown (the write may have persisted, its reply lost): if it did, ownOutbox() finds it.
+      const lost = entry as OutboxEntry | null;
+      if (lost !== null) this.mine.delete(lost.id);
+      throw err;
+    }
+    if (!decided) return false;
     const e = entry as OutboxEntry | null;
     return e === null ? true : { id: e.id, decidedMs: e.d };
   }
@@ -152,16 +175,55 @@ export class NatsLedger implements OccupancyLedger {
       let mine: OutboxEntry[] = [];
       await this.change(topic, (s) => [s, false], (out) => {
         mine = out.filter((e) => e.node === node);
+        // Labelled as this node's and being sent by it: not handed out again by ownOutbox().
+        for (const e of mine) this.mine.add(e.id);
         return mine.length === 0 ? out : out.map((e) => (e.node === node ? { ...e, node: this.node } : e));
+      }).catch((err: unknown) => {
+        for (const e of mine) this.mine.delete(e.id);
+        throw err;
       });
       for (const e of mine) taken.push({ id: e.id, change: e.c, topic, decidedMs: e.d });
     }
     return taken;
   }
 
+  /** Reads every topic's key: the entries labelled with this node that no call of this node is sending. */
+  async ownOutbox(): Promise<TakenOver[]> {
+    if (!this.connected()) throw new Error('occupancy ledger: NATS connection down');
+    for (const [id, topic] of [...this.undeleted]) {
+      await this.remove(id, topic);
+      this.forget(id);
+    }
+    const own: TakenOver[] = [];
+    for (const key of await this.keys()) {
+      const entry = await this.kv.get(key);
+      if (entry === null || entry.operation !== 'PUT') continue;
+      for (const e of entry.json<TopicOccupancy>().out ?? NO_ENTRIES) {
+        if (e.node === this.node && !this.mine.has(e.id)) own.push({ id: e.id, change: e.c, topic: topicOf(key), decidedMs: e.d });
+      }
+    }
+    for (const e of own) this.mine.add(e.id);
+    return own;
+  }
+
   delivered(id: string, topic: string): void {
-    // Not reached (NATS away): the entry stays, and is sent again (same id) only if this node dies.
-    this.change(topic, (s) => [s, false], (out) => (out.some((e) => e.id === id) ? out.filter((e) => e.id !== id) : out)).catch(() => undefined);
+    // Not reached (NATS away): removed again at the next ownOutbox(), and not sent again meanwhile.
+    this.remove(id, topic).then(
+      () => this.forget(id),
+      () => {
+        if (this.undeleted.size < MAX_UNDELETED) this.undeleted.set(id, topic);
+        else this.forget(id);
+      },
+    );
+  }
+
+  private remove(id: string, topic: string): Promise<boolean> {
+    return this.change(topic, (s) => [s, false], (out) => (out.some((e) => e.id === id) ? out.filter((e) => e.id !== id) : out));
+  }
+
+  private forget(id: string): void {
+    this.mine.delete(id);
+    this.undeleted.delete(id);
   }
 
   /** The bucket's keys, listed in full first: changing keys while the lister ran ended it after the first key (seen in tests). */

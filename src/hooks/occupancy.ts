@@ -5,6 +5,11 @@ import type { InterestListener } from '../pubsub/hub';
 const REASSERT_ATTEMPTS = 30;
 const REASSERT_RETRY_MS = 1000;
 const MAX_UNSETTLED = 100_000;
+/**
+ * How often this node looks for entries of its own outbox that it is not sending (one ledger read; NATS
+ * walks the bucket's keys), for two periods after a ledger call failed (none on a quiet, healthy ledger).
+ */
+const RESEND_EVERY_MS = 30_000;
 
 /** What could not reach the ledger: a change of this node's interest, or the confirmation of a vacate. */
 type Unsettled = 'change' | 'confirm';
@@ -54,6 +59,12 @@ export interface OccupancyLedger {
   reoccupy(topic: string): Promise<Verdict> | Verdict;
   /** The outbox of `node` (gone), each entry handed to exactly one caller, which sends it (ledgers with an outbox). */
   takeOver?(node: string): Promise<TakenOver[]>;
+  /**
+   * The entries of this node's own outbox that it is not sending now: decided by a call whose reply was
+   * lost (the ledger applied it, the node saw an error), or whose removal did not reach the ledger. Each
+   * returned entry counts as being sent until delivered() (not returned again meanwhile).
+   */
+  ownOutbox?(): Promise<TakenOver[]>;
   /** The event `id` of `topic` left this node (acknowledged or given up): its outbox entry goes. */
   delivered?(id: string, topic: string): void;
   close(): Promise<void>;
@@ -96,7 +107,13 @@ export class Occupancy implements InterestListener {
   private reasserting: NodeJS.Timeout | null = null;
   /** Topics whose last call could not reach the ledger (broker away), settled by reassert(). */
   private readonly failed = new Map<string, Unsettled>();
+  /** Topics with a change call to the ledger not answered yet (a NATS request may fail seconds later). */
+  private readonly inFlight = new Map<string, number>();
   private closed = false;
+  private resending = false;
+  /** Until when the periodic outbox read runs: a failed call may have been applied late (see RESEND_EVERY_MS). */
+  private suspectUntil = 0;
+  private readonly sweep: NodeJS.Timeout | null;
 
   constructor(
     private readonly ledger: OccupancyLedger,
@@ -106,14 +123,30 @@ export class Occupancy implements InterestListener {
     private readonly log: Logger,
     /** The topics this node has subscribers of now. */
     private readonly held: () => string[],
-  ) {}
+  ) {
+    // Also catches an entry left by a lost reply that no reassert followed (bounded: one read per period).
+    this.sweep = ledger.ownOutbox === undefined ? null : setInterval(() => Date.now() < this.suspectUntil && this.resendOwn(), RESEND_EVERY_MS).unref();
+  }
 
   interestAdded(topic: string): void {
-    this.settle(topic, this.ledger.occupy(topic), (v) => this.emit('occupied', topic, v), 'change');
+    this.settle(topic, this.track(topic, this.ledger.occupy(topic)), (v) => this.emit('occupied', topic, v), 'change');
   }
 
   interestRemoved(topic: string): void {
-    this.settle(topic, this.ledger.vacate(topic), () => this.confirmLater(topic), 'change');
+    this.settle(topic, this.track(topic, this.ledger.vacate(topic)), () => this.confirmLater(topic), 'change');
+  }
+
+  /** Counts the change call in flight for `topic` until it is answered (either way); bounded by the topics. */
+  private track<T>(topic: string, answer: Promise<T> | T): Promise<T> | T {
+    if (!(answer instanceof Promise)) return answer;
+    this.inFlight.set(topic, (this.inFlight.get(topic) ?? 0) + 1);
+    const done = () => {
+      const n = (this.inFlight.get(topic) ?? 1) - 1;
+      if (n > 0) this.inFlight.set(topic, n);
+      else this.inFlight.delete(topic);
+    };
+    answer.then(done, done);
+    return answer;
   }
 
   /**
@@ -137,6 +170,7 @@ export class Occupancy implements InterestListener {
         if (events.length > 0) this.log.info({ node, events: events.length }, 'sending the undelivered occupancy webhooks of a node that stopped heartbeating');
       },
       (e: Error) => {
+        this.suspected();
         if (attempt + 1 >= REASSERT_ATTEMPTS || this.closed) return this.log.warn({ node, err: e.message }, 'occupancy ledger unavailable; outbox of a gone node not taken over');
         setTimeout(() => void this.takeOver(node, attempt + 1), REASSERT_RETRY_MS).unref();
       },
@@ -182,7 +216,9 @@ export class Occupancy implements InterestListener {
     const occupied = (topic: string) => (v: Verdict) => this.emit('occupied', topic, v);
     const answers: Promise<unknown>[] = [];
     for (const topic of held) {
-      if (unsettled.get(topic) === 'change') answers.push(run(topic, 'change', () => this.ledger.occupy(topic), occupied(topic)));
+      // A change still unanswered may not have reached the ledger: settled as a change (reoccupy would take
+      // its absence for the broker's lost state and restore the membership silently, the event unsent).
+      if (unsettled.get(topic) === 'change' || this.inFlight.has(topic)) answers.push(run(topic, 'change', () => this.ledger.occupy(topic), occupied(topic)));
       else answers.push(run(topic, 'change', () => this.ledger.reoccupy(topic), occupied(topic)));
     }
     for (const [topic, kind] of unsettled) {
@@ -191,7 +227,7 @@ export class Occupancy implements InterestListener {
       else answers.push(run(topic, kind, () => this.ledger.confirmVacated(topic), (v) => this.emit('vacated', topic, v)));
     }
     Promise.all(answers).then(
-      () => undefined,
+      () => this.resendOwn(),
       (e: Error) => {
         if (attempt + 1 >= REASSERT_ATTEMPTS || this.closed) return this.log.warn({ err: e.message }, 'occupancy ledger unavailable; memberships not re-asserted');
         this.reasserting = setTimeout(() => this.reassert(attempt + 1), REASSERT_RETRY_MS).unref();
@@ -199,8 +235,41 @@ export class Occupancy implements InterestListener {
     );
   }
 
+  /**
+   * Sends again, with their ids and in decided order, the entries of this node's own outbox that it is not
+   * sending: events the ledger decided for calls whose reply was lost with the connection (the node saw an
+   * error and settled the topic as it is now), or whose removal failed. One read at a time; a failed read
+   * waits for the next reassert or period.
+   */
+  resendOwn(): void {
+    const own = this.ledger.ownOutbox?.bind(this.ledger);
+    if (own === undefined || this.resending || this.closed) return;
+    this.resending = true;
+    own()
+      .then(
+        (events) => {
+          this.stats.webhookResent += events.length;
+          for (const e of events.sort((a, b) => a.decidedMs - b.decidedMs)) this.emit(e.change, e.topic, e);
+          if (events.length > 0) this.log.info({ events: events.length }, 'sending occupancy webhooks left in this node\'s outbox (a reply lost with the connection)');
+        },
+        (e: Error) => {
+          this.suspected();
+          this.log.debug({ err: e.message }, 'occupancy ledger unavailable; own outbox not read');
+        },
+      )
+      .finally(() => {
+        this.resending = false;
+      });
+  }
+
+  /** A ledger call failed: its outcome may show in this node's outbox later, read for the next two periods. */
+  private suspected(): void {
+    this.suspectUntil = Date.now() + 2 * RESEND_EVERY_MS;
+  }
+
   /** A change of `topic` did not reach the ledger: settled when the node is back (bounded: beyond, it stays unannounced). */
   private unsettled(topic: string, kind: Unsettled): void {
+    this.suspected();
     if (this.failed.size < MAX_UNSETTLED || this.failed.has(topic)) this.failed.set(topic, kind);
     // A failure can be reported after the node is back (a request that timed out late): settle it soon.
     if (this.reasserting === null && !this.closed) this.reasserting = setTimeout(() => this.reassert(), REASSERT_RETRY_MS).unref();
@@ -251,6 +320,7 @@ export class Occupancy implements InterestListener {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.reasserting ?? undefined);
+    clearInterval(this.sweep ?? undefined);
     const pending = [...this.timers.keys()];
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();

@@ -77,6 +77,13 @@ return 0`;
 export class RedisLedger implements OccupancyLedger {
   /** Serial of this node's event ids (`<node>-o<serial>`: the node id is unique per process, so the ids are per cluster). */
   private serial = 0;
+  /**
+   * Ids of this node's events that it decided or took back and is sending, or whose outbox entry it could
+   * not remove yet: never handed out again by ownOutbox(). Bounded by the calls in flight and the send queue.
+   */
+  private readonly mine = new Set<string>();
+  /** Delivered ids whose removal did not reach Redis: removed again at the next ownOutbox() (at most outbox.max kept). */
+  private readonly undeleted = new Set<string>();
 
   constructor(
     private readonly redis: Redis,
@@ -91,12 +98,26 @@ export class RedisLedger implements OccupancyLedger {
   /** The keys of a deciding script (the topic's three and this node's outbox) and its arguments after the node's id. */
   private decide(script: string, topic: string): Promise<unknown> {
     const id = `${this.node}-o${++this.serial}`;
-    return this.redis.eval(script, 4, ...this.keys(topic), outboxKey(this.node), this.node, id, topic, this.outbox.max, this.outbox.ttlMs).then((r) => this.verdict(r, id));
+    this.mine.add(id);
+    return this.redis.eval(script, 4, ...this.keys(topic), outboxKey(this.node), this.node, id, topic, this.outbox.max, this.outbox.ttlMs).then(
+      (r) => this.verdict(r, id),
+      (e: unknown) => {
+        // The outcome is unknown (the script may have run, its reply lost): if it kept the event, ownOutbox() finds it.
+        this.mine.delete(id);
+        throw e;
+      },
+    );
   }
 
   private verdict(answer: unknown, id: string): Verdict {
-    if (!Array.isArray(answer)) return false;
-    if (answer[1] !== 1) this.onFull();
+    if (!Array.isArray(answer)) {
+      this.mine.delete(id);
+      return false;
+    }
+    if (answer[1] !== 1) {
+      this.mine.delete(id);
+      this.onFull();
+    }
     return { id, decidedMs: Number(answer[0]) };
   }
 
@@ -150,19 +171,50 @@ export class RedisLedger implements OccupancyLedger {
   async takeOver(node: string): Promise<TakenOver[]> {
     const flat = (await this.redis.eval(TAKEOVER, 2, outboxKey(node), outboxKey(this.node), this.outbox.ttlMs)) as string[];
     const taken: TakenOver[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const [change, ms, ...topic] = (flat[i + 1] as string).split('\n');
-      if (change === 'occupied' || change === 'vacated') taken.push({ id: flat[i] as string, change, decidedMs: Number(ms), topic: topic.join('\n') });
-    }
+    for (let i = 0; i + 1 < flat.length; i += 2) pushEntry(taken, flat[i] as string, flat[i + 1] as string);
+    // Now in this node's hash and being sent by it: not handed out again by ownOutbox().
+    for (const e of taken) this.mine.add(e.id);
     return taken;
   }
 
+  /** Reads this node's own hash (TAKEOVER would move it into itself): the entries no call of this node is sending. */
+  async ownOutbox(): Promise<TakenOver[]> {
+    const key = outboxKey(this.node);
+    const retry = [...this.undeleted];
+    if (retry.length > 0) {
+      await this.redis.hdel(key, ...retry);
+      for (const id of retry) this.forget(id);
+    }
+    const all = await this.redis.hgetall(key);
+    const own: TakenOver[] = [];
+    for (const [id, value] of Object.entries(all)) if (!this.mine.has(id)) pushEntry(own, id, value);
+    for (const e of own) this.mine.add(e.id);
+    return own;
+  }
+
   delivered(id: string): void {
-    // Not reached (Redis away): the entry stays until its TTL, and is sent again (same id) only if this node dies.
-    this.redis.hdel(outboxKey(this.node), id).catch(() => undefined);
+    // Not reached (Redis away): removed again at the next ownOutbox(), and not sent again meanwhile.
+    this.redis.hdel(outboxKey(this.node), id).then(
+      () => this.forget(id),
+      () => {
+        if (this.undeleted.size < this.outbox.max) this.undeleted.add(id);
+        else this.forget(id);
+      },
+    );
+  }
+
+  private forget(id: string): void {
+    this.mine.delete(id);
+    this.undeleted.delete(id);
   }
 
   async close(): Promise<void> {}
+}
+
+/** Adds an outbox entry ("change\ndecided ms\ntopic") to `to`; anything else is skipped. */
+function pushEntry(to: TakenOver[], id: string, value: string): void {
+  const [change, ms, ...topic] = value.split('\n');
+  if (change === 'occupied' || change === 'vacated') to.push({ id, change, decidedMs: Number(ms), topic: topic.join('\n') });
 }
 
 const nodeIndex = (node: string): string => `wsgate:occnode:${node}`;

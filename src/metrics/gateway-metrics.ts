@@ -98,6 +98,7 @@ export class GatewayMetrics {
     m.gauge('wsgate_webhook_queue', 'Webhook events waiting to be sent.', () => s.webhookQueued);
     m.counter('wsgate_webhook_outbox_full_total', 'Occupancy webhooks not kept in the ledger outbox (full): lost if this node dies before sending them.', () => s.webhookOutboxFull);
     m.counter('wsgate_webhook_taken_over_total', 'Occupancy webhooks of gone nodes taken over from their ledger outbox and sent by this node.', () => s.webhookTakenOver);
+    m.counter('wsgate_webhook_resent_total', 'Occupancy webhooks of this node\'s own ledger outbox sent again: decided by a call whose reply was lost with the connection, or left unsent.', () => s.webhookResent);
     m.histogram('wsgate_webhook_duration_seconds', 'Webhook POST duration (each attempt).', this.webhookDuration);
     m.labeledHistograms('wsgate_proxy_duration_seconds', 'Application proxy call duration by kind (answers and failures).', 'kind', PROXY_KINDS.map((k) => [k, this.proxyDuration[k]]));
   }

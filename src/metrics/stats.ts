@@ -102,6 +102,8 @@ export class Stats {
   webhookOutboxFull = 0;
   /** Occupancy events of gone nodes taken over from their outbox and sent by this node. */
   webhookTakenOver = 0;
+  /** Occupancy events of this node's own outbox sent again (decided by a call whose reply was lost, or left unsent). */
+  webhookResent = 0;
   /** Publishes not made because their idempotencyKey was seen within the window. */
   idempotentRepeats = 0;
   /** Node-local idempotency keys held, and those forgotten before their window ended (key cap). */

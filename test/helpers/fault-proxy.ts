@@ -3,9 +3,12 @@ import { type Server, type Socket, connect, createServer } from 'node:net';
 /**
  * A TCP proxy between a gateway and its broker that injects faults into live connections: delay,
  * throttle, stall (stops reading both ways without closing, so TCP backpressure reaches both ends),
- * reset (RST) and cut in the middle of a message from the broker. Tests switch modes while traffic flows.
+ * reset (RST), cut in the middle of a message from the broker, and swallow (the node's bytes reach the
+ * broker, the broker's replies are dropped: with a reset after it, a request applied whose reply was lost),
+ * and blackhole (every byte dropped both ways: a request that never arrived, its caller still waiting).
+ * Tests switch modes while traffic flows.
  */
-export type Mode = { readonly kind: 'pass' } | { readonly kind: 'delay'; readonly ms: number } | { readonly kind: 'throttle'; readonly bytesPerSecond: number } | { readonly kind: 'stall' };
+export type Mode = { readonly kind: 'pass' } | { readonly kind: 'swallow'; readonly from?: RegExp } | { readonly kind: 'blackhole' } | { readonly kind: 'delay'; readonly ms: number } | { readonly kind: 'throttle'; readonly bytesPerSecond: number } | { readonly kind: 'stall' };
 
 interface Pair {
   readonly client: Socket;
@@ -19,6 +22,7 @@ export class FaultProxy {
   private readonly pairs = new Set<Pair>();
   private refusing = false;
   private cutNext = false;
+  private swallowing = false;
   /** Connections accepted so far (reconnects show here). */
   accepted = 0;
 
@@ -97,15 +101,26 @@ export class FaultProxy {
         });
         return;
       }
+      if (this.mode.kind === 'blackhole' || (fromBroker && this.swallows(chunk))) return;
       queue.push({ chunk, at: Date.now() });
       if (timer === null) pump();
     });
+  }
+
+  /** In `swallow`: drops the broker's bytes from the first chunk matching `from` (any chunk without it) on. */
+  private swallows(chunk: Buffer): boolean {
+    const m = this.mode;
+    if (m.kind !== 'swallow') return false;
+    if (!this.swallowing && m.from !== undefined && !m.from.test(chunk.toString('latin1'))) return false;
+    this.swallowing = true;
+    return true;
   }
 
   /** Applies to live connections and new ones. Leaving `stall` resumes reading with nothing lost. */
   set(mode: Mode): void {
     const wasStalled = this.mode.kind === 'stall';
     this.mode = mode;
+    this.swallowing = false;
     for (const { client, upstream } of this.pairs) {
       if (mode.kind === 'stall') {
         client.pause();

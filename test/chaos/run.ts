@@ -87,36 +87,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       await Promise.all(cluster.nodes.map((n) => n.sampleRss()));
     }
     await churn;
-    await cluster.allReady();
-    const quiet = Date.now();
-    o.log(`[${o.kind}] faults stopped after ${((quiet - started) / 1000).toFixed(0)} s; checking`);
-    // Members that lost their node during the last fault are back before the truth is taken.
-    await settle(() => members.every((m) => m.conn !== null));
-    // The truth last changed when the last member got back (its node died in the last fault), if after that.
-    const convergedMs = await converge(cluster, watcher, members, Math.max(quiet, ...members.map((m) => m.since)));
-    // Subscribers whose node died in the last fault reconnect with a backoff (up to 0.5 s) and subscribe again.
-    await settle(() => subscribers.every((s) => s.closedAt !== null || s.live));
-    // The publishing loop stops first: a publish of its still in flight on another node would race the
-    // last ones, and Redis numbers two concurrent publishes in either order (the 30-minute run saw it).
-    await publisher.stop();
-    // A last publish per feed through node 0: every live subscriber must get it.
-    for (const t of FEEDS) await publisher.publish(t, [cluster.nodes[0] as (typeof cluster.nodes)[0]]);
-    await sleep(1500 + WEBHOOK_DELAY);
-    await Promise.all(cluster.nodes.map((n) => n.sampleRss()));
-
-    const invariants: Invariant[] = [
-      ...checkDeliveries(o.kind, publisher, subscribers, windows),
-      ...(await presenceHolds(cluster, watcher, members, convergedMs)),
-      checkOccupancy(cluster.hooks, members, subscribers, windows, o.kind),
-      { name: 'no process crashed', ok: cluster.nodes.every((n) => n.crashes.length === 0), detail: cluster.nodes.flatMap((n) => n.crashes).join('\n').slice(0, 2000) || 'none' },
-      memory(cluster),
-    ];
-    if (invariants.some((i) => !i.ok)) {
-      const file = path.join(__dirname, '..', '..', '..', 'test-artifacts', `chaos-${o.seed}-${o.kind}-trail.txt`);
-      mkdirSync(path.dirname(file), { recursive: true });
-      writeFileSync(file, cluster.trail.lines.join('\n') + '\n');
-      o.log(`[${o.kind}] trail of member moves, watcher notices, hooks and faults: ${file}`);
-    }
+    const { invariants, convergedMs } = await checkAfterFaults(o, cluster, watcher, publisher, subscribers, members, windows, started);
     let delivered = 0;
     let gaps = 0;
     for (const s of subscribers) for (const list of s.seen.values()) for (const e of list) 'k' in e ? delivered++ : gaps++;
@@ -187,6 +158,53 @@ async function fault(cluster: Cluster, r: () => number, windows: FaultWindow[], 
   w.to = Date.now();
   cluster.trail.note(`fault over: ${w.what}`);
   log(`  ${w.what}: ${((w.to - w.from) / 1000).toFixed(1)} s until all nodes ready`);
+}
+
+/**
+ * Once the faults stopped: waits for members and subscribers to be back, times convergence, makes the
+ * last publishes, checks every invariant, and writes the trail when one fails.
+ */
+async function checkAfterFaults(
+  o: ChaosOptions,
+  cluster: Cluster,
+  watcher: Watcher,
+  publisher: Publisher,
+  subscribers: Subscriber[],
+  members: Member[],
+  windows: FaultWindow[],
+  started: number,
+): Promise<{ invariants: Invariant[]; convergedMs: number }> {
+  await cluster.allReady();
+  const quiet = Date.now();
+  o.log(`[${o.kind}] faults stopped after ${((quiet - started) / 1000).toFixed(0)} s; checking`);
+  // Members that lost their node during the last fault are back before the truth is taken.
+  await settle(() => members.every((m) => m.conn !== null));
+  // The truth last changed when the last member got back (its node died in the last fault), if after that.
+  const convergedMs = await converge(cluster, watcher, members, Math.max(quiet, ...members.map((m) => m.since)));
+  // Subscribers whose node died in the last fault reconnect with a backoff (up to 0.5 s) and subscribe again.
+  await settle(() => subscribers.every((s) => s.closedAt !== null || s.live));
+  // The publishing loop stops first: a publish of its still in flight on another node would race the
+  // last ones, and Redis numbers two concurrent publishes in either order (the 30-minute run saw it).
+  await publisher.stop();
+  // A last publish per feed through node 0: every live subscriber must get it.
+  for (const t of FEEDS) await publisher.publish(t, [cluster.nodes[0] as (typeof cluster.nodes)[0]]);
+  await sleep(1500 + WEBHOOK_DELAY);
+  await Promise.all(cluster.nodes.map((n) => n.sampleRss()));
+
+  const invariants: Invariant[] = [
+    ...checkDeliveries(o.kind, publisher, subscribers, windows),
+    ...(await presenceHolds(cluster, watcher, members, convergedMs)),
+    checkOccupancy(cluster.hooks, members, subscribers, windows, o.kind),
+    { name: 'no process crashed', ok: cluster.nodes.every((n) => n.crashes.length === 0), detail: cluster.nodes.flatMap((n) => n.crashes).join('\n').slice(0, 2000) || 'none' },
+    memory(cluster),
+  ];
+  if (invariants.some((i) => !i.ok)) {
+    const file = path.join(__dirname, '..', '..', '..', 'test-artifacts', `chaos-${o.seed}-${o.kind}-trail.txt`);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, cluster.trail.lines.join('\n') + '\n');
+    o.log(`[${o.kind}] trail of member moves, watcher notices, hooks and faults: ${file}`);
+  }
+  return { invariants, convergedMs };
 }
 
 /** Waits (up to 10 s) until `done`. */

@@ -114,6 +114,37 @@ export async function collectGarbage(child: ChildProcess, timeoutMs = 30_000): P
   }
 }
 
+/** What heap-sampler.ts writes on stderr when it stops: the report's number, then the bytes sampled. */
+export const SAMPLE_MARK = 'bench-heap-sampled';
+
+/** Preload for `node -r` that samples every allocation between two SIGWINCHs (see sampledBytes). */
+export const SAMPLER_PRELOAD = path.join(__dirname, 'heap-sampler.js');
+
+const samplesAsked = new WeakMap<ChildProcess, number>();
+
+/** Starts allocation sampling in a server started with `-r SAMPLER_PRELOAD`. */
+export function startSampling(child: ChildProcess): void {
+  if (child.pid === undefined) throw new Error('startSampling: no pid');
+  process.kill(child.pid, 'SIGWINCH');
+}
+
+/** Stops it: the JS heap bytes allocated since startSampling (V8's sampling heap profiler, collected objects included). */
+export async function sampledBytes(child: ChildProcess, timeoutMs = 30_000): Promise<number> {
+  if (child.pid === undefined) throw new Error('sampledBytes: no pid');
+  const n = (samplesAsked.get(child) ?? 0) + 1;
+  samplesAsked.set(child, n);
+  process.kill(child.pid, 'SIGWINCH');
+  const deadline = Date.now() + timeoutMs;
+  const mark = `${SAMPLE_MARK} ${n} `;
+  for (;;) {
+    const err = stderrOf(child);
+    const at = err.lastIndexOf(mark);
+    if (at >= 0 && err.indexOf('\n', at) > 0) return Number(err.slice(at + mark.length, err.indexOf('\n', at)));
+    if (Date.now() > deadline) throw new Error(`no heap sample reported within ${timeoutMs} ms (started with -r ${SAMPLER_PRELOAD}?)`);
+    await sleep(50);
+  }
+}
+
 /** Resident set size of a process in bytes (from /proc). */
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -1,4 +1,6 @@
 import { scrapeMetrics } from '../lib/metrics';
+import { SAMPLER_PRELOAD, sampledBytes, startSampling } from '../lib/procs';
+import type { RunningServer } from '../lib/servers';
 import type { GenRun } from '../gen/control';
 import { runHubBenchmark } from '../micro/hub';
 import { runReceiverBenchmark } from '../micro/receiver';
@@ -17,6 +19,11 @@ export interface AllocPoint {
   /** Heap bytes allocated in the publishing window minus an idle window of the same length after it. */
   bytesPerPublish: number;
   bytesPerDelivery: number;
+  /**
+   * The same difference counted by V8's sampling heap profiler (every allocation, collected ones too; see
+   * bench/lib/heap-sampler.ts), over a second pair of windows as long.
+   */
+  sampledBytesPerPublish: number;
   /** wsgate_heap_allocated_bytes_per_publish right after the run (its own 5 s window). */
   gaugeBytesPerPublish: number;
   idleBytesPerSec: number;
@@ -42,7 +49,17 @@ const BEHIND_MS = 1000;
  * 5 s held at 10,000 subscribers here.
  */
 const MIN_PUBLISHES = 2000;
+/**
+ * Publishes the warm-up holds at least (full runs; up to MAX_WINDOW_MS): V8 optimizes the publish path
+ * only after thousands of calls, and what compiling allocates (code, deoptimization data) lands in
+ * whichever window it falls. With --trace-opt and --trace-deopt, a fresh server at 1,000 and 10,000
+ * subscribers compiled deliver, socketPub, jsonFrame and history's append 4–14 s into the run (at 2,500
+ * and 200 publishes/s), and deoptimized deliver once when the bytes-sent counter left V8's small-integer
+ * range (2^30: 13,000 publishes at 1,000 subscribers), both inside a window measured after 5 s.
+ */
+const MIN_WARMUP_PUBLISHES = 20_000;
 const MAX_WINDOW_MS = 30_000;
+const SAMPLER_FLAGS = ['-r', SAMPLER_PRELOAD];
 
 type Publishing = (durationMs: number) => Promise<{ latencyMs: { p99: number }; lost: number }>;
 
@@ -52,17 +69,23 @@ type Publishing = (durationMs: number) => Promise<{ latencyMs: { p99: number }; 
  * deliveries. Both windows hold one scrape and last as long: a scrape allocates ~1 MB whatever the
  * traffic, so subtracting an idle *rate* scaled to another length (as before) moved the figure by
  * thousands of bytes per publish when publishes were few (10,000 subscribers: ~50/s here).
- * Before them, a warm-up window of the same publishing and two scrapes: V8 compiles a function's
- * bytecode, feedback and code once, when it first runs a few times (~500 KB for the publish and scrape
- * paths, half of it code space), which in the first window of a fresh server was ~1,100 B per publish
- * at 10,000 subscribers (~200 publishes) and nothing at 10 (~200,000). The warm-up's rate then sets the
+ * Before them, warm-up windows of the same publishing (until they hold MIN_WARMUP_PUBLISHES) and two
+ * scrapes: V8 compiles a function's bytecode, feedback and code once, when it first runs a few times
+ * (~500 KB for the publish and scrape paths, half of it code space), which in the first window of a
+ * fresh server was ~1,100 B per publish at 10,000 subscribers (~200 publishes) and nothing at 10 (~200,000). The warm-up's rate then sets the
  * window's length, so that it holds MIN_PUBLISHES (up to MAX_WINDOW_MS).
  */
-async function measure(port: number, publishing: Publishing, warmupMs: number, minPublishes: number): Promise<Omit<AllocPoint, 'source' | 'subscribers'>> {
+async function measure(port: number, publishing: Publishing, warmupMs: number, minPublishes: number): Promise<Omit<AllocPoint, 'source' | 'subscribers' | 'sampledBytesPerPublish'>> {
   const w0 = await scrapeMetrics(port);
-  await publishing(warmupMs);
-  const w1 = await scrapeMetrics(port, CATCH_UP_TIMEOUT_MS);
-  const warmRate = ((w1.get(PUBS) ?? 0) - (w0.get(PUBS) ?? 0)) / warmupMs;
+  const minWarmup = minPublishes > 0 ? MIN_WARMUP_PUBLISHES : 0;
+  let warmedMs = 0;
+  let w1: Map<string, number>;
+  do {
+    await publishing(warmupMs);
+    warmedMs += warmupMs;
+    w1 = await scrapeMetrics(port, CATCH_UP_TIMEOUT_MS);
+  } while ((w1.get(PUBS) ?? 0) - (w0.get(PUBS) ?? 0) < minWarmup && warmedMs < MAX_WINDOW_MS);
+  const warmRate = ((w1.get(PUBS) ?? 0) - (w0.get(PUBS) ?? 0)) / warmedMs;
   const windowMs = Math.round(Math.min(MAX_WINDOW_MS, Math.max(warmupMs, minPublishes / Math.max(warmRate, 1e-3))));
   await sleep(1000);
   const m1 = await scrapeMetrics(port);
@@ -93,6 +116,26 @@ async function measure(port: number, publishing: Publishing, warmupMs: number, m
     catchUpMs: Math.round(t2 - asked),
     lost: r.lost,
   };
+}
+
+/**
+ * A publishing window and an idle one as long, each ending with a /metrics scrape and sampled whole by
+ * the server's heap sampler: the difference per publish. Run after measure(), so the path is warm and
+ * the sampler's slower allocation does not touch the metric's windows.
+ */
+async function sampledPerPublish(server: RunningServer, publishing: Publishing, windowMs: number): Promise<number> {
+  const a = await scrapeMetrics(server.port);
+  startSampling(server.child);
+  const t1 = performance.now();
+  await publishing(windowMs);
+  const b = await scrapeMetrics(server.port, CATCH_UP_TIMEOUT_MS);
+  const busy = await sampledBytes(server.child);
+  const t2 = performance.now();
+  startSampling(server.child);
+  await sleep(t2 - t1);
+  await scrapeMetrics(server.port);
+  const idle = await sampledBytes(server.child);
+  return Math.round((busy - idle) / ((b.get(PUBS) ?? NaN) - (a.get(PUBS) ?? NaN)));
 }
 
 /**
@@ -136,20 +179,24 @@ export const alloc: Scenario = {
         points.push(
           await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
             requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120000 }), subs + 1);
-            const m = await measure(server.port, (durationMs) => gen.run(runFor(subs, { windowPerSub: p.windowPerSub, durationMs })), windowMs, minPublishes);
-            ctx.log(`    socket pub, ${subs} subs: ${m.bytesPerPublish} B/publish at ${m.publishesPerSec}/s over ${m.windowMs / 1000} s (p99 ${m.latencyP99Ms} ms, server caught up in ${m.catchUpMs} ms)`);
-            return { source: 'socket', subscribers: subs, ...m };
-          }),
+            const publishing = (durationMs: number) => gen.run(runFor(subs, { windowPerSub: p.windowPerSub, durationMs }));
+            const m = await measure(server.port, publishing, windowMs, minPublishes);
+            const sampled = await sampledPerPublish(server, publishing, m.windowMs);
+            ctx.log(`    socket pub, ${subs} subs: ${m.bytesPerPublish} B/publish (sampled ${sampled} B) at ${m.publishesPerSec}/s over ${m.windowMs / 1000} s (p99 ${m.latencyP99Ms} ms, server caught up in ${m.catchUpMs} ms)`);
+            return { source: 'socket', subscribers: subs, ...m, sampledBytesPerPublish: sampled };
+          }, SAMPLER_FLAGS),
         );
       }
       points.push(
         await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
           const subs = p.httpSubscribers;
           requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 0, publisherIds: p.httpConnections, concurrency: 100, timeoutMs: 60000 }), subs);
-          const m = await measure(server.port, (durationMs) => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections, durationMs })), windowMs, minPublishes);
-          ctx.log(`    POST /publish, ${subs} subs: ${m.bytesPerPublish} B/publish`);
-          return { source: 'http', subscribers: subs, ...m };
-        }),
+          const publishing = (durationMs: number) => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections, durationMs }));
+          const m = await measure(server.port, publishing, windowMs, minPublishes);
+          const sampled = await sampledPerPublish(server, publishing, m.windowMs);
+          ctx.log(`    POST /publish, ${subs} subs: ${m.bytesPerPublish} B/publish (sampled ${sampled} B)`);
+          return { source: 'http', subscribers: subs, ...m, sampledBytesPerPublish: sampled };
+        }, SAMPLER_FLAGS),
       );
       const n = q ? 20000 : 200000;
       const micro = [
@@ -169,6 +216,7 @@ export const alloc: Scenario = {
         const label = pt.source === 'socket' ? `${pt.subscribers} subs` : `POST /publish, ${pt.subscribers} subs`;
         rows.push({ metric: `${label}: bytes/publish (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerPublish } });
         rows.push({ metric: `${label}: bytes/delivery (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerDelivery } });
+        rows.push({ metric: `${label}: bytes/publish (sampled)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.sampledBytesPerPublish } });
       }
       const first = socket[0];
       const last = socket[socket.length - 1];
@@ -193,7 +241,8 @@ export const alloc: Scenario = {
     );
     return result('alloc', this.title, p, outcomes, rows, [
       ...lagNotes,
-      'Metric figures: (heap allocated during a publishing window − during an idle window of the same length right after it, each ending with one /metrics scrape) / publishes or deliveries in the window, after a warm-up window of the same publishing and two scrapes (V8 compiles the paths once, ~500 KB). They include what uWS itself allocates per received message (~90 B: the ArrayBuffer handed to the handler) and the one view needed to read it (~96 B on Node 20).',
+      'Metric figures: (heap allocated during a publishing window − during an idle window of the same length right after it, each ending with one /metrics scrape) / publishes or deliveries in the window, after warm-up windows of the same publishing (at least 20,000 publishes or 30 s: V8 compiles the paths once, ~500 KB) and two scrapes. They include what uWS itself allocates per received message (~90 B: the ArrayBuffer handed to the handler) and the one view needed to read it (~96 B on Node 20).',
+      'Sampled figures: the same difference over a second pair of windows as long, counted by V8\'s sampling heap profiler in the server (every allocation, collected objects included; bench/lib/heap-sampler.ts). The metric also counts code V8 compiles in the window and, on Node 20, is GC statistics (noisy where a window holds few GCs); the profiler counts allocations only, stack by stack.',
       'POST /publish: one closed-loop keep-alive connection, one item per request; the per-request HTTP work (request/response objects, body copy) is part of the figure.',
       'In-process: the frame as an ArrayBuffer, read (scan, or decode + validate) and Hub.deliver with default history (100/topic) and a no-op fan-out in place of uWS; broker: EnvelopeReceiver.receive of a NATS-style envelope.',
     ]);

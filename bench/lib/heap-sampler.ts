@@ -1,7 +1,11 @@
 /**
- * Preloaded (`node -r`) into a server whose allocation a scenario counts: SIGWINCH starts V8's sampling
- * heap profiler, including objects later collected (so it counts what was allocated, not what
- * survived); the next SIGWINCH stops it and writes SAMPLE_MARK with the bytes it saw on stderr.
+ * Preloaded (`node -r dist/bench/lib/heap-sampler.js`) into a server whose allocation is counted: SIGWINCH
+ * starts V8's sampling heap profiler, including objects later collected (so it counts what was
+ * allocated, not what survived); the next SIGWINCH stops it, writes SAMPLE_MARK with the bytes it saw on
+ * stderr and, with HEAPSAMPLE_OUT set, the profile there (a .heapprofile for Chrome DevTools, or
+ * `node dist/bench/tools/heap-top.js <file>`). HS_INTERVAL: mean bytes between samples (default 128:
+ * small against a publish's ~200 B, so a window of thousands of publishes is exact to ~1 %). The alloc
+ * scenario and the probes in bench/tools send the signals.
  *
  * Why beside the gateway's own meter: the meter counts all the heap grew by, compiled code included, so
  * a window in which V8 optimizes or deoptimizes the publish path reads high (a fresh server at 1,000
@@ -9,11 +13,9 @@
  * same windows), and on Node 20 it is GC statistics, noisy where a window holds few GCs. The profiler
  * counts allocations (not code) stack by stack; once the path is compiled the two agree within noise.
  */
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { SAMPLE_MARK } from './procs';
-
-/** Mean bytes between samples: small against a publish's ~200 B, so a window of thousands is exact to ~1 %. */
-const INTERVAL = 128;
 
 interface ProfileNode {
   selfSize: number;
@@ -33,12 +35,15 @@ process.on('SIGWINCH', () => {
   }
   if (!sampling) {
     sampling = true;
-    session.post('HeapProfiler.startSampling', { samplingInterval: INTERVAL, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    const samplingInterval = Number(process.env.HS_INTERVAL ?? 128);
+    session.post('HeapProfiler.startSampling', { samplingInterval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
     return;
   }
   sampling = false;
   session.post('HeapProfiler.stopSampling', (err, res) => {
-    const bytes = err ? -1 : total((res as { profile: { head: ProfileNode } }).profile.head);
-    process.stderr.write(`\n${SAMPLE_MARK} ${++reports} ${Math.round(bytes)}\n`);
+    if (err !== null) process.stderr.write(`heap-sampler: ${err.message}\n`);
+    const profile = err === null ? (res as { profile: { head: ProfileNode } }).profile : null;
+    if (profile !== null && process.env.HEAPSAMPLE_OUT !== undefined) writeFileSync(process.env.HEAPSAMPLE_OUT, JSON.stringify(profile));
+    process.stderr.write(`\n${SAMPLE_MARK} ${++reports} ${profile === null ? -1 : Math.round(total(profile.head))}\n`);
   });
 });

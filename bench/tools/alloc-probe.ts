@@ -3,15 +3,15 @@
  * (the bench's command, pinned as the bench pins it), `subscribers` on one topic and one publisher; socket
  * `pub`s closed loop (rate 0) or at `rate` per second for the window, then an idle window as long. Prints
  * JS heap bytes per publish by the gateway's own counter (publishing window − idle window) and the
- * gateway's per-publish gauge. With `heap`, the server runs with heap-sample.ts and the publishing window
+ * gateway's per-publish gauge. With `heap`, the server runs with bench/lib/heap-sampler.ts and the publishing window
  * is profiled into HEAPSAMPLE_OUT. A fixed rate shows what the figure owes to the rate, not to subscribers.
  * PROBE_NODE_FLAGS: more node flags for the server, e.g. `--no-opt`, which keeps the publish path in the
  * unoptimized tiers as a few dozen publishes per second do (V8 optimizes it only after thousands).
  * PROBE_WARMUP_MS: publish (the same way) for this long and scrape twice before the measured window, so
  * what V8 allocates once to compile the publish and scrape paths (bytecode, feedback, code) falls outside it.
  */
-import path from 'node:path';
 import { scrapeMetrics } from '../lib/metrics';
+import { SAMPLER_PRELOAD } from '../lib/procs';
 import { probe, sleep } from './probe';
 
 const HEAP = 'wsgate_heap_allocated_bytes_total';
@@ -24,7 +24,7 @@ const heap = heapArg === 'heap';
 const warmupMs = Number(process.env.PROBE_WARMUP_MS ?? 0);
 const extraFlags = (process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 
-probe('wsgate', [...extraFlags, ...(heap ? ['-r', path.join(__dirname, 'heap-sample.js')] : [])], async (server, gen) => {
+probe('wsgate', [...extraFlags, ...(heap ? ['-r', SAMPLER_PRELOAD] : [])], async (server, gen) => {
   const c = await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120_000 });
   const run = (durationMs: number) =>
     gen.run({ mode: rate > 0 ? 'rate' : 'max', rate, warmupMs: 0, durationMs, drainMs: 2000, payloadBytes: 64, numTopics: 1, fanout: subs, windowPerSub: 32, totalSubs: subs, httpConnections: 0 });

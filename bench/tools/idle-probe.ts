@@ -3,10 +3,9 @@
  * idle subscribed connections (over 1,000 topics), then `half` more; prints server RSS per connection
  * over all of them and marginal for the second half, each after a full GC (bench/lib/gc-on-signal.ts),
  * and the second half's RSS right after connecting (connect-time garbage still in). With `heap`, the
- * second half's connects are heap-profiled (heap-sample.ts) into HEAPSAMPLE_OUT.
+ * second half's connects are heap-profiled (bench/lib/heap-sampler.ts) into HEAPSAMPLE_OUT.
  */
-import path from 'node:path';
-import { GC_PRELOAD, collectGarbage, rssBytes } from '../lib/procs';
+import { GC_PRELOAD, SAMPLER_PRELOAD, collectGarbage, rssBytes } from '../lib/procs';
 import type { ServerName } from '../lib/servers';
 import { probe, sleep } from './probe';
 
@@ -14,7 +13,7 @@ const [name = 'wsgate', halfArg = '9800', topicsArg = '1', heapArg] = process.ar
 const half = Number(halfArg);
 const heap = heapArg === 'heap';
 
-probe(name as ServerName, ['-r', GC_PRELOAD, ...(heap ? ['-r', path.join(__dirname, 'heap-sample.js')] : [])], async (server, gen) => {
+probe(name as ServerName, ['-r', GC_PRELOAD, ...(heap ? ['-r', SAMPLER_PRELOAD] : [])], async (server, gen) => {
   const held = async (): Promise<number> => {
     await collectGarbage(server.child);
     return rssBytes(server.pid);

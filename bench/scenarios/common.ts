@@ -108,7 +108,7 @@ export async function measuredRun(server: RunningServer | readonly number[], gen
   const g0 = cpuSeconds(gen.pid);
   const r = await gen.run(cmd);
   const wall = (performance.now() - t0) / 1000;
-  const pct = (c: number): number => Math.round((c / wall) * 100);
+  const pct = (c: number): number => Math.round((c / wall) * 1000) / 10;
   const used = pids.map((pid, i) => cpuSeconds(pid) - (s0[i] as number));
   return {
     ...r,

@@ -67,7 +67,7 @@ function params(ctx: Context) {
     localTopics: q ? 4 : 40,
     localSubscribers: q ? 8 : 200,
     warmupMs: q ? 100 : 1000,
-    durationMs: q ? 300 : 4000,
+    durationMs: q ? 300 : 8000,
     drainMs: q ? 1000 : 3000,
     settleMs: 500,
     /** Generator threads: one is plenty for a quick run's few connections and starts faster. */

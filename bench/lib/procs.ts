@@ -96,22 +96,38 @@ export const GC_MARK = 'bench-gc-done';
 /** Preload for `node -r` that makes a server collect its garbage on SIGUSR2 (see collectGarbage). */
 export const GC_PRELOAD = path.join(__dirname, 'gc-on-signal.js');
 
-const collectionsAsked = new WeakMap<ChildProcess, number>();
+/** Reports asked of each child, per kind of preload: the n-th answer carries n after its mark. */
+const asked = new WeakMap<ChildProcess, Map<string, number>>();
+
+/**
+ * Sends `signal` to a child started with `-r <preload>` and waits (up to `timeoutMs`) for its answer on
+ * stderr, a line `<mark> <n>[ <value>]` for the n-th time asked: returns the value ('' without one).
+ */
+async function askPreload(child: ChildProcess, signal: NodeJS.Signals, mark: string, preload: string, timeoutMs: number): Promise<string> {
+  if (child.pid === undefined) throw new Error(`${mark}: no pid`);
+  const counts = asked.get(child) ?? new Map<string, number>();
+  asked.set(child, counts);
+  const n = (counts.get(mark) ?? 0) + 1;
+  counts.set(mark, n);
+  process.kill(child.pid, signal);
+  const deadline = Date.now() + timeoutMs;
+  const line = `${mark} ${n}`;
+  for (;;) {
+    const err = stderrOf(child);
+    const at = err.lastIndexOf(`\n${line}`);
+    const end = at < 0 ? -1 : err.indexOf('\n', at + 1);
+    if (end > 0 && (err[at + 1 + line.length] === ' ' || at + 1 + line.length === end)) return err.slice(at + 1 + line.length, end).trim();
+    if (Date.now() > deadline) throw new Error(`no answer to ${signal} within ${timeoutMs} ms (started with -r ${preload}?)`);
+    await sleep(50);
+  }
+}
 
 /**
  * A full collection in a server started with `-r GC_PRELOAD`, resolved once it reports done (throws
  * after `timeoutMs`): RSS read after it is what the process holds, whatever its GC timing.
  */
 export async function collectGarbage(child: ChildProcess, timeoutMs = 30_000): Promise<void> {
-  if (child.pid === undefined) throw new Error('collectGarbage: no pid');
-  const n = (collectionsAsked.get(child) ?? 0) + 1;
-  collectionsAsked.set(child, n);
-  process.kill(child.pid, 'SIGUSR2');
-  const deadline = Date.now() + timeoutMs;
-  while (!stderrOf(child).includes(`${GC_MARK} ${n}\n`)) {
-    if (Date.now() > deadline) throw new Error(`no garbage collection reported within ${timeoutMs} ms (started with -r ${GC_PRELOAD}?)`);
-    await sleep(50);
-  }
+  await askPreload(child, 'SIGUSR2', GC_MARK, GC_PRELOAD, timeoutMs);
 }
 
 /** What heap-sampler.ts writes on stderr when it stops: the report's number, then the bytes sampled. */
@@ -119,8 +135,6 @@ export const SAMPLE_MARK = 'bench-heap-sampled';
 
 /** Preload for `node -r` that samples every allocation between two SIGWINCHs (see sampledBytes). */
 export const SAMPLER_PRELOAD = path.join(__dirname, 'heap-sampler.js');
-
-const samplesAsked = new WeakMap<ChildProcess, number>();
 
 /** Starts allocation sampling in a server started with `-r SAMPLER_PRELOAD`. */
 export function startSampling(child: ChildProcess): void {
@@ -130,19 +144,7 @@ export function startSampling(child: ChildProcess): void {
 
 /** Stops it: the JS heap bytes allocated since startSampling (V8's sampling heap profiler, collected objects included). */
 export async function sampledBytes(child: ChildProcess, timeoutMs = 30_000): Promise<number> {
-  if (child.pid === undefined) throw new Error('sampledBytes: no pid');
-  const n = (samplesAsked.get(child) ?? 0) + 1;
-  samplesAsked.set(child, n);
-  process.kill(child.pid, 'SIGWINCH');
-  const deadline = Date.now() + timeoutMs;
-  const mark = `${SAMPLE_MARK} ${n} `;
-  for (;;) {
-    const err = stderrOf(child);
-    const at = err.lastIndexOf(mark);
-    if (at >= 0 && err.indexOf('\n', at) > 0) return Number(err.slice(at + mark.length, err.indexOf('\n', at)));
-    if (Date.now() > deadline) throw new Error(`no heap sample reported within ${timeoutMs} ms (started with -r ${SAMPLER_PRELOAD}?)`);
-    await sleep(50);
-  }
+  return Number(await askPreload(child, 'SIGWINCH', SAMPLE_MARK, SAMPLER_PRELOAD, timeoutMs));
 }
 
 /** Resident set size of a process in bytes (from /proc). */

@@ -4,7 +4,9 @@ import type { RunningServer } from '../lib/servers';
 import type { GenRun } from '../gen/control';
 import { runHubBenchmark } from '../micro/hub';
 import { runReceiverBenchmark } from '../micro/receiver';
-import { Scenario } from './types';
+import { Row, Scenario } from './types';
+import type { HubVariant } from '../micro/hub';
+import type { ReceiverVariant } from '../micro/receiver';
 import { perServer, requireConnected, result, sleep, session } from './common';
 
 export interface AllocPoint {
@@ -118,6 +120,13 @@ async function measure(port: number, publishing: Publishing, warmupMs: number, m
   };
 }
 
+/** What the scenario measured for wsgate. */
+interface AllocOutcome {
+  points: AllocPoint[];
+  micro: HubVariant[];
+  receiver: ReceiverVariant[];
+}
+
 /**
  * A publishing window and an idle one as long, each ending with a /metrics scrape and sampled whole by
  * the server's heap sampler: the difference per publish. Run after measure(), so the path is warm and
@@ -136,6 +145,34 @@ async function sampledPerPublish(server: RunningServer, publishing: Publishing, 
   await scrapeMetrics(server.port);
   const idle = await sampledBytes(server.child);
   return Math.round((busy - idle) / ((b.get(PUBS) ?? NaN) - (a.get(PUBS) ?? NaN)));
+}
+
+/** The table: each point by the metric and sampled, the marginal byte per delivery, the in-process figures. */
+function allocRows(w: AllocOutcome): Row[] {
+  const rows: Row[] = [];
+  const socket = w.points.filter((pt) => pt.source === 'socket');
+  for (const pt of w.points) {
+    const label = pt.source === 'socket' ? `${pt.subscribers} subs` : `POST /publish, ${pt.subscribers} subs`;
+    rows.push({ metric: `${label}: bytes/publish (metric)`, unit: 'B', better: 'lower', values: { wsgate: pt.bytesPerPublish } });
+    rows.push({ metric: `${label}: bytes/delivery (metric)`, unit: 'B', better: 'lower', values: { wsgate: pt.bytesPerDelivery } });
+    rows.push({ metric: `${label}: bytes/publish (sampled)`, unit: 'B', better: 'lower', values: { wsgate: pt.sampledBytesPerPublish } });
+  }
+  const first = socket[0] as AllocPoint;
+  const last = socket[socket.length - 1] as AllocPoint;
+  rows.push({
+    metric: `marginal bytes per extra delivery (${first.subscribers} → ${last.subscribers} subs)`,
+    unit: 'B',
+    better: 'lower',
+    values: { wsgate: Math.round(((last.bytesPerPublish - first.bytesPerPublish) / (last.subscribers - first.subscribers)) * 1000) / 1000 },
+  });
+  for (const m of w.micro) {
+    rows.push({ metric: `in-process socket pub, ${m.codec} → ${m.codec}, ${m.path === 'scan' ? 'scanned' : 'decoded (general path)'}, ${m.subscribers} subs: bytes/publish`, unit: 'B', better: 'lower', values: { wsgate: m.bytesPerPublish } });
+  }
+  for (const m of w.receiver) {
+    rows.push({ metric: `in-process broker message, ${m.data} data → ${m.codec} subscribers: bytes/publish`, unit: 'B', better: 'lower', values: { wsgate: m.bytesPerPublish } });
+    rows.push({ metric: `in-process broker message, ${m.data} data → ${m.codec} subscribers: ns/publish`, unit: 'ns', better: 'lower', values: { wsgate: m.nsPerPublish } });
+  }
+  return rows;
 }
 
 /**
@@ -208,32 +245,8 @@ export const alloc: Scenario = {
       const receiver = (['json', 'msgpack'] as const).flatMap((data) => (['json', 'msgpack'] as const).map((codec) => runReceiverBenchmark(counts[0], data, codec, n)));
       return { points, micro, receiver };
     });
-    const rows = [];
     const w = outcomes.wsgate;
-    if (w && !('error' in w)) {
-      const socket = w.points.filter((pt) => pt.source === 'socket');
-      for (const pt of w.points) {
-        const label = pt.source === 'socket' ? `${pt.subscribers} subs` : `POST /publish, ${pt.subscribers} subs`;
-        rows.push({ metric: `${label}: bytes/publish (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerPublish } });
-        rows.push({ metric: `${label}: bytes/delivery (metric)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.bytesPerDelivery } });
-        rows.push({ metric: `${label}: bytes/publish (sampled)`, unit: 'B', better: 'lower' as const, values: { wsgate: pt.sampledBytesPerPublish } });
-      }
-      const first = socket[0];
-      const last = socket[socket.length - 1];
-      rows.push({
-        metric: `marginal bytes per extra delivery (${first.subscribers} → ${last.subscribers} subs)`,
-        unit: 'B',
-        better: 'lower' as const,
-        values: { wsgate: Math.round(((last.bytesPerPublish - first.bytesPerPublish) / (last.subscribers - first.subscribers)) * 1000) / 1000 },
-      });
-      for (const m of w.micro) {
-        rows.push({ metric: `in-process socket pub, ${m.codec} → ${m.codec}, ${m.path === 'scan' ? 'scanned' : 'decoded (general path)'}, ${m.subscribers} subs: bytes/publish`, unit: 'B', better: 'lower' as const, values: { wsgate: m.bytesPerPublish } });
-      }
-      for (const m of w.receiver) {
-        rows.push({ metric: `in-process broker message, ${m.data} data → ${m.codec} subscribers: bytes/publish`, unit: 'B', better: 'lower' as const, values: { wsgate: m.bytesPerPublish } });
-        rows.push({ metric: `in-process broker message, ${m.data} data → ${m.codec} subscribers: ns/publish`, unit: 'ns', better: 'lower' as const, values: { wsgate: m.nsPerPublish } });
-      }
-    }
+    const rows = w && !('error' in w) ? allocRows(w) : [];
     const behind = w && !('error' in w) ? w.points.filter((pt) => pt.catchUpMs > BEHIND_MS || pt.lost > 0) : [];
     const lagNotes = behind.map(
       (pt) =>

@@ -47,6 +47,90 @@ export interface CrossNodeOutcome {
   maxLost: number;
 }
 
+type CaseOutcomes = Partial<Record<CaseKey, CrossNodeOutcome | { error: string }>>;
+interface Commands {
+  fixed: Omit<GenRun, 'cmd'>;
+  max: Omit<GenRun, 'cmd'>;
+  prime: Omit<GenRun, 'cmd'>;
+}
+interface CrossParams {
+  subscribers: number;
+  fixedRate: number;
+}
+
+/** One case on fresh nodes: priming until no loss, the fixed-rate run, the max-rate run, the sweep. */
+async function measureCase(ctx: Context, p: CrossParams, broker: BrokerServer | null, c: (typeof CASES)[number], cmds: Commands): Promise<CrossNodeOutcome> {
+  return clusterSession(ctx, broker, c.broker === 'nats-jetstream' ? ['--nats-jetstream'] : [], c.nodes, async (servers, gen) => {
+    const conn = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000, subPorts: servers.map((s) => s.port) });
+    requireConnected(conn, p.subscribers + 1);
+    // Subscriptions at the broker complete asynchronously: publish a little until a run loses
+    // nothing, so the measured runs start with every subscriber reachable.
+    let primingRuns = 0;
+    let gaps = 0;
+    for (;;) {
+      const r = await gen.run(cmds.prime);
+      primingRuns++;
+      gaps = r.gaps;
+      if (r.lost === 0) break;
+      if (primingRuns === 25) throw new Error(`subscribers still missing deliveries after ${primingRuns} priming runs (lost ${r.lost})`);
+    }
+    const pids = [...servers.map((s) => s.pid), ...(broker?.pid === undefined ? [] : [broker.pid])];
+    const fixed = await measuredRun(pids, gen, cmds.fixed);
+    const fixedLost = fixed.lost + fixed.gaps - gaps;
+    const max = await measuredRun(pids, gen, cmds.max);
+    const maxLost = max.lost + max.gaps - fixed.gaps;
+    ctx.log(`    ${max.deliveriesPerSec} deliveries/s; ${p.fixedRate} pub/s p99 ${fixed.latencyMs.p99} ms; lost ${fixedLost + maxLost}; server-side CPU ${max.serverCpuPercent} %`);
+    // Last: its final step is overload by design and may leave a backlog behind.
+    const points = await sweep(ctx, pids, gen, p.subscribers, SWEEP);
+    return { broker: c.broker, nodes: c.nodes, primingRuns, fixed, max, sweep: points, sustained: sustainedRate(points), fixedLost, maxLost };
+  });
+}
+
+/**
+ * Node A's CPU over every delivery (one node: all of them), node B's over its own subscribers' share
+ * (they alternate between the nodes): what a delivery costs the node that makes it.
+ */
+function nodeCpu(subscribers: number): (o: CrossNodeOutcome, node: 0 | 1) => number | null {
+  const onB = Math.floor(subscribers / 2);
+  return (o, node) => {
+    const r = o.max;
+    if (node === 1 && o.nodes < 2) return null;
+    const share = o.nodes < 2 ? 1 : node === 1 ? onB / subscribers : (subscribers - onB) / subscribers;
+    const cpu = r.processCpuPercent[node] ?? 0;
+    return r.deliveriesPerSec > 0 ? Math.round((cpu * 1e7) / (r.deliveriesPerSec * share)) : null;
+  };
+}
+
+/** Each case against one node (issue 5's and issue 14's goals), then what the generator's capacity means for the sweep. */
+function crossVerdicts(outcomes: CaseOutcomes, p: CrossParams, nodeCpuPerDelivery: (o: CrossNodeOutcome, node: 0 | 1) => number | null, capacity: number | null): string[] {
+  const single = outcomes[SINGLE];
+  const verdicts: string[] = [];
+  if (single !== undefined && !('error' in single)) {
+    for (const c of CASES) {
+      const o = outcomes[c.key];
+      if (c.key === SINGLE || o === undefined || 'error' in o) continue;
+      const cost = 1 - o.max.deliveriesPerSec / single.max.deliveriesPerSec;
+      const sustainedCost = single.sustained > 0 ? 1 - o.sustained / single.sustained : 0;
+      const added = o.fixed.latencyMs.p99 - single.fixed.latencyMs.p99;
+      const pct = (x: number) => `${x > 0 ? '−' : '+'}${Math.abs(x * 100).toFixed(1)} %`;
+      const verdict = (ok: boolean) => (ok ? 'met' : 'not met');
+      const mine = c.nodes === 2 ? nodeCpuPerDelivery(o, 1) : null;
+      const base = nodeCpuPerDelivery(single, 0);
+      const cpuRatio = mine !== null && base !== null && base > 0 ? mine / base : null;
+      verdicts.push(
+        `${c.key}: throughput ${pct(cost)} closed loop (${verdict(cost < GOAL_THROUGHPUT_COST)}), ${pct(sustainedCost)} sustained open loop (${verdict(sustainedCost < GOAL_THROUGHPUT_COST)}); p99 at ${p.fixedRate} pub/s ${added >= 0 ? '+' : '−'}${Math.abs(added).toFixed(2)} ms (${verdict(added < GOAL_ADDED_P99_MS)}) vs single node.${cpuRatio === null ? '' : ` Receiving node B: CPU per delivery ${cpuRatio.toFixed(2)}× one node's (goal of issue 14 ≤ ${GOAL_RECEIVER_CPU}×: ${verdict(cpuRatio <= GOAL_RECEIVER_CPU)}).`}`,
+      );
+    }
+  }
+  const boundFrom = capacity === null ? undefined : SWEEP.find((r) => r * p.subscribers > 0.8 * capacity);
+  verdicts.push(
+    capacity === null
+      ? "Generator capacity not measured in this run (add `selftest` to the scenarios): sweep steps near it are as much the generator's limit as the servers'."
+      : `Generator self-test capacity ${capacity.toLocaleString('en-US')} msgs/s: ${boundFrom === undefined ? 'no sweep step offers more than 80 % of it' : `sweep steps from ${boundFrom} publishes/s offer more than 80 % of it, so there the generator may be the limit`}.`,
+  );
+  return verdicts;
+}
+
 /** Starts `nodes` wsgate nodes on the server core (with `--broker` unless memory), then a generator aimed at node A. */
 async function clusterSession<T>(ctx: Context, broker: BrokerServer | null, flags: readonly string[], nodes: number, fn: (servers: RunningServer[], gen: Generator) => Promise<T>): Promise<T> {
   const servers: RunningServer[] = [];
@@ -93,78 +177,21 @@ export const crossnode: Scenario = {
     const fixedCmd: Omit<GenRun, 'cmd'> = { ...base, mode: 'rate', rate: p.fixedRate, warmupMs: p.fixedWarmupMs, durationMs: p.fixedDurationMs, drainMs: 3000, windowPerSub: 0 };
     const maxCmd = maxRatePlan({ warmupMs: p.maxWarmupMs, durationMs: p.maxDurationMs, payloadBytes: p.payloadBytes, numTopics: 1, totalSubs: p.subscribers, windowPerSub: p.windowPerSub });
     const primeCmd: Omit<GenRun, 'cmd'> = { ...base, mode: 'rate', rate: 50, warmupMs: 0, durationMs: 200, drainMs: 300, windowPerSub: 0 };
+    const cmds: Commands = { fixed: fixedCmd, max: maxCmd, prime: primeCmd };
 
-    let outcomes: Partial<Record<CaseKey, CrossNodeOutcome | { error: string }>>;
+    let outcomes: CaseOutcomes;
     try {
       outcomes = await perServer<CrossNodeOutcome, CaseKey>(ctx, CASES.map((c) => c.key), async (key) => {
         const c = CASES.find((x) => x.key === key) ?? CASES[0];
-        const broker = c.broker === 'memory' ? null : await brokerFor(c.broker);
-        return clusterSession(ctx, broker, c.broker === 'nats-jetstream' ? ['--nats-jetstream'] : [], c.nodes, async (servers, gen) => {
-          const conn = await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000, subPorts: servers.map((s) => s.port) });
-          requireConnected(conn, p.subscribers + 1);
-          // Subscriptions at the broker complete asynchronously: publish a little until a run loses
-          // nothing, so the measured runs start with every subscriber reachable.
-          let primingRuns = 0;
-          let gaps = 0;
-          for (;;) {
-            const r = await gen.run(primeCmd);
-            primingRuns++;
-            gaps = r.gaps;
-            if (r.lost === 0) break;
-            if (primingRuns === 25) throw new Error(`subscribers still missing deliveries after ${primingRuns} priming runs (lost ${r.lost})`);
-          }
-          const pids = [...servers.map((s) => s.pid), ...(broker?.pid === undefined ? [] : [broker.pid])];
-          const fixed = await measuredRun(pids, gen, fixedCmd);
-          const fixedLost = fixed.lost + fixed.gaps - gaps;
-          const max = await measuredRun(pids, gen, maxCmd);
-          const maxLost = max.lost + max.gaps - fixed.gaps;
-          ctx.log(`    ${max.deliveriesPerSec} deliveries/s; ${p.fixedRate} pub/s p99 ${fixed.latencyMs.p99} ms; lost ${fixedLost + maxLost}; server-side CPU ${max.serverCpuPercent} %`);
-          // Last: its final step is overload by design and may leave a backlog behind.
-          const points = await sweep(ctx, pids, gen, p.subscribers, SWEEP);
-          return { broker: c.broker, nodes: c.nodes, primingRuns, fixed, max, sweep: points, sustained: sustainedRate(points), fixedLost, maxLost };
-        });
+        return measureCase(ctx, p, c.broker === 'memory' ? null : await brokerFor(c.broker), c, cmds);
       });
     } finally {
       for (const b of brokers.values()) await b.stop();
     }
 
-    // Node A's CPU over every delivery (one node: all of them), node B's over its own subscribers'
-    // share (they alternate between the nodes): what a delivery costs the node that makes it.
-    const onB = Math.floor(p.subscribers / 2);
-    const nodeCpuPerDelivery = (o: CrossNodeOutcome, node: 0 | 1): number | null => {
-      const r = o.max;
-      if (node === 1 && o.nodes < 2) return null;
-      const share = o.nodes < 2 ? 1 : node === 1 ? onB / p.subscribers : (p.subscribers - onB) / p.subscribers;
-      const cpu = r.processCpuPercent[node] ?? 0;
-      return r.deliveriesPerSec > 0 ? Math.round((cpu * 1e7) / (r.deliveriesPerSec * share)) : null;
-    };
+    const nodeCpuPerDelivery = nodeCpu(p.subscribers);
     const twoNodes = Object.fromEntries(CASES.filter((c) => c.nodes === 2).map((c) => [c.key, outcomes[c.key]]).filter(([, o]) => o !== undefined)) as typeof outcomes;
-    const single = outcomes[SINGLE];
-    const verdicts: string[] = [];
-    if (single !== undefined && !('error' in single)) {
-      for (const c of CASES) {
-        const o = outcomes[c.key];
-        if (c.key === SINGLE || o === undefined || 'error' in o) continue;
-        const cost = 1 - o.max.deliveriesPerSec / single.max.deliveriesPerSec;
-        const sustainedCost = single.sustained > 0 ? 1 - o.sustained / single.sustained : 0;
-        const added = o.fixed.latencyMs.p99 - single.fixed.latencyMs.p99;
-        const pct = (x: number) => `${x > 0 ? '−' : '+'}${Math.abs(x * 100).toFixed(1)} %`;
-        const verdict = (ok: boolean) => (ok ? 'met' : 'not met');
-        const mine = c.nodes === 2 ? nodeCpuPerDelivery(o, 1) : null;
-        const base = nodeCpuPerDelivery(single, 0);
-        const cpuRatio = mine !== null && base !== null && base > 0 ? mine / base : null;
-        verdicts.push(
-          `${c.key}: throughput ${pct(cost)} closed loop (${verdict(cost < GOAL_THROUGHPUT_COST)}), ${pct(sustainedCost)} sustained open loop (${verdict(sustainedCost < GOAL_THROUGHPUT_COST)}); p99 at ${p.fixedRate} pub/s ${added >= 0 ? '+' : '−'}${Math.abs(added).toFixed(2)} ms (${verdict(added < GOAL_ADDED_P99_MS)}) vs single node.${cpuRatio === null ? '' : ` Receiving node B: CPU per delivery ${cpuRatio.toFixed(2)}× one node's (goal of issue 14 ≤ ${GOAL_RECEIVER_CPU}×: ${verdict(cpuRatio <= GOAL_RECEIVER_CPU)}).`}`,
-        );
-      }
-    }
-    const capacity = ctx.generatorCapacity;
-    const boundFrom = capacity === null ? undefined : SWEEP.find((r) => r * p.subscribers > 0.8 * capacity);
-    verdicts.push(
-      capacity === null
-        ? "Generator capacity not measured in this run (add `selftest` to the scenarios): sweep steps near it are as much the generator's limit as the servers'."
-        : `Generator self-test capacity ${capacity.toLocaleString('en-US')} msgs/s: ${boundFrom === undefined ? 'no sweep step offers more than 80 % of it' : `sweep steps from ${boundFrom} publishes/s offer more than 80 % of it, so there the generator may be the limit`}.`,
-    );
+    const verdicts = crossVerdicts(outcomes, p, nodeCpuPerDelivery, ctx.generatorCapacity);
     const cpuPerDelivery = (r: MeasuredRun): number | null => (r.deliveriesPerSec > 0 ? Math.round((r.serverCpuPercent * 1e7) / r.deliveriesPerSec) : null);
     return {
       ...result(

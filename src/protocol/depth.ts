@@ -64,6 +64,10 @@ const MAP = 2;
  * accepted extension types. Since every element takes at least one byte, no declared length can exceed
  * what the buffer holds, so the decoder afterwards never sizes anything from a length the bytes do not
  * back. (A range rather than a view: a view is an object per broker message.)
+ *
+ * One function with the type switch inline, longer than this code's usual: on an 882 B msgpack object,
+ * a precomputed 256-entry type table read 895–990 ns against 762–812 ns, and the switch in a helper
+ * called per value 1.7–1.8 µs (2026-12-07, same outputs on 200,000 generated inputs).
  */
 export function msgpackDepth(b: Uint8Array, limit: number, start = 0, end = b.length): number {
   if (limit > MAX_DEPTH_LIMIT + 2) limit = MAX_DEPTH_LIMIT + 2;

@@ -95,8 +95,8 @@ export class StringFields {
 
   /**
    * A JSON string from its opening quote, validated as json-scan's scanJsonString does (its tables and
-   * escape check); returns the
-   * position after the closing quote or INVALID, and leaves its UTF-16 length and plainness behind.
+   * escape check); returns the position after the closing quote or INVALID, and leaves its UTF-16
+   * length and plainness behind.
    */
   private string(b: Uint8Array, p: number, end: number): number {
     const first = ++p;

@@ -67,7 +67,8 @@ function upgrade(deps: PusherDeps, res: HttpResponse, req: HttpRequest, context:
   else if (!(protocol >= MIN_PROTOCOL && protocol <= MAX_PROTOCOL)) refusal = { code: PusherCode.UnsupportedProtocol, message: `Unsupported protocol version ${protocol}` };
   else if (guard.full()) refusal = { code: PusherCode.OverQuota, message: 'Over connection quota' };
   const conn = newPusherConnection(app ?? { id: '', key, secret: '' }, frames.newSocketId(), refusal === null ? address : null, refusal, deps.clock.now);
-  res.cork(() => res.upgrade(conn, wsKey, '', extensions, context));
+  // Inside the upgrade handler the socket is corked already (see completeUpgrade).
+  res.upgrade(conn, wsKey, '', extensions, context);
 }
 
 function opened(deps: PusherDeps, channels: PusherChannels, ws: PusherSocket): void {

@@ -100,13 +100,9 @@ export class Gateway {
     const queries = new TopicQueries(this.hub, this.broker, this.bus);
     this.presence = new Presence(this.hub, this.bus, this.stats);
     const control = new ServerControl(this.bus);
-    const members = this.presence.registry;
-    const holdings = this.presence.joinLeave.holdings;
-    this.metrics.metrics.counter('wsgate_cluster_resyncs_total', 'Full resends of another node\'s holdings this node asked for (its heartbeat digest differed).', () => holdings.resends);
-    this.metrics.metrics.gauge('wsgate_presence_entries', 'Presence members held by this node\'s connections (listed or only counted).', () => members.members);
     const fault = faultSink(this.stats, log);
     this.guard = new UpgradeGuard(config, this.stats, role?.guardMemory ?? null);
-    this.metrics.metrics.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
+    this.registerGauges();
     const verifier = (this.verifier = createVerifier(config));
     this.hooks = new Hooks(config, this.hub, this.stats, this.metrics, log, keyedPublisher(this.broker), role?.tables ?? null);
     const admitter = new Admitter(verifier, this.hooks.connect);
@@ -155,6 +151,16 @@ export class Gateway {
     for (const a of this.admin === null ? [app] : [app, this.admin]) {
       a.any('/*', (res) => sendError(res, '404 Not Found', new GatewayError(ErrorCode.NotFound, 'no such route')));
     }
+  }
+
+  /** Gauges of what presence and the upgrade guard hold, read at scrape time. */
+  private registerGauges(): void {
+    const m = this.metrics.metrics;
+    const members = this.presence.registry;
+    const holdings = this.presence.joinLeave.holdings;
+    m.counter('wsgate_cluster_resyncs_total', 'Full resends of another node\'s holdings this node asked for (its heartbeat digest differed).', () => holdings.resends);
+    m.gauge('wsgate_presence_entries', 'Presence members held by this node\'s connections (listed or only counted).', () => members.members);
+    m.gauge('wsgate_client_addresses', 'Client addresses tracked for the per-address limits.', () => this.guard.addresses.size);
   }
 
   /** A plain GET on the WebSocket path (no upgrade headers) lands here: 426. */

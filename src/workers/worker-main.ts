@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { InProcessBroker } from '../broker/in-process-broker';
 import { startDemo } from '../cli/demo';
-import { createLogger } from '../log';
+import { type Logger, createLogger } from '../log';
 import { Gateway } from '../server/gateway';
 import { forgetPredecessor } from '../shared/process-tables';
 import { MeshLink } from './mesh';
@@ -30,6 +30,25 @@ function scrapeRelay(post: (m: FromWorker) => void): { ask: () => Promise<string
 }
 
 /**
+ * On an uncaught exception: tells the main thread, waits until its acceptor has let go of this app (the
+ * returned function, on `released`), closes the gateway and exits 1.
+ */
+function dieOnUncaught(log: Logger, post: (m: FromWorker) => void, gateway: Gateway, exit: (code: number) => void): () => void {
+  let released = (): void => {};
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'worker failed: its connections are cut and the worker is replaced');
+    post({ type: 'dying' });
+    // The acceptor must stop handing this app connections before it is closed.
+    const wait = new Promise<void>((resolve) => {
+      released = resolve;
+      setTimeout(resolve, RELEASE_WAIT_MS).unref();
+    });
+    void wait.then(() => gateway.close()).finally(() => exit(1));
+  });
+  return () => released();
+}
+
+/**
  * A worker thread: one gateway node whose app gets its connections from the main thread's acceptor
  * and whose broker is the in-process mesh to the other workers.
  */
@@ -51,21 +70,11 @@ function main(port: MessagePort, boot: WorkerBoot): void {
   });
   gateway.metrics.metrics.counter('wsgate_worker_ring_full_total', 'Messages to another worker not written because its ring was full (that worker was not keeping up).', () => link.full);
   let demo: NodeJS.Timeout | null = null;
-  let released: (() => void) | null = null;
   const exit = (code: number): void => {
     port.close();
     process.exit(code);
   };
-  process.on('uncaughtException', (err) => {
-    log.fatal({ err }, 'worker failed: its connections are cut and the worker is replaced');
-    post({ type: 'dying' });
-    // The acceptor must stop handing this app connections before it is closed.
-    const wait = new Promise<void>((resolve) => {
-      released = resolve;
-      setTimeout(resolve, RELEASE_WAIT_MS).unref();
-    });
-    void wait.then(() => gateway.close()).finally(() => exit(1));
-  });
+  const release = dieOnUncaught(log, post, gateway, exit);
   port.on('message', (m: ToWorker) => {
     switch (m.type) {
       case 'drain':
@@ -93,8 +102,7 @@ function main(port: MessagePort, boot: WorkerBoot): void {
       case 'scraped':
         return scrapes.answered(m.id, m);
       case 'released':
-        (released as (() => void) | null)?.();
-        return;
+        return release();
       case 'fail':
         setImmediate(() => {
           throw new Error('fault injected by the supervisor');

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --scenario <name>[,<name>]] [--quick] [--servers wsgate,uws,ws,socketio]
- *                [--threads N] [--window N] [--idle-conns N | --idle-100k] [--cpu-prof] [--out <dir>]
+ *                [--threads N] [--window N] [--idle-conns N | --idle-100k] [--cpu-prof] [--no-pin] [--out <dir>]
  *                [--profile steady|churn] [--duration <s>]` (the last two: soak only)
  * Runs the benchmark scenarios and writes bench/results/<date>-<host>.{json,md,svg}.
  */
@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { argFlag, argNumber, argValue } from './lib/cli';
 import { ALL_SERVERS, ServerName, serverNodeFlags, wsgateAvailable } from './lib/servers';
 import { soketiBin } from './lib/soketi';
-import { killAllChildren, openFilesLimit, pinning } from './lib/procs';
+import { disablePinning, killAllChildren, openFilesLimit, pinningLabel } from './lib/procs';
 import { writeReport } from './report/write';
 import { SCENARIOS } from './scenarios';
 import { SOAK_PROFILES, SoakProfile } from './scenarios/soak';
@@ -24,6 +24,7 @@ function soakProfile(v: string | undefined): SoakProfile {
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const quick = argFlag(argv, 'quick');
+  if (argFlag(argv, 'no-pin')) disablePinning();
   const wanted = argValue(argv, 'scenario')?.split(',');
   const unknown = wanted?.filter((w) => !SCENARIOS.some((s) => s.name === w)) ?? [];
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
@@ -67,7 +68,6 @@ async function main(): Promise<void> {
     console.log(`  done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     results.push(r);
   }
-  const pin = pinning();
   // A run of chosen scenarios is named after them, so it does not overwrite the day's suite report.
   const suffix = wanted ? `-${wanted.join('+')}${wanted.includes('soak') ? `-${opts.soakProfile}` : ''}` : '';
   const files = writeReport(argValue(argv, 'out') ?? path.join(__dirname, '..', '..', 'bench', 'results'), suffix, {
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
       node: process.version,
       openFilesLimit: openFilesLimit(),
     },
-    pinning: pin ? `server on core ${pin.server}, generator on core ${pin.generator} (taskset)` : 'single core: not pinned',
+    pinning: pinningLabel(),
     generatorThreads: opts.threads,
     generatorCapacity: ctx.generatorCapacity,
     servers,

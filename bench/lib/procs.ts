@@ -4,9 +4,23 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** Cores for the server and the generator; null when the machine has a single core (no pinning). */
+let pinningOff = false;
+
+/** `--no-pin`: servers and generator run unpinned, every thread where the scheduler puts it. */
+export function disablePinning(): void {
+  pinningOff = true;
+}
+
+/** Cores for the server and the generator; null when the machine has a single core or `--no-pin` (no pinning). */
 export function pinning(): { server: number; generator: number } | null {
-  return os.cpus().length >= 2 ? { server: 0, generator: 1 } : null;
+  return !pinningOff && os.cpus().length >= 2 ? { server: 0, generator: 1 } : null;
+}
+
+/** How the run placed its processes, for the report. */
+export function pinningLabel(): string {
+  const pin = pinning();
+  if (pin !== null) return `server on core ${pin.server}, generator on core ${pin.generator} (taskset)`;
+  return pinningOff ? 'none (--no-pin): every thread of server and generator where the scheduler puts it' : 'single core: not pinned';
 }
 
 /** Spawns `node <args>` pinned to `cpu` with taskset (taskset execs node, so the PID is node's). */

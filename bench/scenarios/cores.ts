@@ -256,7 +256,9 @@ export const cores: Scenario = {
     return {
       ...result('cores', this.title, p, outcomes, rows(p, outcomes), [
         ...verdicts(outcomes),
-        'The server process is pinned to the server core like every other case, so 2 workers share one core here: these rows compare cost, not scaling. On this 2-core machine the generator owns the other core; deliveries/s at max rate is bound by the generator (see its CPU row).',
+        pinning() === null
+          ? 'Unpinned (--no-pin, or one core): the server\'s threads and the generator share every core as the scheduler places them; deliveries/s at max rate is bound by the generator (see its CPU row).'
+          : 'The server process is pinned to the server core like every other case, so 2 workers share one core here: these rows compare cost, not scaling. On this 2-core machine the generator owns the other core; deliveries/s at max rate is bound by the generator (see its CPU row).',
         'Cross-thread cost per message in isolation: `node dist/bench/micro/worker-ring.js` (shared-memory ring against postMessage).',
       ]),
       ratioBase: '1 worker',

@@ -135,8 +135,8 @@ export function mutate(input: Buffer, mutations: readonly Mutation[]): Buffer {
 /** Most inputs stay intact (they test the decoder's and handlers' semantics); a third are mutated. */
 const mutations = fc.oneof({ weight: 2, arbitrary: fc.constant([] as Mutation[]) }, { weight: 1, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 4 }) });
 
-/** Samples of one generated input followed by MUTANTS mutated variants of it. */
-export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
+/** The values commands are made of: topics, data trees (deep ones too), whole commands. */
+function valueArbitraries(ctx: InputContext) {
   const { maxPayload, maxDepth } = ctx;
   const safeTopic = (t: string) => (t === ctx.reservedTopic ? 'f1' : t);
   const topic = fc.oneof(
@@ -166,7 +166,6 @@ export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
     .record({ n: fc.oneof(fc.integer({ min: maxDepth - 2, max: maxDepth + 2 }), fc.integer({ min: 100, max: 30_000 })), map: fc.boolean() })
     .map((d): Tree => ({ t: 'deep', ...d }));
   const data = fc.oneof({ weight: 6, arbitrary: tree }, { weight: 1, arbitrary: deep });
-  const leafTree = (a: fc.Arbitrary<unknown>) => a.map((v): Tree => ({ t: 'leaf', v }));
   const id = fc.oneof(fc.nat(), fc.constantFrom(-1, 1.5, 2 ** 53, 2 ** 53 - 1, '7', null, true));
   const since = fc.oneof(
     fc.record({ seq: fc.oneof(fc.nat(), fc.constant(-1)), epoch: fc.oneof(fc.string({ maxLength: 10 }), fc.constant('x'.repeat(65))) }).map(
@@ -185,11 +184,14 @@ export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
       fc.array(fc.tuple(key, data), { maxLength: 3 }),
     )
     .map(([op, t, i, d, s, extra]): Tree => ({ t: 'obj', entries: [op, t, i, d, s, ...extra].filter((e): e is readonly [string, Tree] => e !== null) }));
-  const frameOf = fc.oneof({ weight: 12, arbitrary: command }, { weight: 1, arbitrary: data }, { weight: 1, arbitrary: leafTree(leaf) });
-  const codec = fc.constantFrom<Codec>('json', 'msgpack');
+  return { topic, leaf, data, command, codec: fc.constantFrom<Codec>('json', 'msgpack') };
+}
 
-  const commandInput = fc.tuple(codec, frameOf, mutations).map(([c, f, ms]): FuzzInput => ({ kind: 'command', codec: c, frame: mutate(encode(f, c), ms) }));
+type Values = ReturnType<typeof valueArbitraries>;
 
+/** Raw client frames: generated specs (any opcode, flags, length forms, masks) and fragmented commands. */
+function framesArbitrary(v: Values, maxPayload: number): fc.Arbitrary<FuzzInput> {
+  const { codec, command } = v;
   const frameSpec = fc.record({
     opcode: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(Op.Cont, Op.Text, Op.Binary, Op.Close, Op.Ping, Op.Pong) }, { weight: 1, arbitrary: fc.nat(15) }),
     fin: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
@@ -215,7 +217,7 @@ export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
     }
     return { c, bytes: Buffer.concat(out) };
   });
-  const framesInput = fc.oneof(
+  return fc.oneof(
     fc.tuple(codec, fc.array(frameSpec, { minLength: 1, maxLength: 4 }), mutations).map(([c, specs, ms]): FuzzInput => ({
       kind: 'frames',
       codec: c,
@@ -223,12 +225,23 @@ export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
     })),
     fc.tuple(fragmented, mutations).map(([f, ms]): FuzzInput => ({ kind: 'frames', codec: f.c, bytes: mutate(f.bytes, ms) })),
   );
+}
 
+/** Headers, and the token pool: the first token is valid; the others are expired, mis-signed, `alg: none`, truncated, huge. */
+function requestParts(ctx: InputContext) {
   const header = fc.tuple(fc.oneof(fc.constantFrom('x-a', 'origin', 'cookie', 'x-forwarded-for', 'accept', 'expect', 'te', 'host'), fc.stringMatching(/^[a-z-]{1,12}$/)), fc.string({ maxLength: 60 }));
   const headerLines = (hs: readonly (readonly [string, string])[]) => hs.map(([k, v]) => `${k}: ${v.replace(/[\r\n]/g, ' ')}\r\n`).join('');
-  // The first token is valid; the pool's others are expired, mis-signed, `alg: none`, truncated, huge.
   const token = fc.oneof({ weight: 6, arbitrary: fc.constant(ctx.tokens[0] as string) }, { weight: 3, arbitrary: fc.constantFrom(...ctx.tokens) }, { weight: 1, arbitrary: fc.string({ maxLength: 40 }) });
 
+  return { header, headerLines, token };
+}
+
+type RequestParts = ReturnType<typeof requestParts>;
+
+/** `POST /publish` and other HTTP requests: methods, paths, content types, keys, framings, bodies. */
+function httpArbitrary(ctx: InputContext, v: Values, parts: RequestParts): fc.Arbitrary<FuzzInput> {
+  const { topic, data, codec } = v;
+  const { header, headerLines } = parts;
   const body = fc.oneof(
     fc.tuple(codec, fc.oneof({ weight: 3, arbitrary: fc.record({ topic, data }) }, { weight: 1, arbitrary: fc.array(fc.record({ topic, data }), { maxLength: 4 }) }, { weight: 1, arbitrary: data })).map(([c, v]) => {
       const item = (x: { topic: unknown; data: Tree }): Tree => ({ t: 'obj', entries: [['topic', { t: 'leaf', v: x.topic }], ['data', x.data]] });
@@ -237,7 +250,7 @@ export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
     }),
     fc.uint8Array({ maxLength: 200 }).map((b) => ({ c: 'json' as Codec, bytes: Buffer.from(b) })),
   );
-  const httpInput = fc
+  return fc
     .record({
       method: fc.oneof({ weight: 8, arbitrary: fc.constant('POST') }, { weight: 1, arbitrary: fc.constantFrom('GET', 'PUT', 'OPTIONS', 'HEAD', 'DELETE', 'X') }),
       path: fc.oneof({ weight: 8, arbitrary: fc.constant('/publish') }, { weight: 1, arbitrary: fc.constantFrom('/publish?x=1', '/metrics', '/healthz', '/readyz', '/', '/ws', '/%00', '/publish/../publish', '//publish') }),
@@ -267,7 +280,12 @@ export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
       const head = `${r.method} ${r.path} HTTP/1.1\r\nhost: 127.0.0.1\r\n` + (type === '' ? '' : `content-type: ${type}\r\n`) + (r.auth === '' ? '' : `authorization: ${r.auth.replace(/[\r\n]/g, ' ')}\r\n`) + framing + headerLines(r.headers) + 'connection: close\r\n\r\n';
       return { kind: 'http', request: Buffer.concat([Buffer.from(head, 'latin1'), payload]) };
     });
+}
 
+/** Upgrade requests (every handshake header varied, queries with topics and tokens), then bytes on the socket. */
+function upgradeArbitrary(v: Values, parts: RequestParts): fc.Arbitrary<FuzzInput> {
+  const { topic, command, codec } = v;
+  const { header, headerLines, token } = parts;
   const query = fc.array(
     fc.oneof(
       fc.array(topic, { maxLength: 5 }).map((ts) => 'topics=' + encodeURIComponent(ts.join(','))),
@@ -279,7 +297,7 @@ export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
     ),
     { maxLength: 3 },
   );
-  const upgradeInput = fc
+  return fc
     .record({
       path: fc.oneof({ weight: 8, arbitrary: fc.constant('/ws') }, { weight: 1, arbitrary: fc.constantFrom('/', '/ws/', '/WS', '/publish', '/ws%00', '*') }),
       query,
@@ -312,7 +330,20 @@ export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
         '\r\n';
       return { kind: 'upgrade', request: terminated(mutate(Buffer.from(head, 'utf8'), r.ms)), after: Buffer.concat([r.after, encodeFrame({ opcode: Op.Close, payload: Buffer.from([0x03, 0xe8]) })]) };
     });
+}
 
+/** Samples of one generated input followed by MUTANTS mutated variants of it. */
+export function inputArbitrary(ctx: InputContext): fc.Arbitrary<FuzzInput[]> {
+  const v = valueArbitraries(ctx);
+  const { data, command, codec, leaf } = v;
+  const leafTree = (a: fc.Arbitrary<unknown>) => a.map((x): Tree => ({ t: 'leaf', v: x }));
+  const frameOf = fc.oneof({ weight: 12, arbitrary: command }, { weight: 1, arbitrary: data }, { weight: 1, arbitrary: leafTree(leaf) });
+  const commandInput = fc.tuple(codec, frameOf, mutations).map(([c, f, ms]): FuzzInput => ({ kind: 'command', codec: c, frame: mutate(encode(f, c), ms) }));
+
+  const framesInput = framesArbitrary(v, ctx.maxPayload);
+  const parts = requestParts(ctx);
+  const httpInput = httpArbitrary(ctx, v, parts);
+  const upgradeInput = upgradeArbitrary(v, parts);
   const base = fc.oneof({ weight: 80, arbitrary: commandInput }, { weight: 8, arbitrary: framesInput }, { weight: 7, arbitrary: httpInput }, { weight: 5, arbitrary: upgradeInput });
   // Each generated input is also sent as MUTANTS byte-mutated variants: mutation is far cheaper than generation.
   return fc.tuple(base, fc.array(fc.array(mutation, { minLength: 1, maxLength: 4 }), { minLength: MUTANTS, maxLength: MUTANTS })).map(([input, ms]) => [input, ...ms.map((m) => mutateInput(input, m))]);

@@ -4,7 +4,7 @@ import type { RunningServer } from '../lib/servers';
 import type { GenRun } from '../gen/control';
 import { runHubBenchmark } from '../micro/hub';
 import { runReceiverBenchmark } from '../micro/receiver';
-import { Row, Scenario } from './types';
+import { Context, Row, Scenario } from './types';
 import type { HubVariant } from '../micro/hub';
 import type { ReceiverVariant } from '../micro/receiver';
 import { perServer, requireConnected, result, sleep, session } from './common';
@@ -147,6 +147,15 @@ async function sampledPerPublish(server: RunningServer, publishing: Publishing, 
   return Math.round((busy - idle) / ((b.get(PUBS) ?? NaN) - (a.get(PUBS) ?? NaN)));
 }
 
+/** One point at `subs` subscribers: the metric's windows, then the sampled pair. */
+async function measurePoint(ctx: Context, server: RunningServer, source: AllocPoint['source'], subs: number, publishing: Publishing, windowMs: number, minPublishes: number): Promise<AllocPoint> {
+  const m = await measure(server.port, publishing, windowMs, minPublishes);
+  const sampled = await sampledPerPublish(server, publishing, m.windowMs);
+  const label = source === 'socket' ? 'socket pub' : 'POST /publish';
+  ctx.log(`    ${label}, ${subs} subs: ${m.bytesPerPublish} B/publish (sampled ${sampled} B) at ${m.publishesPerSec}/s over ${m.windowMs / 1000} s (p99 ${m.latencyP99Ms} ms, server caught up in ${m.catchUpMs} ms)`);
+  return { source, subscribers: subs, ...m, sampledBytesPerPublish: sampled };
+}
+
 /** The table: each point by the metric and sampled, the marginal byte per delivery, the in-process figures. */
 function allocRows(w: AllocOutcome): Row[] {
   const rows: Row[] = [];
@@ -217,10 +226,7 @@ export const alloc: Scenario = {
           await session(ctx, name, async (server, gen): Promise<AllocPoint> => {
             requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 256, timeoutMs: 120000 }), subs + 1);
             const publishing = (durationMs: number) => gen.run(runFor(subs, { windowPerSub: p.windowPerSub, durationMs }));
-            const m = await measure(server.port, publishing, windowMs, minPublishes);
-            const sampled = await sampledPerPublish(server, publishing, m.windowMs);
-            ctx.log(`    socket pub, ${subs} subs: ${m.bytesPerPublish} B/publish (sampled ${sampled} B) at ${m.publishesPerSec}/s over ${m.windowMs / 1000} s (p99 ${m.latencyP99Ms} ms, server caught up in ${m.catchUpMs} ms)`);
-            return { source: 'socket', subscribers: subs, ...m, sampledBytesPerPublish: sampled };
+            return measurePoint(ctx, server, 'socket', subs, publishing, windowMs, minPublishes);
           }, SAMPLER_FLAGS),
         );
       }
@@ -229,10 +235,7 @@ export const alloc: Scenario = {
           const subs = p.httpSubscribers;
           requireConnected(await gen.connect({ subs, numTopics: 1, publishers: 0, publisherIds: p.httpConnections, concurrency: 100, timeoutMs: 60000 }), subs);
           const publishing = (durationMs: number) => gen.run(runFor(subs, { mode: 'http', httpConnections: p.httpConnections, durationMs }));
-          const m = await measure(server.port, publishing, windowMs, minPublishes);
-          const sampled = await sampledPerPublish(server, publishing, m.windowMs);
-          ctx.log(`    POST /publish, ${subs} subs: ${m.bytesPerPublish} B/publish (sampled ${sampled} B)`);
-          return { source: 'http', subscribers: subs, ...m, sampledBytesPerPublish: sampled };
+          return measurePoint(ctx, server, 'http', subs, publishing, windowMs, minPublishes);
         }, SAMPLER_FLAGS),
       );
       const n = q ? 20000 : 200000;

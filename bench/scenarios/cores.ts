@@ -92,6 +92,10 @@ const fixed = (p: Params, numTopics: number, subs: number, rate: number): Omit<G
   windowPerSub: 0,
 });
 
+/** The closed-loop max-rate run of the same shape. */
+const atMax = (p: Params, numTopics: number, subs: number): Omit<GenRun, 'cmd'> =>
+  maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics, totalSubs: subs, windowPerSub: p.windowPerSub });
+
 /** Runs `fn` with a fresh generator of `threads` threads aimed at the server, then closes it. */
 async function withGenerator<T>(server: RunningServer, threads: number, fn: (gen: Generator) => Promise<T>): Promise<T> {
   const gen = await Generator.start(pinning()?.generator ?? null, { host: '127.0.0.1', port: server.port, dialect: SERVERS.wsgate.dialect }, threads);
@@ -142,15 +146,13 @@ async function measureCase(ctx: Context, p: Params, args: readonly string[]): Pr
     const idleBytesPerConnection = ctx.opts.quick ? null : await idleMemory(server, p);
     const [fanoutFixed, fanoutMax] = await withGenerator(server, p.threads, async (gen) => {
       requireConnected(await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 }), p.subscribers + 1);
-      const max = maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics: 1, totalSubs: p.subscribers, windowPerSub: p.windowPerSub });
-      return [await measuredRun(server, gen, fixed(p, 1, p.subscribers, p.fixedRate)), await measuredRun(server, gen, max)];
+      return [await measuredRun(server, gen, fixed(p, 1, p.subscribers, p.fixedRate)), await measuredRun(server, gen, atMax(p, 1, p.subscribers))];
     });
     const [[manyFixed, manyMesh], manyMax] = await withGenerator(server, p.threads, async (gen) => {
       requireConnected(await gen.connect({ subs: p.subscribers, numTopics: p.manyTopics, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 }), p.subscribers + 1);
-      const max = maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics: p.manyTopics, totalSubs: p.subscribers, windowPerSub: p.windowPerSub });
       const atRate = await counted(server, () => measuredRun(server, gen, fixed(p, p.manyTopics, p.subscribers, p.manyRate)));
       // A quick run (the smoke test) skips it: the fan-out's max-rate run covers the same code.
-      return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, max)] as const;
+      return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, atMax(p, p.manyTopics, p.subscribers))] as const;
     });
     // One thread, one connection at a time: the acceptor alternates them between the workers. That one
     // thread also receives every delivery, hence the smaller load (it fell behind at 100,000/s here).
@@ -159,8 +161,7 @@ async function measureCase(ctx: Context, p: Params, args: readonly string[]): Pr
       requireConnected(await gen.connect({ subs, numTopics: 2, publishers: 1, publisherIds: 1, concurrency: 1, timeoutMs: 60000 }), subs + 1);
       const atRate = await counted(server, () => measuredRun(server, gen, fixed(p, 1, p.crossSubscribers, p.crossRate)));
       // At max rate records come in batches, one wake for many: the hand-off's own cost.
-      const max = maxRatePlan({ warmupMs: p.warmupMs, durationMs: p.durationMs, payloadBytes: p.payloadBytes, numTopics: 1, totalSubs: p.crossSubscribers, windowPerSub: p.windowPerSub });
-      return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, max)] as const;
+      return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, atMax(p, 1, p.crossSubscribers))] as const;
     });
     const [localFixed, localMesh] = await withGenerator(server, 1, async (gen) => {
       requireConnected(await gen.connect({ subs: p.localSubscribers, numTopics: p.localTopics, publishers: 1, publisherIds: 1, concurrency: 1, timeoutMs: 60000 }), p.localSubscribers + 1);
@@ -267,9 +268,7 @@ export const cores: Scenario = {
     return {
       ...result('cores', this.title, p, outcomes, rows(p, outcomes), [
         ...verdicts(outcomes),
-        pinning() === null
-          ? 'Unpinned (--no-pin, or one core): the server\'s threads and the generator share every core as the scheduler places them; deliveries/s at max rate is bound by the generator (see its CPU row).'
-          : 'The server process is pinned to the server core like every other case, so 2 workers share one core here: these rows compare cost, not scaling. On this 2-core machine the generator owns the other core; deliveries/s at max rate is bound by the generator (see its CPU row).',
+        `${pinning() === null ? "Unpinned (--no-pin, or one core): the server's threads and the generator share every core as the scheduler places them" : 'The server process is pinned to the server core like every other case, so 2 workers share one core here: these rows compare cost, not scaling. On this 2-core machine the generator owns the other core'}; deliveries/s at max rate is bound by the generator (see its CPU row).`,
         'Cross-thread cost per message in isolation: `node dist/bench/micro/worker-ring.js` (shared-memory ring against postMessage).',
       ]),
       ratioBase: '1 worker',

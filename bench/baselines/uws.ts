@@ -2,10 +2,25 @@
  * Baseline: raw uWebSockets.js, native pub/sub (`app.publish`) and nothing else: the ceiling for
  * this stack. Same contract as wsgate: `?topics=a,b` subscribes, `{"op":"pub",...}` publishes,
  * deliveries are `{"t":topic,"s":seq,"d":data}`.
- *   node dist/bench/baselines/uws.js --port 9001
+ *   node dist/bench/baselines/uws.js --port 9001 [--threads N [--numbered]]
+ *
+ * `--threads N` (N ≥ 2) is the floor of any gateway on uWS that uses N threads (the cores scenario's
+ * reference for --workers): uWS pub/sub does not cross threads, so each thread's app must publish
+ * every message its subscribers need. The main thread only accepts (uWS's acceptor hands connections
+ * to the threads' apps in turn); a publish is framed once, published on its thread, and its finished
+ * frame copied to every other thread through wsgate's shared-memory mesh (src/workers/mesh.ts, the
+ * cheapest hand-off measured, bench/micro/worker-ring.ts), where it is published as is. Nothing else:
+ * no numbering across threads (each thread counts its own `s`; the generator checks its own stamps),
+ * no interest routing (every publish goes to every thread), no history. `--numbered` adds what wsgate's
+ * design needs for one sequence per topic: a publish goes to its topic's owner thread first, which
+ * numbers it and sends the frame to every other thread (the publisher's included).
  */
 import * as uWS from 'uWebSockets.js';
-import { argNumber, argValue, topicsFromQuery } from '../lib/cli';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { childApps } from '../../src/workers/acceptor';
+import { MeshLink, type MeshMemory, createMesh } from '../../src/workers/mesh';
+import { argFlag, argNumber, argValue, topicsFromQuery } from '../lib/cli';
+import { ownerOf } from '../../src/broker/in-process-broker';
 
 interface PubMessage {
   op?: string;
@@ -13,44 +28,138 @@ interface PubMessage {
   data?: unknown;
 }
 
-const host = argValue(process.argv, 'host') ?? '127.0.0.1';
-const port = argNumber(process.argv, 'port', 9001);
-const seqs = new Map<string, number>();
-const app = uWS.App();
+/** Frames publishes as `{"t","s","d"}`; seqs counted per topic by whoever calls `next`. */
+class Framer {
+  private readonly seqs = new Map<string, number>();
 
-app.ws<{ topics: string[] }>('/*', {
-  compression: uWS.DISABLED,
-  maxPayloadLength: 64 * 1024,
-  maxBackpressure: argNumber(process.argv, 'max-backpressure', 1024 * 1024),
-  idleTimeout: 120,
-  upgrade: (res, req, context) => {
-    res.upgrade(
-      { topics: topicsFromQuery(req.getQuery('topics')) },
-      req.getHeader('sec-websocket-key'),
-      req.getHeader('sec-websocket-protocol'),
-      req.getHeader('sec-websocket-extensions'),
-      context,
-    );
-  },
-  open: (ws) => {
-    for (const t of ws.getUserData().topics) ws.subscribe(t);
-  },
-  message: (_ws, message) => {
-    const m = JSON.parse(Buffer.from(message).toString('utf8')) as PubMessage;
-    if (m.op !== 'pub' || typeof m.topic !== 'string') return;
-    const s = (seqs.get(m.topic) ?? 0) + 1;
-    seqs.set(m.topic, s);
-    app.publish(m.topic, JSON.stringify({ t: m.topic, s, d: m.data }), false);
-  },
-});
-
-app.listen(host, port, (listenSocket) => {
-  if (!listenSocket) {
-    console.error(`uws baseline: cannot listen on ${host}:${port}`);
-    process.exit(1);
+  next(topic: string): number {
+    const s = (this.seqs.get(topic) ?? 0) + 1;
+    this.seqs.set(topic, s);
+    return s;
   }
-});
-process.on('SIGTERM', () => {
-  app.close();
-  process.exit(0);
-});
+
+  frame(topic: string, s: number, data: unknown): string {
+    return JSON.stringify({ t: topic, s, d: data });
+  }
+}
+
+/** One uWS app with the baseline's contract: subscribes from the query; each publish goes to `publish`. */
+function baselineApp(maxBackpressure: number, publish: (topic: string, data: unknown) => void): uWS.TemplatedApp {
+  const app = uWS.App();
+  app.ws<{ topics: string[] }>('/*', {
+    compression: uWS.DISABLED,
+    maxPayloadLength: 64 * 1024,
+    maxBackpressure,
+    idleTimeout: 120,
+    upgrade: (res, req, context) => {
+      res.upgrade(
+        { topics: topicsFromQuery(req.getQuery('topics')) },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open: (ws) => {
+      for (const t of ws.getUserData().topics) ws.subscribe(t);
+    },
+    message: (_ws, message) => {
+      const m = JSON.parse(Buffer.from(message).toString('utf8')) as PubMessage;
+      if (m.op === 'pub' && typeof m.topic === 'string') publish(m.topic, m.data);
+    },
+  });
+  return app;
+}
+
+// Mesh record kinds of --threads: FRAME, a finished delivery for the receiver's subscribers; PUB (with
+// --numbered), a client publish for the topic's owner thread to number. Both: id = the topic's byte
+// length, bytes = the topic, then the frame or the data as JSON.
+const FRAME = 0;
+const PUB = 1;
+
+/**
+ * A thread of `--threads N`: its app, fed by the acceptor. A publish is framed once and published here,
+ * and the frame crosses to every other thread. With `numbered`, a publish is first sent to the thread
+ * that owns its topic (the hash wsgate's workers use), which numbers it and sends the frame to every
+ * other thread, the publisher's included: the floor of wsgate's owner-numbered design.
+ */
+function runThread(index: number, mesh: MeshMemory, maxBackpressure: number, numbered: boolean): void {
+  const link = new MeshLink(index, mesh);
+  const framer = new Framer();
+  let out = Buffer.allocUnsafe(64 * 1024);
+  const send = (kind: number, to: number, topic: string, body: string): void => {
+    const need = Buffer.byteLength(topic) + Buffer.byteLength(body);
+    if (need > out.length) out = Buffer.allocUnsafe(need);
+    const t = out.write(topic, 0);
+    const len = t + out.write(body, t);
+    for (let w = 0; w < link.count; w++) if (w !== index && (to < 0 || w === to)) link.write(w, kind, t, out, len);
+  };
+  const own = (topic: string, data: unknown): void => {
+    const frame = framer.frame(topic, framer.next(topic), data);
+    app.publish(topic, frame, false);
+    send(FRAME, -1, topic, frame);
+  };
+  const app = baselineApp(maxBackpressure, (topic, data) => {
+    const owner = numbered ? ownerOf(topic, link.count) : index;
+    if (owner === index) own(topic, data);
+    else send(PUB, owner, topic, JSON.stringify(data));
+  });
+  link.start((_from, kind, topicLen, bytes, start, len) => {
+    const topic = bytes.subarray(start, start + topicLen);
+    if (kind === FRAME) app.publish(topic, bytes.subarray(start + topicLen, start + len), false);
+    else own(topic.toString(), JSON.parse(bytes.toString('utf8', start + topicLen, start + len)));
+  });
+  parentPort?.postMessage(childApps(app).getDescriptor());
+  // An app without a listen socket of its own does not keep the thread's loop alive: this does.
+  setInterval(() => {}, 1 << 30);
+}
+
+/** The main thread of `--threads N`: starts the threads, then listens once every app is a child of its acceptor. */
+function runAcceptor(host: string, port: number, threads: number, maxBackpressure: number, numbered: boolean): void {
+  const mesh = createMesh(threads);
+  const acceptor = uWS.App();
+  const workers: Worker[] = [];
+  let added = 0;
+  for (let index = 0; index < threads; index++) {
+    const w = new Worker(__filename, { workerData: { index, mesh, maxBackpressure, numbered } });
+    w.once('message', (descriptor: number) => {
+      childApps(acceptor).addChildAppDescriptor(descriptor);
+      if (++added === threads) listen(acceptor, host, port);
+    });
+    w.on('error', (err) => {
+      console.error(`uws baseline: thread ${index}:`, err);
+      process.exit(1);
+    });
+    workers.push(w);
+  }
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+function listen(app: uWS.TemplatedApp, host: string, port: number): void {
+  app.listen(host, port, (listenSocket) => {
+    if (!listenSocket) {
+      console.error(`uws baseline: cannot listen on ${host}:${port}`);
+      process.exit(1);
+    }
+  });
+}
+
+if (!isMainThread) {
+  const data = workerData as { index: number; mesh: MeshMemory; maxBackpressure: number; numbered: boolean };
+  runThread(data.index, data.mesh, data.maxBackpressure, data.numbered);
+} else {
+  const host = argValue(process.argv, 'host') ?? '127.0.0.1';
+  const port = argNumber(process.argv, 'port', 9001);
+  const threads = argNumber(process.argv, 'threads', 1);
+  const maxBackpressure = argNumber(process.argv, 'max-backpressure', 1024 * 1024);
+  if (threads >= 2) runAcceptor(host, port, threads, maxBackpressure, argFlag(process.argv, 'numbered'));
+  else {
+    const framer = new Framer();
+    const app = baselineApp(maxBackpressure, (topic, data) => app.publish(topic, framer.frame(topic, framer.next(topic), data), false));
+    listen(app, host, port);
+    process.on('SIGTERM', () => {
+      app.close();
+      process.exit(0);
+    });
+  }
+}

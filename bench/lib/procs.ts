@@ -179,3 +179,20 @@ export function cpuSeconds(pid: number): number {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
 }
+
+/**
+ * Times any thread of a process went to sleep and was woken again so far: the sum of every thread's
+ * voluntary context switches, from /proc (threads that ended are not counted).
+ */
+export function threadSleeps(pid: number): number {
+  let sum = 0;
+  for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8'));
+      sum += Number(m?.[1] ?? 0);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return sum;
+}

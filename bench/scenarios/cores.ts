@@ -1,6 +1,6 @@
 import { Generator } from '../gen/handle';
 import { GenRun } from '../gen/control';
-import { GC_PRELOAD, collectGarbage, pinning, rssBytes } from '../lib/procs';
+import { GC_PRELOAD, collectGarbage, pinning, rssBytes, threadSleeps } from '../lib/procs';
 import { RunningServer, SERVERS, startServer, stopServer } from '../lib/servers';
 import { Context, Row, Scenario } from './types';
 import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, result, row, sleep, waitReady } from './common';
@@ -23,11 +23,19 @@ import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, res
  *   every thread (bench/lib/gc-on-signal.ts). Few topics, so the figure is the connection's: a topic
  *   with subscribers on k workers holds k topic states (see docs/workers.md), which many topics with
  *   few subscribers each would add to a per-connection figure.
+ * The same loads against raw uWS with one and two threads (bench/baselines/uws.ts --threads) give the
+ * floor of the ratios: what any gateway on uWS pays for a second thread, since uWS pub/sub does not
+ * cross threads (each thread publishes every message its subscribers need); with --numbered, what
+ * one sequence per topic adds when, as in wsgate, the topic's owner thread numbers every publish. Not
+ * in a quick run.
  */
 const CASES = [
-  { key: 'no --workers flag', args: [] as string[], full: true },
-  { key: '1 worker', args: ['--workers', '1'], full: false },
-  { key: '2 workers', args: ['--workers', '2'], full: false },
+  { key: 'no --workers flag', server: 'wsgate', args: [] as string[], full: true },
+  { key: '1 worker', server: 'wsgate', args: ['--workers', '1'], full: false },
+  { key: '2 workers', server: 'wsgate', args: ['--workers', '2'], full: false },
+  { key: 'raw uWS, 1 thread', server: 'uws', args: [] as string[], full: true },
+  { key: 'raw uWS, 2 threads', server: 'uws', args: ['--threads', '2'], full: true },
+  { key: 'raw uWS, 2 threads, numbered', server: 'uws', args: ['--threads', '2', '--numbered'], full: true },
 ] as const;
 type CaseKey = (typeof CASES)[number]['key'];
 
@@ -47,6 +55,8 @@ export interface CoresOutcome {
   localFixed: MeasuredRun;
   /** Records that crossed between workers per publish (0 without workers), per fixed-rate case. */
   mesh: { many: number | null; cross: number | null; local: number | null };
+  /** Server thread sleeps (each ended by a wake) per publish in the fixed-rate many-topics and cross-worker cases. */
+  sleeps: { many: number; cross: number };
   /** null in a quick run. */
   idleBytesPerConnection: number | null;
   lost: number;
@@ -98,7 +108,7 @@ const atMax = (p: Params, numTopics: number, subs: number): Omit<GenRun, 'cmd'> 
 
 /** Runs `fn` with a fresh generator of `threads` threads aimed at the server, then closes it. */
 async function withGenerator<T>(server: RunningServer, threads: number, fn: (gen: Generator) => Promise<T>): Promise<T> {
-  const gen = await Generator.start(pinning()?.generator ?? null, { host: '127.0.0.1', port: server.port, dialect: SERVERS.wsgate.dialect }, threads);
+  const gen = await Generator.start(pinning()?.generator ?? null, { host: '127.0.0.1', port: server.port, dialect: server.def.dialect }, threads);
   try {
     return await fn(gen);
   } finally {
@@ -113,8 +123,20 @@ async function meshCounts(port: number): Promise<[records: number, publishes: nu
   return [value('wsgate_broker_received_total'), value('wsgate_publishes_total{source="socket"}')];
 }
 
-/** Runs `fn` and reads how many records crossed between workers per publish meanwhile. */
+/**
+ * Runs a fixed-rate `fn` and counts the server threads' sleeps per publish meanwhile (warm-up and drain
+ * included, so it is per publish of the warm-up and measured window together: both run at the rate).
+ */
+async function slept<T extends MeasuredRun>(server: RunningServer, p: Params, fn: () => Promise<T>): Promise<[T, number]> {
+  const before = threadSleeps(server.pid);
+  const out = await fn();
+  const publishes = (out.published * (p.warmupMs + p.durationMs)) / p.durationMs;
+  return [out, publishes > 0 ? Math.round(((threadSleeps(server.pid) - before) / publishes) * 100) / 100 : 0];
+}
+
+/** Runs `fn` and reads how many records crossed between workers per publish meanwhile (wsgate only). */
 async function counted<T>(server: RunningServer, fn: () => Promise<T>): Promise<[T, number | null]> {
+  if (server.def.name !== 'wsgate') return [await fn(), null];
   const [r0, p0] = await meshCounts(server.port);
   const out = await fn();
   const [r1, p1] = await meshCounts(server.port);
@@ -138,28 +160,29 @@ async function idleMemory(server: RunningServer, p: Params): Promise<number> {
   });
 }
 
-async function measureCase(ctx: Context, p: Params, args: readonly string[]): Promise<CoresOutcome> {
-  const server = await startServer(SERVERS.wsgate, args, ['-r', GC_PRELOAD]);
+async function measureCase(ctx: Context, p: Params, c: (typeof CASES)[number]): Promise<CoresOutcome> {
+  const wsgate = c.server === 'wsgate';
+  const server = await startServer(SERVERS[c.server], c.args, ['-r', GC_PRELOAD]);
   try {
-    await waitReady(server.port);
-    // A quick run (the smoke test, which must stay short) leaves the idle memory out.
-    const idleBytesPerConnection = ctx.opts.quick ? null : await idleMemory(server, p);
+    if (wsgate) await waitReady(server.port);
+    // A quick run (the smoke test, which must stay short) leaves the idle memory out; the floor needs none.
+    const idleBytesPerConnection = ctx.opts.quick || !wsgate ? null : await idleMemory(server, p);
     const [fanoutFixed, fanoutMax] = await withGenerator(server, p.threads, async (gen) => {
       requireConnected(await gen.connect({ subs: p.subscribers, numTopics: 1, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 }), p.subscribers + 1);
       return [await measuredRun(server, gen, fixed(p, 1, p.subscribers, p.fixedRate)), await measuredRun(server, gen, atMax(p, 1, p.subscribers))];
     });
-    const [[manyFixed, manyMesh], manyMax] = await withGenerator(server, p.threads, async (gen) => {
+    const [[[manyFixed, manySleeps], manyMesh], manyMax] = await withGenerator(server, p.threads, async (gen) => {
       requireConnected(await gen.connect({ subs: p.subscribers, numTopics: p.manyTopics, publishers: 1, publisherIds: 1, concurrency: 200, timeoutMs: 60000 }), p.subscribers + 1);
-      const atRate = await counted(server, () => measuredRun(server, gen, fixed(p, p.manyTopics, p.subscribers, p.manyRate)));
+      const atRate = await counted(server, () => slept(server, p, () => measuredRun(server, gen, fixed(p, p.manyTopics, p.subscribers, p.manyRate))));
       // A quick run (the smoke test) skips it: the fan-out's max-rate run covers the same code.
       return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, atMax(p, p.manyTopics, p.subscribers))] as const;
     });
     // One thread, one connection at a time: the acceptor alternates them between the workers. That one
     // thread also receives every delivery, hence the smaller load (it fell behind at 100,000/s here).
-    const [[crossFixed, crossMesh], crossMax] = await withGenerator(server, 1, async (gen) => {
+    const [[[crossFixed, crossSleeps], crossMesh], crossMax] = await withGenerator(server, 1, async (gen) => {
       const subs = 2 * p.crossSubscribers - 1;
       requireConnected(await gen.connect({ subs, numTopics: 2, publishers: 1, publisherIds: 1, concurrency: 1, timeoutMs: 60000 }), subs + 1);
-      const atRate = await counted(server, () => measuredRun(server, gen, fixed(p, 1, p.crossSubscribers, p.crossRate)));
+      const atRate = await counted(server, () => slept(server, p, () => measuredRun(server, gen, fixed(p, 1, p.crossSubscribers, p.crossRate))));
       // At max rate records come in batches, one wake for many: the hand-off's own cost.
       return [atRate, ctx.opts.quick ? null : await measuredRun(server, gen, atMax(p, 1, p.crossSubscribers))] as const;
     });
@@ -169,7 +192,8 @@ async function measureCase(ctx: Context, p: Params, args: readonly string[]): Pr
     });
     const lost = fanoutFixed.lost + fanoutMax.lost + manyFixed.lost + (manyMax?.lost ?? 0) + crossFixed.lost + (crossMax?.lost ?? 0) + localFixed.lost;
     const mesh = { many: manyMesh, cross: crossMesh, local: localMesh };
-    return { fanoutFixed, fanoutMax, manyFixed, manyMax, crossFixed, crossMax, localFixed, mesh, idleBytesPerConnection, lost };
+    const sleeps = { many: manySleeps, cross: crossSleeps };
+    return { fanoutFixed, fanoutMax, manyFixed, manyMax, crossFixed, crossMax, localFixed, mesh, sleeps, idleBytesPerConnection, lost };
   } finally {
     await stopServer(server);
   }
@@ -180,7 +204,7 @@ const perDelivery = (r: MeasuredRun): number | null => (r.deliveriesPerSec > 0 ?
 /** Server CPU per publish, µs. */
 const perPublish = (r: MeasuredRun): number | null => (r.publishesPerSec > 0 ? Math.round((r.serverCpuPercent * 1e5) / r.publishesPerSec) / 10 : null);
 
-function rows(p: Params, outcomes: Partial<Record<CaseKey, CoresOutcome | { error: string }>>): Row[] {
+function rows(p: Params, outcomes: Outcomes): Row[] {
   return [
     row(outcomes, `fan-out ${p.fixedRate} pub/s: server CPU`, '%', 'lower', (r) => r.fanoutFixed.serverCpuPercent),
     row(outcomes, `fan-out ${p.fixedRate} pub/s: CPU per delivery`, 'ns', 'lower', (r) => perDelivery(r.fanoutFixed)),
@@ -204,6 +228,8 @@ function rows(p: Params, outcomes: Partial<Record<CaseKey, CoresOutcome | { erro
     row(outcomes, `${p.manyTopics} topics ${p.manyRate} pub/s: records between workers per publish`, '', 'lower', (r) => r.mesh.many),
     row(outcomes, `cross-worker ${p.crossRate} pub/s: records between workers per publish`, '', 'lower', (r) => r.mesh.cross),
     row(outcomes, `${p.localTopics} local topics ${p.manyRate} pub/s: records between workers per publish`, '', 'lower', (r) => r.mesh.local),
+    row(outcomes, `${p.manyTopics} topics ${p.manyRate} pub/s: server thread sleeps per publish`, '', 'lower', (r) => r.sleeps.many),
+    row(outcomes, `cross-worker ${p.crossRate} pub/s: server thread sleeps per publish`, '', 'lower', (r) => r.sleeps.cross),
     row(outcomes, 'idle memory per connection (RSS after full GC in every thread)', 'B', 'lower', (r) => r.idleBytesPerConnection),
     row(outcomes, 'lost', 'msgs', 'lower', (r) => r.lost),
     row(outcomes, 'generator CPU (fan-out max rate)', '%', 'lower', (r) => r.fanoutMax.generatorCpuPercent),
@@ -212,47 +238,89 @@ function rows(p: Params, outcomes: Partial<Record<CaseKey, CoresOutcome | { erro
   ];
 }
 
-function verdicts(outcomes: Partial<Record<CaseKey, CoresOutcome | { error: string }>>): string[] {
-  const ok = (o: CoresOutcome | { error: string } | undefined): o is CoresOutcome => o !== undefined && !('error' in o);
+type Outcomes = Partial<Record<CaseKey, CoresOutcome | { error: string }>>;
+
+const SHAPES = [
+  ['fan-out', (o: CoresOutcome) => o.fanoutFixed],
+  ['many topics', (o: CoresOutcome) => o.manyFixed],
+  ['many topics at max rate', (o: CoresOutcome) => o.manyMax],
+  ['cross-worker', (o: CoresOutcome) => o.crossFixed],
+  ['local topics', (o: CoresOutcome) => o.localFixed],
+] as const;
+
+const ok = (o: CoresOutcome | { error: string } | undefined): o is CoresOutcome => o !== undefined && !('error' in o);
+const met = (yes: boolean): string => (yes ? 'met' : 'not met');
+
+/** CPU per delivery of `two` ÷ `one` for each shape (null where a run is missing). */
+function shapeRatios(one: CoresOutcome, two: CoresOutcome): [label: string, ratio: number | null][] {
+  return SHAPES.map(([label, pick]) => {
+    const a = pick(one);
+    const b = pick(two);
+    const x = a === null ? null : perDelivery(a);
+    const y = b === null ? null : perDelivery(b);
+    return [label, x !== null && y !== null ? y / x : null];
+  });
+}
+
+/** Extra CPU per publish of the receiving thread in the cross-worker case: [fixed rate, max rate] (µs). */
+function crossCost(one: CoresOutcome, two: CoresOutcome): [number | null, number | null] {
+  const diff = (a: MeasuredRun | null, b: MeasuredRun | null): number | null => {
+    const x = a === null ? null : perPublish(a);
+    const y = b === null ? null : perPublish(b);
+    return x !== null && y !== null ? y - x : null;
+  };
+  return [diff(one.crossFixed, two.crossFixed), diff(one.crossMax, two.crossMax)];
+}
+
+function workerVerdicts(one: CoresOutcome, two: CoresOutcome): string[] {
+  const out: string[] = [];
+  for (const [label, r] of shapeRatios(one, two)) {
+    if (r !== null) out.push(`${label}: CPU per delivery with 2 workers ${r.toFixed(2)}× one worker's at the same offered load (goal ≤ ${GOAL_CPU_RATIO}×: ${met(r <= GOAL_CPU_RATIO)}).`);
+  }
+  const [atRate, atMaxRate] = crossCost(one, two);
+  if (atRate !== null) out.push(`Cross-thread cost per publish per receiving worker (cross-worker CPU per publish, 2 workers − 1 worker): ${atRate.toFixed(1)} µs (goal ≤ ${GOAL_CROSS_US} µs: ${met(atRate <= GOAL_CROSS_US)}).`);
+  if (atMaxRate !== null) out.push(`The same at max rate, where records come in batches (one wake for many): ${atMaxRate.toFixed(1)} µs (goal ≤ ${GOAL_CROSS_US} µs: ${met(atMaxRate <= GOAL_CROSS_US)}).`);
+  const m = (two.idleBytesPerConnection ?? NaN) / (one.idleBytesPerConnection ?? NaN);
+  if (Number.isFinite(m)) out.push(`Idle memory per connection with 2 workers ${m.toFixed(2)}× one worker's (goal ≤ ${GOAL_MEMORY_RATIO}×: ${met(m <= GOAL_MEMORY_RATIO)}).`);
+  return out;
+}
+
+/** What a second thread costs raw uWS at the same loads (`raw2`: which two-thread case), and wsgate's ratio beside it. */
+function floorVerdicts(outcomes: Outcomes, raw2: 'raw uWS, 2 threads' | 'raw uWS, 2 threads, numbered'): string[] {
+  const raw1 = outcomes['raw uWS, 1 thread'];
+  const two = outcomes[raw2];
+  if (!ok(raw1) || !ok(two)) return [];
+  const w1 = outcomes['1 worker'];
+  const w2 = outcomes['2 workers'];
+  const ours = ok(w1) && ok(w2) ? shapeRatios(w1, w2) : null;
+  const parts = shapeRatios(raw1, two).map(([label, r], i) => {
+    const w = ours?.[i]?.[1] ?? null;
+    return r === null ? null : `${label} ${r.toFixed(2)}×${w === null ? '' : ` (wsgate ${w.toFixed(2)}×)`}`;
+  });
+  const [atRate, atMaxRate] = crossCost(raw1, two);
+  const us = (v: number | null): string => (v === null ? 'n/a' : `${v.toFixed(1)} µs`);
+  const what = raw2 === 'raw uWS, 2 threads' ? 'raw uWS, 2 threads (each publish framed where it arrives)' : 'raw uWS, 2 threads, numbered by the topic\'s owner thread';
+  return [
+    `Floor, ${what} ÷ 1 thread, CPU per delivery at the same offered load: ${parts.filter((x) => x !== null).join(', ')}; cross-thread cost per publish (2 threads − 1 thread) ${us(atRate)} at the fixed rate, ${us(atMaxRate)} at max rate.`,
+  ];
+}
+
+function verdicts(outcomes: Outcomes): string[] {
   const one = outcomes['1 worker'];
   const two = outcomes['2 workers'];
   const plain = outcomes['no --workers flag'];
-  const out: string[] = [];
-  const met = (yes: boolean): string => (yes ? 'met' : 'not met');
-  if (ok(one) && ok(two)) {
-    const shapes = [
-      ['fan-out', (o: CoresOutcome) => o.fanoutFixed],
-      ['many topics', (o: CoresOutcome) => o.manyFixed],
-      ['many topics at max rate', (o: CoresOutcome) => o.manyMax],
-      ['cross-worker', (o: CoresOutcome) => o.crossFixed],
-      ['local topics', (o: CoresOutcome) => o.localFixed],
-    ] as const;
-    for (const [label, pick] of shapes) {
-      const runs = [pick(one), pick(two)];
-      const a = runs[0] ? perDelivery(runs[0]) : null;
-      const b = runs[1] ? perDelivery(runs[1]) : null;
-      if (a !== null && b !== null) out.push(`${label}: CPU per delivery with 2 workers ${(b / a).toFixed(2)}× one worker's at the same offered load (goal ≤ ${GOAL_CPU_RATIO}×: ${met(b / a <= GOAL_CPU_RATIO)}).`);
-    }
-    const a = perPublish(one.crossFixed);
-    const b = perPublish(two.crossFixed);
-    if (a !== null && b !== null) out.push(`Cross-thread cost per publish per receiving worker (cross-worker CPU per publish, 2 workers − 1 worker): ${(b - a).toFixed(1)} µs (goal ≤ ${GOAL_CROSS_US} µs: ${met(b - a <= GOAL_CROSS_US)}).`);
-    const am = one.crossMax === null ? null : perPublish(one.crossMax);
-    const bm = two.crossMax === null ? null : perPublish(two.crossMax);
-    if (am !== null && bm !== null) out.push(`The same at max rate, where records come in batches (one wake for many): ${(bm - am).toFixed(1)} µs (goal ≤ ${GOAL_CROSS_US} µs: ${met(bm - am <= GOAL_CROSS_US)}).`);
-    const m = (two.idleBytesPerConnection ?? NaN) / (one.idleBytesPerConnection ?? NaN);
-    if (Number.isFinite(m)) out.push(`Idle memory per connection with 2 workers ${m.toFixed(2)}× one worker's (goal ≤ ${GOAL_MEMORY_RATIO}×: ${met(m <= GOAL_MEMORY_RATIO)}).`);
-  }
+  const out = ok(one) && ok(two) ? workerVerdicts(one, two) : [];
   if (ok(one) && ok(plain)) {
     const a = perDelivery(plain.manyFixed);
     const b = perDelivery(one.manyFixed);
     if (a !== null && b !== null) out.push(`--workers 1 against no flag (the same single-thread code path), many topics CPU per delivery: ${(b / a).toFixed(2)}× (goal: no slower, within this machine's run-to-run noise).`);
   }
-  return out;
+  return [...out, ...floorVerdicts(outcomes, 'raw uWS, 2 threads'), ...floorVerdicts(outcomes, 'raw uWS, 2 threads, numbered')];
 }
 
 export const cores: Scenario = {
   name: 'cores',
-  title: 'One process, no --workers flag vs 1 vs 2 worker threads: same offered load (fan-out, many topics, cross-worker, local topics, idle memory)',
+  title: 'One process, no --workers flag vs 1 vs 2 worker threads, and raw uWS with 1 and 2 threads as the floor: same offered load (fan-out, many topics, cross-worker, local topics, idle memory)',
   inDefault: false,
   async run(ctx) {
     const p = params(ctx);
@@ -261,7 +329,7 @@ export const cores: Scenario = {
     const cases = CASES.filter((c) => !ctx.opts.quick || !c.full);
     const outcomes = await perServer<CoresOutcome, CaseKey>(ctx, cases.map((c) => c.key), async (key) => {
       const c = CASES.find((x) => x.key === key) ?? CASES[1];
-      const o = await measureCase(ctx, p, c.args);
+      const o = await measureCase(ctx, p, c);
       ctx.log(`    ${c.key}: many topics ${perDelivery(o.manyFixed)} ns/delivery, cross-worker ${perPublish(o.crossFixed)} µs/publish, local topics ${perDelivery(o.localFixed)} ns/delivery, idle ${o.idleBytesPerConnection ?? '(quick run: not measured)'} B/conn; lost ${o.lost}`);
       return o;
     });

@@ -2,7 +2,7 @@
  * Baseline: raw uWebSockets.js, native pub/sub (`app.publish`) and nothing else: the ceiling for
  * this stack. Same contract as wsgate: `?topics=a,b` subscribes, `{"op":"pub",...}` publishes,
  * deliveries are `{"t":topic,"s":seq,"d":data}`.
- *   node dist/bench/baselines/uws.js --port 9001 [--threads N [--numbered]]
+ *   node dist/bench/baselines/uws.js --port 9001 [--threads N [--numbering none|owner|shared]]
  *
  * `--threads N` (N ≥ 2) is the floor of any gateway on uWS that uses N threads (the cores scenario's
  * reference for --workers): uWS pub/sub does not cross threads, so each thread's app must publish
@@ -11,15 +11,16 @@
  * frame copied to every other thread through wsgate's shared-memory mesh (src/workers/mesh.ts, the
  * cheapest hand-off measured, bench/micro/worker-ring.ts), where it is published as is. Nothing else:
  * no numbering across threads (each thread counts its own `s`; the generator checks its own stamps),
- * no interest routing (every publish goes to every thread), no history. `--numbered` adds what wsgate's
- * design needs for one sequence per topic: a publish goes to its topic's owner thread first, which
- * numbers it and sends the frame to every other thread (the publisher's included).
+ * no interest routing (every publish goes to every thread), no history. `--numbering owner` adds what
+ * wsgate's design needs for one sequence per topic: a publish goes to its topic's owner thread first,
+ * which numbers it and sends the frame to every other thread (the publisher's included);
+ * `--numbering shared` numbers it where it arrives, through counters in shared memory (SharedCounters).
  */
 import * as uWS from 'uWebSockets.js';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { childApps } from '../../src/workers/acceptor';
 import { MeshLink, type MeshMemory, createMesh } from '../../src/workers/mesh';
-import { argFlag, argNumber, argValue, topicsFromQuery } from '../lib/cli';
+import { argNumber, argValue, topicsFromQuery } from '../lib/cli';
 import { ownerOf } from '../../src/broker/in-process-broker';
 
 interface PubMessage {
@@ -71,43 +72,95 @@ function baselineApp(maxBackpressure: number, publish: (topic: string, data: unk
   return app;
 }
 
-// Mesh record kinds of --threads: FRAME, a finished delivery for the receiver's subscribers; PUB (with
-// --numbered), a client publish for the topic's owner thread to number. Both: id = the topic's byte
+/** How `--threads` numbers a topic's messages: not at all (each thread counts its own), by the topic's owner thread, or through shared counters. */
+type Numbering = 'none' | 'owner' | 'shared';
+
+// Mesh record kinds of --threads: FRAME, a finished delivery for the receiver's subscribers; PUB (owner
+// numbering), a client publish for the topic's owner thread to number. Both: id = the topic's byte
 // length, bytes = the topic, then the frame or the data as JSON.
 const FRAME = 0;
 const PUB = 1;
 
+/** Counter slots of shared numbering (topics that share a slot share a sequence: gaps, never repeats). */
+const SLOTS = 4096;
+
+/**
+ * Shared numbering: per slot a lock and a counter in shared memory. A thread numbers a publish under
+ * the lock after draining what the other threads sent it, so every message of the slot numbered before
+ * (written to its ring before their unlock) is published here first: each thread publishes in order.
+ * Exact with 2 threads; with more, a thread receiving from two others would have to merge their rings
+ * by number (the cores scenario runs 2).
+ */
+class SharedCounters {
+  private readonly cells: Int32Array;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.cells = new Int32Array(sab);
+  }
+
+  static create(): SharedArrayBuffer {
+    return new SharedArrayBuffer(SLOTS * 8);
+  }
+
+  /** Runs `fn` with the next number of `topic`'s slot, after `before`, under the slot's lock. */
+  next(topic: string, before: () => void, fn: (s: number) => void): void {
+    const lock = 2 * ownerOf(topic, SLOTS);
+    for (let spins = 0; Atomics.compareExchange(this.cells, lock, 0, 1) !== 0; spins++) {
+      // The holder may be descheduled on this core: sleep a little rather than spin its slice away.
+      if (spins > 64) Atomics.wait(this.cells, lock, 1, 0.02);
+    }
+    try {
+      before();
+      fn(Atomics.add(this.cells, lock + 1, 1) + 1);
+    } finally {
+      Atomics.store(this.cells, lock, 0);
+    }
+  }
+}
+
+interface ThreadSetup {
+  readonly index: number;
+  readonly mesh: MeshMemory;
+  readonly counters: SharedArrayBuffer;
+  readonly maxBackpressure: number;
+  readonly numbering: Numbering;
+}
+
 /**
  * A thread of `--threads N`: its app, fed by the acceptor. A publish is framed once and published here,
- * and the frame crosses to every other thread. With `numbered`, a publish is first sent to the thread
- * that owns its topic (the hash wsgate's workers use), which numbers it and sends the frame to every
- * other thread, the publisher's included: the floor of wsgate's owner-numbered design.
+ * and the frame crosses to every other thread. Owner numbering first sends a publish to the thread that
+ * owns its topic (the hash wsgate's workers use), which numbers it and sends the frame to every other
+ * thread, the publisher's included: the floor of wsgate's owner-numbered design. Shared numbering takes
+ * the number where the publish arrives (SharedCounters): no round trip.
  */
-function runThread(index: number, mesh: MeshMemory, maxBackpressure: number, numbered: boolean): void {
-  const link = new MeshLink(index, mesh);
+function runThread(t: ThreadSetup): void {
+  const link = new MeshLink(t.index, t.mesh);
+  const counters = new SharedCounters(t.counters);
   const framer = new Framer();
   let out = Buffer.allocUnsafe(64 * 1024);
   const send = (kind: number, to: number, topic: string, body: string): void => {
     const need = Buffer.byteLength(topic) + Buffer.byteLength(body);
     if (need > out.length) out = Buffer.allocUnsafe(need);
-    const t = out.write(topic, 0);
-    const len = t + out.write(body, t);
-    for (let w = 0; w < link.count; w++) if (w !== index && (to < 0 || w === to)) link.write(w, kind, t, out, len);
+    const n = out.write(topic, 0);
+    const len = n + out.write(body, n);
+    for (let w = 0; w < link.count; w++) if (w !== t.index && (to < 0 || w === to)) link.write(w, kind, n, out, len);
   };
-  const own = (topic: string, data: unknown): void => {
-    const frame = framer.frame(topic, framer.next(topic), data);
+  const deliver = (topic: string, s: number, data: unknown): void => {
+    const frame = framer.frame(topic, s, data);
     app.publish(topic, frame, false);
     send(FRAME, -1, topic, frame);
   };
-  const app = baselineApp(maxBackpressure, (topic, data) => {
-    const owner = numbered ? ownerOf(topic, link.count) : index;
-    if (owner === index) own(topic, data);
+  const drain = (): void => link.drain();
+  const app = baselineApp(t.maxBackpressure, (topic, data) => {
+    if (t.numbering === 'shared') return counters.next(topic, drain, (s) => deliver(topic, s, data));
+    const owner = t.numbering === 'owner' ? ownerOf(topic, link.count) : t.index;
+    if (owner === t.index) deliver(topic, framer.next(topic), data);
     else send(PUB, owner, topic, JSON.stringify(data));
   });
   link.start((_from, kind, topicLen, bytes, start, len) => {
     const topic = bytes.subarray(start, start + topicLen);
     if (kind === FRAME) app.publish(topic, bytes.subarray(start + topicLen, start + len), false);
-    else own(topic.toString(), JSON.parse(bytes.toString('utf8', start + topicLen, start + len)));
+    else deliver(topic.toString(), framer.next(topic.toString()), JSON.parse(bytes.toString('utf8', start + topicLen, start + len)));
   });
   parentPort?.postMessage(childApps(app).getDescriptor());
   // An app without a listen socket of its own does not keep the thread's loop alive: this does.
@@ -115,13 +168,15 @@ function runThread(index: number, mesh: MeshMemory, maxBackpressure: number, num
 }
 
 /** The main thread of `--threads N`: starts the threads, then listens once every app is a child of its acceptor. */
-function runAcceptor(host: string, port: number, threads: number, maxBackpressure: number, numbered: boolean): void {
+function runAcceptor(host: string, port: number, threads: number, maxBackpressure: number, numbering: Numbering): void {
   const mesh = createMesh(threads);
+  const counters = SharedCounters.create();
   const acceptor = uWS.App();
   const workers: Worker[] = [];
   let added = 0;
   for (let index = 0; index < threads; index++) {
-    const w = new Worker(__filename, { workerData: { index, mesh, maxBackpressure, numbered } });
+    const setup: ThreadSetup = { index, mesh, counters, maxBackpressure, numbering };
+    const w = new Worker(__filename, { workerData: setup });
     w.once('message', (descriptor: number) => {
       childApps(acceptor).addChildAppDescriptor(descriptor);
       if (++added === threads) listen(acceptor, host, port);
@@ -145,14 +200,15 @@ function listen(app: uWS.TemplatedApp, host: string, port: number): void {
 }
 
 if (!isMainThread) {
-  const data = workerData as { index: number; mesh: MeshMemory; maxBackpressure: number; numbered: boolean };
-  runThread(data.index, data.mesh, data.maxBackpressure, data.numbered);
+  runThread(workerData as ThreadSetup);
 } else {
   const host = argValue(process.argv, 'host') ?? '127.0.0.1';
   const port = argNumber(process.argv, 'port', 9001);
   const threads = argNumber(process.argv, 'threads', 1);
   const maxBackpressure = argNumber(process.argv, 'max-backpressure', 1024 * 1024);
-  if (threads >= 2) runAcceptor(host, port, threads, maxBackpressure, argFlag(process.argv, 'numbered'));
+  const numbering = argValue(process.argv, 'numbering') ?? 'none';
+  if (numbering !== 'none' && numbering !== 'owner' && numbering !== 'shared') throw new Error(`--numbering expects none, owner or shared, got ${numbering}`);
+  if (threads >= 2) runAcceptor(host, port, threads, maxBackpressure, numbering);
   else {
     const framer = new Framer();
     const app = baselineApp(maxBackpressure, (topic, data) => app.publish(topic, framer.frame(topic, framer.next(topic), data), false));

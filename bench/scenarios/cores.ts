@@ -25,9 +25,10 @@ import { MeasuredRun, maxRatePlan, measuredRun, perServer, requireConnected, res
  *   few subscribers each would add to a per-connection figure.
  * The same loads against raw uWS with one and two threads (bench/baselines/uws.ts --threads) give the
  * floor of the ratios: what any gateway on uWS pays for a second thread, since uWS pub/sub does not
- * cross threads (each thread publishes every message its subscribers need); with --numbered, what
- * one sequence per topic adds when, as in wsgate, the topic's owner thread numbers every publish. Not
- * in a quick run.
+ * cross threads (each thread publishes every message its subscribers need); `--numbering owner`: what
+ * one sequence per topic adds when, as in wsgate, the topic's owner thread numbers every publish (a
+ * publish arriving elsewhere crosses twice); `--numbering shared`: numbered where it arrives, through
+ * counters in shared memory (crosses once). Not in a quick run.
  */
 const CASES = [
   { key: 'no --workers flag', server: 'wsgate', args: [] as string[], full: true },
@@ -35,7 +36,8 @@ const CASES = [
   { key: '2 workers', server: 'wsgate', args: ['--workers', '2'], full: false },
   { key: 'raw uWS, 1 thread', server: 'uws', args: [] as string[], full: true },
   { key: 'raw uWS, 2 threads', server: 'uws', args: ['--threads', '2'], full: true },
-  { key: 'raw uWS, 2 threads, numbered', server: 'uws', args: ['--threads', '2', '--numbered'], full: true },
+  { key: 'raw uWS, 2 threads, owner-numbered', server: 'uws', args: ['--threads', '2', '--numbering', 'owner'], full: true },
+  { key: 'raw uWS, 2 threads, shared-numbered', server: 'uws', args: ['--threads', '2', '--numbering', 'shared'], full: true },
 ] as const;
 type CaseKey = (typeof CASES)[number]['key'];
 
@@ -286,7 +288,15 @@ function workerVerdicts(one: CoresOutcome, two: CoresOutcome): string[] {
 }
 
 /** What a second thread costs raw uWS at the same loads (`raw2`: which two-thread case), and wsgate's ratio beside it. */
-function floorVerdicts(outcomes: Outcomes, raw2: 'raw uWS, 2 threads' | 'raw uWS, 2 threads, numbered'): string[] {
+type FloorCase = 'raw uWS, 2 threads' | 'raw uWS, 2 threads, owner-numbered' | 'raw uWS, 2 threads, shared-numbered';
+
+const FLOOR_LABELS: Record<FloorCase, string> = {
+  'raw uWS, 2 threads': 'raw uWS, 2 threads, not numbered (each publish framed where it arrives)',
+  'raw uWS, 2 threads, owner-numbered': "raw uWS, 2 threads, numbered by the topic's owner thread (wsgate's design)",
+  'raw uWS, 2 threads, shared-numbered': 'raw uWS, 2 threads, numbered where the publish arrives (shared counters)',
+};
+
+function floorVerdicts(outcomes: Outcomes, raw2: FloorCase): string[] {
   const raw1 = outcomes['raw uWS, 1 thread'];
   const two = outcomes[raw2];
   if (!ok(raw1) || !ok(two)) return [];
@@ -299,9 +309,8 @@ function floorVerdicts(outcomes: Outcomes, raw2: 'raw uWS, 2 threads' | 'raw uWS
   });
   const [atRate, atMaxRate] = crossCost(raw1, two);
   const us = (v: number | null): string => (v === null ? 'n/a' : `${v.toFixed(1)} µs`);
-  const what = raw2 === 'raw uWS, 2 threads' ? 'raw uWS, 2 threads (each publish framed where it arrives)' : 'raw uWS, 2 threads, numbered by the topic\'s owner thread';
   return [
-    `Floor, ${what} ÷ 1 thread, CPU per delivery at the same offered load: ${parts.filter((x) => x !== null).join(', ')}; cross-thread cost per publish (2 threads − 1 thread) ${us(atRate)} at the fixed rate, ${us(atMaxRate)} at max rate.`,
+    `Floor, ${FLOOR_LABELS[raw2]} ÷ 1 thread, CPU per delivery at the same offered load: ${parts.filter((x) => x !== null).join(', ')}; cross-thread cost per publish (2 threads − 1 thread) ${us(atRate)} at the fixed rate, ${us(atMaxRate)} at max rate.`,
   ];
 }
 
@@ -315,7 +324,7 @@ function verdicts(outcomes: Outcomes): string[] {
     const b = perDelivery(one.manyFixed);
     if (a !== null && b !== null) out.push(`--workers 1 against no flag (the same single-thread code path), many topics CPU per delivery: ${(b / a).toFixed(2)}× (goal: no slower, within this machine's run-to-run noise).`);
   }
-  return [...out, ...floorVerdicts(outcomes, 'raw uWS, 2 threads'), ...floorVerdicts(outcomes, 'raw uWS, 2 threads, numbered')];
+  return [...out, ...(Object.keys(FLOOR_LABELS) as FloorCase[]).flatMap((c) => floorVerdicts(outcomes, c))];
 }
 
 export const cores: Scenario = {

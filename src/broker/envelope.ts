@@ -79,6 +79,9 @@ export function writeEnvelope(b: Buffer, topic: string, seq: number, epoch: stri
   return data.copyData(b, p);
 }
 
+/** Below this length a string is copied char by char: cheaper than Buffer.write's call into C++ (bench/micro/envelope.ts). */
+const SHORT_ASCII = 64;
+
 /** Topics, epochs, node ids and sources are ASCII by construction: one byte per char. */
 function writeAscii(b: Buffer, p: number, s: string): number {
   const n = s.length;
@@ -87,7 +90,9 @@ function writeAscii(b: Buffer, p: number, s: string): number {
     b[p++] = 0xd9;
     b[p++] = n;
   }
-  return p + b.write(s, p, 'latin1');
+  if (n >= SHORT_ASCII) return p + b.write(s, p, 'latin1');
+  for (let i = 0; i < n; i++) b[p + i] = s.charCodeAt(i);
+  return p + n;
 }
 
 function writeUint(b: Buffer, p: number, v: number): number {
@@ -115,10 +120,14 @@ export class EnvelopeError extends Error {}
 export class MsgpackCursor {
   buf: Buffer = Buffer.alloc(0);
   pos = 0;
+  /** Where the bytes to read end (a record in a larger buffer ends before it does). */
+  end = 0;
 
-  reset(buf: Buffer): this {
+  /** Reads `buf[start, end)`. */
+  reset(buf: Buffer, start = 0, end = buf.length): this {
     this.buf = buf;
-    this.pos = 0;
+    this.pos = start;
+    this.end = end;
     return this;
   }
 
@@ -148,7 +157,7 @@ export class MsgpackCursor {
     else throw new EnvelopeError(`expected bytes, got 0x${t.toString(16)}`);
     const start = this.pos;
     this.pos += n;
-    if (this.pos > this.buf.length) throw new EnvelopeError('truncated');
+    if (this.pos > this.end) throw new EnvelopeError('truncated');
     return start;
   }
 
@@ -201,7 +210,7 @@ export class MsgpackCursor {
   }
 
   private byte(): number {
-    if (this.pos >= this.buf.length) throw new EnvelopeError('truncated');
+    if (this.pos >= this.end) throw new EnvelopeError('truncated');
     return this.buf[this.pos++] as number;
   }
 

@@ -87,7 +87,7 @@ export class InProcessBroker implements Broker, InterestTarget {
   private readonly cursor = new MsgpackCursor();
   private readonly envelope = new Envelope();
   private readonly payload = new Payload();
-  /** Reused buffers: one envelope being written, one record being read (grown for large messages). */
+  /** Reused buffers: one envelope being written, one control record being read (grown for large ones). */
   private out = Buffer.allocUnsafe(64 * 1024);
   private scratch = Buffer.allocUnsafe(64 * 1024);
   private readonly waiting: Waiting[][];
@@ -306,11 +306,12 @@ export class InProcessBroker implements Broker, InterestTarget {
   private readonly receive = (from: number, kind: number, id: number, bytes: Buffer, start: number, len: number): void => {
     this.stats.brokerReceived++;
     this.stats.brokerBytesIn += len;
-    // Copied out of shared memory first: the peer may reuse the space once the record is consumed, and
-    // the hub keeps views of the payload only while it delivers.
+    // Read in place: the record stays in the ring until this returns, and the hub keeps views of the
+    // payload only while it delivers (what it keeps, it copies: history, last message, delta base).
+    if (kind === PUBLISH || kind === DELIVER) return this.message(from, kind, id, bytes, start, start + len);
+    // Control records are rare: read from a private copy, whose views their readers may hand on.
     if (len > this.scratch.length) this.scratch = Buffer.allocUnsafe(len);
     bytes.copy(this.scratch, 0, start, start + len);
-    if (kind === PUBLISH || kind === DELIVER) return this.message(from, kind, id);
     if (kind === ACK) return this.settle(from, id, this.scratch.readDoubleLE(0), true);
     if (kind === INTEREST) return this.routes.add(this.scratch.toString('utf8', 0, len), from);
     if (kind === WITHDRAW) return this.routes.remove(this.scratch.toString('utf8', 0, len), from);
@@ -326,9 +327,9 @@ export class InProcessBroker implements Broker, InterestTarget {
     if (kind === HISTORY_REPLY) return this.historyTaken(id, body);
   };
 
-  /** A PUBLISH to number (this worker owns the topic) or a numbered DELIVER, in `scratch`. */
-  private message(from: number, kind: number, id: number): void {
-    const env = this.envelope.read(this.cursor.reset(this.scratch));
+  /** A PUBLISH to number (this worker owns the topic) or a numbered DELIVER: `bytes[start, end)`. */
+  private message(from: number, kind: number, id: number, bytes: Buffer, start: number, end: number): void {
+    const env = this.envelope.read(this.cursor.reset(bytes, start, end));
     const payload = this.payload.setRaw(env.buf, env.dataStart, env.dataEnd, env.json);
     const now = performance.now();
     if (kind === PUBLISH) {

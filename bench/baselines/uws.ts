@@ -158,9 +158,10 @@ function runThread(t: ThreadSetup): void {
     else send(PUB, owner, topic, JSON.stringify(data));
   });
   link.start((_from, kind, topicLen, bytes, start, len) => {
-    const topic = bytes.subarray(start, start + topicLen);
-    if (kind === FRAME) app.publish(topic, bytes.subarray(start + topicLen, start + len), false);
-    else deliver(topic.toString(), framer.next(topic.toString()), JSON.parse(bytes.toString('utf8', start + topicLen, start + len)));
+    const body = start + topicLen;
+    if (kind === FRAME) return void app.publish(bytes.subarray(start, body), bytes.subarray(body, start + len), false);
+    const topic = bytes.toString('utf8', start, body);
+    deliver(topic, framer.next(topic), JSON.parse(bytes.toString('utf8', body, start + len)));
   });
   parentPort?.postMessage(childApps(app).getDescriptor());
   // An app without a listen socket of its own does not keep the thread's loop alive: this does.
@@ -172,7 +173,6 @@ function runAcceptor(host: string, port: number, threads: number, maxBackpressur
   const mesh = createMesh(threads);
   const counters = SharedCounters.create();
   const acceptor = uWS.App();
-  const workers: Worker[] = [];
   let added = 0;
   for (let index = 0; index < threads; index++) {
     const setup: ThreadSetup = { index, mesh, counters, maxBackpressure, numbering };
@@ -185,7 +185,6 @@ function runAcceptor(host: string, port: number, threads: number, maxBackpressur
       console.error(`uws baseline: thread ${index}:`, err);
       process.exit(1);
     });
-    workers.push(w);
   }
   process.on('SIGTERM', () => process.exit(0));
 }

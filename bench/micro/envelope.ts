@@ -11,14 +11,11 @@ import { Payload } from '../../src/protocol/payload';
 
 const STRINGS = ['prices.eur-usd', '', 'wsgate-7f3a9c21-0', 'socket'];
 
-function best(rounds: number, iterations: number, fn: (i: number) => void): number {
-  let min = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    const t = performance.now();
-    for (let i = 0; i < iterations; i++) fn(i);
-    min = Math.min(min, ((performance.now() - t) * 1e6) / iterations);
-  }
-  return Math.round(min * 10) / 10;
+/** ns per call of `fn` over one round of `iterations`. */
+function round(iterations: number, fn: (i: number) => void): number {
+  const t = performance.now();
+  for (let i = 0; i < iterations; i++) fn(i);
+  return Math.round(((performance.now() - t) * 1e7) / iterations) / 10;
 }
 
 export function runEnvelopeBenchmark(iterations: number): { bufferWriteNs: number; charLoopNs: number; writeEnvelopeNs: number } {
@@ -39,12 +36,12 @@ export function runEnvelopeBenchmark(iterations: number): { bufferWriteNs: numbe
   const envelope = (i: number): void => {
     writeEnvelope(b, STRINGS[0] as string, i, STRINGS[1] as string, 1.7e12, STRINGS[2] as string, 'socket', payload);
   };
-  for (const fn of [bufferWrite, charLoop, envelope]) best(1, iterations, fn);
+  for (const fn of [bufferWrite, charLoop, envelope]) round(iterations, fn);
   const out = { bufferWriteNs: Infinity, charLoopNs: Infinity, writeEnvelopeNs: Infinity };
   for (let r = 0; r < 3; r++) {
-    out.bufferWriteNs = Math.min(out.bufferWriteNs, best(1, iterations, bufferWrite));
-    out.charLoopNs = Math.min(out.charLoopNs, best(1, iterations, charLoop));
-    out.writeEnvelopeNs = Math.min(out.writeEnvelopeNs, best(1, iterations, envelope));
+    out.bufferWriteNs = Math.min(out.bufferWriteNs, round(iterations, bufferWrite));
+    out.charLoopNs = Math.min(out.charLoopNs, round(iterations, charLoop));
+    out.writeEnvelopeNs = Math.min(out.writeEnvelopeNs, round(iterations, envelope));
   }
   return out;
 }

@@ -40,8 +40,12 @@ describe('PositionMemory', () => {
   });
 });
 
-/** The issue's case: subscribe to a quiet topic, leave, two publishes, resume from seq 0. */
-async function quietTopicResume(subscribeUrl: string, publishHttp: string, resumeUrl: string, topic: string): Promise<void> {
+/**
+ * The issue's case: subscribe to a quiet topic, leave, two publishes, resume from seq 0. `received`: on
+ * a broker that numbers on receipt (core NATS), whether the resuming node has both publishes yet (the
+ * publish answers when it is sent, not when the other node has it).
+ */
+async function quietTopicResume(subscribeUrl: string, publishHttp: string, resumeUrl: string, topic: string, received?: () => boolean): Promise<void> {
   const first = await GatewayClient.connect(subscribeUrl);
   const r = await first.sub(topic);
   assert.equal(r.seq, 0);
@@ -49,6 +53,7 @@ async function quietTopicResume(subscribeUrl: string, publishHttp: string, resum
   await sleep(50);
   await publish(publishHttp, topic, 'one');
   await publish(publishHttp, topic, 'two');
+  if (received !== undefined) await eventually('both publishes reached the resuming node', received);
   const again = await GatewayClient.connect(resumeUrl);
   const got: Delivery[] = [];
   again.onDelivery = (d) => got.push(d);
@@ -156,9 +161,10 @@ describe('positions outlive subscribers (nats, two nodes)', { timeout: 30_000 },
   });
 
   it('the quiet-topic resume recovers on the node that held the topic, with publishes from either node', async () => {
-    const a = nodes[0] as { url: string; port: number };
+    const a = nodes[0] as { gateway: Gateway; url: string; port: number };
     const b = nodes[1] as { port: number };
-    await quietTopicResume(a.url, `http://127.0.0.1:${b.port}`, a.url, 'user:nats-other');
+    const atTwo = (topic: string) => (): boolean => a.gateway.hub.get(topic)?.seq === 2;
+    await quietTopicResume(a.url, `http://127.0.0.1:${b.port}`, a.url, 'user:nats-other', atTwo('user:nats-other'));
     await quietTopicResume(a.url, `http://127.0.0.1:${a.port}`, a.url, 'user:nats-same');
   });
 });
